@@ -1,0 +1,7 @@
+/**
+ * The built-in plugins the CLI registers. Each is a folder that uses only the public plugin API
+ * (src/api), exactly as a user's plugin would.
+ */
+import type { PluginModule } from '../src/api/index.js';
+
+export const builtinPlugins: PluginModule[] = [];

@@ -1,0 +1,367 @@
+/**
+ * The public plugin API of taskstats-agent.
+ *
+ * This is the only module a plugin imports from the agent (built-in plugins under plugins/ included).
+ * If a built-in component needs something this module does not offer, the API is incomplete:
+ * extend it here rather than reaching into the host.
+ *
+ * Data model, in one paragraph: a pipeline carries batches of `Sample`s. A sample is one source's
+ * measurement (for the taskstats receiver: one process) described by a `SampleSchema` (which metrics
+ * its `values` hold, in order). Counter values are the growth since the previous sample of the same
+ * source, so any number of samples can be summed by attribute set without counting anything twice.
+ * Processors drop, enrich (add `attributes`) or rewrite samples. After the processors, the host's
+ * metrics stage sums counters per (metric, attribute set) into cumulative OpenTelemetry sums,
+ * keeps the last value of gauges, bounds the number of series, and hands `ResourceMetrics` (the
+ * @opentelemetry/sdk-metrics data model) to every exporter of the pipeline.
+ */
+import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
+
+export type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
+
+// ---------------------------------------------------------------------------------------------
+// Samples: what flows through a pipeline
+// ---------------------------------------------------------------------------------------------
+
+export type AttributeValue = string | number | boolean;
+/** Attribute names follow OpenTelemetry conventions (`process.executable.name`, `k8s.pod.uid`). */
+export type Attributes = Record<string, AttributeValue>;
+
+export type InstrumentKind =
+  /** Monotonic sum. A sample's value is the growth since that source's previous sample. */
+  | 'counter'
+  /** Last value wins (for example peak memory). A sample's value is the current value. */
+  | 'gauge';
+
+export interface MetricDescriptor {
+  /** OpenTelemetry metric name, e.g. `process.cpu.time`. Several descriptors may share a name. */
+  readonly name: string;
+  /** UCUM unit, e.g. `s`, `By`, `{process}`. */
+  readonly unit: string;
+  readonly description: string;
+  readonly instrument: InstrumentKind;
+  /** `int` values are exported as integers, `double` as floating point. */
+  readonly valueType: 'int' | 'double';
+  /**
+   * Attributes fixed for this descriptor and added to the sample's attributes on its data point,
+   * e.g. `{ 'cpu.mode': 'user' }` so that user and system time share one metric name.
+   */
+  readonly pointAttributes?: Attributes;
+  /**
+   * Names of `Sample.pointAttributes` that apply to this metric only (not to the sample's other
+   * metrics), e.g. `['process.exit.code']` for `process.exits`.
+   */
+  readonly samplePointAttributes?: readonly string[];
+}
+
+/** Describes the `values` of the samples that reference it. Create once, share by reference. */
+export interface SampleSchema {
+  /** Stable id, unique among the schemas of one agent, e.g. `taskstats.process`. */
+  readonly id: string;
+  readonly metrics: readonly MetricDescriptor[];
+}
+
+export interface Sample {
+  readonly schema: SampleSchema;
+  /**
+   * The series identity shared by every metric of this sample. Processors may add, change or
+   * delete keys (k8sattributes adds `k8s.pod.uid`; a custom processor may add `team`).
+   *
+   * Treat the object as immutable: to change it, assign a new object
+   * (`s.attributes = { ...s.attributes, team }`). Sources share one attributes object among all
+   * samples of a workload, and the metrics stage caches series lookups per object, which is what
+   * keeps the hot path free of per-sample hashing. Processors should cache their enriched objects
+   * per input object (a WeakMap) for the same reason.
+   */
+  attributes: Attributes;
+  /**
+   * Attributes for the metrics named in each descriptor's `samplePointAttributes` only.
+   * Optional; most samples have none.
+   */
+  pointAttributes?: Attributes;
+  /**
+   * Descriptive attributes that are not part of the series identity (never exported as
+   * attributes): what processors may match on without creating series, e.g.
+   * `process.command_line`, `process.executable.path`, `process.pid`.
+   */
+  context?: Attributes;
+  /** Aligned with `schema.metrics`: counters carry growth, gauges the current value. */
+  values: Float64Array;
+  /**
+   * True on the last sample of a source (the process ended). The metrics stage uses it to expire
+   * series that only this source fed (per-process mode) after the configured time.
+   */
+  final: boolean;
+  /** Time the values were taken, milliseconds since the epoch. */
+  timeMs: number;
+  /**
+   * Source-specific detail for processors that know the source (the taskstats receiver puts its
+   * TaskRecord here). Processors that only need attributes ignore it.
+   */
+  detail?: unknown;
+}
+
+/** A batch is a plain array; processors may return the same array (mutated) or a new one. */
+export type SampleBatch = Sample[];
+
+/**
+ * Attribute names shared by sources and processors. A source that knows them sets them; the
+ * built-in processors read them.
+ */
+export const ATTR = {
+  /** Data-point attribute: the executable's name (taskstats: ac_comm). */
+  EXECUTABLE_NAME: 'process.executable.name',
+  /** Data-point attribute: the process's cgroup v2 path, e.g. `/kubepods.slice/...`. */
+  CGROUP: 'process.linux.cgroup',
+  /** Data-point attribute in per-process mode. */
+  PID: 'process.pid',
+  /** Data-point attribute in per-process mode: start time, RFC 3339. */
+  START_TIME: 'process.creation.time',
+  /** Point attribute of `process.exits`. */
+  EXIT_CODE: 'process.exit.code',
+  /** Context (not exported): the full command line, when the source reads it. */
+  COMMAND_LINE: 'process.command_line',
+  /** Context (not exported): the executable's path, when the source reads it. */
+  EXECUTABLE_PATH: 'process.executable.path',
+  /** Context (not exported): pid of the process a sample came from. */
+  CONTEXT_PID: 'process.pid',
+} as const;
+
+// ---------------------------------------------------------------------------------------------
+// Components
+// ---------------------------------------------------------------------------------------------
+
+export type ComponentKind = 'receiver' | 'processor' | 'exporter';
+
+/** Component ids are `type[/name]` as in the OpenTelemetry Collector: `filter`, `filter/shells`. */
+export type ComponentId = string;
+
+export interface Component {
+  /** Called once, exporters first, receivers last. Throwing fails the agent's start. */
+  start(): Promise<void>;
+  /** Called once, receivers first, exporters last. Must release every handle (timers, sockets). */
+  shutdown(): Promise<void>;
+}
+
+/** Where a receiver delivers what it produces. Provided by the host. */
+export interface Consumer {
+  /**
+   * Hand a batch to the pipeline(s). Never throws, never blocks: the host contains failures of
+   * later components and counts what they dropped. The batch array belongs to the pipeline
+   * afterwards (do not reuse it); the samples in it likewise.
+   */
+  consume(batch: SampleBatch): void;
+  /**
+   * A collection cycle is complete (the receiver's `collection_interval`): the metrics stage
+   * exports now. This is what gives the agent its cadence.
+   */
+  collectionDone(): void;
+}
+
+export interface Receiver extends Component {}
+
+export interface Processor extends Component {
+  /**
+   * Return the samples that continue (the same array mutated, or a new one). Samples not returned
+   * are counted as dropped by the host with reason `filtered`. May return a promise, but a
+   * processor that waits on something slow (an API) should not: pass samples with what is known.
+   * Throwing drops the whole batch, counted with reason `processor_error`; the pipeline goes on.
+   */
+  process(batch: SampleBatch): SampleBatch | Promise<SampleBatch>;
+}
+
+export interface Exporter extends Component {
+  /** Which temporality this exporter wants its sums in. Read once, after create(). */
+  readonly temporality: 'cumulative' | 'delta';
+  /**
+   * Send one collection's metrics. Resolve when sent (or queued by the exporter's own retry
+   * queue); reject when it failed for good. The host counts points sent and failed, and one
+   * exporter's failure never holds back the others.
+   */
+  export(metrics: ResourceMetrics): Promise<void>;
+  /** Send whatever is queued; called before shutdown. */
+  forceFlush(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Self-telemetry and logging, handed to each component
+// ---------------------------------------------------------------------------------------------
+
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  /** Identical messages (same msg and `key`) are rate-limited by the host. */
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/**
+ * A component's own counters, exported under the agent's scope as
+ * `otelcol`-style self-metrics (see docs/metrics.md) and served at /metrics.
+ * Accepted, dropped (host-side), sent and failed are counted by the host already;
+ * a component reports what only it can see.
+ */
+export interface ComponentTelemetry {
+  /** Count items dropped inside the component, with a short snake_case reason. */
+  dropped(count: number, reason: string): void;
+  /** A monotonic counter of the component's own, e.g. `exits_lost`. Name in snake_case. */
+  counter(name: string, description: string, unit?: string): { add(value: number, attributes?: Attributes): void };
+  /** A gauge read at collection time, e.g. a queue's size. */
+  gauge(name: string, description: string, read: () => number, unit?: string): void;
+}
+
+export interface ComponentContext {
+  /** The component id as configured, e.g. `filter/shells`. */
+  readonly id: ComponentId;
+  readonly logger: Logger;
+  readonly telemetry: ComponentTelemetry;
+}
+
+export interface ReceiverContext extends ComponentContext {
+  /** Where to send samples: the first processor of every pipeline this receiver is part of. */
+  readonly next: Consumer;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Factories and configuration
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A JSON Schema (draft 2020-12, validated with ajv) describing a component's configuration.
+ * The host rejects unknown keys by itself (it sets `additionalProperties: false` on every object
+ * schema that does not say otherwise) and reports every error with its config path and line.
+ *
+ * Two extra keywords, converted by the host before create() sees the config:
+ *  - `duration: true` on a string: `10s`, `500ms`, `1m`, `1h30m` -> number of milliseconds.
+ *    Optional `minMs` / `maxMs` bounds.
+ *  - `size: true` on a string or integer: `8MiB`, `512KiB`, `1GB`, `4096` -> number of bytes.
+ *    Optional `minBytes` / `maxBytes` bounds.
+ * Use `durationSchema()` and `sizeSchema()` below instead of writing them by hand.
+ */
+export type ConfigSchema = Record<string, unknown>;
+
+export type Stability = 'development' | 'alpha' | 'beta' | 'stable';
+
+interface FactoryBase<TConfig> {
+  /** The type name used in configuration ids, e.g. `filter`. Lowercase, [a-z0-9_]. */
+  readonly type: string;
+  readonly kind: ComponentKind;
+  /** One line, shown by `taskstats-agent components`. */
+  readonly description: string;
+  readonly stability: Stability;
+  /** Defaults; the user's config is deep-merged over a fresh copy of it. */
+  defaultConfig(): TConfig;
+  readonly configSchema: ConfigSchema;
+  /**
+   * Checks of meaning that a schema cannot express. Return one message per problem; the host
+   * prefixes each with the component's config path. Patterns that do not compile belong here.
+   */
+  validate?(config: TConfig): ConfigProblem[];
+}
+
+export interface ConfigProblem {
+  /** Path below the component's config, e.g. `include.commands[2]`; empty for the whole. */
+  path: string;
+  message: string;
+}
+
+export interface ReceiverFactory<TConfig = any> extends FactoryBase<TConfig> {
+  readonly kind: 'receiver';
+  create(ctx: ReceiverContext, config: TConfig): Receiver | Promise<Receiver>;
+}
+
+export interface ProcessorFactory<TConfig = any> extends FactoryBase<TConfig> {
+  readonly kind: 'processor';
+  create(ctx: ComponentContext, config: TConfig): Processor | Promise<Processor>;
+}
+
+export interface ExporterFactory<TConfig = any> extends FactoryBase<TConfig> {
+  readonly kind: 'exporter';
+  create(ctx: ComponentContext, config: TConfig): Exporter | Promise<Exporter>;
+}
+
+export type ComponentFactory = ReceiverFactory | ProcessorFactory | ExporterFactory;
+
+/**
+ * What a plugin module exports: `export default definePlugin({ factories: [...] })`.
+ * Named in the config's top-level `plugins:` list by file path (relative to the config file) or
+ * package name.
+ */
+export interface PluginModule {
+  readonly factories: readonly ComponentFactory[];
+  /**
+   * Extra CLI sub-commands this plugin offers (`taskstats-agent <name> ...`), e.g. the taskstats
+   * receiver's `pid` and `exits`. Only built-in plugins' commands are reachable from the CLI.
+   */
+  readonly commands?: readonly CliCommand[];
+}
+
+export interface CliCommand {
+  readonly name: string;
+  /** One line for `taskstats-agent --help`. */
+  readonly summary: string;
+  /** Full usage text for `taskstats-agent <name> --help`. */
+  readonly usage: string;
+  /** Runs the command; resolves to the process exit code. argv excludes the command name. */
+  run(argv: string[]): Promise<number>;
+}
+
+/** Identity helper that gives plugin authors type checking. */
+export function definePlugin(plugin: PluginModule): PluginModule {
+  return plugin;
+}
+
+export function defineReceiver<T>(f: ReceiverFactory<T>): ReceiverFactory<T> {
+  return f;
+}
+export function defineProcessor<T>(f: ProcessorFactory<T>): ProcessorFactory<T> {
+  return f;
+}
+export function defineExporter<T>(f: ExporterFactory<T>): ExporterFactory<T> {
+  return f;
+}
+
+/** Schema for a duration option; the component receives milliseconds. */
+export function durationSchema(opts: { minMs?: number; maxMs?: number; description?: string } = {}): ConfigSchema {
+  return { type: 'string', duration: true, ...opts };
+}
+
+/** Schema for a size option; the component receives bytes. */
+export function sizeSchema(opts: { minBytes?: number; maxBytes?: number; description?: string } = {}): ConfigSchema {
+  return { type: ['string', 'integer'], size: true, ...opts };
+}
+
+/** Parse `10s`, `500ms`, `1m`, `1h30m`, `2.5s` into milliseconds; undefined when malformed. */
+export function parseDuration(text: string): number | undefined {
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/y;
+  const unitMs: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const s = text.trim();
+  if (s === '' ) return undefined;
+  if (s === '0') return 0;
+  let total = 0;
+  re.lastIndex = 0;
+  while (re.lastIndex < s.length) {
+    const start = re.lastIndex;
+    const m = re.exec(s);
+    if (!m || m.index !== start) return undefined;
+    total += Number(m[1]) * unitMs[m[2]!]!;
+  }
+  return total;
+}
+
+/** Parse `8MiB`, `512KiB`, `1GB`, `4096` (bytes) into a byte count; undefined when malformed. */
+export function parseSize(text: string | number): number | undefined {
+  if (typeof text === 'number') return Number.isInteger(text) && text >= 0 ? text : undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB|k|K|M|G)?\s*$/.exec(text);
+  if (!m) return undefined;
+  const mult: Record<string, number> = {
+    B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4,
+    KB: 1000, MB: 1000 ** 2, GB: 1000 ** 3, TB: 1000 ** 4, k: 1024, K: 1024, M: 1024 ** 2, G: 1024 ** 3,
+  };
+  return Math.floor(Number(m[1]) * mult[m[2] ?? 'B']!);
+}
+
+/** Split a component id `type[/name]`. */
+export function parseComponentId(id: string): { type: string; name?: string } {
+  const slash = id.indexOf('/');
+  return slash < 0 ? { type: id } : { type: id.slice(0, slash), name: id.slice(slash + 1) };
+}
