@@ -1,0 +1,86 @@
+/**
+ * libc functions the receiver calls directly through koffi, where libnl does not fit:
+ * recv() so that ENOBUFS (kernel dropped events) is visible through errno (libnl maps it to
+ * NLE_NOMEM), setsockopt(SO_RCVBUFFORCE) for buffers above net.core.rmem_max, and a raw
+ * NETLINK_CONNECTOR socket for process events.
+ *
+ * Buffers are declared as plain `void *` parameters: koffi passes a Buffer's memory directly,
+ * which is cheaper than _Out_ marshalling (see taskstats-facts.md).
+ */
+import koffi from 'koffi';
+
+export const AF_NETLINK = 16;
+export const SOCK_DGRAM = 2;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SOCK_NONBLOCK = 0o4000;
+export const NETLINK_CONNECTOR = 11;
+export const SOL_SOCKET = 1;
+export const SOL_NETLINK = 270;
+export const SO_RCVBUF = 8;
+export const SO_RCVBUFFORCE = 33;
+export const MSG_DONTWAIT = 0x40;
+export const MSG_TRUNC = 0x20;
+export const NETLINK_NO_ENOBUFS = 5;
+
+export const EAGAIN = 11;
+export const EINTR = 4;
+export const ENOBUFS = 105;
+export const EPERM = 1;
+export const ESRCH = 3;
+export const EINVAL = 22;
+
+export interface Libc {
+  socket(domain: number, type: number, protocol: number): number;
+  bind(fd: number, addr: Buffer, len: number): number;
+  send(fd: number, buf: Buffer, len: number, flags: number): number;
+  recv(fd: number, buf: Buffer, len: number, flags: number): number;
+  setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
+  getsockopt(fd: number, level: number, name: number, value: Buffer, len: Buffer): number;
+  close(fd: number): number;
+  strerror(errnum: number): string;
+  /** errno of the last call made through koffi on this thread. */
+  errno(): number;
+}
+
+let cached: Libc | undefined;
+
+/** Loads libc once. Throws only if libc itself cannot be loaded (not a supported system). */
+export function libc(): Libc {
+  if (cached) return cached;
+  const lib = koffi.load('libc.so.6');
+  const socket = lib.func('int socket(int domain, int type, int protocol)');
+  const bind = lib.func('int bind(int fd, void *addr, uint32_t len)');
+  const send = lib.func('intptr_t send(int fd, void *buf, size_t len, int flags)');
+  const recv = lib.func('intptr_t recv(int fd, void *buf, size_t len, int flags)');
+  const setsockopt = lib.func('int setsockopt(int fd, int level, int name, void *value, uint32_t len)');
+  const getsockopt = lib.func('int getsockopt(int fd, int level, int name, void *value, void *len)');
+  const close = lib.func('int close(int fd)');
+  const strerror = lib.func('const char *strerror(int errnum)');
+  cached = {
+    socket: (d, t, p) => socket(d, t, p) as number,
+    bind: (fd, a, l) => bind(fd, a, l) as number,
+    send: (fd, b, l, f) => Number(send(fd, b, l, f)),
+    recv: (fd, b, l, f) => Number(recv(fd, b, l, f)),
+    setsockopt: (fd, lv, n, v, l) => setsockopt(fd, lv, n, v, l) as number,
+    getsockopt: (fd, lv, n, v, l) => getsockopt(fd, lv, n, v, l) as number,
+    close: (fd) => close(fd) as number,
+    strerror: (e) => strerror(e) as string,
+    errno: () => koffi.errno(),
+  };
+  return cached;
+}
+
+/** Sets an int socket option; returns 0 or the errno. */
+export function setIntSockopt(c: Libc, fd: number, level: number, name: number, value: number): number {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(value, 0);
+  return c.setsockopt(fd, level, name, b, 4) === 0 ? 0 : c.errno();
+}
+
+/** Reads an int socket option; returns undefined on error. */
+export function getIntSockopt(c: Libc, fd: number, level: number, name: number): number | undefined {
+  const v = Buffer.alloc(4);
+  const l = Buffer.alloc(4);
+  l.writeUInt32LE(4, 0);
+  return c.getsockopt(fd, level, name, v, l) === 0 ? v.readInt32LE(0) : undefined;
+}
