@@ -3,5 +3,6 @@
  * (src/api), exactly as a user's plugin would.
  */
 import type { PluginModule } from '../src/api/index.js';
+import filter from './filter/index.js';
 
-export const builtinPlugins: PluginModule[] = [];
+export const builtinPlugins: PluginModule[] = [filter];

@@ -1,0 +1,14 @@
+import { defineProcessor } from '../../src/api/index.js';
+import { defaultFilterConfig, filterConfigSchema, validateFilterConfig, type FilterConfig } from './config.js';
+import { FilterProcessor } from './processor.js';
+
+export const filterFactory = defineProcessor<FilterConfig>({
+  type: 'filter',
+  kind: 'processor',
+  description: 'Keeps or drops samples by command name, command line or cgroup path (strict, regexp or glob patterns)',
+  stability: 'beta',
+  defaultConfig: defaultFilterConfig,
+  configSchema: filterConfigSchema,
+  validate: validateFilterConfig,
+  create: (ctx, config) => new FilterProcessor(ctx, config),
+});

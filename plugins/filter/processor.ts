@@ -1,0 +1,87 @@
+import { ATTR, type Attributes, type ComponentContext, type Processor, type Sample, type SampleBatch } from '../../src/api/index.js';
+import { compileBlock, type CompiledBlock, type FilterConfig } from './config.js';
+
+/**
+ * Keeps the samples that match `include` (when set) and do not match `exclude` (when set).
+ *
+ * Within one list the patterns are alternatives (OR). When a block has both `commands` and
+ * `cgroups`, a sample must match both (AND), as the OpenTelemetry Collector's filterprocessor
+ * match properties do. A sample without the attribute a list needs does not match that list.
+ *
+ * Cost: the decision depends only on the sample's attributes object (shared by every sample of a
+ * workload) unless a block matches command lines, so it is computed once per attributes object
+ * and cached in a WeakMap; each later sample costs one WeakMap lookup.
+ */
+export class FilterProcessor implements Processor {
+  private readonly include?: CompiledBlock;
+  private readonly exclude?: CompiledBlock;
+  private readonly usesCommandLine: boolean;
+  private decisions = new WeakMap<Attributes, boolean>();
+
+  constructor(private readonly ctx: ComponentContext, config: FilterConfig) {
+    const problems: { path: string; message: string }[] = [];
+    if (config.include) this.include = compileBlock(config.include, 'include', problems);
+    if (config.exclude) this.exclude = compileBlock(config.exclude, 'exclude', problems);
+    if (problems.length > 0) {
+      // The host validates before create(); reaching this means it was bypassed.
+      throw new Error(`${ctx.id}: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`);
+    }
+    this.usesCommandLine = !!(this.include?.matchCommandLine || this.exclude?.matchCommandLine);
+  }
+
+  async start(): Promise<void> {
+    this.ctx.logger.debug('filter ready', {
+      include: !!this.include,
+      exclude: !!this.exclude,
+      match_command_line: this.usesCommandLine,
+    });
+  }
+
+  async shutdown(): Promise<void> {
+    this.decisions = new WeakMap();
+  }
+
+  process(batch: SampleBatch): SampleBatch {
+    let kept = 0;
+    for (let i = 0; i < batch.length; i++) {
+      const sample = batch[i]!;
+      if (this.passes(sample)) batch[kept++] = sample;
+    }
+    batch.length = kept;
+    return batch;
+  }
+
+  /** True when the sample continues down the pipeline. */
+  passes(sample: Sample): boolean {
+    if (this.usesCommandLine) return this.decide(sample.attributes, sample.context);
+    let decision = this.decisions.get(sample.attributes);
+    if (decision === undefined) {
+      decision = this.decide(sample.attributes, undefined);
+      this.decisions.set(sample.attributes, decision);
+    }
+    return decision;
+  }
+
+  private decide(attributes: Attributes, context: Attributes | undefined): boolean {
+    if (this.include && !blockMatches(this.include, attributes, context)) return false;
+    if (this.exclude && blockMatches(this.exclude, attributes, context)) return false;
+    return true;
+  }
+}
+
+function blockMatches(block: CompiledBlock, attributes: Attributes, context: Attributes | undefined): boolean {
+  if (!block.commands.empty) {
+    const command = attributes[ATTR.EXECUTABLE_NAME];
+    let hit = typeof command === 'string' && block.commands.matches(command);
+    if (!hit && block.matchCommandLine) {
+      const commandLine = context?.[ATTR.COMMAND_LINE];
+      hit = typeof commandLine === 'string' && commandLine !== '' && block.commands.matches(commandLine);
+    }
+    if (!hit) return false;
+  }
+  if (!block.cgroups.empty) {
+    const cgroup = attributes[ATTR.CGROUP];
+    if (typeof cgroup !== 'string' || !block.cgroups.matches(cgroup)) return false;
+  }
+  return true;
+}
