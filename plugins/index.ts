@@ -4,5 +4,6 @@
  */
 import type { PluginModule } from '../src/api/index.js';
 import filter from './filter/index.js';
+import k8sattributes from './k8sattributes/index.js';
 
-export const builtinPlugins: PluginModule[] = [filter];
+export const builtinPlugins: PluginModule[] = [filter, k8sattributes];

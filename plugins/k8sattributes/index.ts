@@ -1,0 +1,9 @@
+import { definePlugin } from '../../src/api/index.js';
+import { k8sAttributesFactory } from './factory.js';
+
+export { k8sAttributesFactory } from './factory.js';
+export { K8sAttributesProcessor } from './processor.js';
+export { parseCgroupPath, type CgroupIdentity, type QosClass } from './cgroup.js';
+export type { K8sAttributesConfig } from './config.js';
+
+export default definePlugin({ factories: [k8sAttributesFactory] });

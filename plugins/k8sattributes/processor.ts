@@ -1,0 +1,155 @@
+import { existsSync } from 'node:fs';
+import { homedir, hostname } from 'node:os';
+import { join } from 'node:path';
+import { ATTR, type Attributes, type ComponentContext, type Processor, type SampleBatch } from '../../src/api/index.js';
+import { parseCgroupPath } from './cgroup.js';
+import type { K8sAttributesConfig } from './config.js';
+import { PodInfoBuilder, PodStore, type PodInfo } from './pods.js';
+import { PodWatcher } from './watcher.js';
+
+/** What the cgroup path alone gives, kept per distinct path. */
+interface CgroupFacts {
+  podUid?: string;
+  containerId?: string;
+  /** Attributes to add (already filtered by `extract.metadata`); undefined when none. */
+  attributes?: Attributes;
+}
+
+/** The enriched attributes for one input attributes object, and what they were built from. */
+interface Enrichment {
+  output: Attributes;
+  podUid?: string;
+  /** The PodInfo used (undefined if the pod was unknown): a different one in the store means stale. */
+  pod?: PodInfo;
+}
+
+const CGROUP_CACHE_LIMIT = 16384;
+
+/**
+ * Adds Kubernetes attributes to samples from their cgroup path and, when the API is reachable,
+ * from the pods of this node. process() is synchronous and never waits for the API: a sample
+ * gets what is known at that moment.
+ *
+ * Cost per sample: one WeakMap lookup per attributes object (shared by a workload's samples) plus
+ * one Map lookup that tells whether the pod's metadata changed since the enrichment was built.
+ */
+export class K8sAttributesProcessor implements Processor {
+  readonly store: PodStore;
+  watcher?: PodWatcher;
+  private readonly want: Set<string>;
+  private readonly cgroupFacts = new Map<string, CgroupFacts | null>();
+  private enriched = new WeakMap<Attributes, Enrichment>();
+  private readonly podsNotFound: { add(v: number): void };
+
+  constructor(private readonly ctx: ComponentContext, private readonly config: K8sAttributesConfig) {
+    this.want = new Set(config.extract.metadata);
+    this.store = new PodStore(new PodInfoBuilder(config), config.pod_delete_grace);
+    this.podsNotFound = ctx.telemetry.counter(
+      'k8s_pods_not_found',
+      'Workloads whose pod UID (from the cgroup) was not among the known pods when first seen',
+      '{workload}',
+    );
+  }
+
+  async start(): Promise<void> {
+    const { config, ctx } = this;
+    let auth = config.auth_type;
+    if (auth === 'auto') {
+      auth = process.env.KUBERNETES_SERVICE_HOST ? 'serviceAccount' : 'none';
+      ctx.logger.info(`auth_type auto: using ${auth}`, { reason: auth === 'none' ? 'KUBERNETES_SERVICE_HOST is not set' : 'running in a pod' });
+    }
+    if (auth === 'none') return;
+    const k8s = await import('@kubernetes/client-node');
+    const kubeConfig = new k8s.KubeConfig();
+    if (auth === 'serviceAccount') {
+      if (!process.env.KUBERNETES_SERVICE_HOST || !process.env.KUBERNETES_SERVICE_PORT) {
+        throw new Error(`${ctx.id}: auth_type serviceAccount needs KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT (set in every pod); use auth_type kubeConfig outside a cluster`);
+      }
+      kubeConfig.loadFromCluster();
+    } else {
+      const path = config.kube_config_path ?? process.env.KUBECONFIG?.split(':')[0] ?? join(homedir(), '.kube', 'config');
+      if (!existsSync(path)) throw new Error(`${ctx.id}: kubeconfig ${path} does not exist`);
+      kubeConfig.loadFromFile(path);
+      if (config.kube_config_context) {
+        if (!kubeConfig.getContextObject(config.kube_config_context)) {
+          throw new Error(`${ctx.id}: kubeconfig ${path} has no context "${config.kube_config_context}"`);
+        }
+        kubeConfig.setCurrentContext(config.kube_config_context);
+      }
+      if (!kubeConfig.getCurrentCluster()) throw new Error(`${ctx.id}: kubeconfig ${path} has no cluster for its current context`);
+    }
+    let nodeName = config.filter.node ?? process.env[config.filter.node_from_env_var];
+    if (!nodeName) {
+      nodeName = hostname();
+      ctx.logger.warn(`no node name in filter.node or $${config.filter.node_from_env_var}; assuming the host name`, { node: nodeName });
+    }
+    this.watcher = new PodWatcher({
+      kubeConfig,
+      nodeName,
+      store: this.store,
+      logger: ctx.logger,
+      telemetry: ctx.telemetry,
+      listTimeoutMs: config.api_timeout,
+    });
+    await this.watcher.start();
+  }
+
+  async shutdown(): Promise<void> {
+    await this.watcher?.stop();
+    this.store.close();
+    this.enriched = new WeakMap();
+  }
+
+  process(batch: SampleBatch): SampleBatch {
+    const store = this.store;
+    for (let i = 0; i < batch.length; i++) {
+      const sample = batch[i]!;
+      const input = sample.attributes;
+      let e = this.enriched.get(input);
+      if (e === undefined || (e.podUid !== undefined && e.pod !== store.get(e.podUid))) {
+        e = this.enrich(input);
+        this.enriched.set(input, e);
+      }
+      sample.attributes = e.output;
+    }
+    return batch;
+  }
+
+  /** Attributes for one input object (exported for the benchmark and tests). */
+  enrich(input: Attributes): Enrichment {
+    const cgroup = input[ATTR.CGROUP];
+    if (typeof cgroup !== 'string' || cgroup === '') return { output: input };
+    const facts = this.factsFor(cgroup);
+    if (!facts) return { output: input };
+    const pod = facts.podUid !== undefined ? this.store.get(facts.podUid) : undefined;
+    if (facts.podUid !== undefined && !pod && this.watcher) this.podsNotFound.add(1);
+    const container = pod && facts.containerId !== undefined ? pod.containers.get(facts.containerId) : undefined;
+    if (!facts.attributes && !pod) return { output: input, podUid: facts.podUid, pod };
+    const output: Attributes = { ...input, ...facts.attributes, ...pod?.podAttributes, ...container };
+    return { output, podUid: facts.podUid, pod };
+  }
+
+  private factsFor(cgroup: string): CgroupFacts | null {
+    let facts = this.cgroupFacts.get(cgroup);
+    if (facts === undefined) {
+      const id = parseCgroupPath(cgroup);
+      if (!id) {
+        facts = null;
+      } else {
+        const attrs: Attributes = {};
+        if (id.containerId !== undefined && this.want.has('container.id')) attrs['container.id'] = id.containerId;
+        if (id.runtime !== undefined && this.want.has('container.runtime.name')) attrs['container.runtime.name'] = id.runtime;
+        if (id.podUid !== undefined && this.want.has('k8s.pod.uid')) attrs['k8s.pod.uid'] = id.podUid;
+        if (id.qosClass !== undefined && this.want.has('k8s.pod.qos_class')) attrs['k8s.pod.qos_class'] = id.qosClass;
+        facts = {
+          podUid: id.podUid,
+          containerId: id.containerId,
+          attributes: Object.keys(attrs).length > 0 ? attrs : undefined,
+        };
+      }
+      if (this.cgroupFacts.size >= CGROUP_CACHE_LIMIT) this.cgroupFacts.clear();
+      this.cgroupFacts.set(cgroup, facts);
+    }
+    return facts;
+  }
+}

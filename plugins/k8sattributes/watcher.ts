@@ -1,0 +1,144 @@
+/**
+ * Keeps a PodStore current with the pods of one node: list, then watch from the list's
+ * resourceVersion (@kubernetes/client-node's ListWatch, the informer of that library).
+ *
+ * Nothing here ever blocks the data path: start() only schedules the first list. When the watch
+ * breaks, it resumes from the last resourceVersion seen; when the server answers 410 Gone
+ * (resourceVersion too old), ListWatch lists again; when anything else fails (API down, list
+ * timeout, connection reset), we restart after a backoff (1 s doubling to 30 s).
+ */
+import type { KubeConfig, ListWatch, V1Pod, V1PodList } from '@kubernetes/client-node';
+import type { ComponentTelemetry, Logger } from '../../src/api/index.js';
+import type { PodObject, PodStore } from './pods.js';
+
+export interface PodWatcherOptions {
+  kubeConfig: KubeConfig;
+  nodeName: string;
+  store: PodStore;
+  logger: Logger;
+  telemetry: ComponentTelemetry;
+  /** Timeout of one list request, ms. */
+  listTimeoutMs: number;
+  /** First retry delay after a failure, ms; doubles up to maxRetryMs. */
+  retryBaseMs?: number;
+  maxRetryMs?: number;
+}
+
+export class PodWatcher {
+  private informer?: ListWatch<V1Pod>;
+  private retryTimer?: NodeJS.Timeout;
+  private retryMs: number;
+  private stopped = false;
+  private readonly events: { add(v: number, a?: Record<string, string>): void };
+  private readonly lists: { add(v: number): void };
+  private readonly errors: { add(v: number): void };
+  /** Lists completed; tests and logs use it to tell a relist from a resumed watch. */
+  listCount = 0;
+  /** Watch (re)connections attempted. */
+  connectCount = 0;
+
+  constructor(private readonly opts: PodWatcherOptions) {
+    this.retryMs = opts.retryBaseMs ?? 1000;
+    this.events = opts.telemetry.counter('k8s_watch_events', 'Pod events received from the Kubernetes API, by type', '{event}');
+    this.lists = opts.telemetry.counter('k8s_pod_lists', 'Pod lists requested from the Kubernetes API (first list and relists)', '{request}');
+    this.errors = opts.telemetry.counter('k8s_api_errors', 'Failed Kubernetes API requests and broken watches', '{error}');
+    opts.telemetry.gauge('k8s_pods', 'Pods of this node known to the processor (incl. recently deleted)', () => opts.store.size, '{pod}');
+  }
+
+  /** Begins listing and watching in the background; never waits for the API. */
+  async start(): Promise<void> {
+    const k8s = await import('@kubernetes/client-node');
+    const { kubeConfig, nodeName, store, logger, listTimeoutMs } = this.opts;
+    const api = kubeConfig.makeApiClient(k8s.CoreV1Api);
+    const fieldSelector = `spec.nodeName=${nodeName}`;
+
+    // The watch asks for bookmarks (cheap resumption points) and a server-side timeout, as
+    // client-go's reflector does, so a quiet node still advances its resourceVersion.
+    class BookmarkWatch extends k8s.Watch {
+      override watch(path: string, params: Record<string, unknown>, cb: (phase: string, apiObj: any, watchObj?: any) => void, done: (err: any) => void) {
+        const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
+        return super.watch(path, { ...params, allowWatchBookmarks: true, timeoutSeconds }, cb, done);
+      }
+    }
+    const listFn = async (): Promise<V1PodList> => {
+      this.lists.add(1);
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`listing pods timed out after ${listTimeoutMs} ms`)), listTimeoutMs);
+        timer.unref();
+      });
+      try {
+        const list = await Promise.race([api.listPodForAllNamespaces({ fieldSelector }), timeout]);
+        this.listCount++;
+        this.retryMs = this.opts.retryBaseMs ?? 1000;
+        logger.info('listed pods of this node', { node: nodeName, pods: list.items.length, resourceVersion: list.metadata?.resourceVersion });
+        return list;
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    const informer = new k8s.ListWatch<V1Pod>('/api/v1/pods', new BookmarkWatch(kubeConfig), listFn, false, undefined, fieldSelector);
+    informer.on('add', (pod) => {
+      this.events.add(1, { type: 'added' });
+      store.upsert(pod as PodObject);
+    });
+    informer.on('update', (pod) => {
+      this.events.add(1, { type: 'modified' });
+      store.upsert(pod as PodObject);
+    });
+    informer.on('delete', (pod) => {
+      this.events.add(1, { type: 'deleted' });
+      store.delete(pod as PodObject);
+    });
+    informer.on('connect', () => {
+      this.connectCount++;
+    });
+    informer.on('error', (err) => {
+      this.errors.add(1);
+      if (this.stopped) return;
+      logger.warn('Kubernetes API: pod list/watch failed; samples keep flowing with cgroup-derived attributes, retrying', {
+        error: describe(err),
+        retryInMs: this.retryMs,
+      });
+      this.scheduleRestart();
+    });
+    this.informer = informer;
+    this.launch();
+  }
+
+  private launch(): void {
+    this.informer?.start().catch((err) => {
+      // start() rejects only for errors outside the list/watch callbacks (e.g. no cluster in the kubeconfig)
+      this.errors.add(1);
+      this.opts.logger.warn('Kubernetes API: could not start the pod watch, retrying', { error: describe(err) });
+      this.scheduleRestart();
+    });
+  }
+
+  private scheduleRestart(): void {
+    if (this.stopped || this.retryTimer) return;
+    const delay = this.retryMs;
+    this.retryMs = Math.min(this.retryMs * 2, this.opts.maxRetryMs ?? 30_000);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.stopped) this.launch();
+    }, delay);
+    this.retryTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    await this.informer?.stop();
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { statusCode?: number; code?: number | string }).statusCode ?? (err as { code?: unknown }).code;
+    const cause = (err as { cause?: unknown }).cause;
+    return `${err.message}${code !== undefined ? ` (${code})` : ''}${cause instanceof Error ? `: ${cause.message}` : ''}`;
+  }
+  return String(err);
+}
