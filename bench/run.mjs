@@ -1,0 +1,120 @@
+#!/usr/bin/env node
+// `npm run bench`: runs every benchmark in bench/*/ one after another (they share two cores and
+// the kernel's exit stream, so never in parallel) and prints a summary of the ratios each measured
+// against its baseline in the same run.
+//
+// A benchmark is a folder bench/NAME/ with an entry file: bench.mjs (or run.mjs, index.mjs, or
+// main.mjs). It prints what it likes, and reports its results as lines
+//   BENCH_RESULT {"name":"...","value":1.9,"unit":"x","target":"<= 2.5","limit":"<= 3","pass":true,"detail":"..."}
+// "pass" is the hard limit (never above/under); "target" is what it aims for. A benchmark without
+// BENCH_RESULT lines is listed with its exit status only.
+//
+// Usage: node bench/run.mjs [NAME ...]   (only those folders)
+// Results are also written to .cache/bench/last-run.json (machine, date, commit, every result).
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem, release } from 'node:os';
+import { join } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const benchDir = join(root, 'bench');
+const ENTRY_NAMES = ['bench.mjs', 'run.mjs', 'index.mjs', 'main.mjs'];
+// Cheapest and most independent first; the exit storms last (they load the machine the most).
+const ORDER = ['accuracy', 'live', 'receiver', 'exit-storm'];
+
+const wanted = process.argv.slice(2);
+const benches = readdirSync(benchDir)
+  .filter((d) => d !== 'lib' && statSync(join(benchDir, d)).isDirectory())
+  .filter((d) => wanted.length === 0 || wanted.includes(d))
+  .map((d) => ({ name: d, entry: ENTRY_NAMES.map((e) => join(benchDir, d, e)).find((p) => existsSync(p)) }))
+  .filter((b) => b.entry)
+  .sort((a, b) => rank(a.name) - rank(b.name) || a.name.localeCompare(b.name));
+
+function rank(name) {
+  const i = ORDER.indexOf(name);
+  return i < 0 ? ORDER.length : i;
+}
+
+if (process.getuid?.() !== 0) {
+  console.error('bench: the benchmarks need root (taskstats needs CAP_NET_ADMIN; workloads create cgroups)');
+  process.exit(1);
+}
+if (benches.length === 0) {
+  console.error(`bench: no benchmark found${wanted.length ? ` named ${wanted.join(', ')}` : ''} in ${benchDir}`);
+  process.exit(1);
+}
+
+function machine() {
+  const cpuModel = cpus()[0]?.model ?? 'unknown';
+  let commit = 'unknown';
+  let dirty = false;
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+    dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: root, encoding: 'utf8' }).trim() !== '';
+  } catch { /* not a git checkout */ }
+  return {
+    date: new Date().toISOString(),
+    commit: dirty ? `${commit}+changes` : commit,
+    kernel: release(),
+    cpus: `${cpus().length} x ${cpuModel}`,
+    memory: `${Math.round(totalmem() / 2 ** 30)} GiB`,
+    node: process.version,
+  };
+}
+
+function runOne(bench) {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    console.log(`\n=== bench/${bench.name} (${bench.entry.slice(root.length)}) ===`);
+    const child = spawn(process.execPath, [bench.entry], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+    const results = [];
+    let buffered = '';
+    child.stdout.on('data', (d) => {
+      process.stdout.write(d);
+      buffered += d;
+      let nl;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        if (line.startsWith('BENCH_RESULT ')) {
+          try {
+            results.push({ bench: bench.name, ...JSON.parse(line.slice('BENCH_RESULT '.length)) });
+          } catch (e) {
+            results.push({ bench: bench.name, name: 'unparseable BENCH_RESULT', pass: false, detail: String(e) });
+          }
+        }
+      }
+    });
+    child.on('exit', (code, signal) => {
+      resolve({ name: bench.name, code, signal, seconds: (Date.now() - t0) / 1000, results });
+    });
+  });
+}
+
+const info = machine();
+console.log(`taskstats-agent benchmarks: ${info.date}, commit ${info.commit}, Linux ${info.kernel}, ${info.cpus}, ${info.memory}, Node ${info.node}`);
+const runs = [];
+for (const b of benches) runs.push(await runOne(b));
+
+const fmt = (v) => (typeof v === 'number' ? (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2)) : String(v));
+console.log('\n=== summary ===');
+const rows = [['benchmark', 'result', 'value', 'target', 'limit', 'ok']];
+let failed = 0;
+for (const r of runs) {
+  if (r.code !== 0) failed++;
+  if (r.results.length === 0) {
+    rows.push([r.name, r.code === 0 ? '(no BENCH_RESULT lines)' : `exited ${r.code ?? r.signal}`, '', '', '', r.code === 0 ? 'ok' : 'FAIL']);
+  }
+  for (const x of r.results) {
+    if (x.pass === false) failed++;
+    rows.push([r.name, x.name, `${fmt(x.value)}${x.unit ?? ''}`, x.target ?? '', x.limit ?? '', x.pass === false ? 'FAIL' : x.pass === true ? 'ok' : '']);
+  }
+}
+const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => String(row[i]).length)));
+for (const row of rows) console.log(row.map((c, i) => String(c).padEnd(widths[i])).join('  '));
+
+const outDir = join(root, '.cache', 'bench');
+mkdirSync(outDir, { recursive: true });
+writeFileSync(join(outDir, 'last-run.json'), JSON.stringify({ machine: info, runs }, null, 2));
+console.log(`\nresults: ${join(outDir, 'last-run.json')}; record them in docs/performance.md`);
+process.exit(failed ? 1 : 0);
