@@ -1,0 +1,264 @@
+/**
+ * Configuration of the `otlp` exporter: the schema the host validates, and the resolution of the
+ * effective settings from the config and the OTEL_EXPORTER_OTLP_* environment variables.
+ *
+ * Keys that an environment variable can also set have no default in `defaultConfig()`: a value
+ * present in the config is an explicit choice and wins; an absent one falls back to the variable,
+ * then to the default documented in README.md.
+ */
+import { durationSchema, parseDuration, type ConfigProblem, type ConfigSchema } from '../../src/api/index.js';
+
+export type OtlpProtocol = 'http/protobuf' | 'http/json' | 'grpc';
+export const OTLP_PROTOCOLS: readonly OtlpProtocol[] = ['http/protobuf', 'http/json', 'grpc'];
+
+export interface OtlpRetryConfig {
+  enabled?: boolean;
+  /** Milliseconds (the host converts `5s`). */
+  initial_interval?: number | string;
+  max_interval?: number | string;
+  max_elapsed_time?: number | string;
+}
+
+export interface OtlpQueueConfig {
+  enabled?: boolean;
+  queue_size?: number;
+}
+
+export interface OtlpExporterConfig {
+  endpoint?: string | null;
+  metrics_endpoint?: string | null;
+  protocol?: OtlpProtocol;
+  headers?: Record<string, string>;
+  compression?: 'gzip' | 'none';
+  /** Milliseconds (the host converts `10s`). */
+  timeout?: number | string;
+  retry_on_failure?: OtlpRetryConfig;
+  sending_queue?: OtlpQueueConfig;
+  temporality?: 'cumulative' | 'delta';
+}
+
+export const DEFAULTS = {
+  protocol: 'http/protobuf' as OtlpProtocol,
+  compression: 'none' as const,
+  timeoutMs: 10_000,
+  retry: { enabled: true, initialIntervalMs: 5_000, maxIntervalMs: 30_000, maxElapsedTimeMs: 300_000 },
+  queue: { enabled: true, queueSize: 100 },
+  temporality: 'cumulative' as const,
+};
+
+export function defaultOtlpConfig(): OtlpExporterConfig {
+  return {};
+}
+
+const urlSchema = (description: string): ConfigSchema => ({ type: ['string', 'null'], description });
+
+export const otlpConfigSchema: ConfigSchema = {
+  type: 'object',
+  properties: {
+    endpoint: urlSchema('Base URL; /v1/metrics is appended for the HTTP protocols. Empty: see README.'),
+    metrics_endpoint: urlSchema('Full URL of the metrics endpoint; wins over endpoint.'),
+    protocol: { type: 'string', enum: [...OTLP_PROTOCOLS] },
+    headers: { type: 'object', additionalProperties: { type: 'string' } },
+    compression: { type: 'string', enum: ['gzip', 'none'] },
+    timeout: durationSchema({ minMs: 1, description: 'Timeout of one export (all its attempts).' }),
+    retry_on_failure: {
+      type: 'object',
+      properties: {
+        enabled: { type: 'boolean' },
+        initial_interval: durationSchema({ minMs: 1 }),
+        max_interval: durationSchema({ minMs: 1 }),
+        max_elapsed_time: durationSchema({ minMs: 0 }),
+      },
+    },
+    sending_queue: {
+      type: 'object',
+      properties: {
+        enabled: { type: 'boolean' },
+        queue_size: { type: 'integer', minimum: 1 },
+      },
+    },
+    temporality: { type: 'string', enum: ['cumulative', 'delta'] },
+  },
+};
+
+/** A config or environment value that is not an http(s) URL, as a message naming what holds it. */
+export function checkUrl(value: string, where: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return `${where}: "${value}" is not a URL (expected e.g. http://collector:4318)`;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return `${where}: "${value}" must use http:// or https://`;
+  }
+  return undefined;
+}
+
+export function validateOtlpConfig(config: OtlpExporterConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const key of ['endpoint', 'metrics_endpoint'] as const) {
+    const value = config[key];
+    if (value == null || value === '') continue;
+    const message = checkUrl(value, key);
+    if (message) problems.push({ path: key, message: message.slice(key.length + 2) });
+  }
+  const retry = config.retry_on_failure;
+  if (retry) {
+    const initial = toMs(retry.initial_interval);
+    const max = toMs(retry.max_interval);
+    if (initial !== undefined && max !== undefined && initial > max) {
+      problems.push({ path: 'retry_on_failure.initial_interval', message: 'must not exceed max_interval' });
+    }
+  }
+  return problems;
+}
+
+/** Durations arrive as milliseconds from the host; strings are accepted too (defensive). */
+export function toMs(value: number | string | undefined | null): number | undefined {
+  if (value == null) return undefined;
+  if (typeof value === 'number') return value;
+  return parseDuration(value);
+}
+
+export interface ResolvedOtlpSettings {
+  /** Undefined when no endpoint is configured anywhere: the exporter is idle. */
+  url: string | undefined;
+  /** Which key or variable the URL came from (for messages). */
+  urlSource: string;
+  protocol: OtlpProtocol;
+  headers: Record<string, string>;
+  compression: 'gzip' | 'none';
+  timeoutMs: number;
+  retry: { enabled: boolean; initialIntervalMs: number; maxIntervalMs: number; maxElapsedTimeMs: number };
+  queue: { enabled: boolean; queueSize: number };
+  temporality: 'cumulative' | 'delta';
+}
+
+export class OtlpConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+function envValue(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+/** `k1=v1,k2=v2` with percent-encoded values (the OTEL_EXPORTER_OTLP_HEADERS format). */
+export function parseHeaderList(text: string | undefined, where: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!text) return out;
+  for (const part of text.split(',')) {
+    if (part.trim() === '') continue;
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new OtlpConfigError(`${where}: entry without "key=value" (value not shown)`);
+    const key = part.slice(0, eq).trim();
+    let value = part.slice(eq + 1).trim();
+    try {
+      value = decodeURIComponent(value);
+    } catch {
+      /* keep the raw value: the spec allows it */
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+function appendMetricsPath(base: string): string {
+  return base.endsWith('/') ? `${base}v1/metrics` : `${base}/v1/metrics`;
+}
+
+/**
+ * The effective settings: explicit config first, then the metrics-specific variable, then the
+ * generic one, then the default. Throws OtlpConfigError naming the key or variable at fault.
+ */
+export function resolveOtlpSettings(config: OtlpExporterConfig, env: Env = process.env): ResolvedOtlpSettings {
+  const protocolText =
+    config.protocol ?? envValue(env, 'OTEL_EXPORTER_OTLP_METRICS_PROTOCOL') ?? envValue(env, 'OTEL_EXPORTER_OTLP_PROTOCOL');
+  let protocol = DEFAULTS.protocol;
+  if (protocolText !== undefined) {
+    if (!(OTLP_PROTOCOLS as readonly string[]).includes(protocolText)) {
+      const where = config.protocol ? 'protocol' : env.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL ? 'OTEL_EXPORTER_OTLP_METRICS_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+      throw new OtlpConfigError(`${where}: "${protocolText}" is not one of ${OTLP_PROTOCOLS.join(', ')}`);
+    }
+    protocol = protocolText as OtlpProtocol;
+  }
+  const isHttp = protocol !== 'grpc';
+
+  // Endpoint: a full URL is taken as is; a base URL gets /v1/metrics for the HTTP protocols
+  // (gRPC addresses the service by method name, not by path).
+  let url: string | undefined;
+  let urlSource = '';
+  const candidates: Array<[string, string | undefined | null, boolean]> = [
+    ['metrics_endpoint', config.metrics_endpoint, true],
+    ['endpoint', config.endpoint, false],
+    ['OTEL_EXPORTER_OTLP_METRICS_ENDPOINT', envValue(env, 'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT'), true],
+    ['OTEL_EXPORTER_OTLP_ENDPOINT', envValue(env, 'OTEL_EXPORTER_OTLP_ENDPOINT'), false],
+  ];
+  for (const [where, value, full] of candidates) {
+    if (value == null || value.trim() === '') continue;
+    const v = value.trim();
+    const problem = checkUrl(v, where);
+    if (problem) throw new OtlpConfigError(problem);
+    url = full || !isHttp ? v : appendMetricsPath(v);
+    urlSource = where;
+    break;
+  }
+
+  const headers: Record<string, string> = {
+    ...parseHeaderList(envValue(env, 'OTEL_EXPORTER_OTLP_HEADERS'), 'OTEL_EXPORTER_OTLP_HEADERS'),
+    ...parseHeaderList(envValue(env, 'OTEL_EXPORTER_OTLP_METRICS_HEADERS'), 'OTEL_EXPORTER_OTLP_METRICS_HEADERS'),
+    ...(config.headers ?? {}),
+  };
+
+  const compressionText =
+    config.compression ?? envValue(env, 'OTEL_EXPORTER_OTLP_METRICS_COMPRESSION') ?? envValue(env, 'OTEL_EXPORTER_OTLP_COMPRESSION');
+  if (compressionText !== undefined && compressionText !== 'gzip' && compressionText !== 'none') {
+    throw new OtlpConfigError(`OTEL_EXPORTER_OTLP_COMPRESSION: "${compressionText}" is not gzip or none`);
+  }
+  const compression = (compressionText ?? DEFAULTS.compression) as 'gzip' | 'none';
+
+  let timeoutMs = toMs(config.timeout);
+  if (timeoutMs === undefined) {
+    for (const name of ['OTEL_EXPORTER_OTLP_METRICS_TIMEOUT', 'OTEL_EXPORTER_OTLP_TIMEOUT']) {
+      const text = envValue(env, name);
+      if (text === undefined) continue;
+      const ms = Number(text);
+      if (!Number.isFinite(ms) || ms <= 0) throw new OtlpConfigError(`${name}: "${text}" is not a positive number of milliseconds`);
+      timeoutMs = ms;
+      break;
+    }
+  }
+
+  const temporalityText = config.temporality ?? envValue(env, 'OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE')?.toLowerCase();
+  let temporality: 'cumulative' | 'delta' = DEFAULTS.temporality;
+  if (temporalityText !== undefined) {
+    // `lowmemory` asks for delta counters (and cumulative up-down counters, which we do not have).
+    if (temporalityText === 'delta' || temporalityText === 'lowmemory') temporality = 'delta';
+    else if (temporalityText === 'cumulative') temporality = 'cumulative';
+    else {
+      throw new OtlpConfigError(
+        `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: "${temporalityText}" is not cumulative, delta or lowmemory`,
+      );
+    }
+  }
+
+  const r = config.retry_on_failure ?? {};
+  const q = config.sending_queue ?? {};
+  return {
+    url,
+    urlSource,
+    protocol,
+    headers,
+    compression,
+    timeoutMs: timeoutMs ?? DEFAULTS.timeoutMs,
+    retry: {
+      enabled: r.enabled ?? DEFAULTS.retry.enabled,
+      initialIntervalMs: toMs(r.initial_interval) ?? DEFAULTS.retry.initialIntervalMs,
+      maxIntervalMs: toMs(r.max_interval) ?? DEFAULTS.retry.maxIntervalMs,
+      maxElapsedTimeMs: toMs(r.max_elapsed_time) ?? DEFAULTS.retry.maxElapsedTimeMs,
+    },
+    queue: { enabled: q.enabled ?? DEFAULTS.queue.enabled, queueSize: q.queue_size ?? DEFAULTS.queue.queueSize },
+    temporality,
+  };
+}
