@@ -84,10 +84,10 @@ async function getJson(url: string): Promise<any> {
   return JSON.parse(text);
 }
 
-export async function startVictoriaMetrics(opts: { extraArgs?: string[]; startTimeoutMs?: number } = {}): Promise<VictoriaMetrics> {
+export async function startVictoriaMetrics(opts: { extraArgs?: string[]; startTimeoutMs?: number; port?: number } = {}): Promise<VictoriaMetrics> {
   const bin = victoriaMetricsBinary();
   const dataDir = mkdtempSync(join(tmpdir(), 'vm-e2e-'));
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
   let output = '';
   const child: ChildProcess = spawn(
