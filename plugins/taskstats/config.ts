@@ -1,0 +1,88 @@
+import { durationSchema, sizeSchema, type ConfigProblem, type ConfigSchema } from '../../src/api/index.js';
+import * as fs from 'node:fs';
+import type { DelayAccountingMode } from './delayacct.js';
+
+export interface TaskstatsMetadataConfig {
+  /** On a cgroup v1-only host: the hierarchy whose path names a process's group (e.g. `cpu,cpuacct`, `memory`, `name=systemd`). */
+  cgroup_v1_hierarchy?: string;
+  /** Read /proc/PID/cmdline once per process (context attribute `process.command_line`). */
+  command_line: boolean;
+  /** Read /proc/PID/exe once per process (context attribute `process.executable.path`). */
+  executable_path: boolean;
+}
+
+/** The receiver's configuration after the host converted durations (ms) and sizes (bytes). */
+export interface TaskstatsReceiverConfig {
+  collection_interval: number;
+  exits: boolean;
+  /** cpulist ("0-3,5") or "all" (every possible CPU, /sys/devices/system/cpu/possible). */
+  cpus: string;
+  receive_buffer: number;
+  live: boolean;
+  per_process: boolean;
+  delay_accounting: DelayAccountingMode;
+  metadata: TaskstatsMetadataConfig;
+}
+
+export function defaultTaskstatsConfig(): TaskstatsReceiverConfig {
+  return {
+    collection_interval: 10_000,
+    exits: true,
+    cpus: 'all',
+    receive_buffer: 16 * 1024 * 1024,
+    live: true,
+    per_process: false,
+    delay_accounting: 'keep',
+    metadata: { command_line: false, executable_path: false },
+  };
+}
+
+/** A kernel cpulist: "0", "0-3", "0-3,5,8-9". */
+export const CPULIST_RE = /^\d+(-\d+)?(,\d+(-\d+)?)*$/;
+
+export const taskstatsConfigSchema: ConfigSchema = {
+  type: 'object',
+  properties: {
+    collection_interval: durationSchema({ minMs: 100, description: 'How often every process is queried and a collection cycle ends (export cadence).' }),
+    exits: { type: 'boolean', description: 'Listen to exit events (every process that ends, without loss).' },
+    cpus: { type: 'string', description: 'CPUs whose exits are listened to: a cpulist such as "0-3,5", or "all".' },
+    receive_buffer: sizeSchema({ minBytes: 65536, description: 'Receive buffer of the exit listener (SO_RCVBUFFORCE), e.g. 16MiB.' }),
+    live: { type: 'boolean', description: 'Query every live process each collection_interval.' },
+    per_process: { type: 'boolean', description: 'One series per process (pid and start time as attributes) instead of per command and cgroup.' },
+    delay_accounting: { enum: ['keep', 'enable'], description: 'enable: write 1 to kernel.task_delayacct at start (needs CAP_SYS_ADMIN).' },
+    metadata: {
+      type: 'object',
+      properties: {
+        cgroup_v1_hierarchy: { type: 'string', minLength: 1, description: 'cgroup v1-only hosts: the hierarchy naming a process\'s group, e.g. "memory" or "name=systemd".' },
+        command_line: { type: 'boolean' },
+        executable_path: { type: 'boolean' },
+      },
+    },
+  },
+};
+
+/** Expands "all" and checks a cpulist against the possible CPUs. */
+export function validateTaskstatsConfig(config: TaskstatsReceiverConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  if (config.cpus !== 'all' && !CPULIST_RE.test(config.cpus.replace(/\s+/g, ''))) {
+    problems.push({ path: 'cpus', message: `invalid cpulist "${config.cpus}" (expected "all" or e.g. "0-3,5")` });
+  } else if (config.cpus !== 'all') {
+    for (const part of config.cpus.split(',')) {
+      const [a, b] = part.split('-').map(Number);
+      if (b !== undefined && b < a!) problems.push({ path: 'cpus', message: `invalid range "${part}" in cpulist (end before start)` });
+    }
+  }
+  if (!config.exits && !config.live) problems.push({ path: '', message: 'both exits and live are false: the receiver would produce nothing' });
+  return problems;
+}
+
+/** The possible CPUs as the kernel lists them ("0-1"); "0" when unreadable. */
+export function possibleCpus(path = '/sys/devices/system/cpu/possible'): string {
+  try {
+    const s = fs.readFileSync(path, 'utf8').trim();
+    return CPULIST_RE.test(s) ? s : '0';
+  } catch {
+    return '0';
+  }
+}
+

@@ -1,0 +1,292 @@
+/**
+ * LivePoller: one sweep queries every thread group listed in /proc and hands a complete
+ * TaskRecord per process to a callback.
+ *
+ * What each query gives (taskstats-facts.md, seen on 6.18): a GET by TGID sums CPU times, delays
+ * and context switches over all threads, living and dead, but leaves identity (comm, uid, btime,
+ * ppid), memory, faults and I/O at zero. A GET by PID of the leader fills every field for that
+ * one thread; memory peaks belong to the address space (the same for every thread), faults and
+ * I/O to the thread. So per process:
+ *   1. GET by TGID, then GET by PID of the leader, both queued in one send() with the other
+ *      processes of the batch (one reply datagram per request, matched by sequence number);
+ *   2. take identity, memory, faults and I/O from the leader's record;
+ *   3. when the group's CPU exceeds the leader's (other threads run or ran: the TGID query is
+ *      sent first, so a single-threaded process can only show the leader ahead), the leader's
+ *      faults and I/O are not the process's: read /proc/PID/io and the fault counters of
+ *      /proc/PID/stat, which cover all threads including dead ones (I/O rounded down to 1024
+ *      as the kernel does for taskstats, so live and exit values stay comparable).
+ * The measured cost of each option is in README.md.
+ *
+ * A process that ended meanwhile answers ESRCH: skipped, not an error.
+ */
+import { readdir } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { TaskstatsSocket, capNetAdminError, TaskstatsError } from './libnl.js';
+import { TaskstatsParser, PARSED_PID, PARSED_TGID, PARSE_NETLINK_ERROR } from './parser.js';
+import { newTaskRecord, type TaskRecord } from './record.js';
+import { EAGAIN, EPERM, ESRCH } from './libc.js';
+
+export interface LivePollerOptions {
+  procRoot?: string;
+  /** Processes per chunk before yielding to the event loop. */
+  chunk?: number;
+  /** Processes whose two GETs share one send(). */
+  batch?: number;
+}
+
+export interface SweepStats {
+  /** Thread groups listed in /proc. */
+  listed: number;
+  /** Complete records delivered. */
+  records: number;
+  /** Processes that ended between the listing and the query (ESRCH). */
+  vanished: number;
+  /** Processes whose I/O and faults came from /proc (multi-threaded). */
+  procReads: number;
+  /** Replies missing or unexpected (should stay 0). */
+  errors: number;
+  durationMs: number;
+}
+
+export class LivePoller {
+  private sock: TaskstatsSocket | null = null;
+  private parser: TaskstatsParser | null = null;
+  private readonly buf = Buffer.alloc(64 * 1024);
+  private readonly procRoot: string;
+  private readonly chunk: number;
+  private readonly batch: number;
+  /** Per batch slot: the TGID record and the leader's PID record. */
+  private readonly groupRecs: TaskRecord[] = [];
+  private readonly leaderRecs: TaskRecord[] = [];
+  private readonly state: Uint8Array;
+  private readonly ids: number[] = [];
+  private readonly scratch = newTaskRecord();
+  private running: Promise<SweepStats> | null = null;
+
+  constructor(opts: LivePollerOptions = {}) {
+    this.procRoot = opts.procRoot ?? '/proc';
+    this.chunk = opts.chunk ?? 500;
+    this.batch = opts.batch ?? 64;
+    for (let i = 0; i < this.batch; i++) {
+      this.groupRecs.push(newTaskRecord());
+      this.leaderRecs.push(newTaskRecord());
+    }
+    this.state = new Uint8Array(this.batch);
+  }
+
+  /** Opens the query socket and checks permission with one GET of our own process. @throws TaskstatsError */
+  open(): void {
+    if (this.sock) return;
+    // Replies of one batch (2 x batch datagrams of ~600 bytes, ~1.3 KB of buffer each) must fit.
+    const sock = TaskstatsSocket.open({ receiveBuffer: 4 * 1024 * 1024 });
+    this.sock = sock;
+    this.parser = new TaskstatsParser(sock.familyId);
+    try {
+      this.query(process.pid, this.scratch);
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+  }
+
+  close(): void {
+    this.sock?.close();
+    this.sock = null;
+  }
+
+  /**
+   * One thread group, completed as in a sweep (for the CLI and tests).
+   * @returns the record, or null when the process does not exist. @throws TaskstatsError on EPERM.
+   */
+  query(tgid: number, out: TaskRecord): TaskRecord | null {
+    if (!this.sock) this.open();
+    this.ids.length = 0;
+    this.ids.push(tgid);
+    let found: TaskRecord | null = null;
+    this.queryBatch(this.ids, 0, 1, (r) => {
+      Object.assign(out, r);
+      found = out;
+    }, { listed: 0, records: 0, vanished: 0, procReads: 0, errors: 0, durationMs: 0 });
+    return found;
+  }
+
+  /**
+   * Query every process once, calling `onRecord` per complete record (reused: copy to keep).
+   * Yields to the event loop every `chunk` processes. Concurrent calls share one sweep.
+   */
+  sweep(onRecord: (rec: TaskRecord) => void): Promise<SweepStats> {
+    if (this.running) return this.running;
+    this.running = this.runSweep(onRecord).finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  private async runSweep(onRecord: (rec: TaskRecord) => void): Promise<SweepStats> {
+    const t0 = performance.now();
+    if (!this.sock) this.open();
+    const stats: SweepStats = { listed: 0, records: 0, vanished: 0, procReads: 0, errors: 0, durationMs: 0 };
+    const names = await readdir(this.procRoot);
+    const ids: number[] = [];
+    for (const n of names) {
+      const c = n.charCodeAt(0);
+      if (c >= 48 && c <= 57) {
+        const id = Number(n);
+        if (Number.isInteger(id)) ids.push(id);
+      }
+    }
+    stats.listed = ids.length;
+    for (let start = 0; start < ids.length; start += this.chunk) {
+      const end = Math.min(ids.length, start + this.chunk);
+      for (let i = start; i < end; i += this.batch) {
+        if (!this.sock) return stats; // closed during the sweep (shutdown)
+        this.queryBatch(ids, i, Math.min(this.batch, end - i), onRecord, stats);
+      }
+      if (end < ids.length) await new Promise<void>((r) => setImmediate(r));
+    }
+    stats.durationMs = performance.now() - t0;
+    return stats;
+  }
+
+  /** Slot states while collecting replies. */
+  private static readonly GOT_GROUP = 1;
+  private static readonly GOT_LEADER = 2;
+  private static readonly GONE = 4;
+
+  private queryBatch(ids: ArrayLike<number>, from: number, count: number, onRecord: (rec: TaskRecord) => void, stats: SweepStats): void {
+    const sock = this.sock!;
+    const p = this.parser!;
+    const firstSeq = sock.sendGetPairs(ids, from, count);
+    if (firstSeq < 0) {
+      stats.errors += count;
+      return;
+    }
+    const state = this.state;
+    state.fill(0, 0, count);
+    const expected = count * 2;
+    let got = 0;
+    while (got < expected) {
+      const n = sock.recv(this.buf);
+      if (n === -EAGAIN) break; // replies lost (receive buffer overflow): counted below
+      if (n < 0) continue;
+      for (let off = 0; off < n; off = p.next) {
+        const idx = (p.seqOf(this.buf, off) - firstSeq) >>> 0;
+        if (idx >= expected) {
+          p.next = n; // a stale reply of an earlier batch
+          break;
+        }
+        const slot = idx >> 1;
+        const isGroup = (idx & 1) === 0;
+        const st = p.parseMessage(this.buf, off, n, 'live', this.leaderRecs[slot]!, this.groupRecs[slot]!);
+        got++;
+        if (st === PARSE_NETLINK_ERROR) {
+          if (p.errno === ESRCH) state[slot]! |= LivePoller.GONE;
+          else if (p.errno === EPERM) throw capNetAdminError('querying a process with TASKSTATS_CMD_GET');
+          else stats.errors++;
+        } else if (isGroup && st & PARSED_TGID) state[slot]! |= LivePoller.GOT_GROUP;
+        else if (!isGroup && st & PARSED_PID) state[slot]! |= LivePoller.GOT_LEADER;
+        else stats.errors++;
+        if (p.next <= off) break;
+      }
+    }
+    if (got < expected) stats.errors += expected - got;
+    for (let i = 0; i < count; i++) {
+      const s = state[i]!;
+      if (s & LivePoller.GONE) {
+        stats.vanished++;
+        continue;
+      }
+      if ((s & 3) !== 3) continue;
+      const rec = this.complete(this.groupRecs[i]!, this.leaderRecs[i]!, stats);
+      if (rec) {
+        stats.records++;
+        onRecord(rec);
+      }
+    }
+  }
+
+  /** Completes the group record from the leader's record (and /proc for multi-threaded groups). */
+  private complete(g: TaskRecord, l: TaskRecord, stats: SweepStats): TaskRecord | null {
+    g.pid = l.pid;
+    g.tgid = l.tgid || g.tgid;
+    g.ppid = l.ppid;
+    g.comm = l.comm;
+    g.uid = l.uid;
+    g.gid = l.gid;
+    g.flags = l.flags;
+    g.nice = l.nice;
+    g.sched = l.sched;
+    g.startTimeSec = l.startTimeSec;
+    g.elapsedUs = l.elapsedUs;
+    g.exitStatus = 0;
+    g.exitCode = -1;
+    g.exitSignal = 0;
+    g.coreDumped = false;
+    g.hiwaterRssKb = l.hiwaterRssKb;
+    g.hiwaterVmKb = l.hiwaterVmKb;
+    g.coreMemMbUs = l.coreMemMbUs;
+    g.virtMemMbUs = l.virtMemMbUs;
+    if (g.cpuRunRealNs > l.cpuRunRealNs) {
+      // Other threads run or ran: /proc has the group's faults and I/O (dead threads included).
+      stats.procReads++;
+      if (!this.readGroupCounters(g)) {
+        stats.vanished++;
+        return null;
+      }
+    } else {
+      g.minorFaults = l.minorFaults;
+      g.majorFaults = l.majorFaults;
+      g.readCharBytes = l.readCharBytes;
+      g.writeCharBytes = l.writeCharBytes;
+      g.readSyscalls = l.readSyscalls;
+      g.writeSyscalls = l.writeSyscalls;
+      g.readBytes = l.readBytes;
+      g.writeBytes = l.writeBytes;
+      g.cancelledWriteBytes = l.cancelledWriteBytes;
+    }
+    return g;
+  }
+
+  /** /proc/PID/io and the faults of /proc/PID/stat into `g`; false when the process is gone. */
+  private readGroupCounters(g: TaskRecord): boolean {
+    let io: string;
+    let stat: string;
+    try {
+      io = readFileSync(`${this.procRoot}/${g.tgid}/io`, 'latin1');
+      stat = readFileSync(`${this.procRoot}/${g.tgid}/stat`, 'latin1');
+    } catch {
+      return false;
+    }
+    g.writeCharBytes = roundKb(ioField(io, 'wchar: '));
+    g.readCharBytes = roundKb(ioField(io, 'rchar: '));
+    g.readSyscalls = roundKb(ioField(io, 'syscr: '));
+    g.writeSyscalls = roundKb(ioField(io, 'syscw: '));
+    g.readBytes = roundKb(ioField(io, 'read_bytes: '));
+    g.writeBytes = roundKb(ioField(io, 'write_bytes: '));
+    g.cancelledWriteBytes = roundKb(ioField(io, 'cancelled_write_bytes: '));
+    // stat: "pid (comm) state ppid ..." - comm may hold spaces and parentheses: split after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    g.minorFaults = Number(fields[7]) || 0; // field 10 (minflt) counted from 'state' = field 3
+    g.majorFaults = Number(fields[9]) || 0; // field 12 (majflt)
+    return true;
+  }
+}
+
+function ioField(text: string, key: string): number {
+  const i = text.indexOf(key);
+  if (i < 0) return 0;
+  let v = 0;
+  for (let j = i + key.length; j < text.length; j++) {
+    const c = text.charCodeAt(j) - 48;
+    if (c < 0 || c > 9) break;
+    v = v * 10 + c;
+  }
+  return v;
+}
+
+/** The kernel rounds taskstats I/O down to a multiple of 1024 (KB_MASK): do the same with /proc. */
+function roundKb(v: number): number {
+  return v - (v % 1024);
+}
+
+export { TaskstatsError };

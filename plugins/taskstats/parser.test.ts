@@ -1,0 +1,324 @@
+/**
+ * Parser: struct versions by version and payload length, v15's own layout, and fuzzing with
+ * random and mutated datagrams (mutations of datagrams captured from the real kernel: GET
+ * replies and exit events of a single- and a multi-threaded process).
+ */
+import { test, describe, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import {
+  TaskstatsParser, PARSED_PID, PARSED_TGID, PARSE_IGNORED, PARSE_TRUNCATED, PARSE_NETLINK_ERROR, PARSE_MALFORMED, fillRecord,
+} from './parser.js';
+import { newTaskRecord, type TaskRecord } from './record.js';
+import { TaskstatsSocket } from './libnl.js';
+import { possibleCpus } from './config.js';
+
+const FAMILY = 31;
+
+/** A datagram as the kernel builds it: nlmsghdr, genlmsghdr (cmd NEW), AGGR_* nests. */
+function datagram(records: { aggr: 'pid' | 'tgid'; id: number; stats: Buffer }[], family = FAMILY, seq = 7): Buffer {
+  const parts: Buffer[] = [];
+  for (const r of records) {
+    const statsLen = 4 + r.stats.length;
+    const statsPadded = (statsLen + 3) & ~3;
+    const nest = Buffer.alloc(4 + 8 + statsPadded);
+    nest.writeUInt16LE(4 + 8 + statsLen, 0);
+    nest.writeUInt16LE(r.aggr === 'pid' ? 4 : 5, 2);
+    nest.writeUInt16LE(8, 4);
+    nest.writeUInt16LE(r.aggr === 'pid' ? 1 : 2, 6);
+    nest.writeUInt32LE(r.id, 8);
+    nest.writeUInt16LE(statsLen, 12);
+    nest.writeUInt16LE(3, 14);
+    r.stats.copy(nest, 16);
+    parts.push(nest);
+  }
+  const body = Buffer.concat(parts);
+  const hdr = Buffer.alloc(20);
+  hdr.writeUInt32LE(20 + body.length, 0);
+  hdr.writeUInt16LE(family, 4);
+  hdr.writeUInt32LE(seq, 8);
+  hdr[16] = 2; // TASKSTATS_CMD_NEW
+  hdr[17] = 1;
+  return Buffer.concat([hdr, body]);
+}
+
+function u64(b: Buffer, off: number, v: number): void {
+  if (off + 8 <= b.length) b.writeBigUInt64LE(BigInt(v), off);
+}
+
+/** A struct taskstats of `len` bytes where every u64 field holds a value derived from its offset. */
+function stats(version: number, len: number): Buffer {
+  const b = Buffer.alloc(len);
+  b.writeUInt16LE(version, 0);
+  if (len >= 8) b.writeUInt32LE(3 << 8, 4); // exit(3)
+  if (len >= 9) b[8] = 0x21; // AFORK | AGROUP
+  for (let off = 16; off + 8 <= len; off += 8) u64(b, off, 1000 + off);
+  if (len >= 112) {
+    b.fill(0, 80, 112);
+    b.write('worker', 80, 'latin1');
+  }
+  if (len >= 144) {
+    b.fill(0, 112, 144);
+    b.writeUInt32LE(1001, 120); // uid
+    b.writeUInt32LE(1002, 124); // gid
+    b.writeUInt32LE(4242, 128); // pid
+    b.writeUInt32LE(1, 132); // ppid
+    b.writeUInt32LE(1_700_000_000, 136); // btime
+  }
+  if (len >= 352) u64(b, 344, 1_700_000_001); // btime64
+  if (len >= 376) {
+    b.fill(0, 368, 376);
+    b.writeUInt32LE(4242, 368); // tgid
+  }
+  return b;
+}
+
+describe('parser: struct versions', () => {
+  const p = new TaskstatsParser(FAMILY);
+
+  // (version, payload length as sent by kernels of that version)
+  const cases: [number, number][] = [
+    [1, 80], [4, 264], [7, 312], [8, 328], [9, 344], [10, 352], [11, 368], [12, 400], [13, 416], [14, 432], [16, 560], [17, 688], [21, 760],
+  ];
+  for (const [version, len] of cases) {
+    test(`v${version} (${len} bytes): fields up to the payload's end, the rest absent`, () => {
+      const rec = newTaskRecord();
+      const other = newTaskRecord();
+      rec.readBytes = 999; // must be overwritten (reset) by every parse
+      const d = datagram([{ aggr: 'pid', id: 4242, stats: stats(version, len) }]);
+      const st = p.parseMessage(d, 0, d.length, 'exit', rec, other);
+      assert.equal(st, PARSED_PID);
+      assert.equal(rec.version, version);
+      assert.equal(rec.kind, 'exit');
+      assert.equal(rec.aggregate, 'pid');
+      assert.equal(rec.exitCode, 3);
+      assert.equal(rec.exitSignal, 0);
+      assert.equal(rec.cpuDelayCount, 1016);
+      assert.equal(rec.cpuRunVirtualNs, 1072);
+      assert.equal(rec.pid, 4242);
+      assert.equal(rec.comm, len >= 112 ? 'worker' : '');
+      assert.equal(rec.uid, len >= 144 ? 1001 : 0);
+      assert.equal(rec.readBytes, len >= 256 ? 1248 : 0);
+      assert.equal(rec.freepagesDelayTotalNs, len >= 328 ? 1320 : 0);
+      assert.equal(rec.thrashingDelayTotalNs, len >= 344 ? 1336 : 0);
+      assert.equal(rec.startTimeSec, len >= 352 ? 1_700_000_001 : len >= 144 ? 1_700_000_000 : 0);
+      assert.equal(rec.compactDelayTotalNs, len >= 368 ? 1360 : 0);
+      assert.equal(rec.wpcopyDelayTotalNs, len >= 416 ? 1408 : 0);
+      assert.equal(rec.irqDelayTotalNs, len >= 432 ? 1424 : 0);
+      // max/min exist from v16 on (at the end); below, those offsets are absent or other data
+      assert.equal(rec.cpuDelayMaxNs, version >= 16 ? 1432 : -1);
+      assert.equal(rec.irqDelayMinNs, version >= 16 ? 1552 : -1);
+      assert.equal(rec.cgroup, '');
+    });
+  }
+
+  test('v15: max/min sit after each total and shift the rest (its own layout)', () => {
+    const b = Buffer.alloc(560);
+    b.writeUInt16LE(15, 0);
+    u64(b, 16, 5); // cpu_count
+    u64(b, 24, 600); // cpu_delay_total
+    u64(b, 32, 300); // cpu_delay_max
+    u64(b, 40, 100); // cpu_delay_min
+    u64(b, 48, 2); // blkio_count
+    u64(b, 112, 7777); // cpu_run_real_total
+    b.write('v15proc', 128, 'latin1'); // ac_comm
+    b.writeUInt32LE(4343, 176); // ac_pid
+    u64(b, 200, 12345); // ac_utime
+    u64(b, 528, 9); // irq_count
+    u64(b, 544, 88); // irq_delay_max
+    const rec = newTaskRecord();
+    assert.equal(p.parseMessage(datagram([{ aggr: 'pid', id: 4343, stats: b }]), 0, 10_000, 'exit', rec, newTaskRecord()), PARSED_PID);
+    assert.equal(rec.version, 15);
+    assert.equal(rec.cpuDelayCount, 5);
+    assert.equal(rec.cpuDelayTotalNs, 600);
+    assert.equal(rec.cpuDelayMaxNs, 300);
+    assert.equal(rec.cpuDelayMinNs, 100);
+    assert.equal(rec.blkioDelayCount, 2);
+    assert.equal(rec.cpuRunRealNs, 7777);
+    assert.equal(rec.comm, 'v15proc');
+    assert.equal(rec.pid, 4343);
+    assert.equal(rec.userUs, 12345);
+    assert.equal(rec.irqDelayCount, 9);
+    assert.equal(rec.irqDelayMaxNs, 88);
+  });
+
+  test('exit status: signal, core dump, and a PID + TGID datagram', () => {
+    const t = stats(16, 560);
+    t.writeUInt32LE(0x80 | 11, 4); // SIGSEGV, core dumped
+    const g = stats(16, 560);
+    g.fill(0, 80, 144); // TGID records carry no identity
+    g.fill(0, 368, 372);
+    const pidRec = newTaskRecord();
+    const tgidRec = newTaskRecord();
+    const st = p.parseMessage(datagram([{ aggr: 'pid', id: 4242, stats: t }, { aggr: 'tgid', id: 4000, stats: g }]), 0, 5000, 'exit', pidRec, tgidRec);
+    assert.equal(st, PARSED_PID | PARSED_TGID);
+    assert.equal(pidRec.exitSignal, 11);
+    assert.equal(pidRec.exitCode, -1);
+    assert.equal(pidRec.coreDumped, true);
+    assert.equal(tgidRec.aggregate, 'tgid');
+    assert.equal(tgidRec.tgid, 4000);
+    assert.equal(tgidRec.pid, 4000);
+    assert.equal(tgidRec.comm, '');
+  });
+
+  test('NLMSG_ERROR (ESRCH), ACK, other families, truncation', () => {
+    const err = Buffer.alloc(36);
+    err.writeUInt32LE(36, 0);
+    err.writeUInt16LE(2, 4);
+    err.writeInt32LE(-3, 16);
+    const r = newTaskRecord();
+    assert.equal(p.parseMessage(err, 0, err.length, 'live', r, r), PARSE_NETLINK_ERROR);
+    assert.equal(p.errno, 3);
+    err.writeInt32LE(0, 16);
+    assert.equal(p.parseMessage(err, 0, err.length, 'live', r, r), PARSE_IGNORED);
+    const other = datagram([{ aggr: 'pid', id: 1, stats: stats(16, 560) }], FAMILY + 1);
+    assert.equal(p.parseMessage(other, 0, other.length, 'live', r, r), PARSE_IGNORED);
+    const d = datagram([{ aggr: 'pid', id: 1, stats: stats(16, 560) }]);
+    assert.equal(p.parseMessage(d, 0, 10, 'live', r, r), PARSE_TRUNCATED);
+    assert.equal(p.parseMessage(d, 0, d.length - 1, 'live', r, r), PARSE_TRUNCATED);
+    const bad = Buffer.from(d);
+    bad.writeUInt16LE(2000, 20); // nest longer than the message
+    assert.equal(p.parseMessage(bad, 0, bad.length, 'live', r, r), PARSE_MALFORMED);
+  });
+
+  test('several messages in one datagram are walked with next', () => {
+    const a = datagram([{ aggr: 'pid', id: 11, stats: stats(16, 560) }]);
+    const b = datagram([{ aggr: 'pid', id: 12, stats: stats(16, 560) }]);
+    const both = Buffer.concat([a, b]);
+    const r = newTaskRecord();
+    const ids: number[] = [];
+    for (let off = 0; off < both.length; off = p.next) {
+      assert.equal(p.parseMessage(both, off, both.length, 'exit', r, r), PARSED_PID);
+      ids.push(r.pid);
+    }
+    assert.deepEqual(ids, [11, 12]);
+  });
+});
+
+/** Datagrams captured from this kernel, for mutation. */
+const captured: Buffer[] = [];
+let familyId = FAMILY;
+
+describe('parser: fuzzing', () => {
+  before(() => {
+    // GET replies (PID and TGID) of this process: always possible as root.
+    let sock: TaskstatsSocket | undefined;
+    try {
+      sock = TaskstatsSocket.open({ receiveBuffer: 1 << 20 });
+    } catch {
+      return; // no libnl: fuzz the synthetic datagrams only (the kernel tests report the cause)
+    }
+    familyId = sock.familyId;
+    const buf = Buffer.alloc(65536);
+    for (const by of ['pid', 'tgid'] as const) {
+      sock.sendGets(by, [process.pid], 0, 1);
+      const n = sock.recv(buf);
+      if (n > 0) captured.push(Buffer.from(buf.subarray(0, n)));
+    }
+    // Exit events of a single-threaded process and of node (multi-threaded: PID + TGID datagram).
+    try {
+      sock.register(possibleCpus());
+    } catch {
+      sock.close();
+      return;
+    }
+    spawnSync('/bin/sh', ['-c', 'exit 3']);
+    spawnSync(process.execPath, ['-e', '0']);
+    const deadline = Date.now() + 2000;
+    while (Date.now() < deadline) {
+      const n = sock.recv(buf);
+      if (n > 0) captured.push(Buffer.from(buf.subarray(0, n)));
+      else if (captured.length >= 8) break;
+    }
+    sock.close();
+  });
+
+  function checkRecord(r: TaskRecord): void {
+    for (const [k, v] of Object.entries(r)) {
+      if (typeof v === 'number') assert.ok(Number.isFinite(v) && v >= -1, `${k} = ${v}`);
+    }
+    assert.ok(r.comm.length <= 32);
+    assert.ok(r.aggregate === 'pid' || r.aggregate === 'tgid');
+  }
+
+  function parseAll(p: TaskstatsParser, b: Buffer, a: TaskRecord, g: TaskRecord): number {
+    let records = 0;
+    let steps = 0;
+    for (let off = 0; off < b.length; off = p.next) {
+      const st = p.parseMessage(b, off, b.length, 'exit', a, g);
+      assert.ok([PARSE_IGNORED, PARSE_TRUNCATED, PARSE_NETLINK_ERROR, PARSE_MALFORMED, 1, 2, 3].includes(st), `status ${st}`);
+      if (st & PARSED_PID) checkRecord(a);
+      if (st & PARSED_TGID) checkRecord(g);
+      if (st > 0) records += (st & 1) + ((st >> 1) & 1);
+      assert.ok(p.next > off || p.next === b.length, 'parser must advance');
+      if (++steps > 1000) assert.fail('parser loops');
+    }
+    return records;
+  }
+
+  test('captured kernel datagrams parse', () => {
+    assert.ok(captured.length >= 3, `captured ${captured.length} datagrams from the kernel`);
+    const p = new TaskstatsParser(familyId);
+    let records = 0;
+    for (const d of captured) records += parseAll(p, d, newTaskRecord(), newTaskRecord());
+    assert.ok(records >= captured.length, `${records} records from ${captured.length} datagrams`);
+  });
+
+  test('random and mutated datagrams never throw and give sane records (30,000 iterations)', () => {
+    const p = new TaskstatsParser(familyId);
+    const a = newTaskRecord();
+    const g = newTaskRecord();
+    let seed = 12345;
+    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+    const seeds = captured.length > 0 ? captured : [datagram([{ aggr: 'pid', id: 5, stats: stats(16, 560) }], familyId)];
+    const synthetic = [
+      datagram([{ aggr: 'pid', id: 5, stats: stats(16, 560) }, { aggr: 'tgid', id: 5, stats: stats(16, 560) }], familyId),
+      datagram([{ aggr: 'pid', id: 5, stats: stats(1, 80) }], familyId),
+      datagram([{ aggr: 'pid', id: 5, stats: stats(17, 688) }], familyId),
+    ];
+    const pool = [...seeds, ...synthetic];
+    let parsedRecords = 0;
+    for (let i = 0; i < 30_000; i++) {
+      let b: Buffer;
+      const mode = i % 5;
+      if (mode === 0) {
+        b = Buffer.alloc(Math.floor(rnd() * 1500));
+        for (let j = 0; j < b.length; j++) b[j] = Math.floor(rnd() * 256);
+        if (b.length >= 6 && rnd() < 0.5) {
+          b.writeUInt32LE(Math.floor(rnd() * (b.length + 8)), 0);
+          b.writeUInt16LE(rnd() < 0.5 ? familyId : 2, 4);
+        }
+      } else {
+        b = Buffer.from(pool[Math.floor(rnd() * pool.length)]!);
+        if (mode === 1) {
+          const flips = 1 + Math.floor(rnd() * 8);
+          for (let j = 0; j < flips; j++) b[Math.floor(rnd() * b.length)] = Math.floor(rnd() * 256);
+        } else if (mode === 2) {
+          b = b.subarray(0, Math.floor(rnd() * b.length));
+        } else if (mode === 3) {
+          // corrupt a length field: the nlmsg_len, a nest's, or STATS's
+          const at = [0, 20, 32, 36][Math.floor(rnd() * 4)]!;
+          if (at + 2 <= b.length) b.writeUInt16LE(Math.floor(rnd() * 65536), at);
+        } else {
+          b = Buffer.concat([b, pool[Math.floor(rnd() * pool.length)]!.subarray(0, Math.floor(rnd() * 700))]);
+        }
+      }
+      parsedRecords += parseAll(p, b, a, g);
+    }
+    assert.ok(parsedRecords > 1000, `mutations still parse often (${parsedRecords})`);
+  });
+
+  test('fillRecord with any payload length up to 800 bytes of any version stays sane', () => {
+    const r = newTaskRecord();
+    const b = Buffer.alloc(800);
+    for (let len = 2; len <= 800; len += 2) {
+      for (const v of [1, 8, 14, 15, 16, 17, 200, 65535]) {
+        b.writeUInt16LE(v, 0);
+        for (let j = 2; j < len; j++) b[j] = (j * 7 + v) & 0xff;
+        fillRecord(b, 0, len, r);
+        assert.equal(r.version, v);
+        for (const [k, val] of Object.entries(r)) if (typeof val === 'number') assert.ok(Number.isFinite(val) && val >= -1, `${k}`);
+      }
+    }
+  });
+});
