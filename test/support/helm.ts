@@ -1,0 +1,184 @@
+/**
+ * Helpers of the chart tests: the real helm binary (fetched by scripts/fetch-helm.sh into
+ * .cache/helm/), rendering the chart, and validating rendered objects against the Kubernetes
+ * schemas offline:
+ * - kubernetes-models (generated from the Kubernetes OpenAPI schema) checks types, enums,
+ *   formats and required fields;
+ * - the attribute maps of @kubernetes/client-node's models catch unknown fields (a typo such as
+ *   `hostPid`), which kubernetes-models lets through but the API server rejects under strict field
+ *   validation (kubectl's default).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+
+/** The repository root: the nearest folder up from here whose package.json is this project's. */
+export const repoRoot: string = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'taskstats-agent') return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error('test/support/helm: repository root (package.json of taskstats-agent) not found');
+    dir = up;
+  }
+})();
+
+export const chartDir = join(repoRoot, 'charts', 'taskstats-agent');
+
+let helmPath: string | undefined;
+
+/** Path of the helm binary: $HELM_BIN, else .cache/helm/helm, fetched on first use if missing. */
+export function helmBinary(): string {
+  if (helmPath) return helmPath;
+  if (process.env.HELM_BIN) return (helmPath = process.env.HELM_BIN);
+  const cached = join(repoRoot, '.cache', 'helm', 'helm');
+  if (!existsSync(cached)) {
+    const r = spawnSync('bash', [join(repoRoot, 'scripts', 'fetch-helm.sh')], { encoding: 'utf8', timeout: 300_000 });
+    if (r.status !== 0) throw new Error(`scripts/fetch-helm.sh failed (status ${r.status}): ${r.stderr}`);
+  }
+  return (helmPath = cached);
+}
+
+export interface HelmResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs helm with a timeout; HOME-like state goes to a scratch dir so the machine's helm config is never touched. */
+export function helm(args: string[], timeoutMs = 60_000): HelmResult {
+  const scratch = join(repoRoot, '.cache', 'helm-home');
+  const r = spawnSync(helmBinary(), args, {
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    cwd: repoRoot,
+    env: {
+      ...process.env,
+      HELM_CACHE_HOME: join(scratch, 'cache'),
+      HELM_CONFIG_HOME: join(scratch, 'config'),
+      HELM_DATA_HOME: join(scratch, 'data'),
+    },
+  });
+  if (r.error) throw r.error;
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  [key: string]: unknown;
+}
+
+export interface TemplateOptions {
+  release?: string;
+  namespace?: string;
+  valuesFiles?: string[];
+  set?: Record<string, string>;
+}
+
+/** `helm template` of the chart; throws with helm's stderr when rendering fails. */
+export function renderChart(opts: TemplateOptions = {}): K8sObject[] {
+  const args = ['template', opts.release ?? 'tsa', chartDir, '--namespace', opts.namespace ?? 'monitoring'];
+  for (const f of opts.valuesFiles ?? []) args.push('--values', f);
+  for (const [k, v] of Object.entries(opts.set ?? {})) args.push('--set', `${k}=${v}`);
+  const r = helm(args);
+  if (r.status !== 0) throw new Error(`helm ${args.join(' ')} failed (status ${r.status}):\n${r.stderr}`);
+  return parseManifests(r.stdout);
+}
+
+/** Parses a multi-document manifest stream; empty documents are skipped. */
+export function parseManifests(text: string): K8sObject[] {
+  const out: K8sObject[] = [];
+  for (const doc of parseAllDocuments(text)) {
+    if (doc.errors.length) throw new Error(`rendered YAML does not parse: ${doc.errors[0]!.message}`);
+    const value = doc.toJS() as K8sObject | null;
+    if (value) out.push(value);
+  }
+  return out;
+}
+
+export function findObject(objects: K8sObject[], kind: string, name?: string): K8sObject | undefined {
+  return objects.find((o) => o.kind === kind && (name === undefined || o.metadata?.name === name));
+}
+
+// ---- schema validation ----
+
+/** kubernetes-models module of an object: `v1/ConfigMap`, `apps/v1/DaemonSet`, ... */
+function modelPath(apiVersion: string, kind: string): string {
+  return `kubernetes-models/${apiVersion.includes('/') ? apiVersion : `v1`}/${kind}`;
+}
+
+/** Validates one object against the Kubernetes schema; returns problems (empty when valid). */
+export async function validateObject(obj: K8sObject): Promise<string[]> {
+  const where = `${obj.kind}/${obj.metadata?.name}`;
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(modelPath(obj.apiVersion, obj.kind))) as Record<string, unknown>;
+  } catch (e) {
+    return [`${where}: no schema for apiVersion ${obj.apiVersion} kind ${obj.kind} (${(e as Error).message})`];
+  }
+  const Model = mod[obj.kind] as (new (data: unknown) => { validate(): void }) | undefined;
+  if (!Model) return [`${where}: kubernetes-models has no ${obj.kind}`];
+  const problems: string[] = [];
+  try {
+    new Model(obj).validate();
+  } catch (e) {
+    problems.push(`${where}: ${(e as Error).message}`);
+  }
+  const version = obj.apiVersion.split('/').pop()!;
+  const typeName = `${version[0]!.toUpperCase()}${version.slice(1)}${obj.kind}`;
+  problems.push(...(await unknownFields(obj, typeName, where)));
+  return problems;
+}
+
+interface AttributeType {
+  baseName: string;
+  type: string;
+}
+const attributeMaps = new Map<string, AttributeType[] | null>();
+
+async function attributeMap(typeName: string): Promise<AttributeType[] | null> {
+  if (attributeMaps.has(typeName)) return attributeMaps.get(typeName)!;
+  let map: AttributeType[] | null = null;
+  const file = join(repoRoot, 'node_modules', '@kubernetes', 'client-node', 'dist', 'gen', 'models', `${typeName}.js`);
+  if (existsSync(file)) {
+    const mod = (await import(file)) as Record<string, { getAttributeTypeMap?: () => AttributeType[] }>;
+    map = mod[typeName]?.getAttributeTypeMap?.() ?? null;
+  }
+  attributeMaps.set(typeName, map);
+  return map;
+}
+
+/** Fields of `value` that the Kubernetes type `typeName` does not define, as JSON paths. */
+export async function unknownFields(value: unknown, typeName: string, path: string): Promise<string[]> {
+  if (value === null || value === undefined) return [];
+  const array = /^Array<(.+)>$/.exec(typeName);
+  if (array) {
+    if (!Array.isArray(value)) return [`${path}: expected a list`];
+    const out: string[] = [];
+    for (let i = 0; i < value.length; i++) out.push(...(await unknownFields(value[i], array[1]!, `${path}[${i}]`)));
+    return out;
+  }
+  const map = /^\{ \[key: string\]: (.+); \}$/.exec(typeName);
+  if (map) {
+    if (typeof value !== 'object' || Array.isArray(value)) return [`${path}: expected a map`];
+    const out: string[] = [];
+    for (const [k, v] of Object.entries(value)) out.push(...(await unknownFields(v, map[1]!, `${path}.${k}`)));
+    return out;
+  }
+  if (!/^[A-Z]/.test(typeName) || typeName === 'IntOrString' || typeName === 'Date') return [];
+  const attrs = await attributeMap(typeName);
+  if (!attrs) return [];
+  if (typeof value !== 'object' || Array.isArray(value)) return [`${path}: expected an object (${typeName})`];
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    const attr = attrs.find((a) => a.baseName === k);
+    if (!attr) out.push(`${path}.${k}: unknown field of ${typeName}`);
+    else out.push(...(await unknownFields(v, attr.type, `${path}.${k}`)));
+  }
+  return out;
+}
