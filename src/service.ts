@@ -1,0 +1,261 @@
+/**
+ * The service: creates the components of the configured pipelines, starts them (exporters, then
+ * processors, then receivers), and stops them (receivers, processors, final collection and export,
+ * exporters flushed and shut down).
+ *
+ * A receiver used by several pipelines is created and started once; its Consumer fans out to every
+ * pipeline. Processors are created per pipeline (as in the OpenTelemetry Collector); an exporter is
+ * created once and receives the exports of every pipeline that lists it.
+ */
+import type { Resource } from '@opentelemetry/resources';
+import type { Component, ComponentKind, Exporter, Logger, Processor, Receiver } from './api/index.js';
+import type { AgentConfig, ComponentEntry } from './config/load.js';
+import { ComponentLogger, LogRateLimiter } from './logging.js';
+import type { PinoLogger } from './logging.js';
+import { MetricsStage } from './metrics/stage.js';
+import { FanOutConsumer, Pipeline } from './pipeline.js';
+import type { ExporterSlot, PipelineStage, ProcessorSlot } from './pipeline.js';
+import { DeltaState, SELF_METRICS } from './telemetry.js';
+import type { SelfTelemetry } from './telemetry.js';
+
+export type ServiceState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+
+/** A component that threw while being created or started. */
+export class ComponentFailure extends Error {
+  constructor(readonly kind: ComponentKind, readonly componentId: string, readonly phase: 'create' | 'start', override readonly cause: unknown) {
+    super(`${kind} "${componentId}" failed to ${phase}: ${cause instanceof Error ? cause.message : String(cause)}`);
+    this.name = 'ComponentFailure';
+  }
+}
+
+export interface ServiceOptions {
+  config: AgentConfig;
+  telemetry: SelfTelemetry;
+  rootLogger: PinoLogger;
+  limiter?: LogRateLimiter;
+  resource: Resource;
+  /** For tests: replaces the metrics stage. */
+  createStage?: (pipelineId: string, seriesLimit: number, endedSeriesTtlMs: number) => PipelineStage;
+}
+
+interface Running<T extends Component> {
+  kind: ComponentKind;
+  id: string;
+  /** For processors: the pipeline it belongs to. */
+  pipelineId?: string;
+  component: T;
+  started: boolean;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
+export class Service {
+  state: ServiceState = 'created';
+  readonly pipelines: Pipeline[] = [];
+  private readonly exporters: Array<Running<Exporter>> = [];
+  private readonly processors: Array<Running<Processor>> = [];
+  private readonly receivers: Array<Running<Receiver>> = [];
+  private readonly fanOuts: FanOutConsumer[] = [];
+  private readonly limiter: LogRateLimiter;
+  private readonly log: PinoLogger;
+  /** Shutdown steps that started and have not finished (reported when the deadline hits). */
+  readonly pendingSteps = new Set<string>();
+
+  constructor(private readonly opts: ServiceOptions) {
+    this.limiter = opts.limiter ?? new LogRateLimiter();
+    this.log = opts.rootLogger;
+  }
+
+  /** Whether every component started and shutdown has not begun (for /readyz). */
+  ready(): boolean {
+    return this.state === 'running';
+  }
+
+  private componentLogger(kind: string, id: string, pipelineId?: string): Logger {
+    // A pipeline's own logger names only the pipeline (its messages name the component involved).
+    const bindings: Record<string, string> = kind === 'pipeline' && id === pipelineId ? { pipeline: id } : { kind, component: id };
+    if (pipelineId && id !== pipelineId) bindings.pipeline = pipelineId;
+    return new ComponentLogger(this.log.child(bindings), this.limiter, `${kind}:${id}${pipelineId ? `@${pipelineId}` : ''}`);
+  }
+
+  /** Creates and starts everything. Throws ComponentFailure (after stopping what had started). */
+  async start(): Promise<void> {
+    this.state = 'starting';
+    try {
+      await this.create();
+      for (const group of [this.exporters, this.processors, this.receivers] as Array<Array<Running<Component>>>) {
+        for (const r of group) {
+          this.log.debug({ kind: r.kind, component: r.id }, 'starting component');
+          try {
+            await r.component.start();
+          } catch (err) {
+            throw new ComponentFailure(r.kind, r.id, 'start', err);
+          }
+          r.started = true;
+        }
+      }
+    } catch (err) {
+      this.state = 'failed';
+      await this.shutdown().catch(() => undefined);
+      this.state = 'failed';
+      throw err;
+    }
+    this.state = 'running';
+  }
+
+  private async createOne<T>(entry: ComponentEntry, create: () => T | Promise<T>): Promise<T> {
+    try {
+      const c = await create();
+      if (!c || typeof (c as unknown as Component).start !== 'function' || typeof (c as unknown as Component).shutdown !== 'function') {
+        throw new TypeError('create() must return an object with start() and shutdown()');
+      }
+      return c;
+    } catch (err) {
+      throw new ComponentFailure(entry.kind, entry.id, 'create', err);
+    }
+  }
+
+  private async create(): Promise<void> {
+    const { config, telemetry } = this.opts;
+    const exporterInstances = new Map<string, Running<Exporter>>();
+    const selfOwner = new Map<string, string>();
+    for (const p of config.pipelines) for (const id of p.exporters) if (!selfOwner.has(id)) selfOwner.set(id, p.id);
+
+    // Exporters: once each.
+    for (const p of config.pipelines) {
+      for (const id of p.exporters) {
+        if (exporterInstances.has(id)) continue;
+        const entry = config.exporters.get(id)!;
+        const ctx = { id, logger: this.componentLogger('exporter', id), telemetry: telemetry.forComponent('exporter', { 'component.id': id }) };
+        const exporter = await this.createOne(entry, () => (entry.factory as import('./api/index.js').ExporterFactory).create(ctx, entry.config));
+        if (exporter.temporality !== 'cumulative' && exporter.temporality !== 'delta') {
+          throw new ComponentFailure('exporter', id, 'create', new TypeError(`temporality must be "cumulative" or "delta" (got ${JSON.stringify(exporter.temporality)})`));
+        }
+        if (typeof exporter.export !== 'function' || typeof exporter.forceFlush !== 'function') {
+          throw new ComponentFailure('exporter', id, 'create', new TypeError('an exporter needs export() and forceFlush()'));
+        }
+        const r: Running<Exporter> = { kind: 'exporter', id, component: exporter, started: false };
+        exporterInstances.set(id, r);
+        this.exporters.push(r);
+      }
+    }
+
+    // Pipelines: processors (one instance per pipeline), the metrics stage, exporter slots.
+    const pipelineById = new Map<string, Pipeline>();
+    for (const p of config.pipelines) {
+      const processorSlots: ProcessorSlot[] = [];
+      for (const id of p.processors) {
+        const entry = config.processors.get(id)!;
+        const ctx = {
+          id,
+          logger: this.componentLogger('processor', id, p.id),
+          telemetry: telemetry.forComponent('processor', { 'component.id': id, 'pipeline.id': p.id }),
+        };
+        const processor = await this.createOne(entry, () => (entry.factory as import('./api/index.js').ProcessorFactory).create(ctx, entry.config));
+        if (typeof processor.process !== 'function') throw new ComponentFailure('processor', id, 'create', new TypeError('a processor needs process()'));
+        this.processors.push({ kind: 'processor', id, pipelineId: p.id, component: processor, started: false });
+        processorSlots.push({ id, processor });
+      }
+      const stage: PipelineStage = this.opts.createStage
+        ? this.opts.createStage(p.id, p.seriesLimit, p.endedSeriesTtlMs)
+        : new MetricsStage({
+            seriesLimit: p.seriesLimit,
+            endedSeriesTtlMs: p.endedSeriesTtlMs,
+            resource: this.opts.resource,
+            telemetry: telemetry.forComponent('pipeline', { 'component.id': 'metrics_stage', 'pipeline.id': p.id }),
+            logger: this.componentLogger('pipeline', 'metrics_stage', p.id),
+          });
+      const exporterSlots: ExporterSlot[] = p.exporters.map((id) => {
+        const exporter = exporterInstances.get(id)!.component;
+        const withSelfTelemetry = selfOwner.get(id) === p.id;
+        return {
+          id,
+          exporter,
+          temporality: exporter.temporality,
+          withSelfTelemetry,
+          selfDelta: withSelfTelemetry && exporter.temporality === 'delta' ? new DeltaState(telemetry.startTimeMs) : undefined,
+        };
+      });
+      const pipeline = new Pipeline(p.id, processorSlots, stage, exporterSlots, telemetry, this.componentLogger('pipeline', p.id, p.id));
+      this.pipelines.push(pipeline);
+      pipelineById.set(p.id, pipeline);
+    }
+
+    // Receivers: once each, fanning out to every pipeline that lists them.
+    const receiverPipelines = new Map<string, Pipeline[]>();
+    for (const p of config.pipelines) {
+      for (const id of p.receivers) {
+        const list = receiverPipelines.get(id) ?? [];
+        list.push(pipelineById.get(p.id)!);
+        receiverPipelines.set(id, list);
+      }
+    }
+    for (const [id, pipelines] of receiverPipelines) {
+      const entry = config.receivers.get(id)!;
+      const logger = this.componentLogger('receiver', id);
+      const attrs = { 'component.id': id, 'component.kind': 'receiver' };
+      const next = new FanOutConsumer(
+        id,
+        pipelines,
+        telemetry.counter(SELF_METRICS.receiverAccepted, 'Samples a receiver handed to its pipelines.', '{sample}', { 'component.id': id }),
+        telemetry.dropped({ ...attrs, reason: 'shutting_down' }),
+        telemetry.dropped({ ...attrs, reason: 'invalid_batch' }),
+        logger,
+      );
+      this.fanOuts.push(next);
+      const ctx = { id, logger, telemetry: telemetry.forComponent('receiver', { 'component.id': id }), next };
+      const receiver = await this.createOne(entry, () => (entry.factory as import('./api/index.js').ReceiverFactory).create(ctx, entry.config));
+      this.receivers.push({ kind: 'receiver', id, component: receiver, started: false });
+    }
+  }
+
+  /** Runs one shutdown step, logging failures with the component id; tracked in pendingSteps. */
+  private async step(name: string, fn: () => Promise<void>): Promise<void> {
+    this.pendingSteps.add(name);
+    try {
+      await fn();
+    } catch (err) {
+      this.log.error({ step: name, error: errorText(err) }, 'shutdown step failed');
+    } finally {
+      this.pendingSteps.delete(name);
+    }
+  }
+
+  /**
+   * Stops intake and flushes: receivers shut down, queued batches drain, processors shut down,
+   * each pipeline collects and exports one last time, exporters flush and shut down.
+   * Never throws; failures are logged per component.
+   */
+  async shutdown(): Promise<void> {
+    const failedStart = this.state === 'failed';
+    this.state = 'stopping';
+    const started = <T extends Component>(list: Array<Running<T>>) => list.filter((r) => r.started);
+
+    await Promise.all(started(this.receivers).map((r) => this.step(`receiver "${r.id}": shutdown`, () => r.component.shutdown())));
+    for (const f of this.fanOuts) f.close();
+    await Promise.all(this.pipelines.map((p) => this.step(`pipeline "${p.id}": drain queued batches`, () => p.whenIdle())));
+    await Promise.all(
+      started(this.processors).map((r) => this.step(`processor "${r.id}" (pipeline ${r.pipelineId}): shutdown`, () => r.component.shutdown())),
+    );
+    if (!failedStart) {
+      await Promise.all(this.pipelines.map((p) => this.step(`pipeline "${p.id}": final collection and export`, () => p.flush())));
+    } else {
+      await Promise.all(this.pipelines.map((p) => this.step(`pipeline "${p.id}": pending exports`, () => p.exportsSettled())));
+    }
+    await Promise.all(
+      started(this.exporters).map((r) =>
+        this.step(`exporter "${r.id}": flush and shutdown`, async () => {
+          try {
+            await r.component.forceFlush();
+          } catch (err) {
+            this.log.error({ kind: 'exporter', component: r.id, error: errorText(err) }, 'exporter failed to flush');
+          }
+          await r.component.shutdown();
+        }),
+      ),
+    );
+    this.state = 'stopped';
+  }
+}
