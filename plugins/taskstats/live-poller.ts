@@ -41,8 +41,10 @@ export interface SweepStats {
   records: number;
   /** Processes that ended between the listing and the query (ESRCH). */
   vanished: number;
-  /** Processes whose I/O and faults came from /proc (multi-threaded). */
+  /** Multi-threaded processes whose I/O and faults were read from /proc. */
   procReads: number;
+  /** ... of which /proc/PID/io was not readable (the leader's values were used). */
+  procDenied: number;
   /** Replies missing or unexpected (should stay 0). */
   errors: number;
   durationMs: number;
@@ -106,7 +108,7 @@ export class LivePoller {
     this.queryBatch(this.ids, 0, 1, (r) => {
       Object.assign(out, r);
       found = out;
-    }, { listed: 0, records: 0, vanished: 0, procReads: 0, errors: 0, durationMs: 0 });
+    }, { listed: 0, records: 0, vanished: 0, procReads: 0, procDenied: 0, errors: 0, durationMs: 0 });
     return found;
   }
 
@@ -125,7 +127,7 @@ export class LivePoller {
   private async runSweep(onRecord: (rec: TaskRecord) => void): Promise<SweepStats> {
     const t0 = performance.now();
     if (!this.sock) this.open();
-    const stats: SweepStats = { listed: 0, records: 0, vanished: 0, procReads: 0, errors: 0, durationMs: 0 };
+    const stats: SweepStats = { listed: 0, records: 0, vanished: 0, procReads: 0, procDenied: 0, errors: 0, durationMs: 0 };
     const names = await readdir(this.procRoot);
     const ids: number[] = [];
     for (const n of names) {
@@ -226,14 +228,26 @@ export class LivePoller {
     g.hiwaterVmKb = l.hiwaterVmKb;
     g.coreMemMbUs = l.coreMemMbUs;
     g.virtMemMbUs = l.virtMemMbUs;
-    if (g.cpuRunRealNs > l.cpuRunRealNs) {
-      // Other threads run or ran: /proc has the group's faults and I/O (dead threads included).
+    // The group was queried first: for a single-threaded process every sum of the group is at
+    // most the leader's. More runs (sched_info pcount, counted even for a thread that never got
+    // a tick), more CPU or more context switches mean other threads run or ran.
+    const multiThreaded =
+      g.cpuDelayCount > l.cpuDelayCount ||
+      g.cpuRunRealNs > l.cpuRunRealNs ||
+      g.voluntaryCtxSwitches + g.involuntaryCtxSwitches > l.voluntaryCtxSwitches + l.involuntaryCtxSwitches;
+    let read: 'ok' | 'gone' | 'denied' = 'denied';
+    if (multiThreaded) {
+      // /proc has the group's faults and I/O (dead threads included).
       stats.procReads++;
-      if (!this.readGroupCounters(g)) {
+      read = this.readGroupCounters(g);
+      if (read === 'gone') {
         stats.vanished++;
         return null;
       }
-    } else {
+      if (read === 'denied') stats.procDenied++;
+    }
+    if (read !== 'ok') {
+      // Single-threaded, or /proc/PID/io not readable (ptrace access mode denied): the leader's.
       g.minorFaults = l.minorFaults;
       g.majorFaults = l.majorFaults;
       g.readCharBytes = l.readCharBytes;
@@ -247,15 +261,16 @@ export class LivePoller {
     return g;
   }
 
-  /** /proc/PID/io and the faults of /proc/PID/stat into `g`; false when the process is gone. */
-  private readGroupCounters(g: TaskRecord): boolean {
+  /** /proc/PID/io and the faults of /proc/PID/stat into `g`. */
+  private readGroupCounters(g: TaskRecord): 'ok' | 'gone' | 'denied' {
     let io: string;
     let stat: string;
     try {
       io = readFileSync(`${this.procRoot}/${g.tgid}/io`, 'latin1');
       stat = readFileSync(`${this.procRoot}/${g.tgid}/stat`, 'latin1');
-    } catch {
-      return false;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      return code === 'ENOENT' || code === 'ESRCH' ? 'gone' : 'denied';
     }
     g.writeCharBytes = roundKb(ioField(io, 'wchar: '));
     g.readCharBytes = roundKb(ioField(io, 'rchar: '));
@@ -268,7 +283,7 @@ export class LivePoller {
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     g.minorFaults = Number(fields[7]) || 0; // field 10 (minflt) counted from 'state' = field 3
     g.majorFaults = Number(fields[9]) || 0; // field 12 (majflt)
-    return true;
+    return 'ok';
   }
 }
 

@@ -1,0 +1,282 @@
+/**
+ * The exit listener and the live poller against the real kernel (run as root): processes whose
+ * truth is known (exit code, signals, a core dump, CPU burned, bytes read and written, a
+ * multi-threaded group), and zero loss under two fork loops.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ExitListener } from './exit-listener.js';
+import { LivePoller } from './live-poller.js';
+import { copyTaskRecord, newTaskRecord, type TaskRecord } from './record.js';
+import { possibleCpus } from './config.js';
+
+interface Capture {
+  threads: TaskRecord[];
+  groups: TaskRecord[];
+  listener: ExitListener;
+  drops: number;
+}
+
+function startCapture(filter: (r: TaskRecord) => boolean): Capture {
+  const cap: Capture = { threads: [], groups: [], listener: null as unknown as ExitListener, drops: 0 };
+  cap.listener = new ExitListener({
+    cpus: possibleCpus(),
+    receiveBuffer: 16 << 20,
+    handler: {
+      exit(t, g) {
+        if (filter(t) || (g && filter(g))) {
+          cap.threads.push(copyTaskRecord(t));
+          if (g) cap.groups.push(copyTaskRecord(g));
+        }
+      },
+      drained() {},
+      kernelDrop() {
+        cap.drops++;
+      },
+      parseError() {},
+    },
+  });
+  cap.listener.start();
+  return cap;
+}
+
+async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function exited(c: ChildProcess): Promise<void> {
+  return new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r())));
+}
+
+const children: ChildProcess[] = [];
+function track(c: ChildProcess): ChildProcess {
+  children.push(c);
+  return c;
+}
+after(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
+describe('exit events of processes whose truth is known', { timeout: 60_000 }, () => {
+  let cap: Capture;
+  const pids = new Set<number>();
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'taskstats-test-'));
+    cap = startCapture((r) => pids.has(r.tgid) || pids.has(r.pid));
+  });
+  after(() => {
+    cap.listener.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function run(cmd: string, args: string[], opts: { kill?: NodeJS.Signals; cwd?: string } = {}): Promise<TaskRecord> {
+    const c = track(spawn(cmd, args, { stdio: 'ignore', cwd: opts.cwd }));
+    pids.add(c.pid!);
+    if (opts.kill) {
+      await new Promise((r) => setTimeout(r, 100));
+      c.kill(opts.kill);
+    }
+    await exited(c);
+    await waitFor(() => cap.threads.some((t) => t.pid === c.pid), 5000, `the exit record of ${cmd} (pid ${c.pid})`);
+    return cap.threads.find((t) => t.pid === c.pid)!;
+  }
+
+  test('exit code 3: code, identity and start time', async () => {
+    const before = Date.now() / 1000;
+    const r = await run('/bin/sh', ['-c', 'exit 3']);
+    assert.equal(r.kind, 'exit');
+    assert.equal(r.aggregate, 'pid');
+    assert.ok(r.version >= 1);
+    assert.equal(r.exitCode, 3);
+    assert.equal(r.exitSignal, 0);
+    assert.equal(r.exitStatus, 0x300);
+    assert.equal(r.comm, 'sh');
+    assert.equal(r.ppid, process.pid);
+    assert.equal(r.tgid, r.pid);
+    assert.equal(r.uid, process.getuid!());
+    assert.ok(Math.abs(r.startTimeSec - before) <= 5, `start time ${r.startTimeSec} vs ${before}`);
+  });
+
+  test('killed by SIGKILL', async () => {
+    const r = await run('sleep', ['30'], { kill: 'SIGKILL' });
+    assert.equal(r.exitSignal, 9);
+    assert.equal(r.exitCode, -1);
+    assert.equal(r.coreDumped, false);
+    assert.equal(r.comm, 'sleep');
+  });
+
+  test('SIGSEGV with a core dump', async () => {
+    const pattern = readFileSync('/proc/sys/kernel/core_pattern', 'utf8').trim();
+    const r = await run('/bin/sh', ['-c', 'ulimit -c unlimited; exec perl -e "kill SEGV => \\$\\$"'], { cwd: dir });
+    assert.equal(r.exitSignal, 11);
+    assert.equal(r.comm, 'perl');
+    if (pattern === 'core' || pattern.startsWith('core.')) {
+      // A plain file pattern: the kernel writes the core into the cwd and sets the flag.
+      assert.equal(r.coreDumped, true, `core_pattern ${pattern}, files ${readdirSync(dir).join(',')}`);
+    }
+  });
+
+  test('CPU burned: user + system tracks cpu_run_real', async () => {
+    const r = await run('perl', ['-e', '1 while (times)[0] < 0.3']);
+    const cpuUs = r.userUs + r.systemUs;
+    assert.ok(cpuUs >= 280_000, `user+system ${cpuUs} us`);
+    assert.ok(cpuUs < 2_000_000, `user+system ${cpuUs} us`);
+    assert.ok(r.userUs >= 200_000);
+    // utime/stime move in scheduler ticks; their sum tracks the precise runtime.
+    assert.ok(Math.abs(cpuUs - r.cpuRunRealNs / 1000) <= 30_000, `user+system ${cpuUs} us vs cpu_run_real ${r.cpuRunRealNs} ns`);
+    assert.ok(r.elapsedUs >= r.cpuRunRealNs / 1000 - 1000);
+  });
+
+  test('bytes through read()/write() (read_char, write_char) and O_DIRECT (read_bytes, write_bytes)', async () => {
+    const chars = await run('dd', ['if=/dev/zero', 'of=/dev/null', 'bs=1M', 'count=8']);
+    assert.ok(chars.readCharBytes >= 8 << 20, `read_char ${chars.readCharBytes}`);
+    assert.ok(chars.writeCharBytes >= 8 << 20, `write_char ${chars.writeCharBytes}`);
+    assert.ok(chars.readCharBytes < (8 << 20) + (1 << 20));
+    assert.equal(chars.readCharBytes % 1024, 0, 'the kernel rounds to 1024');
+    const file = join(dir, 'direct.bin');
+    const w = await run('dd', ['if=/dev/zero', `of=${file}`, 'bs=1M', 'count=4', 'oflag=direct']);
+    assert.ok(w.writeBytes >= 4 << 20, `write_bytes ${w.writeBytes}`);
+    const rd = await run('dd', [`if=${file}`, 'of=/dev/null', 'bs=1M', 'iflag=direct']);
+    assert.ok(rd.readBytes >= 4 << 20, `read_bytes ${rd.readBytes}`);
+  });
+
+  test('a multi-threaded group: one record per thread, then the group record with the sums', async () => {
+    // Three worker threads each burn ~80 ms of CPU (a fixed amount of work, timed on the thread's own clock).
+    const script = `
+      const { Worker } = require('worker_threads');
+      const body = "const {performance}=require('perf_hooks'); const t=process.hrtime.bigint(); let x=0; while (process.hrtime.bigint()-t < 80000000n) x++;";
+      for (let i = 0; i < 3; i++) new Worker(body, { eval: true });`;
+    const c = track(spawn(process.execPath, ['-e', script], { stdio: 'ignore' }));
+    pids.add(c.pid!);
+    await exited(c);
+    await waitFor(() => cap.groups.some((g) => g.tgid === c.pid), 10_000, 'the group record');
+    const group = cap.groups.find((g) => g.tgid === c.pid)!;
+    const threads = cap.threads.filter((t) => t.tgid === c.pid);
+    assert.ok(threads.length >= 4, `${threads.length} thread records (main + 3 workers + node's own threads)`);
+    assert.equal(group.aggregate, 'tgid');
+    assert.equal(group.pid, c.pid);
+    const sumThreads = threads.reduce((s, t) => s + t.userUs + t.systemUs, 0);
+    const groupCpu = group.userUs + group.systemUs;
+    // 3 x 80 ms of spinning (less CPU when the machine is busy)
+    assert.ok(groupCpu >= 60_000, `group cpu ${groupCpu} us`);
+    const workers = threads.filter((t) => t.userUs + t.systemUs >= 20_000);
+    assert.ok(workers.length >= 3 || groupCpu >= 200_000, `${workers.length} busy threads`);
+    // The group sums its threads (tick-rounded per thread: allow 8 ms per thread + 10%).
+    assert.ok(Math.abs(groupCpu - sumThreads) <= 8000 * threads.length + groupCpu * 0.1, `group ${groupCpu} us vs threads ${sumThreads} us`);
+  });
+});
+
+describe('zero loss under two fork loops', { timeout: 60_000 }, () => {
+  test('every child of two parallel fork loops is seen exactly once (3 s, ~thousands of exits/s)', async () => {
+    const loopPids = new Set<number>();
+    let seen = 0;
+    const listener = new ExitListener({
+      cpus: possibleCpus(),
+      receiveBuffer: 16 << 20,
+      handler: {
+        exit(t) {
+          if (loopPids.has(t.ppid)) seen++;
+        },
+        drained() {},
+        kernelDrop() {},
+        parseError() {},
+      },
+    });
+    listener.start();
+    try {
+      const perl = 'use POSIX; use Time::HiRes qw(time); $n=0; $e=time+3; while(time<$e){ $p=fork; if(!$p){ POSIX::_exit(0) } waitpid($p,0); $n++ } print "$n\\n"';
+      const loops = [0, 1].map(() => track(spawn('perl', ['-e', perl], { stdio: ['ignore', 'pipe', 'inherit'] })));
+      for (const l of loops) loopPids.add(l.pid!);
+      const counts = await Promise.all(
+        loops.map(
+          (l) =>
+            new Promise<number>((resolve) => {
+              let out = '';
+              l.stdout!.on('data', (d) => (out += d));
+              l.on('exit', () => resolve(Number(out.trim())));
+            }),
+        ),
+      );
+      const children = counts[0]! + counts[1]!;
+      assert.ok(children > 3000, `the fork loops made ${children} children`);
+      await waitFor(() => seen >= children, 10_000, `${children} exits (seen ${seen})`);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(seen, children, 'exits seen == children spawned');
+      assert.equal(listener.kernelDrops, 0, 'no ENOBUFS');
+    } finally {
+      listener.stop();
+    }
+  });
+});
+
+describe('live queries', { timeout: 60_000 }, () => {
+  const poller = new LivePoller();
+  before(() => poller.open());
+  after(() => poller.close());
+
+  test('a sleeping process: identity from the leader, CPU from the group', async () => {
+    const c = track(spawn('sleep', ['30'], { stdio: 'ignore' }));
+    await new Promise((r) => setTimeout(r, 200));
+    const r = poller.query(c.pid!, newTaskRecord());
+    assert.ok(r);
+    assert.equal(r.kind, 'live');
+    assert.equal(r.aggregate, 'tgid');
+    assert.equal(r.pid, c.pid);
+    assert.equal(r.tgid, c.pid);
+    assert.equal(r.comm, 'sleep');
+    assert.equal(r.ppid, process.pid);
+    assert.ok(Math.abs(r.startTimeSec - Date.now() / 1000) < 5);
+    assert.ok(r.hiwaterRssKb > 0, 'memory from the leader');
+    assert.ok(r.minorFaults > 0, 'faults from the leader');
+    assert.ok(r.cpuDelayCount > 0, 'it ran at least once (sched_info pcount)');
+    c.kill('SIGKILL');
+    await exited(c);
+  });
+
+  test('a process that does not exist: null (ESRCH), not an error', () => {
+    const pidMax = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+    assert.equal(poller.query(pidMax + 1000, newTaskRecord()), null);
+  });
+
+  test('a multi-threaded process: I/O done by another thread is the group\'s', async () => {
+    // A worker thread reads 6 MiB from /dev/zero; the main thread only waits.
+    const script = `
+      const { Worker } = require('worker_threads');
+      const w = new Worker("const fs=require('fs'); const b=Buffer.alloc(1<<20); const fd=fs.openSync('/dev/zero','r'); for (let i=0;i<6;i++) fs.readSync(fd,b,0,b.length,null); fs.closeSync(fd);", { eval: true });
+      w.on('exit', () => { process.stdout.write('ready\\n'); setTimeout(() => {}, 30000); });`;
+    const c = track(spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    await new Promise<void>((resolve) => c.stdout!.once('data', () => resolve()));
+    const r = poller.query(c.pid!, newTaskRecord())!;
+    assert.ok(r);
+    assert.ok(r.readCharBytes >= 6 << 20, `read_char ${r.readCharBytes}`);
+    assert.equal(r.readCharBytes % 1024, 0);
+    assert.ok(r.minorFaults > 0);
+    // the leader alone did not read it: the record is not the leader's
+    c.kill('SIGKILL');
+    await exited(c);
+  });
+
+  test('a sweep covers every process in /proc', async () => {
+    const c = track(spawn('sleep', ['30'], { stdio: 'ignore' }));
+    await new Promise((r) => setTimeout(r, 100));
+    const found = new Map<number, string>();
+    const stats = await poller.sweep((r) => found.set(r.tgid, r.comm));
+    assert.ok(stats.listed > 10);
+    assert.equal(stats.errors, 0);
+    assert.equal(stats.records + stats.vanished, stats.listed);
+    assert.equal(found.get(c.pid!), 'sleep');
+    assert.ok(found.has(process.pid));
+    assert.ok(found.has(1));
+    c.kill('SIGKILL');
+    await exited(c);
+  });
+});
