@@ -339,7 +339,7 @@ class Checker {
   ): string[] {
     const path = joinPath(ppath, key);
     if (value === undefined || value === null || (Array.isArray(value) && value.length === 0)) {
-      if (required) this.error(path, `a pipeline needs at least one ${kind}`);
+      if (required) this.error(path, `a pipeline needs at least one ${kind}`, true);
       return [];
     }
     if (!Array.isArray(value)) {
