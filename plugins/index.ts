@@ -6,5 +6,6 @@ import type { PluginModule } from '../src/api/index.js';
 import filter from './filter/index.js';
 import k8sattributes from './k8sattributes/index.js';
 import otlp from './otlp/index.js';
+import debug from './debug/index.js';
 
-export const builtinPlugins: PluginModule[] = [filter, k8sattributes, otlp];
+export const builtinPlugins: PluginModule[] = [filter, k8sattributes, otlp, debug];

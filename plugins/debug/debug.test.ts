@@ -1,0 +1,148 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Attributes, MetricDescriptor, Sample, SampleSchema } from '../../src/api/index.js';
+import { MetricsStage, buildResource } from '../../src/metrics/index.js';
+import { RecordingLogger, RecordingTelemetry } from '../../src/metrics/testing.js';
+import { recordingContext, sdkMetrics } from '../otlp/testing.js';
+import { debugExporterFactory } from './factory.js';
+import { DebugExporter, newSummaryState, summarize } from './exporter.js';
+import type { DebugExporterConfig } from './config.js';
+
+// The names and attributes of the metric catalogue (docs/metrics.md), as the taskstats receiver
+// describes them: the debug exporter reads the metrics stage's real output.
+const c = (name: string, unit: string, pointAttributes?: Attributes): MetricDescriptor => ({
+  name,
+  unit,
+  description: name,
+  instrument: 'counter',
+  valueType: unit === 's' ? 'double' : 'int',
+  ...(pointAttributes ? { pointAttributes } : {}),
+});
+const SCHEMA: SampleSchema = {
+  id: 'debug-test.process',
+  metrics: [
+    c('process.cpu.time', 's', { 'cpu.mode': 'user' }),
+    c('process.cpu.time', 's', { 'cpu.mode': 'system' }),
+    c('process.linux.delay.time', 's', { 'process.linux.delay.type': 'cpu' }),
+    c('process.linux.delay.time', 's', { 'process.linux.delay.type': 'blkio' }),
+    c('process.disk.io', 'By', { 'disk.io.direction': 'read' }),
+    { ...c('process.exits', '{process}'), samplePointAttributes: ['process.exit.code'] },
+    c('process.linux.io.syscalls', '{syscall}'),
+  ],
+};
+
+let sampleTimeMs = 0;
+function sample(attributes: Attributes, values: number[], final = false, exitCode?: number): Sample {
+  return {
+    schema: SCHEMA,
+    attributes,
+    values: Float64Array.from(values),
+    final,
+    timeMs: sampleTimeMs,
+    ...(exitCode !== undefined ? { pointAttributes: { 'process.exit.code': exitCode } } : {}),
+  };
+}
+
+function stage() {
+  return new MetricsStage({
+    seriesLimit: 1000,
+    endedSeriesTtlMs: 60_000,
+    resource: buildResource({}),
+    telemetry: new RecordingTelemetry(),
+    logger: new RecordingLogger(),
+  });
+}
+
+const MAKE = Object.freeze({ 'process.executable.name': 'make', 'process.linux.cgroup': '/build' });
+const CC1 = Object.freeze({ 'process.executable.name': 'cc1', 'process.linux.cgroup': '/build' });
+const SSHD = Object.freeze({ 'process.executable.name': 'sshd', 'process.linux.cgroup': '/system.slice/ssh.service' });
+
+describe('debug exporter', () => {
+  test('basic: top workloads by CPU with cores, exits per second, largest delays, from the metrics stage', () => {
+    const s = stage();
+    const t0 = 1_700_000_000_000;
+    s.collect(t0); // opens the first interval
+    sampleTimeMs = t0 + 5000;
+    // 10 s interval: cc1 burns 15 s of CPU (1.5 cores) over 30 exits, make 1 s, sshd 0.1 s.
+    for (let i = 0; i < 30; i++) s.add([sample(CC1, [0.4, 0.1, 0.02, 0, 4096, 1, 100], true, i < 3 ? 1 : 0)]);
+    s.add([sample(MAKE, [0.75, 0.25, 0.5, 1.25, 0, 0, 20])]);
+    s.add([sample(SSHD, [0.05, 0.05, 0, 0, 0, 0, 3])]);
+    const exporter = new DebugExporter(recordingContext('debug'), { verbosity: 'basic', top: 0 }, () => {});
+    assert.equal(exporter.temporality, 'delta');
+    const text = summarize(s.collect(t0 + 10_000).delta(), { verbosity: 'basic', top: 0 }, newSummaryState(t0));
+    const lines = text.split('\n');
+    assert.match(lines[0]!, /interval 10\.0 s/);
+    assert.match(text, /CPU: 1\.61 cores in total \(16\.100 s\)/);
+    const cpuRows = lines.filter((l) => / cores {2}user /.test(l));
+    assert.equal(cpuRows.length, 3);
+    assert.match(cpuRows[0]!, /^\s+1\.50 cores\s+user\s+12\.000 s\s+sys\s+3\.000 s\s+cc1 \/build$/);
+    assert.match(cpuRows[1]!, /0\.10 cores .* make \/build$/);
+    assert.match(cpuRows[2]!, /0\.01 cores .* sshd \/system\.slice\/ssh\.service$/);
+    assert.match(text, /Exits: 30 \(3\.0\/s\), 3 non-zero or by signal/);
+    const delayRows = lines.slice(lines.findIndex((l) => l.startsWith('Largest delays')) + 1).filter((l) => /%/.test(l));
+    assert.match(delayRows[0]!, /1\.250 s\s+12\.5%\s+blkio\s+make \/build/);
+    assert.match(delayRows[1]!, /0\.600 s\s+6\.0%\s+cpu\s+cc1 \/build/);
+    assert.match(delayRows[2]!, /0\.500 s\s+5\.0%\s+cpu\s+make \/build/);
+    assert.match(text, /Other metrics: process\.linux\.io\.syscalls \(3\)/);
+    assert.ok(!/Data points:/.test(text));
+  });
+
+  test('normal adds exits per workload and disk I/O; detailed dumps every data point; top limits rows', () => {
+    const s = stage();
+    s.collect(1000);
+    sampleTimeMs = 1500;
+    s.add([sample(CC1, [1, 0, 0, 0, 8192, 1, 5], true, 0), sample(MAKE, [2, 0, 0, 0, 0, 0, 1])]);
+    const rm = s.collect(2000).delta();
+    const normal = summarize(rm, { verbosity: 'normal', top: 1 }, newSummaryState(1000));
+    assert.match(normal, /\n\s+1 \(\s+1\.0\/s\)\s+failed\s+0\s+cc1 \/build\n/);
+    assert.match(normal, /Disk I\/O \(bytes\):\n\s+read\s+8192\s+write\s+0\s+cc1 \/build\n/);
+    assert.equal(normal.split('\n').filter((l) => / cores {2}user /.test(l)).length, 1, 'top: 1');
+    assert.match(normal, /process\.linux\.io\.syscalls\s+6 \{syscall\}\s+2 points/);
+    const detailed = summarize(rm, { verbosity: 'detailed', top: 0 }, newSummaryState(1000));
+    assert.match(detailed, /Data points:/);
+    assert.match(detailed, /process\.cpu\.time\{.*"cpu\.mode"="user".*\} \+2 s|process\.cpu\.time\{.*cpu\.mode="user".*\} \+2 s/);
+    assert.match(detailed, /process\.exits\{.*process\.exit\.code=0.*\} \+1 \{process\}/);
+    const pointCount = rm.scopeMetrics.reduce((n, sm) => n + sm.metrics.reduce((m, x) => m + x.dataPoints.length, 0), 0);
+    assert.ok(pointCount >= 6);
+    assert.equal((detailed.split('Data points:')[1]!.match(/^ {2}process\./gm) ?? []).length, pointCount, 'every data point, once');
+  });
+
+  test('cumulative input is turned into deltas; other metrics and histograms degrade gracefully', async () => {
+    const sdk = sdkMetrics({ 'service.name': 'x' }, 'cumulative');
+    const cpu = sdk.meter.createCounter('process.cpu.time', { unit: 's' });
+    const requests = sdk.meter.createCounter('http.server.requests');
+    const latency = sdk.meter.createHistogram('http.server.duration', { unit: 'ms' });
+    cpu.add(2, { 'cpu.mode': 'user', 'process.executable.name': 'java' });
+    requests.add(5);
+    latency.record(12);
+    const state = newSummaryState();
+    const cfg: DebugExporterConfig = { verbosity: 'normal', top: 0 };
+    summarize(await sdk.collect(), cfg, state);
+    cpu.add(1, { 'cpu.mode': 'user', 'process.executable.name': 'java' });
+    requests.add(7);
+    const second = summarize(await sdk.collect(), cfg, state);
+    await sdk.shutdown();
+    assert.match(second, /user\s+1\.000 s\s+sys\s+0\.000 s\s+java/);
+    assert.match(second, /http\.server\.requests\s+7 /);
+    assert.match(second, /Not summarized \(point type\): http\.server\.duration \(HISTOGRAM\)/);
+    assert.ok(!/Exits:/.test(second), 'no exits section without process.exits');
+  });
+
+  test('the factory writes one summary per export; nothing after shutdown', async () => {
+    const written: string[] = [];
+    const exporter = new DebugExporter(recordingContext('debug/x'), debugExporterFactory.defaultConfig(), (t) => written.push(t));
+    assert.deepEqual(debugExporterFactory.defaultConfig(), { verbosity: 'basic', top: 0 });
+    const s = stage();
+    s.collect(0);
+    sampleTimeMs = 100;
+    s.add([sample(MAKE, [1, 1, 0, 0, 0, 0, 0])]);
+    await exporter.start();
+    await exporter.export(s.collect(5000).delta());
+    await exporter.export(s.collect(10_000).delta());
+    await exporter.shutdown();
+    await exporter.export(s.collect(15_000).delta());
+    assert.equal(written.length, 2);
+    assert.match(written[0]!, /^--- debug\/x /);
+    assert.match(written[1]!, /no data points/);
+  });
+});

@@ -1,0 +1,316 @@
+/**
+ * The `debug` exporter: a human-readable summary of each collection on stdout, for a newcomer's
+ * first look and for troubleshooting. It asks for delta temporality, so each export holds the
+ * growth since the previous one; cumulative input (from a host that ignores the preference) is
+ * turned into deltas here.
+ *
+ * It knows the taskstats catalogue (docs/metrics.md): process.cpu.time by cpu.mode,
+ * process.exits, process.linux.delay.time by process.linux.delay.type, process.disk.io; any other
+ * metric is still listed (by name, points and total growth), so other receivers print something
+ * useful too.
+ */
+import { AggregationTemporality, DataPointType, type MetricData } from '@opentelemetry/sdk-metrics';
+import type { Attributes, ComponentContext, Exporter, ResourceMetrics } from '../../src/api/index.js';
+import type { DebugExporterConfig } from './config.js';
+
+/** Attributes that split one workload's metric into parts (modes, directions, causes), not workloads. */
+const DIMENSION_ATTRIBUTES = new Set([
+  'cpu.mode',
+  'disk.io.direction',
+  'process.context_switch.type',
+  'system.paging.fault.type',
+  'process.linux.io.direction',
+  'process.linux.delay.type',
+  'process.exit.code',
+  'process.linux.exit.signal',
+]);
+
+const KNOWN = new Set(['process.cpu.time', 'process.exits', 'process.linux.delay.time', 'process.disk.io']);
+
+interface PointDelta {
+  metric: string;
+  unit: string;
+  attributes: Attributes;
+  /** Growth over the interval (sums) or the current value (gauges). */
+  value: number;
+  isSum: boolean;
+}
+
+interface Workload {
+  label: string;
+  cpuUser: number;
+  cpuSystem: number;
+  cpuOther: number;
+  exits: number;
+  failedExits: number;
+  diskRead: number;
+  diskWrite: number;
+}
+
+function hrToMs(t: [number, number]): number {
+  return t[0] * 1000 + t[1] / 1e6;
+}
+
+function attributesKey(attributes: Attributes): string {
+  const keys = Object.keys(attributes).sort();
+  let s = '';
+  for (const k of keys) s += `${k}\u0000${String(attributes[k])}\u0001`;
+  return s;
+}
+
+/** How a workload is shown: pod first when Kubernetes attributes are there, else name and cgroup. */
+function workloadOf(attributes: Attributes): { key: string; label: string } {
+  const rest: Attributes = {};
+  for (const [k, v] of Object.entries(attributes)) if (!DIMENSION_ATTRIBUTES.has(k)) rest[k] = v;
+  const parts: string[] = [];
+  const ns = rest['k8s.namespace.name'];
+  const pod = rest['k8s.pod.name'];
+  if (pod !== undefined) parts.push(`${ns !== undefined ? `${ns}/` : ''}${pod}`);
+  if (rest['k8s.container.name'] !== undefined) parts.push(`[${rest['k8s.container.name']}]`);
+  if (rest['process.executable.name'] !== undefined) parts.push(String(rest['process.executable.name']));
+  if (rest['process.pid'] !== undefined) parts.push(`pid ${rest['process.pid']}`);
+  if (pod === undefined && rest['process.linux.cgroup'] !== undefined) parts.push(String(rest['process.linux.cgroup']));
+  const shown = new Set([
+    'k8s.namespace.name',
+    'k8s.pod.name',
+    'k8s.container.name',
+    'process.executable.name',
+    'process.pid',
+    'process.linux.cgroup',
+    'k8s.pod.uid',
+    'process.creation.time',
+  ]);
+  for (const [k, v] of Object.entries(rest)) if (!shown.has(k)) parts.push(`${k}=${v}`);
+  return { key: attributesKey(rest), label: parts.length ? parts.join(' ') : '(no attributes)' };
+}
+
+function fmt(n: number, digits = 2): string {
+  if (n !== 0 && Math.abs(n) < 10 ** -digits) return n.toExponential(1);
+  return n.toFixed(digits);
+}
+
+function fmtCount(n: number): string {
+  return Number.isInteger(n) ? String(n) : n.toFixed(2);
+}
+
+function pad(s: string, width: number): string {
+  return s.length >= width ? s : s + ' '.repeat(width - s.length);
+}
+
+function padLeft(s: string, width: number): string {
+  return s.length >= width ? s : ' '.repeat(width - s.length) + s;
+}
+
+function fmtAttributes(attributes: Attributes): string {
+  const parts = Object.entries(attributes).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+  return `{${parts.join(', ')}}`;
+}
+
+export interface SummaryState {
+  /** Last cumulative value per series, to turn cumulative input into deltas. */
+  previous: Map<string, number>;
+  lastEndMs: number | undefined;
+}
+
+/** `sinceMs`: start of the first interval (the exporter's start); else the points' earliest start time. */
+export function newSummaryState(sinceMs?: number): SummaryState {
+  return { previous: new Map(), lastEndMs: sinceMs };
+}
+
+/** Renders one collection. Pure apart from `state` (previous values), so tests call it directly. */
+export function summarize(metrics: ResourceMetrics, config: DebugExporterConfig, state: SummaryState, id = 'debug'): string {
+  const top = config.top > 0 ? config.top : config.verbosity === 'basic' ? 5 : 10;
+  const points: PointDelta[] = [];
+  let endMs = 0;
+  let startMs = Number.POSITIVE_INFINITY;
+  const detailLines: string[] = [];
+  const skippedKinds = new Set<string>();
+
+  for (const scope of metrics.scopeMetrics) {
+    for (const m of scope.metrics as MetricData[]) {
+      const name = m.descriptor.name;
+      const unit = m.descriptor.unit;
+      const isSum = m.dataPointType === DataPointType.SUM;
+      const cumulative = isSum && m.aggregationTemporality === AggregationTemporality.CUMULATIVE;
+      if (m.dataPointType !== DataPointType.SUM && m.dataPointType !== DataPointType.GAUGE) {
+        skippedKinds.add(`${name} (${DataPointType[m.dataPointType] ?? m.dataPointType})`);
+        if (config.verbosity === 'detailed') {
+          for (const dp of m.dataPoints) detailLines.push(`  ${name}${fmtAttributes(dp.attributes as Attributes)} ${JSON.stringify(dp.value)}`);
+        }
+        continue;
+      }
+      for (const dp of m.dataPoints) {
+        const raw = dp.value as number;
+        if (typeof raw !== 'number') continue;
+        endMs = Math.max(endMs, hrToMs(dp.endTime));
+        startMs = Math.min(startMs, hrToMs(dp.startTime));
+        const attributes = dp.attributes as Attributes;
+        let value = raw;
+        if (cumulative) {
+          const key = `${name}\u0002${attributesKey(attributes)}`;
+          const before = state.previous.get(key);
+          state.previous.set(key, raw);
+          // A value below the previous one means the series restarted: all of it is new growth.
+          value = before === undefined || raw < before ? raw : raw - before;
+        }
+        points.push({ metric: name, unit, attributes, value, isSum });
+        if (config.verbosity === 'detailed') {
+          const shown = cumulative ? `${fmtCount(raw)} (+${fmtCount(value)})` : isSum ? `+${fmtCount(value)}` : fmtCount(value);
+          detailLines.push(`  ${name}${fmtAttributes(attributes)} ${shown}${unit ? ` ${unit}` : ''}`);
+        }
+      }
+    }
+  }
+  if (endMs === 0) endMs = Date.now();
+  const fromMs = state.lastEndMs ?? (Number.isFinite(startMs) ? startMs : endMs);
+  const intervalS = Math.max((endMs - fromMs) / 1000, 0.001);
+  state.lastEndMs = endMs;
+
+  const workloads = new Map<string, Workload>();
+  const workload = (attributes: Attributes): Workload => {
+    const { key, label } = workloadOf(attributes);
+    let w = workloads.get(key);
+    if (!w) {
+      w = { label, cpuUser: 0, cpuSystem: 0, cpuOther: 0, exits: 0, failedExits: 0, diskRead: 0, diskWrite: 0 };
+      workloads.set(key, w);
+    }
+    return w;
+  };
+  const delays: Array<{ label: string; type: string; seconds: number }> = [];
+  const others = new Map<string, { unit: string; points: number; total: number; isSum: boolean }>();
+  let totalExits = 0;
+  let sawCpu = false;
+  let sawExits = false;
+  let sawDelays = false;
+
+  for (const p of points) {
+    switch (p.metric) {
+      case 'process.cpu.time': {
+        sawCpu = true;
+        const w = workload(p.attributes);
+        const mode = p.attributes['cpu.mode'];
+        if (mode === 'user') w.cpuUser += p.value;
+        else if (mode === 'system') w.cpuSystem += p.value;
+        else w.cpuOther += p.value;
+        break;
+      }
+      case 'process.exits': {
+        sawExits = true;
+        const w = workload(p.attributes);
+        w.exits += p.value;
+        totalExits += p.value;
+        const code = p.attributes['process.exit.code'];
+        if ((code !== undefined && code !== 0 && code !== '0') || p.attributes['process.linux.exit.signal'] !== undefined) {
+          w.failedExits += p.value;
+        }
+        break;
+      }
+      case 'process.linux.delay.time': {
+        sawDelays = true;
+        if (p.value > 0) {
+          delays.push({ label: workloadOf(p.attributes).label, type: String(p.attributes['process.linux.delay.type'] ?? '?'), seconds: p.value });
+        }
+        break;
+      }
+      case 'process.disk.io': {
+        const w = workload(p.attributes);
+        if (p.attributes['disk.io.direction'] === 'write') w.diskWrite += p.value;
+        else w.diskRead += p.value;
+        break;
+      }
+      default: {
+        let o = others.get(p.metric);
+        if (!o) others.set(p.metric, (o = { unit: p.unit, points: 0, total: 0, isSum: p.isSum }));
+        o.points++;
+        o.total += p.value;
+      }
+    }
+  }
+
+  const out: string[] = [];
+  const when = new Date(endMs).toISOString().replace(/\.\d+Z$/, 'Z');
+  out.push(`--- ${id} ${when}  interval ${fmt(intervalS, 1)} s  ${points.length} points  ${workloads.size} workloads`);
+
+  const list = [...workloads.values()];
+  if (sawCpu) {
+    const cpu = (w: Workload) => w.cpuUser + w.cpuSystem + w.cpuOther;
+    const total = list.reduce((s, w) => s + cpu(w), 0);
+    out.push(`CPU: ${fmt(total / intervalS)} cores in total (${fmt(total, 3)} s); top workloads:`);
+    const busy = list.filter((w) => cpu(w) > 0).sort((a, b) => cpu(b) - cpu(a)).slice(0, top);
+    if (busy.length === 0) out.push('  (no CPU used)');
+    for (const w of busy) {
+      out.push(`  ${padLeft(fmt(cpu(w) / intervalS), 6)} cores  user ${padLeft(fmt(w.cpuUser, 3), 8)} s  sys ${padLeft(fmt(w.cpuSystem, 3), 8)} s  ${w.label}`);
+    }
+  }
+  if (sawExits) {
+    const failed = list.reduce((s, w) => s + w.failedExits, 0);
+    out.push(`Exits: ${fmtCount(totalExits)} (${fmt(totalExits / intervalS, 1)}/s), ${fmtCount(failed)} non-zero or by signal`);
+    if (config.verbosity !== 'basic') {
+      for (const w of list.filter((x) => x.exits > 0).sort((a, b) => b.exits - a.exits).slice(0, top)) {
+        out.push(`  ${padLeft(fmtCount(w.exits), 7)} (${padLeft(fmt(w.exits / intervalS, 1), 7)}/s)  failed ${padLeft(fmtCount(w.failedExits), 5)}  ${w.label}`);
+      }
+    }
+  }
+  if (sawDelays) {
+    out.push('Largest delays (time spent waiting, share of the interval):');
+    delays.sort((a, b) => b.seconds - a.seconds);
+    if (delays.length === 0) out.push('  (none; delay accounting may be off: sysctl kernel.task_delayacct)');
+    for (const d of delays.slice(0, top)) {
+      out.push(`  ${padLeft(fmt(d.seconds, 3), 9)} s ${padLeft(fmt((100 * d.seconds) / intervalS, 1), 6)}%  ${pad(d.type, 9)} ${d.label}`);
+    }
+  }
+  if (config.verbosity !== 'basic') {
+    const io = list.filter((w) => w.diskRead + w.diskWrite > 0).sort((a, b) => b.diskRead + b.diskWrite - (a.diskRead + a.diskWrite));
+    if (io.length > 0) {
+      out.push('Disk I/O (bytes):');
+      for (const w of io.slice(0, top)) out.push(`  read ${padLeft(fmtCount(w.diskRead), 12)}  write ${padLeft(fmtCount(w.diskWrite), 12)}  ${w.label}`);
+    }
+  }
+  if (others.size > 0) {
+    const names = [...others.keys()].filter((n) => !KNOWN.has(n)).sort();
+    if (config.verbosity === 'basic') {
+      out.push(`Other metrics: ${names.map((n) => `${n} (${others.get(n)!.points})`).join(', ')}`);
+    } else {
+      out.push('Other metrics (growth over the interval for sums, latest for gauges):');
+      for (const n of names) {
+        const o = others.get(n)!;
+        out.push(`  ${pad(n, 40)} ${padLeft(fmtCount(o.total), 14)} ${pad(o.unit, 10)} ${o.points} points`);
+      }
+    }
+  }
+  if (skippedKinds.size > 0) out.push(`Not summarized (point type): ${[...skippedKinds].join(', ')}`);
+  if (points.length === 0 && skippedKinds.size === 0) out.push('(no data points: nothing changed, or nothing matched the pipeline)');
+  if (config.verbosity === 'detailed' && detailLines.length > 0) {
+    out.push('Data points:');
+    out.push(...detailLines);
+  }
+  return out.join('\n') + '\n';
+}
+
+export class DebugExporter implements Exporter {
+  /** Deltas are what a per-interval summary needs. */
+  readonly temporality = 'delta' as const;
+  private readonly state = newSummaryState();
+  private closed = false;
+
+  constructor(
+    private readonly ctx: ComponentContext,
+    private readonly config: DebugExporterConfig,
+    private readonly write: (text: string) => void,
+  ) {}
+
+  async start(): Promise<void> {
+    this.state.lastEndMs ??= Date.now();
+  }
+
+  async export(metrics: ResourceMetrics): Promise<void> {
+    if (this.closed) return;
+    this.write(summarize(metrics, this.config, this.state, this.ctx.id));
+  }
+
+  async forceFlush(): Promise<void> {}
+
+  async shutdown(): Promise<void> {
+    this.closed = true;
+  }
+}
