@@ -5,8 +5,9 @@
  * AGGR_PID nest's ppid), so its CPU per exit is what the kernel costs plus a recv per event.
  *
  * usage: floor CPULIST RCVBUF_BYTES SECONDS [PPID...]
- *   counts exits whose ac_ppid is one of PPID (all exits when none given) for SECONDS, then prints
- *   one JSON line: {"exits":N,"all":M,"enobufs":K,"cpu_us":U}
+ *   prints "ready" on stderr once registered, then counts exits whose ac_ppid is one of PPID (all
+ *   exits when none given) for SECONDS or until SIGTERM, then prints one JSON line:
+ *   {"exits":N,"all":M,"enobufs":K,"cpu_us":U} (cpu_us: CPU used since "ready")
  */
 #include <errno.h>
 #include <linux/genetlink.h>
@@ -20,7 +21,17 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
+#include <signal.h>
 #include <unistd.h>
+
+static volatile sig_atomic_t stop;
+static void on_term(int sig) { (void)sig; stop = 1; }
+
+static long cpu_now_us(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec * 1000000L + ru.ru_utime.tv_usec + ru.ru_stime.tv_sec * 1000000L + ru.ru_stime.tv_usec;
+}
 
 #define NLA_DATA(na) ((void *)((char *)(na) + NLA_HDRLEN))
 #define GENL_DATA(nh) ((char *)NLMSG_DATA(nh) + GENL_HDRLEN)
@@ -81,12 +92,15 @@ int main(int argc, char **argv) {
   if (send_cmd(fd, family, TASKSTATS_CMD_GET, TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, cpus, strlen(cpus) + 1, 0) < 0) { perror("register"); return 1; }
   struct timeval tv = { .tv_sec = 0, .tv_usec = 100000 };
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  struct sigaction sa_term = { .sa_handler = on_term };
+  sigaction(SIGTERM, &sa_term, NULL); /* no SA_RESTART: recv returns EINTR */
+  long cpu0 = cpu_now_us();
   fprintf(stderr, "ready\n");
   fflush(stderr);
 
   long exits = 0, all = 0, enobufs = 0;
   double end = now() + seconds;
-  while (now() < end) {
+  while (!stop && now() < end) {
     n = recv(fd, buf, sizeof buf, 0);
     if (n < 0) {
       if (errno == ENOBUFS) enobufs++;
@@ -106,9 +120,7 @@ int main(int argc, char **argv) {
     memcpy(&ppid, (char *)NLA_DATA(stats) + 132, 4); /* ac_ppid */
     for (int i = 0; i < nppids; i++) if (ppids[i] == ppid) { exits++; break; }
   }
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  long cpu_us = ru.ru_utime.tv_sec * 1000000L + ru.ru_utime.tv_usec + ru.ru_stime.tv_sec * 1000000L + ru.ru_stime.tv_usec;
+  long cpu_us = cpu_now_us() - cpu0;
   printf("{\"exits\":%ld,\"all\":%ld,\"enobufs\":%ld,\"cpu_us\":%ld}\n", exits, all, enobufs, cpu_us);
   return 0;
 }

@@ -2,6 +2,7 @@
  * A fork loop: forks children that exit at once, one at a time, for SECONDS, then prints how
  * many children it reaped (the exact number of exits it caused, besides its own).
  * usage: forkloop SECONDS
+ * It waits for one byte (or EOF) on stdin before it starts, so that listeners can be told its pid first.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,8 @@
 
 int main(int argc, char **argv) {
   double seconds = argc > 1 ? atof(argv[1]) : 3;
+  char go;
+  if (read(0, &go, 1) < 0) return 1;
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   double end = ts.tv_sec + ts.tv_nsec / 1e9 + seconds;
