@@ -13,7 +13,10 @@
  *   SO_RCVBUFFORCE). uid 0 with only CAP_NET_ADMIN can read /proc/PID/{cgroup,cmdline,stat,status}
  *   of every user's process: these files are world-readable.
  * - /proc/PID/exe (the receiver's metadata.executable_path) of another user's process needs
- *   CAP_SYS_PTRACE (a ptrace access check); the chart adds it only when that option is on.
+ *   CAP_SYS_PTRACE (a ptrace access check); /proc/PID/io (read by the live poller for
+ *   multi-threaded processes) needs CAP_DAC_READ_SEARCH as well (mode 0400 of the owner). Neither
+ *   is granted by default: together they would let the agent read every file of the node through
+ *   /proc/PID/root. Without them the receiver falls back to the main thread's I/O (counted).
  * - A non-root uid works with CAP_NET_ADMIN in its ambient set, but Kubernetes cannot set ambient
  *   capabilities. So the image gives its node binary the file capability cap_net_admin+ep: with
  *   NET_ADMIN granted to the container (bounding and permitted set) that works for uid 10001 even
@@ -261,8 +264,14 @@ describe('capabilities the agent needs (real kernel)', { skip, timeout: 120_000 
     const r = probeUnder(asRootWith(['net_admin', 'sys_ptrace']), otherPid);
     assert.equal(r.proc_exe, 'ok');
     assert.equal(r.register, 'ok');
-    // /proc/PID/io is mode 0400 of the owner: ptrace alone does not open it (taskstats carries I/O anyway).
+    // /proc/PID/io is mode 0400 of the owner: ptrace alone does not open it.
     assert.equal(r.proc_io, 'EACCES');
+  });
+
+  test('/proc/PID/io of another user (the live poller, multi-threaded processes) needs CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE', () => {
+    assert.equal(probeUnder(asRootWith(['net_admin', 'dac_read_search']), otherPid).proc_io, 'EACCES');
+    const both = probeUnder(asRootWith(['net_admin', 'dac_read_search', 'sys_ptrace']), otherPid);
+    assert.equal(both.proc_io, 'ok');
   });
 
   test('without CAP_NET_ADMIN: no exit listener, no GET, no SO_RCVBUFFORCE (EPERM)', () => {
