@@ -325,5 +325,7 @@ export async function runAgent(config: AgentConfig, warnings: ConfigIssue[], lev
   }
   await Promise.race([server?.close(), new Promise((r) => setTimeout(r, 200).unref())]);
   cleanup();
+  // Components that did not finish still hold handles: exit now rather than wait for them.
+  if (deadlineHit) process.exit(EXIT.OK);
   return EXIT.OK;
 }
