@@ -1,0 +1,410 @@
+/**
+ * Unit tests of ProcessAccounting's arithmetic on synthetic TaskRecords shaped like the kernel's
+ * (see ../../../shared/docs/taskstats-facts.md): live TGID readings sum CPU, delays and context
+ * switches over living and dead threads and carry whole-process I/O and faults; each ending thread
+ * gives a PID record with its own values; the last thread has AGROUP and, when the process had
+ * several threads, a TGID record with the group sums (no I/O, faults or memory integrals).
+ * Real-kernel accuracy is tested with the receiver.
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Sample, SampleBatch } from '../../src/api/index.js';
+import { MetricsStage, buildResource } from '../../src/metrics/index.js';
+import { RecordingLogger, RecordingTelemetry, valueOf } from '../../src/metrics/testing.js';
+import { ProcessAccounting } from './accounting.js';
+import { newTaskRecord, type TaskRecord } from './record.js';
+import { PROCESS_SCHEMA, PROCESS_SCHEMA_PER_PROCESS, RAW, RAW_COUNTERS, RAW_SCALE, VALUE } from './schema.js';
+
+const AGROUP = 0x20;
+const T0 = 1_700_000_000_000;
+const START = 1_700_000_000;
+
+/** Per-thread cumulative counters of the simulation (a subset of TaskRecord's fields). */
+interface ThreadCounters {
+  userUs: number; systemUs: number; cpuRunVirtualNs: number; voluntaryCtxSwitches: number; involuntaryCtxSwitches: number;
+  cpuDelayTotalNs: number; cpuDelayCount: number; blkioDelayTotalNs: number; blkioDelayCount: number;
+  readBytes: number; writeBytes: number; minorFaults: number; majorFaults: number; readCharBytes: number; writeCharBytes: number;
+  readSyscalls: number; writeSyscalls: number; cancelledWriteBytes: number; coreMemMbUs: number; virtMemMbUs: number;
+}
+const GROUP_FIELDS = ['userUs', 'systemUs', 'cpuRunVirtualNs', 'voluntaryCtxSwitches', 'involuntaryCtxSwitches', 'cpuDelayTotalNs', 'cpuDelayCount', 'blkioDelayTotalNs', 'blkioDelayCount'] as const;
+const THREAD_FIELDS = ['readBytes', 'writeBytes', 'minorFaults', 'majorFaults', 'readCharBytes', 'writeCharBytes', 'readSyscalls', 'writeSyscalls', 'cancelledWriteBytes', 'coreMemMbUs', 'virtMemMbUs'] as const;
+const ALL_FIELDS = [...GROUP_FIELDS, ...THREAD_FIELDS];
+
+function zero(): ThreadCounters {
+  return Object.fromEntries(ALL_FIELDS.map((f) => [f, 0])) as unknown as ThreadCounters;
+}
+
+/** A simulated process: threads that work, end, and a kernel view of them. */
+class SimProcess {
+  readonly threads = new Map<number, ThreadCounters>();
+  readonly dead: ThreadCounters[] = [];
+  /** Kernel's signal->stats: exists once a thread ended while others lived. */
+  groupStats: ThreadCounters | null = null;
+  comm: string;
+  cgroup: string;
+  /** Simulate kernels whose TGID exit record lacks utime/stime/context switches. */
+  groupLacksCpuTimes = false;
+  constructor(readonly tgid: number, readonly start: number, comm = 'work', cgroup = '/test.slice', threads = 1) {
+    this.comm = comm;
+    this.cgroup = cgroup;
+    for (let i = 0; i < threads; i++) this.threads.set(tgid + i, zero());
+  }
+  /** Thread `pid` does some work (each unit moves every counter by a different amount). */
+  work(pid: number, units: number): this {
+    const t = this.threads.get(pid)!;
+    ALL_FIELDS.forEach((f, k) => { t[f] += units * (k + 1) * (f === 'readBytes' || f === 'writeBytes' ? 4096 : f.endsWith('Us') ? 1000 : f.endsWith('Ns') ? 1e6 : 1); });
+    return this;
+  }
+  /** The truth: everything every thread ever did. */
+  total(): ThreadCounters {
+    const s = zero();
+    for (const t of [...this.threads.values(), ...this.dead]) for (const f of ALL_FIELDS) s[f] += t[f];
+    return s;
+  }
+  /** A live reading as the receiver completes it: TGID query + whole-process I/O and faults. */
+  live(): TaskRecord {
+    const r = this.record('live', 'tgid', this.total());
+    r.pid = this.tgid;
+    return r;
+  }
+  /** Thread `pid` ends: its PID record, plus the TGID record when it is the last. */
+  exit(pid: number, exitCode = 0, signal = 0): [TaskRecord, TaskRecord | null] {
+    const t = this.threads.get(pid)!;
+    this.threads.delete(pid);
+    const last = this.threads.size === 0;
+    if (!last && this.groupStats === null) this.groupStats = zero();
+    if (this.groupStats) for (const f of GROUP_FIELDS) this.groupStats[f] += t[f];
+    this.dead.push(t);
+    const thread = this.record('exit', 'pid', t);
+    thread.pid = pid;
+    thread.comm = pid === this.tgid ? this.comm : `${this.comm}-worker`;
+    thread.startTimeSec = pid === this.tgid ? this.start : this.start + 1;
+    thread.flags = last ? AGROUP : 0;
+    thread.exitCode = signal ? -1 : exitCode;
+    thread.exitSignal = signal;
+    thread.exitStatus = signal ? signal : exitCode << 8;
+    let group: TaskRecord | null = null;
+    if (last && this.groupStats) {
+      const g = { ...this.groupStats };
+      if (this.groupLacksCpuTimes) g.userUs = g.systemUs = g.voluntaryCtxSwitches = g.involuntaryCtxSwitches = 0;
+      group = this.record('exit', 'tgid', { ...zero(), ...Object.fromEntries(GROUP_FIELDS.map((f) => [f, g[f]])) });
+      group.comm = '';
+      group.pid = 0;
+      group.startTimeSec = 0;
+      group.cgroup = '';
+    }
+    return [thread, group];
+  }
+  private record(kind: 'live' | 'exit', aggregate: 'pid' | 'tgid', c: ThreadCounters): TaskRecord {
+    const r = newTaskRecord();
+    Object.assign(r, c);
+    r.kind = kind;
+    r.aggregate = aggregate;
+    r.version = 16;
+    r.tgid = this.tgid;
+    r.comm = this.comm;
+    r.cgroup = this.cgroup;
+    r.startTimeSec = this.start;
+    r.hiwaterRssKb = 1000 + c.minorFaults;
+    r.hiwaterVmKb = 5000 + c.minorFaults;
+    r.cpuDelayMaxNs = c.cpuDelayCount * 10;
+    return r;
+  }
+}
+
+function accounting(perProcess = false) {
+  const telemetry = new RecordingTelemetry();
+  const logger = new RecordingLogger();
+  return { acc: new ProcessAccounting({ perProcess, telemetry, logger }), telemetry, logger };
+}
+
+/** Raw totals (TaskRecord units) of what a batch's samples add up to, per raw counter. */
+function sums(batch: SampleBatch, where: (s: Sample) => boolean = () => true): Float64Array {
+  const s = new Float64Array(RAW_COUNTERS);
+  for (const sample of batch) {
+    if (!where(sample)) continue;
+    for (let i = 0; i < RAW_COUNTERS; i++) {
+      assert.ok(sample.values[i]! >= 0, `negative growth at ${i}`);
+      s[i]! += sample.values[i]! / RAW_SCALE[i]!;
+    }
+  }
+  return s;
+}
+
+const RAW_OF: Record<(typeof ALL_FIELDS)[number], number> = {
+  userUs: RAW.USER, systemUs: RAW.SYSTEM, cpuRunVirtualNs: RAW.RUN_TIME, voluntaryCtxSwitches: RAW.VOLUNTARY,
+  involuntaryCtxSwitches: RAW.INVOLUNTARY, cpuDelayTotalNs: RAW.DELAY_TIME, cpuDelayCount: RAW.DELAY_COUNT,
+  blkioDelayTotalNs: RAW.DELAY_TIME + 1, blkioDelayCount: RAW.DELAY_COUNT + 1, readBytes: RAW.DISK_READ,
+  writeBytes: RAW.DISK_WRITE, minorFaults: RAW.MINOR, majorFaults: RAW.MAJOR, readCharBytes: RAW.CHAR_READ,
+  writeCharBytes: RAW.CHAR_WRITE, readSyscalls: RAW.SYSCALL_READ, writeSyscalls: RAW.SYSCALL_WRITE,
+  cancelledWriteBytes: RAW.CANCELLED_WRITE, coreMemMbUs: RAW.RSS_TIME, virtMemMbUs: RAW.VIRTUAL_TIME,
+};
+
+function assertTotals(got: Float64Array, truth: ThreadCounters, label = ''): void {
+  for (const f of ALL_FIELDS) {
+    const want = truth[f];
+    const have = got[RAW_OF[f]]!;
+    assert.ok(Math.abs(have - want) <= 1e-6 * Math.max(1, want), `${label}${f}: emitted ${have}, truth ${want}`);
+  }
+}
+
+function exits(batch: SampleBatch): number {
+  return batch.reduce((a, s) => a + s.values[VALUE.EXITS]!, 0);
+}
+
+describe('ProcessAccounting', () => {
+  test('live readings then exit: growth adds up to the exit totals, nothing twice', () => {
+    const { acc } = accounting();
+    const out: SampleBatch = [];
+    const p = new SimProcess(100, START).work(100, 3);
+    acc.live(p.live(), T0, out);
+    p.work(100, 2);
+    acc.live(p.live(), T0 + 10_000, out);
+    acc.live(p.live(), T0 + 20_000, out); // nothing new: a sample with zeros
+    acc.endSweep(T0 + 20_000, out);
+    p.work(100, 4);
+    const [thread, group] = p.exit(100, 3);
+    assert.equal(group, null);
+    acc.exit(thread, group, T0 + 25_000, out);
+    assert.equal(out.length, 4);
+    assert.deepEqual(Array.from(out[2]!.values.subarray(0, RAW_COUNTERS)), new Array(RAW_COUNTERS).fill(0));
+    assertTotals(sums(out), p.total());
+    assert.equal(exits(out), 1);
+    const last = out[3]!;
+    assert.equal(last.final, true);
+    assert.deepEqual(last.pointAttributes, { 'process.exit.code': 3 });
+    // the exit sample holds exactly what was left since the last live reading
+    assert.equal(last.values[RAW.USER], (4 * 1 * 1000) * 1e-6);
+    assert.equal(acc.size, 0);
+    // one attributes object for every sample of the workload
+    assert.ok(out.every((s) => s.attributes === out[0]!.attributes));
+    assert.deepEqual(out[0]!.attributes, { 'process.executable.name': 'work', 'process.linux.cgroup': '/test.slice' });
+    assert.equal(out[0]!.schema, PROCESS_SCHEMA);
+  });
+
+  test('a process never seen live is counted whole at its exit', () => {
+    const { acc } = accounting();
+    const out: SampleBatch = [];
+    const p = new SimProcess(200, START, 'true').work(200, 1);
+    const [thread, group] = p.exit(200, 0);
+    acc.exit(thread, group, T0, out);
+    assert.equal(out.length, 1);
+    assertTotals(sums(out), p.total());
+    assert.equal(exits(out), 1);
+    assert.equal(acc.size, 0);
+    assert.equal(out[0]!.attributes['process.executable.name'], 'true');
+  });
+
+  for (const lacking of [false, true]) {
+    test(`multi-threaded: thread exits, leader first, last worker with the group record${lacking ? ' (group record without utime/stime/ctx switches)' : ''}`, () => {
+      const { acc } = accounting();
+      const out: SampleBatch = [];
+      const p = new SimProcess(300, START, 'java', '/app', 3);
+      p.groupLacksCpuTimes = lacking;
+      p.work(300, 1).work(301, 2).work(302, 3);
+      acc.live(p.live(), T0, out);
+      acc.endSweep(T0, out);
+      p.work(301, 5);
+      let [t, g] = p.exit(301); // a worker ends
+      acc.exit(t, g, T0 + 1000, out);
+      assert.equal(out.length, 1, 'a thread exit emits nothing by itself');
+      p.work(300, 1).work(302, 1);
+      acc.live(p.live(), T0 + 10_000, out);
+      acc.endSweep(T0 + 10_000, out);
+      p.work(300, 2).work(302, 7);
+      [t, g] = p.exit(300); // the leader ends before the last worker (exit_group)
+      assert.equal(t.flags & AGROUP, 0);
+      acc.exit(t, g, T0 + 12_000, out);
+      assert.equal(out.length, 2);
+      assert.equal(acc.size, 1);
+      [t, g] = p.exit(302, 1);
+      assert.ok(g !== null && (t.flags & AGROUP) !== 0);
+      acc.exit(t, g, T0 + 12_001, out);
+      assert.equal(out.length, 3);
+      assertTotals(sums(out), p.total());
+      assert.equal(exits(out), 1);
+      assert.equal(acc.size, 0);
+      // the worker's own name does not rename the process
+      assert.equal(out[2]!.attributes['process.executable.name'], 'java');
+    });
+  }
+
+  test('a short-lived multi-threaded process never seen live', () => {
+    const { acc } = accounting();
+    const out: SampleBatch = [];
+    const p = new SimProcess(400, START, 'go-tool', '/x', 4);
+    for (const pid of [400, 401, 402, 403]) p.work(pid, pid - 399);
+    for (const pid of [401, 400, 403, 402]) {
+      const [t, g] = p.exit(pid, 0);
+      acc.exit(t, g, T0, out);
+    }
+    assert.equal(out.length, 1);
+    assertTotals(sums(out), p.total());
+    assert.equal(out[0]!.attributes['process.executable.name'], 'go-tool');
+    assert.equal(acc.size, 0);
+  });
+
+  test('pid reuse: a new start time is a new process; the old one\'s late exit still finds its state', () => {
+    const { acc, telemetry } = accounting();
+    const out: SampleBatch = [];
+    const a = new SimProcess(500, START, 'old').work(500, 10);
+    acc.live(a.live(), T0, out);
+    acc.endSweep(T0, out);
+    a.work(500, 1);
+    const b = new SimProcess(500, START + 50, 'new').work(500, 2);
+    acc.live(b.live(), T0 + 10_000, out); // a's exit not processed yet; b took the pid
+    assert.equal(telemetry.counters.get('pid_reuses'), 1);
+    assert.equal(acc.size, 2);
+    const [t, g] = a.exit(500, 0);
+    acc.exit(t, g, T0 + 10_001, out);
+    acc.endSweep(T0 + 10_001, out);
+    b.work(500, 3);
+    acc.live(b.live(), T0 + 20_000, out);
+    acc.endSweep(T0 + 20_000, out);
+    const [t2, g2] = b.exit(500, 0);
+    acc.exit(t2, g2, T0 + 20_001, out);
+    assertTotals(sums(out, (s) => s.attributes['process.executable.name'] === 'old'), a.total(), 'old: ');
+    assertTotals(sums(out, (s) => s.attributes['process.executable.name'] === 'new'), b.total(), 'new: ');
+    assert.equal(exits(out), 2);
+    assert.equal(acc.size, 0);
+    assert.equal(telemetry.counters.get('processes_lost') ?? 0, 0);
+  });
+
+  test('pid reuse within the same second is recognised by CPU time going backwards', () => {
+    const { acc } = accounting();
+    const out: SampleBatch = [];
+    const a = new SimProcess(600, START, 'same').work(600, 50);
+    acc.live(a.live(), T0, out);
+    const b = new SimProcess(600, START + 1, 'same').work(600, 1);
+    acc.live(b.live(), T0 + 1000, out);
+    // b's first sample holds all of b, not "negative growth" or nothing
+    assertTotals(sums(out.slice(1)), b.total());
+    assert.equal(acc.size, 2);
+  });
+
+  test('a reading lower than what was reported (zombie read as zeros) emits nothing and loses nothing', () => {
+    const { acc } = accounting();
+    const out: SampleBatch = [];
+    const p = new SimProcess(700, START).work(700, 5);
+    acc.live(p.live(), T0, out);
+    const zombie = newTaskRecord();
+    Object.assign(zombie, { kind: 'live', aggregate: 'tgid', version: 16, tgid: 700, pid: 700, comm: 'work', cgroup: '/test.slice', startTimeSec: START });
+    acc.live(zombie, T0 + 1000, out);
+    p.work(700, 1);
+    const [t, g] = p.exit(700, 0);
+    acc.exit(t, g, T0 + 1001, out);
+    assertTotals(sums(out), p.total());
+    assert.equal(acc.size, 0);
+  });
+
+  test('a lost exit: the process is forgotten at the end of the next sweep that misses it, and counted', () => {
+    const { acc, telemetry } = accounting();
+    const out: SampleBatch = [];
+    const p = new SimProcess(800, START).work(800, 1);
+    const q = new SimProcess(801, START).work(801, 1);
+    acc.live(p.live(), T0, out);
+    acc.live(q.live(), T0, out);
+    acc.endSweep(T0, out);
+    assert.equal(acc.size, 2);
+    acc.live(q.live(), T0 + 10_000, out); // p ended, its exit record was lost
+    acc.endSweep(T0 + 10_000, out);
+    assert.equal(acc.size, 1);
+    assert.equal(telemetry.counters.get('processes_lost'), 1);
+    assert.equal(out.length, 3, 'aggregate mode adds no sample for a lost process');
+    // A thread exit of a process not seen in a sweep yet survives one sweep.
+    const r = new SimProcess(900, START, 'mt', '/x', 2).work(901, 1);
+    const [t] = r.exit(901);
+    acc.exit(t, null, T0 + 10_500, out);
+    assert.equal(acc.size, 2);
+    acc.live(q.live(), T0 + 20_000, out);
+    acc.endSweep(T0 + 20_000, out);
+    assert.equal(acc.size, 2);
+    acc.endSweep(T0 + 30_000, out);
+    assert.equal(acc.size, 0);
+    assert.equal(telemetry.counters.get('processes_lost'), 3);
+  });
+
+  test('per-process mode: pid and start time attributes, peak gauges, a final sample for lost processes', () => {
+    const { acc } = accounting(true);
+    const out: SampleBatch = [];
+    const p = new SimProcess(1000, START, 'db', '/db').work(1000, 2);
+    const q = new SimProcess(1001, START + 3, 'db', '/db').work(1001, 1);
+    const live = p.live();
+    live.cmdline = 'db --port 1';
+    live.exePath = '/usr/bin/db';
+    acc.live(live, T0, out);
+    acc.live(q.live(), T0, out);
+    acc.endSweep(T0, out);
+    assert.equal(out[0]!.schema, PROCESS_SCHEMA_PER_PROCESS);
+    assert.deepEqual(out[0]!.attributes, {
+      'process.executable.name': 'db', 'process.linux.cgroup': '/db', 'process.pid': 1000,
+      'process.creation.time': new Date(START * 1000).toISOString().replace('.000Z', 'Z'),
+    });
+    assert.notEqual(out[0]!.attributes, out[1]!.attributes);
+    assert.deepEqual(out[0]!.context, { 'process.pid': 1000, 'process.command_line': 'db --port 1', 'process.executable.path': '/usr/bin/db' });
+    assert.equal(out[0]!.values[VALUE.PEAK_RSS], (1000 + p.total().minorFaults) * 1024);
+    assert.equal(out[0]!.values[VALUE.PEAK_VIRTUAL], (5000 + p.total().minorFaults) * 1024);
+    assert.equal(out[0]!.values[VALUE.DELAY_MAX], p.total().cpuDelayCount * 10 * 1e-9);
+    assert.ok(Number.isNaN(out[0]!.values[VALUE.DELAY_MAX + 1]!), 'an unknown delay maximum is NaN');
+    p.work(1000, 1);
+    acc.live(p.live(), T0 + 10_000, out);
+    assert.equal(out[2]!.attributes, out[0]!.attributes, 'a process keeps its attributes object');
+    acc.endSweep(T0 + 10_000, out); // q lost
+    assert.equal(out.length, 4);
+    const lost = out[3]!;
+    assert.equal(lost.final, true);
+    assert.equal(lost.attributes['process.pid'], 1001);
+    assert.ok(lost.values.subarray(0, RAW_COUNTERS).every((v) => v === 0));
+    const [t, g] = p.exit(1000, 0, 9);
+    acc.exit(t, g, T0 + 11_000, out);
+    assert.deepEqual(out[4]!.pointAttributes, { 'process.linux.exit.signal': 'SIGKILL' });
+    assertTotals(sums(out, (s) => s.attributes['process.pid'] === 1000), p.total());
+  });
+
+  test('through the metrics stage: cumulative sums per workload equal the truth', () => {
+    const { acc } = accounting();
+    const stage = new MetricsStage({
+      seriesLimit: 100, endedSeriesTtlMs: 60_000, resource: buildResource({}),
+      telemetry: new RecordingTelemetry(), logger: new RecordingLogger(),
+    });
+    const procs = [
+      new SimProcess(1100, START, 'nginx', '/web', 2),
+      new SimProcess(1110, START, 'nginx', '/web'),
+      new SimProcess(1120, START, 'sh', '/web'),
+    ];
+    const exited: SimProcess[] = [];
+    let now = T0;
+    for (let round = 0; round < 4; round++) {
+      const batch: SampleBatch = [];
+      for (const p of procs) for (const pid of p.threads.keys()) p.work(pid, round + 1);
+      if (round === 2) {
+        // the sh process ends, a worker of the first nginx ends, a short-lived one comes and goes
+        const sh = procs.pop()!;
+        const [t, g] = sh.exit(1120, 2);
+        acc.exit(t, g, now, batch);
+        const [wt, wg] = procs[0]!.exit(1101);
+        acc.exit(wt, wg, now, batch);
+        const short = new SimProcess(1130, START, 'sh', '/web').work(1130, 9);
+        const [st, sg] = short.exit(1130, 0);
+        acc.exit(st, sg, now, batch);
+        exited.push(sh, short);
+      }
+      for (const p of procs) acc.live(p.live(), now, batch);
+      acc.endSweep(now, batch);
+      stage.add(batch);
+      stage.collect(now);
+      now += 10_000;
+    }
+    const rm = stage.collect(now).cumulative();
+    const truthOf = (ps: SimProcess[]) => ps.reduce((a, p) => a + p.total().userUs, 0) / 1e6;
+    const nginx = { 'process.executable.name': 'nginx', 'process.linux.cgroup': '/web', 'cpu.mode': 'user' };
+    const sh = { 'process.executable.name': 'sh', 'process.linux.cgroup': '/web', 'cpu.mode': 'user' };
+    assert.ok(Math.abs(valueOf(rm, 'process.cpu.time', nginx) - truthOf(procs)) < 1e-9);
+    assert.ok(Math.abs(valueOf(rm, 'process.cpu.time', sh) - truthOf(exited)) < 1e-9);
+    assert.equal(valueOf(rm, 'process.disk.io', { 'process.executable.name': 'sh', 'disk.io.direction': 'read' }),
+      exited.reduce((a, p) => a + p.total().readBytes, 0));
+    assert.equal(valueOf(rm, 'process.exits', { 'process.executable.name': 'sh' }), 2);
+    assert.equal(valueOf(rm, 'process.exits', { 'process.exit.code': 2 }), 1);
+    assert.equal(valueOf(rm, 'process.exits', { 'process.executable.name': 'nginx' }), 0);
+  });
+});

@@ -1,0 +1,527 @@
+/**
+ * ProcessAccounting: TaskRecords (live readings and exit records) to Samples whose counter values
+ * are growth, so that any number of them can be summed by attribute set without counting anything
+ * twice or losing anything.
+ *
+ * ## The rule
+ * Per process (thread group, identified by (tgid, start time)) we keep `reported`: the cumulative
+ * value up to which each counter has been emitted. A live reading emits `reading - reported` and
+ * raises `reported`; the end of the process emits `total - reported` with `total` the process's
+ * final totals. So the emitted growth always adds up to `total`, whatever happened in between, as
+ * long as (a) live readings never exceed the final total and (b) the final total is right.
+ * A reading lower than `reported` (a zombie read as zeros, a kernel frame that briefly counts a
+ * dying thread twice) emits 0 and leaves `reported` as it is: decreases are never emitted.
+ *
+ * ## Which record supplies which field at the end (see ../../../shared/docs/taskstats-facts.md)
+ * The kernel sends one AGGR_PID record per ending thread with that thread's own values. The last
+ * thread of a process has AGROUP (0x20) set in ac_flag (struct version >= 12); when the process
+ * ever had more than one thread, the same datagram carries an AGGR_TGID record: the kernel's
+ * signal->stats, into which every ending thread's CPU run time and delays (and, on recent kernels
+ * such as 6.18, utime/stime and context switches) were added. Memory integrals, faults and I/O are
+ * per thread and are NOT in the TGID record.
+ *
+ * So the final total of each counter is the larger of two lower bounds of the truth:
+ *  - the sum of the exit records of all the process's threads seen ending (kept in `deadThreads`
+ *    as threads end; exact for every field when all thread exits were seen), and
+ *  - the TGID record's value (exact for the fields the kernel accumulates there, including
+ *    threads that ended before the agent started; 0 for fields it does not accumulate).
+ * For a single-threaded process both are its one PID record.
+ *
+ * Why the live frame fits: a live reading is the TGID query (CPU, delays, context switches summed
+ * over living and dead threads: the same signal->stats plus the living threads) completed by the
+ * receiver with whole-process faults and I/O (/proc/PID/stat and /proc/PID/io include dead
+ * threads). Both are <= the final totals and grow monotonically, which is all the rule needs. A
+ * field the receiver leaves at 0 in live readings is simply reported at the end.
+ *
+ * Thread exits (no AGROUP) are not emitted when they arrive: their growth is emitted by the next
+ * live reading (the whole-process frame includes them) or at the end (through `deadThreads`).
+ *
+ * Known limit: for a multi-threaded process that already had dead threads when the agent started,
+ * per-thread fields (I/O, faults, memory integrals) of those dead threads are in the live frame but
+ * not in `deadThreads`; the final remainder of those fields can then be too small (it is clamped
+ * at 0, never negative), by at most what the process did in its last interval.
+ */
+import { constants as osConstants } from 'node:os';
+import { ATTR, type Attributes, type ComponentTelemetry, type Logger, type SampleBatch, type SampleSchema } from '../../src/api/index.js';
+import type { TaskRecord } from './record.js';
+import {
+  PROCESS_SCHEMA,
+  PROCESS_SCHEMA_PER_PROCESS,
+  RAW,
+  RAW_COUNTERS,
+  RAW_SCALE,
+  TASKSTATS_ATTR,
+  VALUE,
+} from './schema.js';
+
+export interface AccountingOptions {
+  /** Add process.pid and process.creation.time to the attributes (one series per process). */
+  perProcess: boolean;
+  logger: Logger;
+  telemetry: ComponentTelemetry;
+}
+
+/** ac_flag: this record is the last thread of its process (kernel >= 5.19, struct version >= 12). */
+const AGROUP = 0x20;
+/** A live reading whose CPU run time is this much below what was reported is another process. */
+const CPU_BACKWARDS_NS = 10e6;
+/** Bound on the cached (cgroup, comm) attribute objects in aggregate mode. */
+const ATTRIBUTE_CACHE_LIMIT = 20_000;
+
+const SIGNAL_NAMES: Map<number, string> = (() => {
+  const m = new Map<number, string>();
+  for (const [name, num] of Object.entries(osConstants.signals)) if (!m.has(num)) m.set(num, name);
+  return m;
+})();
+
+interface ProcessState {
+  readonly tgid: number;
+  /** Process start, seconds since the epoch; 0 while unknown (only worker-thread exits seen). */
+  startTimeSec: number;
+  /** Cumulative value, per raw counter, up to which growth has been emitted. */
+  readonly reported: Float64Array;
+  /** Sum of the exit records of this process's threads that ended (allocated on the first). */
+  deadThreads: Float64Array | null;
+  comm: string;
+  cgroup: string;
+  cmdline: string;
+  exePath: string;
+  attributes: Attributes;
+  context: Attributes | undefined;
+  /** Per-process mode: peak memory (KiB) and worst delays (ns) seen, for the gauges. */
+  peakRssKb: number;
+  peakVmKb: number;
+  delayMaxNs: Float64Array | null;
+  /** Sweep in which the process was last seen (live or by a thread exit). */
+  sweep: number;
+}
+
+/** Copy a record's cumulative counters into `d` (RAW order); negative / NaN inputs read as 0. */
+function readCounters(r: TaskRecord, d: Float64Array): void {
+  d[RAW.USER] = r.userUs;
+  d[RAW.SYSTEM] = r.systemUs;
+  d[RAW.DISK_READ] = r.readBytes;
+  d[RAW.DISK_WRITE] = r.writeBytes;
+  d[RAW.VOLUNTARY] = r.voluntaryCtxSwitches;
+  d[RAW.INVOLUNTARY] = r.involuntaryCtxSwitches;
+  d[RAW.MINOR] = r.minorFaults;
+  d[RAW.MAJOR] = r.majorFaults;
+  d[RAW.CHAR_READ] = r.readCharBytes;
+  d[RAW.CHAR_WRITE] = r.writeCharBytes;
+  d[RAW.SYSCALL_READ] = r.readSyscalls;
+  d[RAW.SYSCALL_WRITE] = r.writeSyscalls;
+  d[RAW.CANCELLED_WRITE] = r.cancelledWriteBytes;
+  const t = RAW.DELAY_TIME;
+  d[t] = r.cpuDelayTotalNs;
+  d[t + 1] = r.blkioDelayTotalNs;
+  d[t + 2] = r.swapinDelayTotalNs;
+  d[t + 3] = r.freepagesDelayTotalNs;
+  d[t + 4] = r.thrashingDelayTotalNs;
+  d[t + 5] = r.compactDelayTotalNs;
+  d[t + 6] = r.wpcopyDelayTotalNs;
+  d[t + 7] = r.irqDelayTotalNs;
+  const c = RAW.DELAY_COUNT;
+  d[c] = r.cpuDelayCount;
+  d[c + 1] = r.blkioDelayCount;
+  d[c + 2] = r.swapinDelayCount;
+  d[c + 3] = r.freepagesDelayCount;
+  d[c + 4] = r.thrashingDelayCount;
+  d[c + 5] = r.compactDelayCount;
+  d[c + 6] = r.wpcopyDelayCount;
+  d[c + 7] = r.irqDelayCount;
+  d[RAW.RSS_TIME] = r.coreMemMbUs;
+  d[RAW.VIRTUAL_TIME] = r.virtMemMbUs;
+  d[RAW.RUN_TIME] = r.cpuRunVirtualNs;
+  for (let i = 0; i < RAW_COUNTERS; i++) if (!(d[i]! > 0)) d[i] = 0;
+}
+
+/** Worst single delay per kind (ns), -1 where the struct version has none. */
+function readDelayMax(r: TaskRecord, d: Float64Array): void {
+  d[0] = r.cpuDelayMaxNs;
+  d[1] = r.blkioDelayMaxNs;
+  d[2] = r.swapinDelayMaxNs;
+  d[3] = r.freepagesDelayMaxNs;
+  d[4] = r.thrashingDelayMaxNs;
+  d[5] = r.compactDelayMaxNs;
+  d[6] = r.wpcopyDelayMaxNs;
+  d[7] = r.irqDelayMaxNs;
+}
+
+function rfc3339(sec: number): string {
+  return new Date(sec * 1000).toISOString().replace('.000Z', 'Z');
+}
+
+export class ProcessAccounting {
+  private readonly perProcess: boolean;
+  private readonly logger: Logger;
+  private readonly telemetry: ComponentTelemetry;
+  private readonly schema: SampleSchema;
+  private readonly valueCount: number;
+  /** Live processes (and processes known only by thread exits so far), by tgid. */
+  private readonly table = new Map<number, ProcessState>();
+  /** Processes whose tgid was taken by a newer process before their exit record arrived. */
+  private readonly replaced = new Map<number, ProcessState>();
+  private sweep = 0;
+  private readonly lostCounter: { add(value: number): void };
+  private readonly reuseCounter: { add(value: number): void };
+  /** Aggregate mode: cgroup -> comm -> shared attributes object. */
+  private readonly attributeCache = new Map<string, Map<string, Attributes>>();
+  private attributeCacheSize = 0;
+  private readonly exitCodeAttributes = new Map<number, Attributes>();
+  private readonly exitSignalAttributes = new Map<number, Attributes>();
+  private readonly scratch = new Float64Array(RAW_COUNTERS);
+  private readonly scratchGroup = new Float64Array(RAW_COUNTERS);
+  private readonly scratchDelayMax = new Float64Array(8);
+
+  constructor(o: AccountingOptions) {
+    this.perProcess = o.perProcess;
+    this.logger = o.logger;
+    this.telemetry = o.telemetry;
+    this.schema = o.perProcess ? PROCESS_SCHEMA_PER_PROCESS : PROCESS_SCHEMA;
+    this.valueCount = this.schema.metrics.length;
+    this.lostCounter = o.telemetry.counter(
+      'processes_lost',
+      'Processes forgotten without an exit record (exit events lost, e.g. to ENOBUFS); their last interval is not counted',
+      '{process}',
+    );
+    this.reuseCounter = o.telemetry.counter(
+      'pid_reuses',
+      'Live readings of a new process under a tgid still tracked for an older one',
+      '{process}',
+    );
+  }
+
+  /** The schema of the samples produced (depends on perProcess). */
+  get sampleSchema() {
+    return this.schema;
+  }
+
+  /** Number of processes tracked. */
+  get size(): number {
+    return this.table.size + this.replaced.size;
+  }
+
+  /**
+   * A live reading of a whole process (see the file comment for the frame it must be in).
+   * Appends one sample with the growth since this process's previous sample (zeros included: a
+   * sample per live process per sweep keeps its series fresh in the metrics stage).
+   */
+  live(rec: TaskRecord, nowMs: number, out: SampleBatch): void {
+    const tgid = rec.tgid > 0 ? rec.tgid : rec.pid;
+    if (!(tgid > 0)) {
+      this.telemetry.dropped(1, 'record_without_pid');
+      return;
+    }
+    const counters = this.scratch;
+    readCounters(rec, counters);
+    let st = this.table.get(tgid);
+    if (st !== undefined && !this.isSameProcess(st, rec.startTimeSec, counters)) {
+      // The tgid now names another process: the old one ended and its exit record is late or
+      // lost. Keep it aside for one sweep so that a late exit record still finds it.
+      this.reuseCounter.add(1);
+      this.logger.debug('taskstats: tgid reused by a new process', { tgid, oldStart: st.startTimeSec, newStart: rec.startTimeSec });
+      const previous = this.replaced.get(tgid);
+      if (previous !== undefined) this.forget(previous, nowMs, out);
+      st.sweep = this.sweep;
+      this.replaced.set(tgid, st);
+      st = undefined;
+    }
+    if (st === undefined) {
+      st = this.newState(tgid, rec.startTimeSec, rec);
+      this.table.set(tgid, st);
+    } else {
+      if (st.startTimeSec === 0) st.startTimeSec = rec.startTimeSec;
+      this.updateIdentity(st, rec.comm, rec.cgroup, rec.cmdline, rec.exePath);
+    }
+    st.sweep = this.sweep;
+
+    const values = new Float64Array(this.valueCount);
+    const reported = st.reported;
+    for (let i = 0; i < RAW_COUNTERS; i++) {
+      const growth = counters[i]! - reported[i]!;
+      if (growth > 0) {
+        values[i] = growth * RAW_SCALE[i]!;
+        reported[i] = counters[i]!;
+      }
+    }
+    if (this.perProcess) this.fillGauges(st, rec, values);
+    out.push({ schema: this.schema, attributes: st.attributes, context: st.context, values, final: false, timeMs: nowMs });
+  }
+
+  /**
+   * One exit datagram: `thread` is the ending thread's PID record, `group` the process's TGID
+   * record when the kernel sent one (the last thread of a process that ever had several threads).
+   * A thread that is not the last of its process only updates the process's state; the end of a
+   * process appends its final sample (the remainder, process.exits = 1, final: true).
+   */
+  exit(thread: TaskRecord, group: TaskRecord | null, nowMs: number, out: SampleBatch): void {
+    const tgid = thread.tgid > 0 ? thread.tgid : group !== null && group.tgid > 0 ? group.tgid : thread.pid;
+    if (!(tgid > 0)) {
+      this.telemetry.dropped(1, 'record_without_pid');
+      return;
+    }
+    const isLeader = thread.pid === tgid;
+    // Before struct version 12 there is no AGROUP: a leader's record is taken as the end (it is,
+    // unless the leader ended before its other threads).
+    const processEnded = group !== null || (thread.version >= 12 ? (thread.flags & AGROUP) !== 0 : isLeader);
+
+    let st = this.table.get(tgid);
+    let fromReplaced = false;
+    if (st !== undefined && !this.threadBelongsTo(st, thread)) st = undefined;
+    if (st === undefined) {
+      const old = this.replaced.get(tgid);
+      if (old !== undefined && this.threadBelongsTo(old, thread)) {
+        st = old;
+        fromReplaced = true;
+      }
+    }
+
+    const counters = this.scratch;
+    readCounters(thread, counters);
+
+    if (!processEnded) {
+      // A thread of a living process ended: remember its per-thread totals for the end.
+      if (st === undefined) {
+        st = this.newState(tgid, isLeader ? thread.startTimeSec : 0, thread);
+        this.table.set(tgid, st);
+      } else if (isLeader) {
+        this.updateIdentity(st, thread.comm, thread.cgroup, thread.cmdline, thread.exePath);
+      }
+      if (!fromReplaced) st.sweep = this.sweep;
+      const dead = (st.deadThreads ??= new Float64Array(RAW_COUNTERS));
+      for (let i = 0; i < RAW_COUNTERS; i++) dead[i]! += counters[i]!;
+      if (this.perProcess) this.updatePeaks(st, thread);
+      return;
+    }
+
+    // The process ended. Its totals: the larger of the thread sum and the group record (see top).
+    if (st !== undefined && st.deadThreads !== null) {
+      const dead = st.deadThreads;
+      for (let i = 0; i < RAW_COUNTERS; i++) counters[i]! += dead[i]!;
+    }
+    if (group !== null) {
+      const g = this.scratchGroup;
+      readCounters(group, g);
+      for (let i = 0; i < RAW_COUNTERS; i++) if (g[i]! > counters[i]!) counters[i] = g[i]!;
+    }
+
+    let attributes: Attributes;
+    let context: Attributes | undefined;
+    if (st !== undefined) {
+      // The final thread may be a worker with its own name: only the leader's record renames.
+      if (isLeader) this.updateIdentity(st, thread.comm, thread.cgroup, thread.cmdline, thread.exePath);
+      else this.updateIdentity(st, st.comm === '' ? thread.comm : st.comm, thread.cgroup, '', '');
+      attributes = st.attributes;
+      context = st.context;
+      if (fromReplaced) this.replaced.delete(tgid);
+      else this.table.delete(tgid);
+    } else {
+      attributes = this.attributesFor(thread.comm, thread.cgroup, tgid, thread.startTimeSec);
+      context = this.contextFor(thread.cmdline, thread.exePath, tgid);
+    }
+
+    const values = new Float64Array(this.valueCount);
+    const reported = st?.reported;
+    for (let i = 0; i < RAW_COUNTERS; i++) {
+      const remainder = reported === undefined ? counters[i]! : counters[i]! - reported[i]!;
+      if (remainder > 0) values[i] = remainder * RAW_SCALE[i]!;
+    }
+    values[VALUE.EXITS] = 1;
+    if (this.perProcess) this.fillGauges(st ?? null, thread, values);
+    out.push({
+      schema: this.schema,
+      attributes,
+      context,
+      pointAttributes: this.exitPointAttributes(thread),
+      values,
+      final: true,
+      timeMs: nowMs,
+    });
+  }
+
+  /**
+   * After a full live sweep: processes not seen in it (nor touched by a thread exit since the
+   * previous sweep) and not ended by an exit record are forgotten and counted (`processes_lost`).
+   * Per-process mode appends a final sample with nothing to add for each, so the metrics stage
+   * expires their series.
+   */
+  endSweep(nowMs: number, out: SampleBatch): void {
+    for (const [tgid, st] of this.table) {
+      if (st.sweep < this.sweep) {
+        this.table.delete(tgid);
+        this.forget(st, nowMs, out);
+      }
+    }
+    for (const [tgid, st] of this.replaced) {
+      if (st.sweep < this.sweep) {
+        this.replaced.delete(tgid);
+        this.forget(st, nowMs, out);
+      }
+    }
+    this.sweep++;
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private forget(st: ProcessState, nowMs: number, out: SampleBatch): void {
+    this.lostCounter.add(1);
+    if (!this.perProcess) return; // nothing to add; a shared series must not look ended
+    const values = new Float64Array(this.valueCount);
+    for (let i = VALUE.PEAK_RSS; i < this.valueCount; i++) values[i] = NaN; // gauges: keep the last
+    out.push({ schema: this.schema, attributes: st.attributes, context: st.context, values, final: true, timeMs: nowMs });
+  }
+
+  /** Does a live reading (start time, counters) continue the tracked process? */
+  private isSameProcess(st: ProcessState, startTimeSec: number, counters: Float64Array): boolean {
+    // ac_btime is computed as now - elapsed, so two readings of one process may differ by 1 s.
+    if (st.startTimeSec > 0 && startTimeSec > 0 && Math.abs(st.startTimeSec - startTimeSec) > 1) return false;
+    const run = counters[RAW.RUN_TIME]!;
+    // CPU time going backwards (beyond the jitter of a dying thread counted twice) means another
+    // process got the pid within the same second; an all-zero reading is a zombie, not a new one.
+    return !(run > 0 && run + CPU_BACKWARDS_NS < st.reported[RAW.RUN_TIME]!);
+  }
+
+  /** A thread cannot have started before its process. */
+  private threadBelongsTo(st: ProcessState, thread: TaskRecord): boolean {
+    return st.startTimeSec === 0 || thread.startTimeSec === 0 || thread.startTimeSec + 1 >= st.startTimeSec;
+  }
+
+  private newState(tgid: number, startTimeSec: number, rec: TaskRecord): ProcessState {
+    const st: ProcessState = {
+      tgid,
+      startTimeSec: startTimeSec > 0 ? startTimeSec : 0,
+      reported: new Float64Array(RAW_COUNTERS),
+      deadThreads: null,
+      comm: rec.comm,
+      cgroup: rec.cgroup,
+      cmdline: rec.cmdline,
+      exePath: rec.exePath,
+      attributes: undefined as unknown as Attributes,
+      context: undefined,
+      peakRssKb: 0,
+      peakVmKb: 0,
+      delayMaxNs: null,
+      sweep: this.sweep,
+    };
+    st.attributes = this.attributesFor(st.comm, st.cgroup, tgid, st.startTimeSec);
+    st.context = this.contextFor(st.cmdline, st.exePath, tgid);
+    return st;
+  }
+
+  /**
+   * Follow changes of name (exec), cgroup (moved) or metadata. Empty values (unknown to the
+   * receiver at this moment) never overwrite known ones.
+   */
+  private updateIdentity(st: ProcessState, newComm: string, newCgroup: string, newCmdline: string, newExePath: string): void {
+    const comm = newComm !== '' ? newComm : st.comm;
+    const cgroup = newCgroup !== '' ? newCgroup : st.cgroup;
+    // Per-process mode: a process first known by a worker thread's exit gets its start time later.
+    const startTimeLearned = this.perProcess && st.startTimeSec > 0 && st.attributes[ATTR.START_TIME] === undefined;
+    if (comm !== st.comm || cgroup !== st.cgroup || startTimeLearned) {
+      st.comm = comm;
+      st.cgroup = cgroup;
+      st.attributes = this.attributesFor(comm, cgroup, st.tgid, st.startTimeSec);
+    }
+    const cmdline = newCmdline !== '' ? newCmdline : st.cmdline;
+    const exePath = newExePath !== '' ? newExePath : st.exePath;
+    if (cmdline !== st.cmdline || exePath !== st.exePath) {
+      st.cmdline = cmdline;
+      st.exePath = exePath;
+      st.context = this.contextFor(cmdline, exePath, st.tgid);
+    }
+  }
+
+  private attributesFor(comm: string, cgroup: string, tgid: number, startTimeSec: number): Attributes {
+    if (this.perProcess) {
+      const a: Attributes = { [ATTR.EXECUTABLE_NAME]: comm, [ATTR.CGROUP]: cgroup, [ATTR.PID]: tgid };
+      if (startTimeSec > 0) a[ATTR.START_TIME] = rfc3339(startTimeSec);
+      return a;
+    }
+    let byComm = this.attributeCache.get(cgroup);
+    if (byComm === undefined) {
+      if (this.attributeCacheSize >= ATTRIBUTE_CACHE_LIMIT) {
+        // Unbounded name/cgroup churn: start over rather than grow (the metrics stage falls back
+        // to its key lookup for the new objects, so nothing is miscounted).
+        this.attributeCache.clear();
+        this.attributeCacheSize = 0;
+      }
+      byComm = new Map();
+      this.attributeCache.set(cgroup, byComm);
+    }
+    let a = byComm.get(comm);
+    if (a === undefined) {
+      a = Object.freeze({ [ATTR.EXECUTABLE_NAME]: comm, [ATTR.CGROUP]: cgroup });
+      byComm.set(comm, a);
+      this.attributeCacheSize++;
+    }
+    return a;
+  }
+
+  private contextFor(cmdline: string, exePath: string, tgid: number): Attributes | undefined {
+    if (cmdline === '' && exePath === '') return undefined;
+    const c: Attributes = { [ATTR.CONTEXT_PID]: tgid };
+    if (cmdline !== '') c[ATTR.COMMAND_LINE] = cmdline;
+    if (exePath !== '') c[ATTR.EXECUTABLE_PATH] = exePath;
+    return c;
+  }
+
+  /** process.exit.code for a normal exit, process.linux.exit.signal (name) for death by signal. */
+  private exitPointAttributes(rec: TaskRecord): Attributes {
+    let code = rec.exitCode;
+    let signal = rec.exitSignal;
+    if (signal <= 0 && code < 0) {
+      // Not decoded by the parser: decode the wait status.
+      const status = rec.exitStatus;
+      if ((status & 0x7f) === 0) code = (status >> 8) & 0xff;
+      else signal = status & 0x7f;
+    }
+    if (signal > 0) {
+      let a = this.exitSignalAttributes.get(signal);
+      if (a === undefined) {
+        a = Object.freeze({ [TASKSTATS_ATTR.EXIT_SIGNAL]: SIGNAL_NAMES.get(signal) ?? `SIG${signal}` });
+        this.exitSignalAttributes.set(signal, a);
+      }
+      return a;
+    }
+    let a = this.exitCodeAttributes.get(code);
+    if (a === undefined) {
+      a = Object.freeze({ [TASKSTATS_ATTR.EXIT_CODE]: code });
+      this.exitCodeAttributes.set(code, a);
+    }
+    return a;
+  }
+
+  private updatePeaks(st: ProcessState, rec: TaskRecord): void {
+    if (rec.hiwaterRssKb > st.peakRssKb) st.peakRssKb = rec.hiwaterRssKb;
+    if (rec.hiwaterVmKb > st.peakVmKb) st.peakVmKb = rec.hiwaterVmKb;
+    if (rec.version >= 16) {
+      const m = this.scratchDelayMax;
+      readDelayMax(rec, m);
+      const kept = (st.delayMaxNs ??= new Float64Array(8).fill(-1));
+      for (let k = 0; k < 8; k++) if (m[k]! > kept[k]!) kept[k] = m[k]!;
+    }
+  }
+
+  /** Per-process gauges: peaks over everything seen of the process; NaN (unknown) when none. */
+  private fillGauges(st: ProcessState | null, rec: TaskRecord, values: Float64Array): void {
+    let rssKb = rec.hiwaterRssKb;
+    let vmKb = rec.hiwaterVmKb;
+    let kept: Float64Array | null = null;
+    if (st !== null) {
+      this.updatePeaks(st, rec);
+      rssKb = st.peakRssKb;
+      vmKb = st.peakVmKb;
+      kept = st.delayMaxNs;
+    } else if (rec.version >= 16) {
+      kept = this.scratchDelayMax;
+      readDelayMax(rec, kept);
+    }
+    values[VALUE.PEAK_RSS] = rssKb > 0 ? rssKb * 1024 : NaN;
+    values[VALUE.PEAK_VIRTUAL] = vmKb > 0 ? vmKb * 1024 : NaN;
+    for (let k = 0; k < 8; k++) {
+      const v = kept === null ? -1 : kept[k]!;
+      values[VALUE.DELAY_MAX + k] = v >= 0 ? v * 1e-9 : NaN;
+    }
+  }
+}
+
