@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { ATTR, type Attributes, type ComponentContext, type Processor, type SampleBatch } from '../../src/api/index.js';
@@ -6,6 +6,7 @@ import { parseCgroupPath } from './cgroup.js';
 import type { K8sAttributesConfig } from './config.js';
 import { PodInfoBuilder, PodStore, type PodInfo } from './pods.js';
 import { PodWatcher } from './watcher.js';
+import { parse as parseYaml } from 'yaml';
 
 /** What the cgroup path alone gives, kept per distinct path. */
 interface CgroupFacts {
@@ -59,24 +60,16 @@ export class K8sAttributesProcessor implements Processor {
       ctx.logger.info(`auth_type auto: using ${auth}`, { reason: auth === 'none' ? 'KUBERNETES_SERVICE_HOST is not set' : 'running in a pod' });
     }
     if (auth === 'none') return;
-    const k8s = await import('@kubernetes/client-node');
-    const kubeConfig = new k8s.KubeConfig();
+    // Mistakes in the configuration fail the start; everything that talks to the API (and even
+    // loading @kubernetes/client-node, ~2 s of module loading) happens in the background.
+    let kubeconfigPath: string | undefined;
     if (auth === 'serviceAccount') {
       if (!process.env.KUBERNETES_SERVICE_HOST || !process.env.KUBERNETES_SERVICE_PORT) {
         throw new Error(`${ctx.id}: auth_type serviceAccount needs KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT (set in every pod); use auth_type kubeConfig outside a cluster`);
       }
-      kubeConfig.loadFromCluster();
     } else {
-      const path = config.kube_config_path ?? process.env.KUBECONFIG?.split(':')[0] ?? join(homedir(), '.kube', 'config');
-      if (!existsSync(path)) throw new Error(`${ctx.id}: kubeconfig ${path} does not exist`);
-      kubeConfig.loadFromFile(path);
-      if (config.kube_config_context) {
-        if (!kubeConfig.getContextObject(config.kube_config_context)) {
-          throw new Error(`${ctx.id}: kubeconfig ${path} has no context "${config.kube_config_context}"`);
-        }
-        kubeConfig.setCurrentContext(config.kube_config_context);
-      }
-      if (!kubeConfig.getCurrentCluster()) throw new Error(`${ctx.id}: kubeconfig ${path} has no cluster for its current context`);
+      kubeconfigPath = config.kube_config_path ?? process.env.KUBECONFIG?.split(':')[0] ?? join(homedir(), '.kube', 'config');
+      checkKubeconfig(ctx.id, kubeconfigPath, config.kube_config_context);
     }
     let nodeName = config.filter.node ?? process.env[config.filter.node_from_env_var];
     if (!nodeName) {
@@ -84,14 +77,23 @@ export class K8sAttributesProcessor implements Processor {
       ctx.logger.warn(`no node name in filter.node or $${config.filter.node_from_env_var}; assuming the host name`, { node: nodeName });
     }
     this.watcher = new PodWatcher({
-      kubeConfig,
+      loadKubeConfig: (k8s) => {
+        const kc = new k8s.KubeConfig();
+        if (kubeconfigPath === undefined) {
+          kc.loadFromCluster();
+        } else {
+          kc.loadFromFile(kubeconfigPath);
+          if (config.kube_config_context) kc.setCurrentContext(config.kube_config_context);
+        }
+        return kc;
+      },
       nodeName,
       store: this.store,
       logger: ctx.logger,
       telemetry: ctx.telemetry,
       listTimeoutMs: config.api_timeout,
     });
-    await this.watcher.start();
+    this.watcher.start();
   }
 
   async shutdown(): Promise<void> {
@@ -152,4 +154,19 @@ export class K8sAttributesProcessor implements Processor {
     }
     return facts;
   }
+}
+
+/** Fails early on a kubeconfig that cannot work: missing, unreadable, or without the context asked for. */
+function checkKubeconfig(id: string, path: string, context: string | undefined): void {
+  if (!existsSync(path)) throw new Error(`${id}: kubeconfig ${path} does not exist`);
+  let doc: { contexts?: { name?: string }[]; 'current-context'?: string; clusters?: unknown[] };
+  try {
+    doc = parseYaml(readFileSync(path, 'utf8')) ?? {};
+  } catch (err) {
+    throw new Error(`${id}: kubeconfig ${path} is not valid YAML: ${(err as Error).message}`);
+  }
+  const names = (doc.contexts ?? []).map((c) => c.name);
+  const wanted = context ?? doc['current-context'];
+  if (!wanted) throw new Error(`${id}: kubeconfig ${path} has no current-context; set kube_config_context`);
+  if (!names.includes(wanted)) throw new Error(`${id}: kubeconfig ${path} has no context "${wanted}"`);
 }

@@ -12,7 +12,8 @@ import type { ComponentTelemetry, Logger } from '../../src/api/index.js';
 import type { PodObject, PodStore } from './pods.js';
 
 export interface PodWatcherOptions {
-  kubeConfig: KubeConfig;
+  /** Builds the client configuration once the library is loaded (in the background). */
+  loadKubeConfig: (k8s: typeof import('@kubernetes/client-node')) => KubeConfig;
   nodeName: string;
   store: PodStore;
   logger: Logger;
@@ -45,19 +46,35 @@ export class PodWatcher {
     opts.telemetry.gauge('k8s_pods', 'Pods of this node known to the processor (incl. recently deleted)', () => opts.store.size, '{pod}');
   }
 
-  /** Begins listing and watching in the background; never waits for the API. */
-  async start(): Promise<void> {
+  /** Begins loading the client, listing and watching in the background; returns at once. */
+  start(): void {
+    this.init().catch((err) => {
+      this.errors.add(1);
+      this.opts.logger.error('Kubernetes API: cannot set up the pod watch; only cgroup-derived attributes will be added', {
+        error: describe(err),
+      });
+    });
+  }
+
+  private async init(): Promise<void> {
     const k8s = await import('@kubernetes/client-node');
-    const { kubeConfig, nodeName, store, logger, listTimeoutMs } = this.opts;
+    if (this.stopped) return;
+    const kubeConfig = this.opts.loadKubeConfig(k8s);
+    const { nodeName, store, logger, listTimeoutMs } = this.opts;
     const api = kubeConfig.makeApiClient(k8s.CoreV1Api);
     const fieldSelector = `spec.nodeName=${nodeName}`;
 
     // The watch asks for bookmarks (cheap resumption points) and a server-side timeout, as
     // client-go's reflector does, so a quiet node still advances its resourceVersion.
+    // It also closes a watch whose connection completes after stop(): ListWatch.stop() can only
+    // abort a request whose response headers have already arrived.
+    const watcher = this;
     class BookmarkWatch extends k8s.Watch {
-      override watch(path: string, params: Record<string, unknown>, cb: (phase: string, apiObj: any, watchObj?: any) => void, done: (err: any) => void) {
+      override async watch(path: string, params: Record<string, unknown>, cb: (phase: string, apiObj: any, watchObj?: any) => void, done: (err: any) => void) {
         const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
-        return super.watch(path, { ...params, allowWatchBookmarks: true, timeoutSeconds }, cb, done);
+        const controller = await super.watch(path, { ...params, allowWatchBookmarks: true, timeoutSeconds }, cb, done);
+        if (watcher.stopped) controller.abort();
+        return controller;
       }
     }
     const listFn = async (): Promise<V1PodList> => {
