@@ -69,6 +69,7 @@ export class K8sAttributesProcessor implements Processor {
       }
     } else {
       kubeconfigPath = config.kube_config_path ?? process.env.KUBECONFIG?.split(':')[0] ?? join(homedir(), '.kube', 'config');
+      if (kubeconfigPath.startsWith('~/')) kubeconfigPath = join(homedir(), kubeconfigPath.slice(2));
       checkKubeconfig(ctx.id, kubeconfigPath, config.kube_config_context);
     }
     let nodeName = config.filter.node ?? process.env[config.filter.node_from_env_var];
