@@ -7,5 +7,7 @@ import filter from './filter/index.js';
 import k8sattributes from './k8sattributes/index.js';
 import otlp from './otlp/index.js';
 import debug from './debug/index.js';
+import taskstats from './taskstats/index.js';
+import prometheus from './prometheus/index.js';
 
-export const builtinPlugins: PluginModule[] = [filter, k8sattributes, otlp, debug];
+export const builtinPlugins: PluginModule[] = [taskstats, filter, k8sattributes, otlp, debug, prometheus];

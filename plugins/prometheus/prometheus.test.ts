@@ -1,0 +1,91 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { recordingContext, sdkMetrics } from '../otlp/testing.js';
+import { parseListenAddress, validatePrometheusConfig, defaultPrometheusConfig } from './config.js';
+import { PrometheusExporter } from './exporter.js';
+
+async function metricsOf(value: number) {
+  const sdk = sdkMetrics({ 'service.name': 'taskstats-agent', 'host.name': 'node-1' });
+  sdk.meter.createCounter('process.cpu.time', { unit: 's', description: 'CPU seconds' }).add(value, {
+    'cpu.mode': 'user',
+    'process.executable.name': 'nginx',
+    'process.linux.cgroup': '/system.slice/nginx.service',
+  });
+  sdk.meter.createCounter('process.exits', { unit: '{process}' }).add(12, { 'process.exit.code': 0 });
+  const rm = await sdk.collect();
+  await sdk.shutdown();
+  return rm;
+}
+
+describe('prometheus exporter', () => {
+  test('config: endpoint must be host:port; default 127.0.0.1:9464', () => {
+    assert.equal(defaultPrometheusConfig().endpoint, '127.0.0.1:9464');
+    assert.deepEqual(parseListenAddress('127.0.0.1:9464'), { host: '127.0.0.1', port: 9464 });
+    assert.deepEqual(parseListenAddress(':9464'), { host: '0.0.0.0', port: 9464 });
+    assert.deepEqual(parseListenAddress('[::1]:80'), { host: '::1', port: 80 });
+    assert.equal(parseListenAddress('9464'), undefined);
+    assert.equal(parseListenAddress('host:99999'), undefined);
+    assert.deepEqual(validatePrometheusConfig({ ...defaultPrometheusConfig(), endpoint: 'http://x:1' }).map((p) => p.path), ['endpoint']);
+  });
+
+  test('serves the latest collection as Prometheus text; empty before the first; 404 elsewhere', async () => {
+    const ctx = recordingContext('prometheus');
+    const exporter = new PrometheusExporter(ctx, { ...defaultPrometheusConfig(), endpoint: '127.0.0.1:0' });
+    assert.equal(exporter.temporality, 'cumulative');
+    await exporter.start();
+    const base = `http://127.0.0.1:${exporter.address!.port}`;
+    try {
+      const empty = await fetch(`${base}/metrics`);
+      assert.equal(empty.status, 200);
+      assert.equal(await empty.text(), '');
+      await exporter.export(await metricsOf(1.5));
+      await exporter.export(await metricsOf(4.25)); // the latest wins
+      const res = await fetch(`${base}/metrics`);
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get('content-type')!, /^text\/plain; version=0\.0\.4/);
+      const text = await res.text();
+      assert.match(text, /# TYPE process_cpu_time_total counter/);
+      assert.match(
+        text,
+        /^process_cpu_time_total\{cpu_mode="user",process_executable_name="nginx",process_linux_cgroup="\/system\.slice\/nginx\.service"[^}]*\} 4\.25$/m,
+      );
+      assert.match(text, /^process_exits_total\{process_exit_code="0"[^}]*\} 12$/m);
+      assert.match(text, /^target_info\{service_name="taskstats-agent",host_name="node-1"\} 1$/m);
+      assert.equal((await fetch(`${base}/other`)).status, 404);
+      assert.equal(ctx.counterTotal('scrapes'), 2);
+    } finally {
+      await exporter.shutdown();
+    }
+    await assert.rejects(fetch(`${base}/metrics`), 'closed after shutdown');
+  });
+
+  test('namespace and resource_to_telemetry_conversion', async () => {
+    const exporter = new PrometheusExporter(recordingContext(), {
+      endpoint: '127.0.0.1:0',
+      namespace: 'tsa',
+      resource_to_telemetry_conversion: { enabled: true },
+    });
+    await exporter.start();
+    try {
+      await exporter.export(await metricsOf(2));
+      const text = await (await fetch(`http://127.0.0.1:${exporter.address!.port}/metrics`)).text();
+      assert.match(text, /^tsa_process_cpu_time_total\{[^}]*service_name="taskstats-agent",host_name="node-1"\} 2$/m);
+    } finally {
+      await exporter.shutdown();
+    }
+  });
+
+  test('a port in use fails start() with a message naming the endpoint', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      const exporter = new PrometheusExporter(recordingContext(), { ...defaultPrometheusConfig(), endpoint: `127.0.0.1:${port}` });
+      await assert.rejects(exporter.start(), new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: EADDRINUSE`));
+      await exporter.shutdown();
+    } finally {
+      blocker.close();
+    }
+  });
+});
