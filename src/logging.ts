@@ -23,17 +23,17 @@ export function consoleLine(json: string): string {
   }
   const { time, level, msg, ...rest } = rec;
   const lvl = typeof level === 'string' ? level.toUpperCase() : LEVEL_NAMES[level as number] ?? String(level);
-  const parts = [String(time ?? ''), lvl.padEnd(5), String(msg ?? '')];
+  let line = `${String(time ?? '')} ${lvl.padEnd(5)} ${String(msg ?? '')}`;
   for (const [k, v] of Object.entries(rest)) {
     if (k === 'pid' || k === 'hostname') continue;
     if (k === 'err' && v && typeof v === 'object') {
       const e = v as { type?: string; message?: string; stack?: string };
-      parts.push(`err="${e.type ?? 'Error'}: ${e.message ?? ''}"`);
+      line += ` err="${e.type ?? 'Error'}: ${e.message ?? ''}"`;
       continue;
     }
-    parts.push(`${k}=${typeof v === 'string' && !/\s|"/.test(v) ? v : JSON.stringify(v)}`);
+    line += ` ${k}=${typeof v === 'string' && !/\s|"/.test(v) ? v : JSON.stringify(v)}`;
   }
-  return parts.join('  ').replace(/  (\S+=)/g, ' $1') + '\n';
+  return line + '\n';
 }
 
 export interface RootLoggerOptions {

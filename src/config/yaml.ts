@@ -67,12 +67,15 @@ export function parseYamlConfig(text: string, file: string, env: NodeJS.ProcessE
     return { line: p.line, col: p.col };
   };
 
-  for (const e of [...doc.errors, ...doc.warnings]) {
+  // Only the first syntax error: the parser's later ones are almost always caused by it.
+  const reported = doc.errors.length > 0 ? [doc.errors[0]!] : doc.warnings;
+  for (const e of reported) {
     const lp = e.linePos?.[0];
+    const more = doc.errors.length > 1 ? ` (and ${doc.errors.length - 1} more YAML errors after it, probably caused by it)` : '';
     issues.push({
-      severity: doc.errors.includes(e) ? 'error' : 'warning',
+      severity: doc.errors.length > 0 ? 'error' : 'warning',
       path: '',
-      message: `YAML: ${e.message.split('\n')[0]}`,
+      message: `YAML: ${e.message.split('\n')[0]}${more}`,
       file,
       pos: lp ? { line: lp.line, col: lp.col } : undefined,
     });
