@@ -316,8 +316,10 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
     const objects = renderChart({ set: { 'config.exporters.otlp.protocol': 'thrift' } });
     const file = join(scratch, 'config-broken.yaml');
     writeFileSync(file, agentConfigText(objects));
-    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'taskstats-agent'), 'validate', '--config', file], { encoding: 'utf8', timeout: 60_000 });
+    const env = { ...process.env, K8S_POD_IP: '10.0.0.7', K8S_NODE_IP: '10.0.0.7', K8S_NODE_NAME: 'node-a' };
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'taskstats-agent'), 'validate', '--config', file], { encoding: 'utf8', env, timeout: 60_000 });
     assert.notEqual(r.status, 0);
-    assert.match(r.stderr, /protocol/);
+    assert.match(r.stderr, /exporters\.otlp\.protocol: must be one of/);
+    assert.match(r.stderr, /1 error/);
   });
 });

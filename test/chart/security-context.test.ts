@@ -1,0 +1,151 @@
+/**
+ * The real agent, run the way the chart runs it: the configuration rendered by the chart, uid
+ * 10001, every capability dropped except NET_ADMIN, no_new_privs (allowPrivilegeEscalation:
+ * false), and a node binary with the image's file capability cap_net_admin+ep. It must register
+ * its exit listener, count exits of processes it did not start, answer /healthz and /readyz on
+ * the telemetry address the probes use, and export over OTLP to a local receiver.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findObject, renderChart, repoRoot, type K8sObject } from '../support/helm.js';
+
+const isRoot = process.getuid?.() === 0;
+const hasTools = spawnSync('setpriv', ['--version']).status === 0 && !spawnSync('setcap', ['-v', 'cap_net_admin+ep', process.execPath]).error;
+const skip = !isRoot || !hasTools ? 'needs root, setpriv (util-linux) and setcap (libcap2-bin)' : false;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+async function get(url: string): Promise<{ status: number; text: string } | undefined> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    return { status: res.status, text: await res.text() };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Sum of every sample of the self-metric families whose name contains `part`. */
+function metricSum(text: string, part: string): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const m = /^(\S+?)(\{.*\})? (\S+)$/.exec(line);
+    if (m && m[1]!.includes(part)) sum += Number(m[3]);
+  }
+  return sum;
+}
+
+describe("the agent under the chart's security context (real kernel)", { skip, timeout: 120_000 }, () => {
+  let dir: string;
+  let sink: Server;
+  let sinkPort = 0;
+  const exports: { path: string; bytes: number }[] = [];
+  let agent: ChildProcess | undefined;
+  let stderr = '';
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'taskstats-secctx-'));
+    chmodSync(dir, 0o755);
+    sink = createServer((req, res) => {
+      let bytes = 0;
+      req.on('data', (c: Buffer) => (bytes += c.length));
+      req.on('end', () => {
+        exports.push({ path: req.url ?? '', bytes });
+        res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+      });
+    });
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+    sinkPort = (sink.address() as { port: number }).port;
+  });
+  after(async () => {
+    if (agent && agent.exitCode === null) agent.kill('SIGKILL');
+    await new Promise((r) => sink.close(r));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('exit events, probes and OTLP export work with NET_ADMIN only as uid 10001 under no_new_privs', async () => {
+    const telemetryPort = await freePort();
+    const objects = renderChart({
+      set: {
+        'otlp.endpoint': `http://127.0.0.1:${sinkPort}`,
+        'otlp.compression': 'none',
+        'telemetry.port': String(telemetryPort),
+        'k8sAttributes.api.enabled': 'false',
+        'config.receivers.taskstats.collection_interval': '1s',
+      },
+    });
+    const ds = findObject(objects, 'DaemonSet') as K8sObject & {
+      spec: { template: { spec: { containers: { name: string; securityContext: { runAsUser: number; capabilities: { add: string[] } } }[] } } };
+    };
+    const sc = ds.spec.template.spec.containers.find((c) => c.name === 'agent')!.securityContext;
+    const cm = findObject(objects, 'ConfigMap') as unknown as { data: Record<string, string> };
+    const config = join(dir, 'config.yaml');
+    writeFileSync(config, cm.data['config.yaml']!);
+    chmodSync(config, 0o644);
+
+    // The image's node: a copy with the file capability.
+    const node = join(dir, 'node');
+    copyFileSync(process.execPath, node);
+    chmodSync(node, 0o755);
+    assert.equal(spawnSync('setcap', ['cap_net_admin+ep', node]).status, 0);
+
+    const caps = sc.capabilities.add.map((c) => `,+${c.toLowerCase()}`).join('');
+    agent = spawn(
+      'setpriv',
+      [
+        `--reuid=${sc.runAsUser}`, `--regid=${sc.runAsUser}`, '--clear-groups', '--inh-caps=-all',
+        `--bounding-set=-all${caps}`, '--no-new-privs', '--',
+        node, join(repoRoot, 'bin', 'taskstats-agent'), 'run', '--config', config,
+      ],
+      {
+        // The pod's environment: with hostNetwork the pod IP is the node's; here loopback.
+        env: { PATH: process.env.PATH, K8S_POD_IP: '127.0.0.1', K8S_NODE_IP: '127.0.0.1', K8S_NODE_NAME: 'node-a' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    agent.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    const base = `http://127.0.0.1:${telemetryPort}`;
+
+    // Readiness as the kubelet sees it.
+    let ready: { status: number; text: string } | undefined;
+    for (let i = 0; i < 150 && agent.exitCode === null; i++) {
+      ready = await get(`${base}/readyz`);
+      if (ready?.status === 200) break;
+      await sleep(100);
+    }
+    assert.equal(ready?.status, 200, `/readyz never answered 200 (agent exit ${agent.exitCode}):\n${stderr}`);
+    assert.equal((await get(`${base}/healthz`))?.status, 200);
+
+    // Processes the agent did not start end; their exit events must reach it.
+    for (let i = 0; i < 20; i++) spawnSync('/bin/true');
+    let exits = 0;
+    let metrics = '';
+    for (let i = 0; i < 100; i++) {
+      metrics = (await get(`${base}/metrics`))?.text ?? '';
+      exits = metricSum(metrics, 'exits_received');
+      if (exits >= 20 && exports.length > 0) break;
+      await sleep(100);
+    }
+    assert.ok(exits >= 20, `exits_received = ${exits} after 20 exits\n${metrics}\n${stderr}`);
+    assert.ok(exports.length > 0, `no OTLP export arrived\n${stderr}`);
+    assert.ok(exports.every((e) => e.path === '/v1/metrics'), JSON.stringify(exports.slice(0, 3)));
+    assert.doesNotMatch(stderr, /EPERM|permission denied|EINVAL/i);
+
+    agent.kill('SIGTERM');
+    const code = await Promise.race([new Promise((r) => agent!.once('exit', (c) => r(c))), sleep(15_000).then(() => 'timeout')]);
+    assert.equal(code, 0, `agent exit after SIGTERM: ${code}\n${stderr}`);
+  });
+});
