@@ -238,6 +238,8 @@ export const exitsCommand: CliCommand = {
     } catch (err) {
       return fail('exits', err);
     }
+    // On stderr, so that stdout stays one record (or one JSON object) after another.
+    process.stderr.write(`taskstats-agent exits: listening on cpus ${cpus}\n`);
     const onSignal = () => finish(0);
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);

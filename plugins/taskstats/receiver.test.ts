@@ -1,0 +1,164 @@
+/**
+ * The whole receiver, built by its factory with the real metadata and accounting parts, against
+ * the real kernel: exits and live sweeps become samples, collection cycles are announced,
+ * self-telemetry counts, and shutdown releases everything. Plus config checks and delay accounting.
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ATTR, type Receiver, type Sample } from '../../src/api/index.js';
+import plugin from './index.js';
+import { taskstatsReceiverFactory } from './factory.js';
+import { defaultTaskstatsConfig, validateTaskstatsConfig, type TaskstatsReceiverConfig } from './config.js';
+import { setupDelayAccounting } from './delayacct.js';
+import type { TaskRecord } from './record.js';
+
+function harness() {
+  const samples: Sample[] = [];
+  const counters = new Map<string, number>();
+  const gauges = new Map<string, () => number>();
+  const warnings: string[] = [];
+  let batches = 0;
+  let cycles = 0;
+  const ctx = {
+    id: 'taskstats',
+    logger: { debug() {}, info() {}, warn: (m: string) => void warnings.push(m), error: (m: string) => void warnings.push(m) },
+    telemetry: {
+      dropped() {},
+      counter: (name: string) => ({ add: (v: number) => void counters.set(name, (counters.get(name) ?? 0) + v) }),
+      gauge: (name: string, _d: string, read: () => number) => void gauges.set(name, read),
+    },
+    next: {
+      consume(b: Sample[]) {
+        batches++;
+        samples.push(...b);
+      },
+      collectionDone() {
+        cycles++;
+      },
+    },
+  };
+  return { ctx, samples, counters, gauges, warnings, batches: () => batches, cycles: () => cycles };
+}
+
+async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('taskstats receiver', { timeout: 60_000 }, () => {
+  test('plugin module: the receiver factory and the pid/exits commands', () => {
+    assert.deepEqual(plugin.factories.map((f) => `${f.kind}/${f.type}`), ['receiver/taskstats']);
+    assert.deepEqual(plugin.commands!.map((c) => c.name), ['pid', 'exits']);
+  });
+
+  test('exits and live sweeps become samples; cycles; telemetry; clean shutdown', async () => {
+    const h = harness();
+    const config: TaskstatsReceiverConfig = { ...defaultTaskstatsConfig(), collection_interval: 400, per_process: true };
+    const receiver: Receiver = await taskstatsReceiverFactory.create(h.ctx, config);
+    await receiver.start();
+    try {
+      const child = spawn('/bin/sh', ['-c', 'exit 3'], { stdio: 'ignore' });
+      await new Promise((r) => child.once('exit', r));
+      await waitFor(() => h.samples.some((s) => s.final && (s.detail as TaskRecord | undefined)?.pid === child.pid || s.final && s.attributes[ATTR.PID] === child.pid), 5000, 'the final sample of the exited shell');
+      const fin = h.samples.find((s) => s.final && s.attributes[ATTR.PID] === child.pid)!;
+      assert.equal(fin.attributes[ATTR.EXECUTABLE_NAME], 'sh');
+      assert.equal(typeof fin.attributes[ATTR.CGROUP], 'string');
+      // live: a sample for this very process after a sweep, and collection cycles
+      await waitFor(() => h.cycles() >= 2, 5000, 'two collection cycles');
+      assert.ok(h.samples.some((s) => !s.final && s.attributes[ATTR.PID] === process.pid), 'a live sample of this process');
+      assert.ok((h.counters.get('exits_received') ?? 0) >= 1);
+      assert.ok((h.counters.get('records_parsed') ?? 0) >= 1);
+      assert.ok((h.counters.get('live_records') ?? 0) >= 10);
+      assert.equal(h.counters.get('kernel_drops') ?? 0, 0);
+      assert.ok(h.gauges.get('processes_tracked')!() > 0);
+      assert.ok(h.gauges.get('live_sweep_duration')!() > 0);
+    } finally {
+      await receiver.shutdown();
+    }
+    const n = h.samples.length;
+    const c = h.cycles();
+    const child = spawn('/bin/sh', ['-c', 'exit 0'], { stdio: 'ignore' });
+    await new Promise((r) => child.once('exit', r));
+    await new Promise((r) => setTimeout(r, 900));
+    assert.equal(h.samples.length, n, 'nothing consumed after shutdown');
+    assert.equal(h.cycles(), c, 'no cycle after shutdown');
+  });
+
+  test('exits only (live: false) still announces collection cycles', async () => {
+    const h = harness();
+    const receiver = await taskstatsReceiverFactory.create(h.ctx, { ...defaultTaskstatsConfig(), collection_interval: 200, live: false });
+    await receiver.start();
+    try {
+      await waitFor(() => h.cycles() >= 2, 3000, 'two cycles');
+    } finally {
+      await receiver.shutdown();
+    }
+  });
+});
+
+describe('taskstats config', () => {
+  test('cpulist checks', () => {
+    const base = defaultTaskstatsConfig();
+    assert.deepEqual(validateTaskstatsConfig(base), []);
+    assert.deepEqual(validateTaskstatsConfig({ ...base, cpus: '0-1,3' }), []);
+    assert.match(validateTaskstatsConfig({ ...base, cpus: '0-x' })[0]!.message, /invalid cpulist "0-x"/);
+    assert.match(validateTaskstatsConfig({ ...base, cpus: '3-1' })[0]!.message, /end before start/);
+    assert.match(validateTaskstatsConfig({ ...base, exits: false, live: false })[0]!.message, /produce nothing/);
+  });
+});
+
+describe('delay accounting', () => {
+  const logger = (into: string[]) => ({ debug() {}, info() {}, warn: (m: string) => void into.push(m), error() {} });
+
+  test('keep: one clear warning when the sysctl is 0', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'delayacct-'));
+    try {
+      const path = join(dir, 'task_delayacct');
+      writeFileSync(path, '0\n');
+      const w: string[] = [];
+      const st = setupDelayAccounting('keep', logger(w), path);
+      assert.equal(st.enabled, false);
+      assert.equal(w.length, 1);
+      assert.match(w[0]!, /delays other than cpu .* stay zero/);
+      assert.equal(readFileSync(path, 'utf8').trim(), '0', 'keep never writes');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('enable: writes 1; on failure the warning names CAP_SYS_ADMIN', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'delayacct-'));
+    try {
+      const path = join(dir, 'task_delayacct');
+      writeFileSync(path, '0\n');
+      const w: string[] = [];
+      const st = setupDelayAccounting('enable', logger(w), path);
+      assert.equal(st.enabled, true);
+      assert.equal(st.changed, true);
+      assert.equal(readFileSync(path, 'utf8').trim(), '1');
+      assert.equal(w.length, 0);
+      // a file that cannot be written (a directory in its place makes the write fail with EISDIR)
+      const w2: string[] = [];
+      const st2 = setupDelayAccounting('enable', { ...logger(w2), }, '/proc/self/stat_does_not_exist');
+      assert.equal(st2.enabled, false);
+      assert.match(w2[0]!, /missing/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the real sysctl is read', () => {
+    const w: string[] = [];
+    const st = setupDelayAccounting('keep', logger(w));
+    const real = readFileSync('/proc/sys/kernel/task_delayacct', 'utf8').trim() !== '0';
+    assert.equal(st.enabled, real);
+    assert.equal(w.length, real ? 0 : 1);
+  });
+});
