@@ -270,6 +270,27 @@ describe('ProcessAccounting', () => {
     assert.equal(telemetry.counters.get('processes_lost') ?? 0, 0);
   });
 
+  test('thread exits of an older process under a tracked tgid do not disturb the tracked one', () => {
+    const { acc } = accounting();
+    const out: SampleBatch = [];
+    const newer = new SimProcess(550, START + 50, 'newer').work(550, 2);
+    acc.live(newer.live(), T0, out);
+    const older = new SimProcess(550, START, 'older', '/x', 3); // its exit records arrive late
+    older.work(550, 1).work(551, 2).work(552, 3);
+    for (const pid of [551, 550, 552]) {
+      const [t, g] = older.exit(pid, 0);
+      acc.exit(t, g, T0 + 1, out);
+    }
+    newer.work(550, 1);
+    acc.live(newer.live(), T0 + 10_000, out);
+    const [t, g] = newer.exit(550, 0);
+    acc.exit(t, g, T0 + 10_001, out);
+    assertTotals(sums(out, (s) => s.attributes['process.executable.name'] === 'older'), older.total(), 'older: ');
+    assertTotals(sums(out, (s) => s.attributes['process.executable.name'] === 'newer'), newer.total(), 'newer: ');
+    assert.equal(exits(out), 2);
+    assert.equal(acc.size, 0);
+  });
+
   test('pid reuse within the same second is recognised by CPU time going backwards', () => {
     const { acc } = accounting();
     const out: SampleBatch = [];

@@ -283,7 +283,16 @@ export class ProcessAccounting {
       // A thread of a living process ended: remember its per-thread totals for the end.
       if (st === undefined) {
         st = this.newState(tgid, isLeader ? thread.startTimeSec : 0, thread);
-        this.table.set(tgid, st);
+        if (!this.table.has(tgid)) this.table.set(tgid, st);
+        else if (!this.replaced.has(tgid)) {
+          // The thread belongs to an older process than the one tracked under its tgid.
+          this.replaced.set(tgid, st);
+          fromReplaced = true;
+        } else {
+          // A third process under one tgid at once: its thread totals cannot be kept.
+          this.telemetry.dropped(1, 'thread_exit_unmatched');
+          return;
+        }
       } else if (isLeader) {
         this.updateIdentity(st, thread.comm, thread.cgroup, thread.cmdline, thread.exePath);
       }
