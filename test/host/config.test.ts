@@ -4,7 +4,9 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { formatIssue } from '../../src/config/issues.js';
 import type { ConfigIssue } from '../../src/config/issues.js';
 import { loadConfigFile } from '../../src/config/load.js';
@@ -148,6 +150,29 @@ service: {pipelines: {metrics: {receivers: [counting_source], processors: [plain
     assert.deepEqual(r.errors, [], r.text);
     assert.deepEqual(r.config!.processors.get('plain_upper')!.config, { attribute: 'workload' });
   });
+});
+
+test('a plugin named by package name resolves from the config file\'s directory', async () => {
+  const d = tempDir('taskstats-pkg-');
+  try {
+    d.write('package.json', '{"name":"x","private":true}');
+    const pkg = join(d.dir, 'node_modules', 'my-agent-plugin');
+    mkdirSync(pkg, { recursive: true });
+    writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: 'my-agent-plugin', type: 'module', exports: { '.': { import: './index.mjs' } } }));
+    writeFileSync(join(pkg, 'index.mjs'), `export { default } from ${JSON.stringify(pathToFileURL(join(fixtures, 'plain-plugin.mjs')).href)};`);
+    const file = d.write('config.yaml', `plugins: [${testPlugins}, my-agent-plugin]
+receivers: {counting_source: }
+processors: {plain_upper: }
+exporters: {file_sink: {path: /tmp/x}}
+service: {pipelines: {metrics: {receivers: [counting_source], processors: [plain_upper], exporters: [file_sink]}}}
+`);
+    const registry = new Registry();
+    const r = await loadConfigFile(file, registry, {});
+    assert.deepEqual(r.issues.filter((i) => i.severity === 'error').map(formatIssue), []);
+    assert.equal(registry.get('processor', 'plain_upper')!.source, 'my-agent-plugin');
+  } finally {
+    d.remove();
+  }
 });
 
 describe('broken configurations: every error, with path and position', () => {

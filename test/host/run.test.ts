@@ -222,6 +222,28 @@ service:
     assert.deepEqual(sink('ok.jsonl').slice(-2).map((e) => e.event), ['flush', 'shutdown']);
   });
 
+  test('an error thrown in a component callback is contained, logged and counted', async () => {
+    const agent = start(
+      'uncaught.yaml',
+      `plugins: [${testPlugins}]
+receivers: {counting_source: {interval: 50ms, fail_at: timer}}
+exporters: {file_sink: {path: ${tmp.dir}/uncaught.jsonl}}
+service:
+  telemetry: {metrics: {address: "127.0.0.1:0"}}
+  pipelines: {metrics: {receivers: [counting_source], exporters: [file_sink]}}
+`,
+    );
+    await agent.waitReady(20_000);
+    await agent.waitForLog((l) => String(l.msg).startsWith('uncaught error in a component callback'));
+    await sleep(300);
+    const m = await agent.metrics();
+    assert.equal(m.get('taskstats_agent_uncaught_errors_total'), 1);
+    // Still running and exporting after the error.
+    assert.equal((await agent.get('/readyz')).status, 200);
+    assert.equal((await agent.stop()).code, 0, agent.stderr);
+    assert.ok(sink('uncaught.jsonl').filter((e) => e.event === 'export').length >= 3);
+  });
+
   test('the telemetry address already in use: exit 1 with a clear message', async () => {
     const first = start(
       'port1.yaml',
