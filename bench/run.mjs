@@ -69,6 +69,7 @@ function runOne(bench) {
     const child = spawn(process.execPath, [bench.entry], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
     const results = [];
     let buffered = '';
+    let lastLine = '';
     child.stdout.on('data', (d) => {
       process.stdout.write(d);
       buffered += d;
@@ -76,6 +77,7 @@ function runOne(bench) {
       while ((nl = buffered.indexOf('\n')) >= 0) {
         const line = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
+        if (line.trim() && !line.startsWith('BENCH_RESULT ')) lastLine = line.trim();
         if (line.startsWith('BENCH_RESULT ')) {
           try {
             results.push({ bench: bench.name, ...JSON.parse(line.slice('BENCH_RESULT '.length)) });
@@ -86,7 +88,7 @@ function runOne(bench) {
       }
     });
     child.on('exit', (code, signal) => {
-      resolve({ name: bench.name, code, signal, seconds: (Date.now() - t0) / 1000, results });
+      resolve({ name: bench.name, code, signal, seconds: (Date.now() - t0) / 1000, results, lastLine });
     });
   });
 }
@@ -103,7 +105,8 @@ let failed = 0;
 for (const r of runs) {
   if (r.code !== 0) failed++;
   if (r.results.length === 0) {
-    rows.push([r.name, r.code === 0 ? '(no BENCH_RESULT lines)' : `exited ${r.code ?? r.signal}`, '', '', '', r.code === 0 ? 'ok' : 'FAIL']);
+    // A benchmark that only prints text: its last line is its summary.
+    rows.push([r.name, r.lastLine || '(no output)', '', '', '', r.code === 0 ? 'ok' : `FAIL (exit ${r.code ?? r.signal})`]);
   }
   for (const x of r.results) {
     if (x.pass === false) failed++;

@@ -46,11 +46,17 @@ export function tsload(): { tsload: string; tsburn: string } {
   return compiled;
 }
 
-/** Run tsload to completion; resolves with its stdout (the count it printed) or rejects on failure. */
-export function runTsload(args: string[], opts: { timeoutMs?: number } = {}): Promise<number> {
+/**
+ * Run tsload to completion; resolves with its stdout (the count it printed) or rejects on failure.
+ * With `cgroupProcs`, tsload starts inside that cgroup: a shell writes its own pid into the
+ * cgroup.procs file and then execs tsload (so tsload's exec already happens in the group).
+ */
+export function runTsload(args: string[], opts: { timeoutMs?: number; cgroupProcs?: string } = {}): Promise<number> {
   const { tsload: bin } = tsload();
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = opts.cgroupProcs
+      ? spawn('/bin/sh', ['-c', 'echo $$ > "$0" && exec "$@"', opts.cgroupProcs, bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -148,11 +154,22 @@ export function createCgroup(name: string): TestCgroup {
 }
 
 /**
- * `n` forked children in `cg`, each burning `burnUs` of CPU: the launcher moves itself into the
- * group first, so the group holds the launcher and every child (n + 1 exits, all in the group).
+ * `n` forked children in `cg`, each burning `burnUs` of CPU and named `name`: the launcher
+ * (tsload) starts in the group, so the group holds the launcher and every child: n + 1 exits,
+ * all in the group.
  */
 export function forkedInCgroup(cg: TestCgroup, n: number, burnUs: number, name = 'tsburn'): Promise<number> {
-  return runTsload(['fork', String(n), String(burnUs), cg.procsFile, name], { timeoutMs: 60_000 + (n * burnUs) / 500 });
+  return runTsload(['fork', String(n), String(burnUs), '', name], { timeoutMs: 60_000 + (n * burnUs) / 500, cgroupProcs: cg.procsFile });
+}
+
+/** Exactly `n` children that exit at once, launched from inside `cg`: n + 1 exits in the group. */
+export function forkCountInCgroup(cg: TestCgroup, n: number): Promise<number> {
+  return runTsload(['count', String(n)], { timeoutMs: 60_000 + n * 5, cgroupProcs: cg.procsFile });
+}
+
+/** `n` children named `${prefix}${first + i}`, launched from inside `cg`: n + 1 exits in the group. */
+export function distinctNamesInCgroup(cg: TestCgroup, n: number, prefix: string, first = 0): Promise<number> {
+  return runTsload(['names', String(n), prefix, String(first)], { timeoutMs: 60_000 + n * 5, cgroupProcs: cg.procsFile });
 }
 
 /**
@@ -234,13 +251,13 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Poll `check` until it returns a truthy value or `timeoutMs` passes (then throws with `what`). */
-export async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+export async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 30_000, everyMs = 100): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
       const v = await check();
-      if (v) return v;
+      if (v) return v as NonNullable<T>;
     } catch (e) {
       last = e;
     }

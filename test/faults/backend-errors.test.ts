@@ -1,0 +1,177 @@
+/**
+ * A backend that answers 429 (with Retry-After), 503 or 500, played by a local HTTP server that
+ * records when each request arrived: the agent waits as long as Retry-After asks, backs off
+ * exponentially, keeps its queue bounded, and counts what it drops in its self-telemetry.
+ */
+import { describe, test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { startAgent, type AgentProcess } from '../support/agent.js';
+import { sleep, waitFor } from '../support/workload.js';
+import { faultConfig } from './configs.js';
+
+interface Backend {
+  url: string;
+  /** Arrival times (ms, performance.now()) of every request, in order. */
+  arrivals: number[];
+  /** Status answered to each request. */
+  answers: number[];
+  close(): Promise<void>;
+}
+
+/** A fake OTLP/HTTP backend; `answer(i)` gives the status (and headers) for the i-th request (0-based). */
+async function fakeBackend(answer: (i: number) => { status: number; headers?: Record<string, string> }): Promise<Backend> {
+  const arrivals: number[] = [];
+  const answers: number[] = [];
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const i = arrivals.length;
+    arrivals.push(performance.now());
+    req.resume();
+    req.on('end', () => {
+      const a = answer(i);
+      answers.push(a.status);
+      // An empty ExportMetricsServiceResponse is an empty protobuf body.
+      res.writeHead(a.status, { 'content-type': 'application/x-protobuf', ...a.headers });
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}/v1/metrics`,
+    arrivals,
+    answers,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+const agents: AgentProcess[] = [];
+const backends: Backend[] = [];
+after(async () => {
+  for (const a of agents) await a.kill();
+  for (const b of backends) await b.close();
+});
+
+const gaps = (xs: number[]) => xs.slice(1).map((x, i) => x - xs[i]!);
+
+describe('backend answering errors', () => {
+  test('429 with Retry-After: the next attempt waits at least that long, then data is delivered', async () => {
+    const RETRY_AFTER_S = 3;
+    // Refuse the first three requests, then accept everything.
+    const backend = await fakeBackend((i) => (i < 3 ? { status: 429, headers: { 'retry-after': String(RETRY_AFTER_S) } } : { status: 200 }));
+    backends.push(backend);
+    const agent = await startAgent({
+      config: faultConfig({
+        metricsUrl: backend.url,
+        collectionInterval: '2s',
+        otlp: { timeout: '30s', retry_on_failure: { initial_interval: '100ms', max_interval: '1s', max_elapsed_time: '2m' } },
+      }),
+    });
+    agents.push(agent);
+    await waitFor('a request accepted after three 429 answers', () => backend.answers.includes(200), 60_000);
+    const g = gaps(backend.arrivals.slice(0, 4));
+    if (process.env.FAULTS_VERBOSE) console.log('429 gaps (ms):', g.map(Math.round).join(' '));
+    // Whatever its own backoff says (100 ms here), the server asked for 3 s each time.
+    for (const [i, gap] of g.entries()) {
+      assert.ok(gap >= RETRY_AFTER_S * 1000 - 50, `request ${i + 2} came ${Math.round(gap)} ms after a 429 with Retry-After: ${RETRY_AFTER_S}`);
+    }
+    const m = await agent.metrics();
+    const retryable = m.sum('taskstats_agent_exporter_requests_total', { status: '429' });
+    assert.ok(retryable >= 3, `self-telemetry should count the 429 answers (got ${retryable})\n${m.text}`);
+    assert.ok(m.sum('taskstats_agent_exporter_sent_points_total') > 0, 'points sent after the backend accepted');
+    const stop = await agent.stop();
+    assert.equal(stop.code, 0);
+  });
+
+  test('503 without Retry-After: exponential backoff, no tight loop', async () => {
+    const backend = await fakeBackend(() => ({ status: 503 }));
+    backends.push(backend);
+    const agent = await startAgent({
+      config: faultConfig({
+        metricsUrl: backend.url,
+        collectionInterval: '1s',
+        // A timeout shorter than the OTel exporter's own first retry (~1 s): every attempt seen
+        // here is the agent's backoff.
+        otlp: { timeout: '500ms', retry_on_failure: { initial_interval: '200ms', max_interval: '10s', max_elapsed_time: '5m' } },
+      }),
+    });
+    agents.push(agent);
+    await sleep(14_000);
+    const n = backend.arrivals.length;
+    // No backoff would mean hundreds of requests in 14 s (one batch per second, each retried at once).
+    assert.ok(n >= 3, `the agent should keep trying (${n} requests)`);
+    assert.ok(n <= 20, `${n} requests in 14 s: not backing off`);
+    const g = gaps(backend.arrivals);
+    if (process.env.FAULTS_VERBOSE) console.log('503 gaps (ms):', g.map(Math.round).join(' '));
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const early = mean(g.slice(0, 3));
+    const late = mean(g.slice(-3));
+    assert.ok(late > early * 2.5, `gaps between attempts should grow (early ${g.slice(0, 3).map(Math.round)} ms, late ${g.slice(-3).map(Math.round)} ms)`);
+    const m = await agent.metrics();
+    assert.ok(m.sum('taskstats_agent_exporter_batch_retries_total') >= 1, 'retries are counted');
+    await agent.stop();
+  });
+
+  test('a backend that stays unavailable: the queue stays bounded and its drops are counted', async () => {
+    const backend = await fakeBackend(() => ({ status: 503 }));
+    backends.push(backend);
+    const agent = await startAgent({
+      config: faultConfig({
+        metricsUrl: backend.url,
+        collectionInterval: '300ms',
+        otlp: {
+          timeout: '1s',
+          sending_queue: { queue_size: 2 },
+          retry_on_failure: { initial_interval: '1s', max_interval: '5s', max_elapsed_time: '10m' },
+        },
+      }),
+    });
+    agents.push(agent);
+    let maxQueue = 0;
+    const m = await waitFor(
+      'queue_full drops in self-telemetry',
+      async () => {
+        const s = await agent.metrics();
+        maxQueue = Math.max(maxQueue, s.sum('taskstats_agent_exporter_queue_size'));
+        return s.sum('taskstats_agent_component_dropped_items_total', { reason: 'queue_full' }) > 0 ? s : undefined;
+      },
+      30_000,
+      200,
+    );
+    assert.ok(maxQueue <= 2, `queue size ${maxQueue} exceeds its capacity 2`);
+    assert.match(agent.logs, /queue full/i, 'the drop is logged');
+    // Bounded for good: keep going and watch the queue.
+    for (let i = 0; i < 10; i++) {
+      await sleep(300);
+      const s = await agent.metrics();
+      assert.ok(s.sum('taskstats_agent_exporter_queue_size') <= 2, 'queue grew past its capacity');
+    }
+    assert.ok(m.sum("taskstats_agent_component_dropped_items_total", { reason: "queue_full" }) > 0);
+    const stop = await agent.stop();
+    assert.equal(stop.code, 0, `exit code after SIGTERM with an unavailable backend:\n${agent.logs.slice(-3000)}`);
+    assert.ok(stop.ms < 5000, `SIGTERM took ${Math.round(stop.ms)} ms with an unavailable backend`);
+  });
+
+  test('500 (not retryable): the batch is dropped and counted, later batches are still sent', async () => {
+    // 500 for the first two requests, then 200.
+    const backend = await fakeBackend((i) => ({ status: i < 2 ? 500 : 200 }));
+    backends.push(backend);
+    const agent = await startAgent({
+      config: faultConfig({ metricsUrl: backend.url, collectionInterval: '1s', otlp: { timeout: '5s' } }),
+    });
+    agents.push(agent);
+    await waitFor('a later batch accepted', () => backend.answers.includes(200), 30_000);
+    const m = await agent.metrics();
+    const dropped = m.sum('taskstats_agent_component_dropped_items_total', { component_id: 'otlp' });
+    assert.ok(dropped > 0, `points refused with 500 should be counted as dropped:\n${m.text}`);
+    assert.ok(m.sum('taskstats_agent_exporter_requests_total', { status: '500' }) >= 2, '500 answers are counted');
+    // 500 is not retried: the two refused requests were two different batches, a collection apart.
+    assert.ok(backend.arrivals[1]! - backend.arrivals[0]! >= 500, 'a 500 should not be retried at once');
+    await agent.stop();
+  });
+});

@@ -1,0 +1,62 @@
+/**
+ * SIGTERM: everything the agent holds is flushed to the backend, and it exits 0 within 5 s.
+ * The collection interval is an hour, so the exits of the workload are held in the agent until
+ * the signal: the backend can only have them if shutdown flushed them.
+ */
+import { describe, test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { startAgent, type AgentProcess } from '../support/agent.js';
+import { startVictoriaMetrics, type VictoriaMetrics } from '../support/victoriametrics.js';
+import { createCgroup, forkCountInCgroup, sleep, waitFor, type TestCgroup } from '../support/workload.js';
+import { exitsInBackend, faultConfig, waitForExits } from './configs.js';
+
+describe('SIGTERM flushes and exits 0 within 5 s', { timeout: 120_000 }, () => {
+  let vm: VictoriaMetrics;
+  let agent: AgentProcess | undefined;
+  const cgroups: TestCgroup[] = [];
+  before(async () => {
+    vm = await startVictoriaMetrics();
+  });
+  after(async () => {
+    await agent?.kill();
+    for (const cg of cgroups) await cg.remove();
+    await vm?.stop();
+  });
+
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    test(`${signal}: exits held since the last collection reach the backend`, async () => {
+      const cg = createCgroup(`ts-fault-${signal.toLowerCase()}`);
+      cgroups.push(cg);
+      agent = await startAgent({ config: faultConfig({ metricsUrl: vm.otlpMetricsUrl, collectionInterval: '1h' }) });
+      const before = await agent.metrics();
+      const received0 = before.sum('taskstats_agent_receiver_exits_received_total');
+      const expected = (await forkCountInCgroup(cg, 300)) + 1;
+      // The listener has seen them (its own counter), but nothing was exported yet.
+      await waitFor('the agent to receive the exits', async () =>
+        (await agent!.metrics()).sum('taskstats_agent_receiver_exits_received_total') - received0 >= expected, 10_000);
+      await sleep(500);
+      assert.equal(await exitsInBackend(vm, cg.path), 0, 'nothing should be exported before the signal (interval 1h)');
+
+      const stop = await agent.stop(signal);
+      assert.equal(stop.code, 0, `exit code after ${signal}:\n${agent.logs.slice(-3000)}`);
+      assert.ok(stop.ms < 5000, `${signal} took ${Math.round(stop.ms)} ms (limit 5000)`);
+      const seen = await waitForExits(vm, cg.path, expected, 10_000);
+      assert.equal(seen, expected, `the backend holds ${seen} of the ${expected} exits the agent held at ${signal}`);
+      agent = undefined;
+    });
+  }
+
+  test('SIGTERM while the backend is gone: still exits 0 within 5 s', async () => {
+    const dead = await startVictoriaMetrics();
+    const url = dead.otlpMetricsUrl;
+    await dead.stop();
+    agent = await startAgent({
+      config: faultConfig({ metricsUrl: url, collectionInterval: '500ms', otlp: { retry_on_failure: { initial_interval: '200ms', max_elapsed_time: '10m' } } }),
+    });
+    await sleep(3000); // failing exports with retries pending
+    const stop = await agent.stop('SIGTERM');
+    assert.equal(stop.code, 0, agent.logs.slice(-3000));
+    assert.ok(stop.ms < 5000, `SIGTERM took ${Math.round(stop.ms)} ms with retries pending (limit 5000)`);
+    agent = undefined;
+  });
+});
