@@ -1,0 +1,14 @@
+import { defineProcessor } from '../../src/api/index.js';
+import { defaultTeamMapperConfig, teamMapperConfigSchema, validateTeamMapperConfig, type TeamMapperConfig } from './config.js';
+import { TeamMapperProcessor } from './processor.js';
+
+export const teamMapperFactory = defineProcessor<TeamMapperConfig>({
+  type: 'team_mapper',
+  kind: 'processor',
+  description: 'Example plugin: adds a team attribute from cgroup path prefixes or Kubernetes namespaces',
+  stability: 'development',
+  defaultConfig: defaultTeamMapperConfig,
+  configSchema: teamMapperConfigSchema,
+  validate: validateTeamMapperConfig,
+  create: (ctx, config) => new TeamMapperProcessor(ctx, config),
+});

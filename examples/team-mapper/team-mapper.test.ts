@@ -1,0 +1,85 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { ATTR, type Attributes, type ComponentContext, type Sample } from '../../src/api/index.js';
+import plugin from './index.js';
+import { teamMapperFactory } from './factory.js';
+import type { TeamMapperConfig } from './config.js';
+
+function ctx(counts: Map<string, number>): ComponentContext {
+  return {
+    id: 'team_mapper',
+    logger: { debug() {}, info() {}, warn() {}, error() {} },
+    telemetry: {
+      dropped() {},
+      counter: (name) => ({ add: (v, a) => counts.set(`${name}${JSON.stringify(a ?? {})}`, (counts.get(`${name}${JSON.stringify(a ?? {})}`) ?? 0) + v) }),
+      gauge() {},
+    },
+  };
+}
+
+const sample = (attributes: Attributes): Sample => ({ schema: { id: 't', metrics: [] }, attributes, values: new Float64Array(0), final: false, timeMs: 0 });
+
+const config: TeamMapperConfig = {
+  attribute: 'team',
+  default_team: 'unowned',
+  teams: [
+    { team: 'payments', namespaces: ['payments', 'billing'] },
+    { team: 'data', cgroup_prefixes: ['/system.slice/postgresql', '/system.slice/kafka'] },
+    { team: 'platform', cgroup_prefixes: ['/kubepods.slice/', '/system.slice/'], namespaces: ['kube-system'] },
+  ],
+};
+
+describe('team-mapper example plugin', () => {
+  test('the module exports one processor factory through definePlugin', () => {
+    assert.deepEqual(plugin.factories.map((f) => `${f.kind}/${f.type}`), ['processor/team_mapper']);
+  });
+
+  test('namespace first, then cgroup prefixes in rule order, else default_team', async () => {
+    const counts = new Map<string, number>();
+    const p = await teamMapperFactory.create(ctx(counts), config);
+    await p.start();
+    const cases: Array<[Attributes, string]> = [
+      [{ [ATTR.CGROUP]: '/kubepods.slice/kubepods-burstable.slice/x', 'k8s.namespace.name': 'billing' }, 'payments'],
+      [{ [ATTR.CGROUP]: '/kubepods.slice/kubepods-burstable.slice/x', 'k8s.namespace.name': 'web' }, 'platform'],
+      [{ [ATTR.CGROUP]: '/system.slice/postgresql@15-main.service' }, 'data'],
+      [{ [ATTR.CGROUP]: '/system.slice/ssh.service' }, 'platform'],
+      [{ [ATTR.CGROUP]: '/user.slice/user-1000.slice/session-1.scope' }, 'unowned'],
+      [{ [ATTR.EXECUTABLE_NAME]: 'kthreadd' }, 'unowned'],
+    ];
+    const out = (await p.process(cases.map(([a]) => sample(a)))) as Sample[];
+    assert.deepEqual(out.map((s) => s.attributes.team), cases.map(([, team]) => team));
+    assert.equal(counts.get('workloads_mapped{"team":"platform"}'), 2);
+  });
+
+  test('never mutates the input; one enriched object per input object', async () => {
+    const p = await teamMapperFactory.create(ctx(new Map()), config);
+    const input = Object.freeze({ [ATTR.CGROUP]: '/system.slice/kafka.service' });
+    const [a] = (await p.process([sample(input)])) as Sample[];
+    const [b] = (await p.process([sample(input)])) as Sample[];
+    assert.equal(a!.attributes, b!.attributes);
+    assert.deepEqual(input, { [ATTR.CGROUP]: '/system.slice/kafka.service' });
+    assert.equal(a!.attributes.team, 'data');
+  });
+
+  test('without default_team, unmatched samples keep their very attributes object', async () => {
+    const p = await teamMapperFactory.create(ctx(new Map()), { ...config, default_team: undefined });
+    const input = { [ATTR.CGROUP]: '/user.slice/x' };
+    assert.equal(((await p.process([sample(input)])) as Sample[])[0]!.attributes, input);
+  });
+
+  test('validate names the path of each problem', () => {
+    assert.deepEqual(
+      teamMapperFactory.validate!({
+        attribute: 'team',
+        teams: [
+          { team: 'a', cgroup_prefixes: ['/ok', 'system.slice/'] },
+          { team: 'b' },
+          { team: 'c', namespaces: ['x'] },
+          { team: 'd', namespaces: ['y', 'x'] },
+        ],
+      }).map((p) => p.path),
+      ['teams[0].cgroup_prefixes[1]', 'teams[1]', 'teams[3].namespaces[1]'],
+    );
+    assert.deepEqual(teamMapperFactory.validate!({ attribute: 'team', teams: [] }).map((p) => p.path), ['teams']);
+  });
+});
