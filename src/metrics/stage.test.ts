@@ -232,6 +232,20 @@ describe('metrics stage', () => {
     assert.match(String(rejected.fields!.error), /process\.cpu\.time is declared as counter double "ms" here and as counter double "s" elsewhere/);
   });
 
+  test('a copy of a schema (same id, same metrics) feeds the same series; a different one under the same id is rejected', () => {
+    const { s, telemetry, logger } = stage();
+    const a = { 'process.executable.name': 'copy' };
+    const copy: SampleSchema = { id: SCHEMA.id, metrics: SCHEMA.metrics.map((m) => ({ ...m })) };
+    const impostor: SampleSchema = { id: SCHEMA.id, metrics: SCHEMA.metrics.slice(0, 3) };
+    s.add([sample(a, [1, 0, 0]), { ...sample(a, [2, 0, 0]), schema: copy }]);
+    s.add([{ schema: impostor, attributes: a, values: new Float64Array([4, 0, 0]), final: false, timeMs: T0 }]);
+    const rm = s.collect(T0 + 1).cumulative();
+    assert.equal(valueOf(rm, 'process.cpu.time', { 'cpu.mode': 'user' }), 3);
+    assert.equal(s.size, 1);
+    assert.equal(telemetry.droppedByReason.get('invalid_sample'), 1);
+    assert.match(String(logger.lines.find((l) => l.level === 'error')!.fields!.error), /ids must be unique/);
+  });
+
   test('another schema may share metric names and adds its own points', () => {
     const { s } = stage();
     const other: SampleSchema = {

@@ -166,6 +166,19 @@ interface SubSnapshot {
 
 const INVALID = Symbol('invalid attributes');
 
+/** Same metrics in the same order (names, instruments, units, value types, attributes)? */
+function sameLayout(a: SampleSchema, b: SampleSchema): boolean {
+  if (!Array.isArray(b.metrics) || a.metrics.length !== b.metrics.length) return false;
+  return a.metrics.every((x, i) => {
+    const y = b.metrics[i]!;
+    return (
+      x.name === y.name && x.unit === y.unit && x.instrument === y.instrument && x.valueType === y.valueType &&
+      JSON.stringify(x.pointAttributes ?? {}) === JSON.stringify(y.pointAttributes ?? {}) &&
+      JSON.stringify(x.samplePointAttributes ?? []) === JSON.stringify(y.samplePointAttributes ?? [])
+    );
+  });
+}
+
 function toHrTime(ms: number): HrTime {
   const s = Math.floor(ms / 1000);
   return [s, Math.round((ms - s * 1000) * 1e6)];
@@ -193,7 +206,10 @@ function canonicalKey(attributes: Attributes): string | typeof INVALID {
 export class MetricsStage {
   private readonly opts: MetricsStageOptions;
   private readonly idleTtlMs: number;
-  private readonly schemas = new Map<SampleSchema, SchemaState | null>();
+  /** Schema object -> its state (null: rejected). Weak: a source may build schema objects freely. */
+  private readonly schemaByObject = new WeakMap<SampleSchema, SchemaState | null>();
+  /** Accepted schemas by id: what collect() walks. Equal schemas under one id share a state. */
+  private readonly schemaById = new Map<string, SchemaState>();
   /** Exported metrics by name, in order of first appearance. */
   private readonly slotsByName = new Map<string, MetricSlot>();
   private readonly overflowCounter: { add(value: number): void };
@@ -362,18 +378,34 @@ export class MetricsStage {
 
   /** Validate a schema once; null (samples dropped) when it cannot be exported consistently. */
   private schemaState(schema: SampleSchema): SchemaState | null {
-    const known = this.schemas.get(schema);
+    if (schema === null || typeof schema !== 'object') {
+      this.opts.logger.error('metrics stage: schema rejected, its samples are dropped', {
+        error: 'a sample has no schema (SampleSchema with a metrics array)',
+      });
+      return null;
+    }
+    const known = this.schemaByObject.get(schema);
     if (known !== undefined) return known;
     let state: SchemaState | null = null;
     try {
-      state = this.buildSchemaState(schema);
+      const sameId = this.schemaById.get(schema.id);
+      if (sameId !== undefined) {
+        // Another object for a known id: the same state when it describes the same values.
+        if (!sameLayout(sameId.schema, schema)) {
+          throw new Error(`schema "${schema.id}": another schema with this id and different metrics is in use (ids must be unique)`);
+        }
+        state = sameId;
+      } else {
+        state = this.buildSchemaState(schema);
+        this.schemaById.set(schema.id, state);
+      }
     } catch (err) {
       this.opts.logger.error('metrics stage: schema rejected, its samples are dropped', {
         schema: (schema as SampleSchema | undefined)?.id,
         error: err instanceof Error ? err.message : String(err),
       });
     }
-    if (schema !== null && typeof schema === 'object') this.schemas.set(schema, state);
+    this.schemaByObject.set(schema, state);
     return state;
   }
 
@@ -446,8 +478,7 @@ export class MetricsStage {
     this.lastCollectMs = nowMs;
     const snapshots: SeriesSnapshot[] = [];
     let expired = 0;
-    for (const state of this.schemas.values()) {
-      if (state === null) continue;
+    for (const state of this.schemaById.values()) {
       for (const series of state.byKey.values()) {
         snapshots.push(this.snapshot(series));
         if (this.expires(series, nowMs)) {
