@@ -1,5 +1,5 @@
 /**
- * The Helm chart, rendered by the real helm binary (v4, fetched by scripts/fetch-helm.sh):
+ * The Helm chart, rendered by the real helm binaries (v3 and v4, fetched by scripts/fetch-helm.sh):
  * lint, templates with the default values and every values file of charts/taskstats-agent/ci/,
  * every rendered object validated against the Kubernetes schemas, the security shape of the
  * DaemonSet, the agent configuration it renders (checked by `taskstats-agent validate`), the
@@ -83,33 +83,48 @@ const agentConfig = (objects: K8sObject[]): any => parseYaml(agentConfigText(obj
 describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
   let scratch: string;
   before(() => {
-    helmBinary(); // fetch once, outside the timed tests
+    helmBinary(4); // fetch once, outside the timed tests
+    helmBinary(3);
     scratch = mkdtempSync(join(tmpdir(), 'taskstats-chart-'));
   });
   after(() => rmSync(scratch, { recursive: true, force: true }));
 
-  test('helm is the real v3/v4 binary', () => {
-    const r = helm(['version', '--short']);
-    assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout.trim(), /^v[34]\.\d+\.\d+/);
-  });
-
-  test('helm lint --strict passes with the default values and with every ci values file', () => {
-    for (const values of [undefined, ...ciValues]) {
-      const args = ['lint', '--strict', chartDir, ...(values ? ['--values', values] : [])];
-      const r = helm(args);
-      assert.equal(r.status, 0, `helm ${args.join(' ')}:\n${r.stdout}\n${r.stderr}`);
+  test('helm 3 and helm 4 are the real binaries', () => {
+    for (const major of [3, 4] as const) {
+      const r = helm(['version', '--short'], major);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout.trim(), new RegExp(`^v${major}\\.\\d+\\.\\d+`));
     }
   });
 
-  test('every object rendered with every values file is valid against the Kubernetes schemas', async () => {
-    assert.ok(ciValues.length >= 4, 'several ci values files');
+  for (const major of [3, 4] as const) {
+    test(`helm ${major}: lint --strict passes with the default values and with every ci values file`, () => {
+      for (const values of [undefined, ...ciValues]) {
+        const args = ['lint', '--strict', chartDir, ...(values ? ['--values', values] : [])];
+        const r = helm(args, major);
+        assert.equal(r.status, 0, `helm ${major} ${args.join(' ')}:\n${r.stdout}\n${r.stderr}`);
+      }
+    });
+
+    test(`helm ${major}: every object rendered with every values file is valid against the Kubernetes schemas`, async () => {
+      assert.ok(ciValues.length >= 5, 'several ci values files');
+      for (const values of [undefined, ...ciValues]) {
+        const objects = renderChart({ valuesFiles: values ? [values] : [], helm: major });
+        assert.ok(objects.length >= 3, `${values}: objects rendered`);
+        const problems: string[] = [];
+        for (const o of objects) problems.push(...(await validateObject(o)));
+        assert.deepEqual(problems, [], `${values ?? 'default values'}`);
+      }
+    });
+  }
+
+  test('helm 3 and helm 4 render the same manifests', () => {
     for (const values of [undefined, ...ciValues]) {
-      const objects = renderChart({ valuesFiles: values ? [values] : [] });
-      assert.ok(objects.length >= 3, `${values}: objects rendered`);
-      const problems: string[] = [];
-      for (const o of objects) problems.push(...(await validateObject(o)));
-      assert.deepEqual(problems, [], `${values ?? 'default values'}`);
+      const args = ['template', 'tsa', chartDir, '--namespace', 'monitoring', ...(values ? ['--values', values] : [])];
+      const three = helm(args, 3);
+      const four = helm(args, 4);
+      assert.equal(three.status, 0, three.stderr);
+      assert.equal(four.stdout, three.stdout, `${values ?? 'default values'}`);
     }
   });
 
@@ -254,18 +269,20 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
     assert.equal(sum({ 'resources.limits.memory': '512Mi' }), base);
   });
 
-  test('values.schema.json rejects wrong values with a message naming them', () => {
+  test('values.schema.json rejects wrong values with a message naming them (helm 3 and 4)', () => {
     const cases: [string[], RegExp][] = [
-      [['--set', 'otlp.protocol=thrift'], /otlp\/protocol/],
+      [['--set', 'otlp.protocol=thrift'], /otlp[./]protocol/],
       [['--set', 'otlp.endpoint='], /otlp/],
-      [['--set', 'telemetry.port=70000'], /telemetry\/port/],
+      [['--set', 'telemetry.port=70000'], /telemetry[./]port/],
       [['--set', 'hostPid=true'], /hostPid/],
       [['--set', 'otlp.headersFromSecrets[0].name=Authorization'], /secretName|secretKey/],
     ];
-    for (const [args, message] of cases) {
-      const r = helm(['template', 'tsa', chartDir, ...args]);
-      assert.notEqual(r.status, 0, `${args.join(' ')} must fail`);
-      assert.match(r.stderr, message, `${args.join(' ')}: ${r.stderr}`);
+    for (const major of [3, 4] as const) {
+      for (const [args, message] of cases) {
+        const r = helm(['template', 'tsa', chartDir, ...args], major);
+        assert.notEqual(r.status, 0, `helm ${major} ${args.join(' ')} must fail`);
+        assert.match(r.stderr, message, `helm ${major} ${args.join(' ')}: ${r.stderr}`);
+      }
     }
   });
 

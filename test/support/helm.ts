@@ -28,18 +28,28 @@ export const repoRoot: string = (() => {
 
 export const chartDir = join(repoRoot, 'charts', 'taskstats-agent');
 
-let helmPath: string | undefined;
+export type HelmMajor = 3 | 4;
+const helmPaths = new Map<HelmMajor, string>();
 
-/** Path of the helm binary: $HELM_BIN, else .cache/helm/helm, fetched on first use if missing. */
-export function helmBinary(): string {
-  if (helmPath) return helmPath;
-  if (process.env.HELM_BIN) return (helmPath = process.env.HELM_BIN);
-  const cached = join(repoRoot, '.cache', 'helm', 'helm');
+/**
+ * Path of the helm binary of that major version: $HELM_BIN / $HELM3_BIN, else .cache/helm/helm
+ * (Helm 4) or .cache/helm3/helm (Helm 3), fetched by scripts/fetch-helm.sh on first use if missing.
+ */
+export function helmBinary(major: HelmMajor = 4): string {
+  const known = helmPaths.get(major);
+  if (known) return known;
+  const fromEnv = major === 4 ? process.env.HELM_BIN : process.env.HELM3_BIN;
+  if (fromEnv) {
+    helmPaths.set(major, fromEnv);
+    return fromEnv;
+  }
+  const cached = join(repoRoot, '.cache', major === 4 ? 'helm' : 'helm3', 'helm');
   if (!existsSync(cached)) {
     const r = spawnSync('bash', [join(repoRoot, 'scripts', 'fetch-helm.sh')], { encoding: 'utf8', timeout: 300_000 });
     if (r.status !== 0) throw new Error(`scripts/fetch-helm.sh failed (status ${r.status}): ${r.stderr}`);
   }
-  return (helmPath = cached);
+  helmPaths.set(major, cached);
+  return cached;
 }
 
 export interface HelmResult {
@@ -48,10 +58,10 @@ export interface HelmResult {
   stderr: string;
 }
 
-/** Runs helm with a timeout; HOME-like state goes to a scratch dir so the machine's helm config is never touched. */
-export function helm(args: string[], timeoutMs = 60_000): HelmResult {
-  const scratch = join(repoRoot, '.cache', 'helm-home');
-  const r = spawnSync(helmBinary(), args, {
+/** Runs helm with a timeout; its state goes to a scratch dir so the machine's helm config is never touched. */
+export function helm(args: string[], major: HelmMajor = 4, timeoutMs = 60_000): HelmResult {
+  const scratch = join(repoRoot, '.cache', `helm${major}-home`);
+  const r = spawnSync(helmBinary(major), args, {
     encoding: 'utf8',
     timeout: timeoutMs,
     cwd: repoRoot,
@@ -78,6 +88,7 @@ export interface TemplateOptions {
   namespace?: string;
   valuesFiles?: string[];
   set?: Record<string, string>;
+  helm?: HelmMajor;
 }
 
 /** `helm template` of the chart; throws with helm's stderr when rendering fails. */
@@ -85,8 +96,8 @@ export function renderChart(opts: TemplateOptions = {}): K8sObject[] {
   const args = ['template', opts.release ?? 'tsa', chartDir, '--namespace', opts.namespace ?? 'monitoring'];
   for (const f of opts.valuesFiles ?? []) args.push('--values', f);
   for (const [k, v] of Object.entries(opts.set ?? {})) args.push('--set', `${k}=${v}`);
-  const r = helm(args);
-  if (r.status !== 0) throw new Error(`helm ${args.join(' ')} failed (status ${r.status}):\n${r.stderr}`);
+  const r = helm(args, opts.helm ?? 4);
+  if (r.status !== 0) throw new Error(`helm ${opts.helm ?? 4} ${args.join(' ')} failed (status ${r.status}):\n${r.stderr}`);
   return parseManifests(r.stdout);
 }
 
