@@ -61,7 +61,9 @@ describe('debug exporter', () => {
   test('basic: top workloads by CPU with cores, exits per second, largest delays, from the metrics stage', () => {
     const s = stage();
     const t0 = 1_700_000_000_000;
-    s.collect(t0); // opens the first interval
+    const state = newSummaryState(t0);
+    // The first collection (here empty) holds totals since the processes started: no rates.
+    summarize(s.collect(t0).delta(), { verbosity: 'basic', top: 0 }, state);
     sampleTimeMs = t0 + 5000;
     // 10 s interval: cc1 burns 15 s of CPU (1.5 cores) over 30 exits, make 1 s, sshd 0.1 s.
     for (let i = 0; i < 30; i++) s.add([sample(CC1, [0.4, 0.1, 0.02, 0, 4096, 1, 100], true, i < 3 ? 1 : 0)]);
@@ -69,7 +71,7 @@ describe('debug exporter', () => {
     s.add([sample(SSHD, [0.05, 0.05, 0, 0, 0, 0, 3])]);
     const exporter = new DebugExporter(recordingContext('debug'), { verbosity: 'basic', top: 0 }, () => {});
     assert.equal(exporter.temporality, 'delta');
-    const text = summarize(s.collect(t0 + 10_000).delta(), { verbosity: 'basic', top: 0 }, newSummaryState(t0));
+    const text = summarize(s.collect(t0 + 10_000).delta(), { verbosity: 'basic', top: 0 }, state);
     const lines = text.split('\n');
     assert.match(lines[0]!, /interval 10\.0 s/);
     assert.match(text, /CPU: 1\.61 cores in total \(16\.100 s\)/);
@@ -77,23 +79,25 @@ describe('debug exporter', () => {
     assert.equal(cpuRows.length, 3);
     assert.match(cpuRows[0]!, /^\s+1\.50 cores\s+user\s+12\.000 s\s+sys\s+3\.000 s\s+cc1 \/build$/);
     assert.match(cpuRows[1]!, /0\.10 cores .* make \/build$/);
-    assert.match(cpuRows[2]!, /0\.01 cores .* sshd \/system\.slice\/ssh\.service$/);
+    assert.match(cpuRows[2]!, /0\.010 cores .* sshd \/system\.slice\/ssh\.service$/);
     assert.match(text, /Exits: 30 \(3\.0\/s\), 3 non-zero or by signal/);
-    const delayRows = lines.slice(lines.findIndex((l) => l.startsWith('Largest delays')) + 1).filter((l) => /%/.test(l));
-    assert.match(delayRows[0]!, /1\.250 s\s+12\.5%\s+blkio\s+make \/build/);
-    assert.match(delayRows[1]!, /0\.600 s\s+6\.0%\s+cpu\s+cc1 \/build/);
-    assert.match(delayRows[2]!, /0\.500 s\s+5\.0%\s+cpu\s+make \/build/);
+    const delayRows = lines.slice(lines.findIndex((l) => l.startsWith('Largest delays')) + 1).filter((l) => /\/s /.test(l));
+    assert.match(delayRows[0]!, /1\.250 s\s+0\.1\d\/s\s+blkio\s+make \/build/);
+    assert.match(delayRows[1]!, /0\.600 s\s+0\.06\/s\s+cpu\s+cc1 \/build/);
+    assert.match(delayRows[2]!, /0\.500 s\s+0\.05\/s\s+cpu\s+make \/build/);
     assert.match(text, /Other metrics: process\.linux\.io\.syscalls \(3\)/);
     assert.ok(!/Data points:/.test(text));
   });
 
   test('normal adds exits per workload and disk I/O; detailed dumps every data point; top limits rows', () => {
     const s = stage();
-    s.collect(1000);
+    const first = s.collect(1000).delta();
     sampleTimeMs = 1500;
     s.add([sample(CC1, [1, 0, 0, 0, 8192, 1, 5], true, 0), sample(MAKE, [2, 0, 0, 0, 0, 0, 1])]);
     const rm = s.collect(2000).delta();
-    const normal = summarize(rm, { verbosity: 'normal', top: 1 }, newSummaryState(1000));
+    const normalState = newSummaryState(1000);
+    summarize(first, { verbosity: 'normal', top: 1 }, normalState);
+    const normal = summarize(rm, { verbosity: 'normal', top: 1 }, normalState);
     assert.match(normal, /\n\s+1 \(\s+1\.0\/s\)\s+failed\s+0\s+cc1 \/build\n/);
     assert.match(normal, /Disk I\/O \(bytes\):\n\s+read\s+8192\s+write\s+0\s+cc1 \/build\n/);
     assert.equal(normal.split('\n').filter((l) => / cores {2}user /.test(l)).length, 1, 'top: 1');
@@ -105,6 +109,44 @@ describe('debug exporter', () => {
     const pointCount = rm.scopeMetrics.reduce((n, sm) => n + sm.metrics.reduce((m, x) => m + x.dataPoints.length, 0), 0);
     assert.ok(pointCount >= 6);
     assert.equal((detailed.split('Data points:')[1]!.match(/^ {2}process\./gm) ?? []).length, pointCount, 'every data point, once');
+  });
+
+  test('the first collection shows totals since the processes started, without rates', () => {
+    const s = stage();
+    sampleTimeMs = 500;
+    s.add([sample(CC1, [30, 10, 2, 0, 0, 0, 0]), sample(MAKE, [1, 0, 0, 0, 0, 1, 0], true, 0)]);
+    const text = summarize(s.collect(1000).delta(), { verbosity: 'normal', top: 0 }, newSummaryState(900));
+    assert.match(text, /first collection: totals since each process started/);
+    assert.match(text, /CPU: 41\.000 s in total; top workloads:\n\s+user\s+30\.000 s\s+sys\s+10\.000 s\s+cc1 \/build\n/);
+    assert.match(text, /Exits: 1, 0 non-zero/);
+    assert.ok(!/cores|\/s/.test(text), 'no rates in the first summary');
+  });
+
+  test('the agent\'s own telemetry scope is kept out of the tables; basic shows only loss', () => {
+    const s = stage();
+    const state = newSummaryState(0);
+    summarize(s.collect(0).delta(), { verbosity: 'basic', top: 0 }, state);
+    sampleTimeMs = 10;
+    s.add([sample(MAKE, [1, 0, 0, 0, 0, 0, 0])]);
+    const rm = s.collect(1000).delta();
+    const point = { startTime: [0, 0] as [number, number], endTime: [1, 0] as [number, number], attributes: { 'component.id': 'otlp', reason: 'no_endpoint' }, value: 3 };
+    const withSelf = {
+      resource: rm.resource,
+      scopeMetrics: [
+        ...rm.scopeMetrics,
+        {
+          scope: { name: 'taskstats-agent.self' },
+          metrics: [
+            { descriptor: { name: 'taskstats_agent.component.dropped_items', description: '', unit: '{item}', valueType: 1 }, aggregationTemporality: 0, dataPointType: 3, isMonotonic: true, dataPoints: [point] },
+            { descriptor: { name: 'taskstats_agent.exporter.sent_points', description: '', unit: '{point}', valueType: 1 }, aggregationTemporality: 0, dataPointType: 3, isMonotonic: true, dataPoints: [{ ...point, value: 40 }] },
+          ],
+        },
+      ],
+    } as unknown as typeof rm;
+    const text = summarize(withSelf, { verbosity: 'basic', top: 0 }, state);
+    assert.match(text, /^Agent: component\.dropped_items 3 \(otlp: no_endpoint\)$/m);
+    assert.ok(!/sent_points/.test(text));
+    assert.match(text, /1 workloads/);
   });
 
   test('cumulative input is turned into deltas; other metrics and histograms degrade gracefully', async () => {

@@ -89,6 +89,12 @@ function fmt(n: number, digits = 2): string {
   return n.toFixed(digits);
 }
 
+function fmtCores(n: number): string {
+  if (n === 0) return '0.00';
+  if (n < 0.001) return '<0.001';
+  return n < 0.1 ? n.toFixed(3) : n.toFixed(2);
+}
+
 function fmtCount(n: number): string {
   return Number.isInteger(n) ? String(n) : n.toFixed(2);
 }
@@ -110,11 +116,13 @@ export interface SummaryState {
   /** Last cumulative value per series, to turn cumulative input into deltas. */
   previous: Map<string, number>;
   lastEndMs: number | undefined;
+  /** Summaries rendered so far. */
+  summaries: number;
 }
 
 /** `sinceMs`: start of the first interval (the exporter's start); else the points' earliest start time. */
 export function newSummaryState(sinceMs?: number): SummaryState {
-  return { previous: new Map(), lastEndMs: sinceMs };
+  return { previous: new Map(), lastEndMs: sinceMs, summaries: 0 };
 }
 
 /** Renders one collection. Pure apart from `state` (previous values), so tests call it directly. */
@@ -126,7 +134,11 @@ export function summarize(metrics: ResourceMetrics, config: DebugExporterConfig,
   const detailLines: string[] = [];
   const skippedKinds = new Set<string>();
 
+  const selfTotals = new Map<string, number>();
   for (const scope of metrics.scopeMetrics) {
+    // The host appends its own telemetry as a separate scope (`taskstats-agent.self`): kept out
+    // of the workload tables, summarized on one line.
+    const isSelf = scope.scope.name.endsWith('.self');
     for (const m of scope.metrics as MetricData[]) {
       const name = m.descriptor.name;
       const unit = m.descriptor.unit;
@@ -153,7 +165,14 @@ export function summarize(metrics: ResourceMetrics, config: DebugExporterConfig,
           // A value below the previous one means the series restarted: all of it is new growth.
           value = before === undefined || raw < before ? raw : raw - before;
         }
-        points.push({ metric: name, unit, attributes, value, isSum });
+        if (isSelf) {
+          // Keep drops apart by component and reason: "dropped 120 (otlp: no_endpoint)" says why.
+          const reason = attributes['reason'];
+          const key = reason === undefined ? name : `${name} (${attributes['component.id'] ?? '?'}: ${reason})`;
+          selfTotals.set(key, (selfTotals.get(key) ?? 0) + value);
+        } else {
+          points.push({ metric: name, unit, attributes, value, isSum });
+        }
         if (config.verbosity === 'detailed') {
           const shown = cumulative ? `${fmtCount(raw)} (+${fmtCount(value)})` : isSum ? `+${fmtCount(value)}` : fmtCount(value);
           detailLines.push(`  ${name}${fmtAttributes(attributes)} ${shown}${unit ? ` ${unit}` : ''}`);
@@ -161,10 +180,16 @@ export function summarize(metrics: ResourceMetrics, config: DebugExporterConfig,
       }
     }
   }
-  if (endMs === 0) endMs = Date.now();
+  // No point at all: the interval's end is unknown, and the next summary spans both.
+  if (endMs === 0) endMs = state.lastEndMs ?? Date.now();
   const fromMs = state.lastEndMs ?? (Number.isFinite(startMs) ? startMs : endMs);
   const intervalS = Math.max((endMs - fromMs) / 1000, 0.001);
   state.lastEndMs = endMs;
+  // The first collection holds what processes alive at start used since they started: totals,
+  // not growth over the interval, so it shows no rates.
+  const first = state.summaries === 0;
+  state.summaries++;
+  const perSecond = (v: number, unit: string, digits = 2) => (first ? '' : `${fmt(v / intervalS, digits)}${unit}`);
 
   const workloads = new Map<string, Workload>();
   const workload = (attributes: Attributes): Workload => {
@@ -229,34 +254,50 @@ export function summarize(metrics: ResourceMetrics, config: DebugExporterConfig,
 
   const out: string[] = [];
   const when = new Date(endMs).toISOString().replace(/\.\d+Z$/, 'Z');
-  out.push(`--- ${id} ${when}  interval ${fmt(intervalS, 1)} s  ${points.length} points  ${workloads.size} workloads`);
+  out.push(
+    first
+      ? `--- ${id} ${when}  first collection: totals since each process started  ${points.length} points  ${workloads.size} workloads`
+      : `--- ${id} ${when}  interval ${fmt(intervalS, 1)} s  ${points.length} points  ${workloads.size} workloads`,
+  );
 
   const list = [...workloads.values()];
   if (sawCpu) {
     const cpu = (w: Workload) => w.cpuUser + w.cpuSystem + w.cpuOther;
     const total = list.reduce((s, w) => s + cpu(w), 0);
-    out.push(`CPU: ${fmt(total / intervalS)} cores in total (${fmt(total, 3)} s); top workloads:`);
+    out.push(
+      first
+        ? `CPU: ${fmt(total, 3)} s in total; top workloads:`
+        : `CPU: ${fmtCores(total / intervalS)} cores in total (${fmt(total, 3)} s); top workloads:`,
+    );
     const busy = list.filter((w) => cpu(w) > 0).sort((a, b) => cpu(b) - cpu(a)).slice(0, top);
     if (busy.length === 0) out.push('  (no CPU used)');
     for (const w of busy) {
-      out.push(`  ${padLeft(fmt(cpu(w) / intervalS), 6)} cores  user ${padLeft(fmt(w.cpuUser, 3), 8)} s  sys ${padLeft(fmt(w.cpuSystem, 3), 8)} s  ${w.label}`);
+      const cores = first ? '' : `${padLeft(fmtCores(cpu(w) / intervalS), 6)} cores  `;
+      out.push(`  ${cores}user ${padLeft(fmt(w.cpuUser, 3), 8)} s  sys ${padLeft(fmt(w.cpuSystem, 3), 8)} s  ${w.label}`);
     }
   }
   if (sawExits) {
     const failed = list.reduce((s, w) => s + w.failedExits, 0);
-    out.push(`Exits: ${fmtCount(totalExits)} (${fmt(totalExits / intervalS, 1)}/s), ${fmtCount(failed)} non-zero or by signal`);
+    const rate = first ? '' : ` (${perSecond(totalExits, '/s', 1)})`;
+    out.push(`Exits: ${fmtCount(totalExits)}${rate}, ${fmtCount(failed)} non-zero or by signal`);
     if (config.verbosity !== 'basic') {
       for (const w of list.filter((x) => x.exits > 0).sort((a, b) => b.exits - a.exits).slice(0, top)) {
-        out.push(`  ${padLeft(fmtCount(w.exits), 7)} (${padLeft(fmt(w.exits / intervalS, 1), 7)}/s)  failed ${padLeft(fmtCount(w.failedExits), 5)}  ${w.label}`);
+        const r = first ? '' : ` (${padLeft(perSecond(w.exits, '/s', 1), 9)})`;
+        out.push(`  ${padLeft(fmtCount(w.exits), 7)}${r}  failed ${padLeft(fmtCount(w.failedExits), 5)}  ${w.label}`);
       }
     }
   }
   if (sawDelays) {
-    out.push('Largest delays (time spent waiting, share of the interval):');
+    out.push(
+      first
+        ? 'Largest delays (time spent waiting, all threads):'
+        : 'Largest delays (time spent waiting, all threads; per second = average number of tasks waiting):',
+    );
     delays.sort((a, b) => b.seconds - a.seconds);
     if (delays.length === 0) out.push('  (none; delay accounting may be off: sysctl kernel.task_delayacct)');
     for (const d of delays.slice(0, top)) {
-      out.push(`  ${padLeft(fmt(d.seconds, 3), 9)} s ${padLeft(fmt((100 * d.seconds) / intervalS, 1), 6)}%  ${pad(d.type, 9)} ${d.label}`);
+      const r = first ? '' : ` ${padLeft(perSecond(d.seconds, '/s'), 8)}`;
+      out.push(`  ${padLeft(fmt(d.seconds, 3), 9)} s${r}  ${pad(d.type, 9)} ${d.label}`);
     }
   }
   if (config.verbosity !== 'basic') {
@@ -278,8 +319,16 @@ export function summarize(metrics: ResourceMetrics, config: DebugExporterConfig,
       }
     }
   }
+  if (selfTotals.size > 0) {
+    // basic: only what signals loss; otherwise every self metric's growth.
+    const names = [...selfTotals.keys()].sort();
+    const shown = config.verbosity === 'basic' ? names.filter((n) => /drop|lost|fail|overflow|error/.test(n) && selfTotals.get(n)! > 0) : names;
+    if (shown.length > 0) {
+      out.push(`Agent: ${shown.map((n) => `${n.replace(/^taskstats_agent\./, '').replace(/ \(/, ` ${fmtCount(selfTotals.get(n)!)} (`)}${n.includes(' (') ? '' : ` ${fmtCount(selfTotals.get(n)!)}`}`).join(', ')}`);
+    }
+  }
   if (skippedKinds.size > 0) out.push(`Not summarized (point type): ${[...skippedKinds].join(', ')}`);
-  if (points.length === 0 && skippedKinds.size === 0) out.push('(no data points: nothing changed, or nothing matched the pipeline)');
+  if (points.length === 0 && skippedKinds.size === 0 && selfTotals.size === 0) out.push('(no data points: nothing changed, or nothing matched the pipeline)');
   if (config.verbosity === 'detailed' && detailLines.length > 0) {
     out.push('Data points:');
     out.push(...detailLines);
