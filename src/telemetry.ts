@@ -31,6 +31,8 @@ export const SELF_METRICS = {
   uncaughtErrors: `${METRIC_PREFIX}.uncaught_errors`,
 } as const;
 
+const HOST_METRIC_NAMES: ReadonlySet<string> = new Set(Object.values(SELF_METRICS));
+
 export class CounterSeries {
   value = 0;
   constructor(readonly attributes: Attributes) {}
@@ -137,7 +139,9 @@ export class SelfTelemetry {
     const valid = /^[a-z][a-z0-9_]*$/;
     const checkName = (n: string): string => {
       if (!valid.test(n)) throw new Error(`${String(base['component.id'])}: self-metric name "${n}" must be snake_case ([a-z][a-z0-9_]*)`);
-      return `${METRIC_PREFIX}.${kind}.${n}`;
+      const full = `${METRIC_PREFIX}.${kind}.${n}`;
+      if (HOST_METRIC_NAMES.has(full)) throw new Error(`${String(base['component.id'])}: self-metric name "${n}" is reserved for the host's own ${full}`);
+      return full;
     };
     return {
       dropped: (count: number, reason: string) => {
