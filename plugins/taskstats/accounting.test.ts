@@ -429,3 +429,59 @@ describe('ProcessAccounting', () => {
     assert.equal(valueOf(rm, 'process.exits', { 'process.executable.name': 'nginx' }), 0);
   });
 });
+/** Exit records of a real 3-thread process (node with 2 workers, process.exit(3)) on Linux 6.18, from `taskstats-agent exits --json` (delays: cpu only). */
+const REAL_EXITS_6_18 = [
+  {"kind":"exit","aggregate":"pid","version":16,"pid":13119,"tgid":12686,"comm":"node","flags":0,"start_time":1795778672,"exit_status":0,"exit_code":0,"exit_signal":0,"utime_us":47978,"stime_us":8000,"cpu_run_real_ns":55978390,"cpu_run_virtual_ns":56323177,"minflt":2271,"majflt":0,"hiwater_rss_kb":67324,"hiwater_vm_kb":2196872,"coremem_mb_us":3013602,"virtmem_mb_us":110160580,"read_char":5120,"write_char":99328,"read_syscalls":0,"write_syscalls":0,"read_bytes":0,"write_bytes":102400,"cancelled_write_bytes":0,"nvcsw":7,"nivcsw":27,"cpu_delay":[35,352544049]},
+  {"kind":"exit","aggregate":"pid","version":16,"pid":13118,"tgid":12686,"comm":"node","flags":0,"start_time":1795778672,"exit_status":0,"exit_code":0,"exit_signal":0,"utime_us":43871,"stime_us":20000,"cpu_run_real_ns":63871050,"cpu_run_virtual_ns":56183776,"minflt":2212,"majflt":0,"hiwater_rss_kb":67324,"hiwater_vm_kb":2196872,"coremem_mb_us":3488884,"virtmem_mb_us":126576084,"read_char":5120,"write_char":99328,"read_syscalls":0,"write_syscalls":0,"read_bytes":0,"write_bytes":102400,"cancelled_write_bytes":0,"nvcsw":4,"nivcsw":35,"cpu_delay":[40,356604975]},
+  {"kind":"exit","aggregate":"pid","version":16,"pid":13009,"tgid":12686,"comm":"node","flags":0,"start_time":1795778672,"exit_status":0,"exit_code":0,"exit_signal":0,"utime_us":0,"stime_us":0,"cpu_run_real_ns":0,"cpu_run_virtual_ns":1308861,"minflt":45,"majflt":0,"hiwater_rss_kb":67324,"hiwater_vm_kb":2196872,"coremem_mb_us":0,"virtmem_mb_us":0,"read_char":0,"write_char":0,"read_syscalls":0,"write_syscalls":0,"read_bytes":0,"write_bytes":0,"cancelled_write_bytes":0,"nvcsw":14,"nivcsw":1,"cpu_delay":[16,22162422]},
+  {"kind":"exit","aggregate":"pid","version":16,"pid":13012,"tgid":12686,"comm":"node","flags":0,"start_time":1795778672,"exit_status":0,"exit_code":0,"exit_signal":0,"utime_us":0,"stime_us":0,"cpu_run_real_ns":0,"cpu_run_virtual_ns":946433,"minflt":73,"majflt":0,"hiwater_rss_kb":67324,"hiwater_vm_kb":2196872,"coremem_mb_us":0,"virtmem_mb_us":0,"read_char":0,"write_char":0,"read_syscalls":0,"write_syscalls":0,"read_bytes":0,"write_bytes":0,"cancelled_write_bytes":0,"nvcsw":13,"nivcsw":0,"cpu_delay":[14,12179454]},
+  {"kind":"exit","aggregate":"pid","version":16,"pid":13008,"tgid":12686,"comm":"node","flags":0,"start_time":1795778672,"exit_status":0,"exit_code":0,"exit_signal":0,"utime_us":0,"stime_us":0,"cpu_run_real_ns":0,"cpu_run_virtual_ns":1210635,"minflt":70,"majflt":0,"hiwater_rss_kb":67324,"hiwater_vm_kb":2196872,"coremem_mb_us":0,"virtmem_mb_us":0,"read_char":0,"write_char":0,"read_syscalls":0,"write_syscalls":0,"read_bytes":0,"write_bytes":0,"cancelled_write_bytes":0,"nvcsw":14,"nivcsw":0,"cpu_delay":[15,17164812]},
+  {"kind":"exit","aggregate":"pid","version":16,"pid":13013,"tgid":12686,"comm":"node","flags":0,"start_time":1795778672,"exit_status":0,"exit_code":0,"exit_signal":0,"utime_us":0,"stime_us":0,"cpu_run_real_ns":0,"cpu_run_virtual_ns":1536066,"minflt":85,"majflt":0,"hiwater_rss_kb":67324,"hiwater_vm_kb":2196872,"coremem_mb_us":0,"virtmem_mb_us":0,"read_char":0,"write_char":0,"read_syscalls":0,"write_syscalls":0,"read_bytes":0,"write_bytes":0,"cancelled_write_bytes":0,"nvcsw":12,"nivcsw":1,"cpu_delay":[14,9248406]},
+  {"kind":"exit","aggregate":"pid","version":16,"pid":13005,"tgid":12686,"comm":"node","flags":0,"start_time":1795778672,"exit_status":0,"exit_code":0,"exit_signal":0,"utime_us":0,"stime_us":0,"cpu_run_real_ns":0,"cpu_run_virtual_ns":135252,"minflt":4,"majflt":0,"hiwater_rss_kb":67324,"hiwater_vm_kb":2196872,"coremem_mb_us":0,"virtmem_mb_us":0,"read_char":0,"write_char":0,"read_syscalls":0,"write_syscalls":0,"read_bytes":0,"write_bytes":0,"cancelled_write_bytes":0,"nvcsw":1,"nivcsw":0,"cpu_delay":[2,2912762]},
+  {"kind":"exit","aggregate":"pid","version":16,"pid":12686,"tgid":12686,"comm":"node","flags":0,"start_time":1795778671,"exit_status":768,"exit_code":3,"exit_signal":0,"utime_us":111810,"stime_us":19926,"cpu_run_real_ns":131737481,"cpu_run_virtual_ns":138855921,"minflt":2330,"majflt":0,"hiwater_rss_kb":67324,"hiwater_vm_kb":2196872,"coremem_mb_us":3099407,"virtmem_mb_us":29162430,"read_char":249856,"write_char":0,"read_syscalls":0,"write_syscalls":0,"read_bytes":0,"write_bytes":0,"cancelled_write_bytes":0,"nvcsw":15,"nivcsw":53,"cpu_delay":[69,1115601256]},
+  {"kind":"exit","aggregate":"pid","version":16,"pid":13108,"tgid":12686,"comm":"node","flags":48,"start_time":1795778672,"exit_status":768,"exit_code":3,"exit_signal":0,"utime_us":0,"stime_us":0,"cpu_run_real_ns":0,"cpu_run_virtual_ns":25628,"minflt":1,"majflt":0,"hiwater_rss_kb":67324,"hiwater_vm_kb":2196872,"coremem_mb_us":0,"virtmem_mb_us":0,"read_char":0,"write_char":0,"read_syscalls":0,"write_syscalls":0,"read_bytes":0,"write_bytes":0,"cancelled_write_bytes":0,"nvcsw":1,"nivcsw":0,"cpu_delay":[2,12549003]},
+  {"kind":"exit","aggregate":"tgid","version":16,"pid":12686,"tgid":12686,"comm":"","flags":0,"start_time":0,"exit_status":0,"exit_code":0,"exit_signal":0,"utime_us":203659,"stime_us":47926,"cpu_run_real_ns":251586921,"cpu_run_virtual_ns":256525749,"minflt":0,"majflt":0,"hiwater_rss_kb":0,"hiwater_vm_kb":0,"coremem_mb_us":0,"virtmem_mb_us":0,"read_char":0,"write_char":0,"read_syscalls":0,"write_syscalls":0,"read_bytes":0,"write_bytes":0,"cancelled_write_bytes":0,"nvcsw":81,"nivcsw":117,"cpu_delay":[207,1900967139]},
+];
+
+function fromJson(j: (typeof REAL_EXITS_6_18)[number]): TaskRecord {
+  const r = newTaskRecord();
+  Object.assign(r, {
+    kind: j.kind, aggregate: j.aggregate, version: j.version, pid: j.pid, tgid: j.tgid, comm: j.comm, flags: j.flags,
+    startTimeSec: j.start_time, exitStatus: j.exit_status, exitCode: j.exit_code, exitSignal: j.exit_signal,
+    userUs: j.utime_us, systemUs: j.stime_us, cpuRunRealNs: j.cpu_run_real_ns, cpuRunVirtualNs: j.cpu_run_virtual_ns,
+    minorFaults: j.minflt, majorFaults: j.majflt, hiwaterRssKb: j.hiwater_rss_kb, hiwaterVmKb: j.hiwater_vm_kb,
+    coreMemMbUs: j.coremem_mb_us, virtMemMbUs: j.virtmem_mb_us, readCharBytes: j.read_char, writeCharBytes: j.write_char,
+    readSyscalls: j.read_syscalls, writeSyscalls: j.write_syscalls, readBytes: j.read_bytes, writeBytes: j.write_bytes,
+    cancelledWriteBytes: j.cancelled_write_bytes, voluntaryCtxSwitches: j.nvcsw, involuntaryCtxSwitches: j.nivcsw,
+    cpuDelayCount: j.cpu_delay[0], cpuDelayTotalNs: j.cpu_delay[1], cgroup: '/user.slice',
+  });
+  return r;
+}
+
+test('ProcessAccounting on exit records captured from Linux 6.18: one process end, CPU from the group record, per-thread fields summed', () => {
+  const { acc } = accounting();
+  const out: SampleBatch = [];
+  const recs = REAL_EXITS_6_18.map(fromJson);
+  const group = recs.find((r) => r.aggregate === 'tgid')!;
+  const threads = recs.filter((r) => r.aggregate === 'pid');
+  // The leader (pid = tgid) ended before the last worker, without AGROUP: not the end.
+  const leader = threads.find((r) => r.pid === r.tgid)!;
+  assert.equal(leader.flags & AGROUP, 0);
+  assert.ok(threads.indexOf(leader) < threads.length - 1);
+  for (const t of threads) acc.exit(t, t === threads[threads.length - 1] ? group : null, T0, out);
+  assert.equal(out.length, 1);
+  const v = out[0]!.values;
+  const sum = (f: keyof TaskRecord) => threads.reduce((a, r) => a + (r[f] as number), 0);
+  assert.ok(Math.abs(v[RAW.USER]! - group.userUs * 1e-6) < 1e-12);
+  assert.ok(Math.abs(v[RAW.SYSTEM]! - group.systemUs * 1e-6) < 1e-12);
+  assert.ok(Math.abs(v[RAW.RUN_TIME]! - group.cpuRunVirtualNs * 1e-9) < 1e-12);
+  assert.equal(v[RAW.INVOLUNTARY], group.involuntaryCtxSwitches);
+  assert.equal(v[RAW.MINOR], sum('minorFaults'));
+  assert.equal(v[RAW.CHAR_WRITE], sum('writeCharBytes'));
+  assert.equal(v[RAW.CHAR_READ], sum('readCharBytes'));
+  assert.ok(Math.abs(v[RAW.RSS_TIME]! - sum('coreMemMbUs') * 1e-6) < 1e-9);
+  assert.equal(v[VALUE.EXITS], 1);
+  assert.deepEqual(out[0]!.pointAttributes, { 'process.exit.code': 3 });
+  assert.deepEqual(out[0]!.attributes, { 'process.executable.name': 'node', 'process.linux.cgroup': '/user.slice' });
+  assert.equal(acc.size, 0);
+});
