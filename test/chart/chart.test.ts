@@ -165,13 +165,14 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
     assert.ok(agent.resources?.requests?.cpu && agent.resources.requests.memory);
     assert.ok(agent.resources?.limits?.cpu && agent.resources.limits.memory);
 
-    // Probes reach the agent's telemetry server: the kubelet probes the pod IP (the node's IP with
-    // hostNetwork), where the rendered config makes the agent listen.
+    // Probes reach the agent's telemetry server where the rendered config makes it listen:
+    // loopback, which the kubelet reaches because the pod shares the node's network namespace.
     assert.equal(agent.livenessProbe?.httpGet?.path, '/healthz');
     assert.equal(agent.readinessProbe?.httpGet?.path, '/readyz');
-    assert.equal(agent.livenessProbe?.httpGet?.host, undefined);
+    assert.equal(agent.livenessProbe?.httpGet?.host, '127.0.0.1');
+    assert.equal(agent.readinessProbe?.httpGet?.host, '127.0.0.1');
     const port = agent.ports!.find((p) => p.name === agent.livenessProbe!.httpGet!.port)!.containerPort;
-    assert.equal(agentConfig(objects).service.telemetry.metrics.address, `\${env:K8S_POD_IP}:${port}`);
+    assert.equal(agentConfig(objects).service.telemetry.metrics.address, `127.0.0.1:${port}`);
 
     // A chart-owned PriorityClass, used by the pods.
     const pc = findObject(objects, 'PriorityClass') as (K8sObject & { value: number }) | undefined;
@@ -245,14 +246,14 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
     assert.deepEqual(config.service.pipelines.metrics, { receivers: ['taskstats'], processors: ['filter', 'k8sattributes'], exporters: ['otlp', 'debug'] });
   });
 
-  test('telemetry on loopback: probes connect to 127.0.0.1 (the pod shares the node network)', () => {
+  test('telemetry on the pod IP (scrapable): the probes go to the pod IP, the kubelet default', () => {
     const objects = renderChart({ valuesFiles: [ci('victoriametrics')] });
     const ds = daemonSet(objects);
     const agent = agentContainer(ds);
-    assert.equal(agent.livenessProbe?.httpGet?.host, '127.0.0.1');
-    assert.equal(agent.readinessProbe?.httpGet?.host, '127.0.0.1');
+    assert.equal(agent.livenessProbe?.httpGet?.host, undefined);
+    assert.equal(agent.readinessProbe?.httpGet?.host, undefined);
     const config = agentConfig(objects);
-    assert.equal(config.service.telemetry.metrics.address, '127.0.0.1:18888');
+    assert.equal(config.service.telemetry.metrics.address, '${env:K8S_POD_IP}:18888');
     assert.equal(config.exporters.otlp.metrics_endpoint, 'http://victoria-metrics.monitoring.svc:8428/opentelemetry/v1/metrics');
     assert.equal(config.exporters.otlp.endpoint, undefined);
     assert.equal(ds.spec.template.spec.priorityClassName, 'system-node-critical');
