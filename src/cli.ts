@@ -287,9 +287,14 @@ export async function runAgent(config: AgentConfig, warnings: ConfigIssue[], lev
     }
   }
 
-  try {
-    await service.start();
-  } catch (e) {
+  // A signal during start (a component whose start() hangs, say) must still stop the agent.
+  const starting = service.start().then(
+    () => 'started' as const,
+    (e: unknown) => e,
+  );
+  const first = await Promise.race([starting, stopSignal.then(() => 'signal' as const)]);
+  if (first !== 'started' && first !== 'signal') {
+    const e = first;
     if (e instanceof ComponentFailure) {
       log.error({ kind: e.kind, component: e.componentId, phase: e.phase, error: e.cause instanceof Error ? e.cause.stack : String(e.cause) }, e.message);
     } else {
@@ -299,11 +304,14 @@ export async function runAgent(config: AgentConfig, warnings: ConfigIssue[], lev
     cleanup();
     return EXIT.RUNTIME;
   }
-  log.info(
-    { version, config: config.file, pipelines: config.pipelines.map((p) => p.id), pid: process.pid },
-    'taskstats-agent started',
-  );
-  if (signals > 0) stopRequested('early');
+  if (first === 'started') {
+    log.info(
+      { version, config: config.file, pipelines: config.pipelines.map((p) => p.id), pid: process.pid },
+      'taskstats-agent started',
+    );
+  } else {
+    log.warn({ starting: [...service.startingComponents] }, 'stop requested while starting: shutting down what started');
+  }
 
   await stopSignal;
   const startedAt = Date.now();

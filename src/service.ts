@@ -60,6 +60,8 @@ export class Service {
   private readonly fanOuts: FanOutConsumer[] = [];
   private readonly limiter: LogRateLimiter;
   private readonly log: PinoLogger;
+  /** Components whose start() is running (reported when a signal arrives meanwhile). */
+  readonly startingComponents = new Set<string>();
   /** Shutdown steps that started and have not finished (reported when the deadline hits). */
   readonly pendingSteps = new Set<string>();
 
@@ -87,22 +89,30 @@ export class Service {
       await this.create();
       for (const group of [this.exporters, this.processors, this.receivers] as Array<Array<Running<Component>>>) {
         for (const r of group) {
+          if (this.state !== 'starting') return; // shutdown was requested meanwhile
           this.log.debug({ kind: r.kind, component: r.id }, 'starting component');
+          const label = `${r.kind} "${r.id}"`;
+          this.startingComponents.add(label);
+          // Counted as started from here: a start() that hangs still gets its shutdown().
+          r.started = true;
           try {
             await r.component.start();
           } catch (err) {
+            r.started = false;
             throw new ComponentFailure(r.kind, r.id, 'start', err);
+          } finally {
+            this.startingComponents.delete(label);
           }
-          r.started = true;
         }
       }
     } catch (err) {
+      if (this.state !== 'starting') throw err; // shutdown already under way
       this.state = 'failed';
       await this.shutdown().catch(() => undefined);
       this.state = 'failed';
       throw err;
     }
-    this.state = 'running';
+    if (this.state === 'starting') this.state = 'running';
   }
 
   private async createOne<T>(entry: ComponentEntry, create: () => T | Promise<T>): Promise<T> {
@@ -229,7 +239,7 @@ export class Service {
    * Never throws; failures are logged per component.
    */
   async shutdown(): Promise<void> {
-    const failedStart = this.state === 'failed';
+    const failedStart = this.state === 'failed' || this.state === 'starting' || this.state === 'created';
     this.state = 'stopping';
     const started = <T extends Component>(list: Array<Running<T>>) => list.filter((r) => r.started);
 

@@ -244,6 +244,29 @@ service:
     assert.ok(sink('uncaught.jsonl').filter((e) => e.event === 'export').length >= 3);
   });
 
+  test('SIGTERM while a receiver hangs in start(): exit 0 within 5 s, exporters still shut down', async () => {
+    const agent = start(
+      'hangstart.yaml',
+      `plugins: [${testPlugins}]
+receivers: {counting_source: {fail_at: hang_start}}
+exporters: {file_sink: {path: ${tmp.dir}/hangstart.jsonl}}
+service:
+  telemetry: {metrics: {address: "127.0.0.1:0"}}
+  pipelines: {metrics: {receivers: [counting_source], exporters: [file_sink]}}
+`,
+      ['--log-level', 'debug'],
+    );
+    await agent.waitForLog((l) => l.msg === 'starting component' && l.kind === 'receiver', 20_000);
+    assert.equal((await agent.get('/readyz')).status, 503, 'not ready while a component is starting');
+    assert.equal((await agent.get('/healthz')).status, 200);
+    const stopped = await agent.stop('SIGTERM');
+    assert.equal(stopped.code, 0, agent.stderr);
+    assert.ok(stopped.ms < 5000, `exit took ${stopped.ms} ms`);
+    const warn = agent.logs().find((l) => String(l.msg).startsWith('stop requested while starting'));
+    assert.deepEqual(warn?.starting, ['receiver "counting_source"']);
+    assert.deepEqual(sink('hangstart.jsonl').map((e) => e.event).slice(-2), ['flush', 'shutdown']);
+  });
+
   test('the telemetry address already in use: exit 1 with a clear message', async () => {
     const first = start(
       'port1.yaml',
