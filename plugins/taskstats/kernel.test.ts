@@ -176,7 +176,7 @@ describe('exit events of processes whose truth is known', { timeout: 60_000 }, (
 });
 
 describe('zero loss under two fork loops', { timeout: 60_000 }, () => {
-  test('every child of two parallel fork loops is seen exactly once (3 s, ~thousands of exits/s)', async () => {
+  test('every child of two parallel fork loops is seen exactly once (3 s, ~thousands of exits/s)', async (t) => {
     const loopPids = new Set<number>();
     let seen = 0;
     const listener = new ExitListener({
@@ -207,7 +207,8 @@ describe('zero loss under two fork loops', { timeout: 60_000 }, () => {
         ),
       );
       const children = counts[0]! + counts[1]!;
-      assert.ok(children > 3000, `the fork loops made ${children} children`);
+      assert.ok(children > 1000, `the fork loops made ${children} children`);
+      t.diagnostic(`${children} children in 3 s (${Math.round(children / 3)} exits/s)`);
       await waitFor(() => seen >= children, 10_000, `${children} exits (seen ${seen})`);
       await new Promise((r) => setTimeout(r, 100));
       assert.equal(seen, children, 'exits seen == children spawned');
@@ -263,6 +264,37 @@ describe('live queries', { timeout: 60_000 }, () => {
     // the leader alone did not read it: the record is not the leader's
     c.kill('SIGKILL');
     await exited(c);
+  });
+
+  test('the next sweep reuses idle processes and re-reads those that ran', async () => {
+    // perl reads 4 MiB from /dev/zero on each SIGUSR1, and sleeps otherwise.
+    const reader = track(spawn('perl', ['-e', '$|=1; $SIG{USR1} = sub { open my $f, "<", "/dev/zero"; read $f, my $b, 4194304; print "read\\n" }; print "ready\\n"; sleep 1 while 1'], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    const idle = track(spawn('sleep', ['30'], { stdio: 'ignore' }));
+    await new Promise<void>((r) => reader.stdout!.once('data', () => r()));
+    const p = new LivePoller();
+    p.open();
+    try {
+      const seen = new Map<number, number>();
+      await p.sweep((r) => seen.set(r.tgid, r.readCharBytes));
+      const before = seen.get(reader.pid!)!;
+      assert.ok(seen.has(idle.pid!));
+      reader.kill('SIGUSR1');
+      await new Promise<void>((r) => reader.stdout!.once('data', () => r()));
+      const comms = new Map<number, string>();
+      const st = await p.sweep((r) => {
+        seen.set(r.tgid, r.readCharBytes);
+        comms.set(r.tgid, r.comm);
+      });
+      assert.ok(st.cached > 0, `${st.cached} idle processes served from the cache`);
+      assert.ok(st.cached < st.records);
+      assert.ok(seen.get(reader.pid!)! >= before + (4 << 20), `read_char ${before} -> ${seen.get(reader.pid!)}`);
+      assert.equal(comms.get(idle.pid!), 'sleep', 'a cached process keeps its identity');
+      assert.ok(p.cacheSize >= st.records - 5);
+    } finally {
+      p.close();
+      reader.kill('SIGKILL');
+      idle.kill('SIGKILL');
+    }
   });
 
   test('a sweep covers every process in /proc', async () => {

@@ -45,9 +45,20 @@ export interface SweepStats {
   procReads: number;
   /** ... of which /proc/PID/io was not readable (the leader's values were used). */
   procDenied: number;
+  /** Processes none of whose threads ran since the previous sweep: no PID query, cached values. */
+  cached: number;
   /** Replies missing or unexpected (should stay 0). */
   errors: number;
   durationMs: number;
+}
+
+interface CacheEntry {
+  runs: number;
+  runNs: number;
+  switches: number;
+  atMs: number;
+  seen: number;
+  leader: TaskRecord;
 }
 
 export class LivePoller {
@@ -63,6 +74,11 @@ export class LivePoller {
   private readonly state: Uint8Array;
   private readonly ids: number[] = [];
   private readonly scratch = newTaskRecord();
+  private readonly needIds: number[] = [];
+  private readonly needSlots: Uint16Array;
+  /** Per thread group: the group sums of its last full query, and the leader's record then. */
+  private readonly cache = new Map<number, CacheEntry>();
+  private generation = 0;
   private running: Promise<SweepStats> | null = null;
 
   constructor(opts: LivePollerOptions = {}) {
@@ -74,6 +90,7 @@ export class LivePoller {
       this.leaderRecs.push(newTaskRecord());
     }
     this.state = new Uint8Array(this.batch);
+    this.needSlots = new Uint16Array(this.batch);
   }
 
   /** Opens the query socket and checks permission with one GET of our own process. @throws TaskstatsError */
@@ -94,6 +111,12 @@ export class LivePoller {
   close(): void {
     this.sock?.close();
     this.sock = null;
+    this.cache.clear();
+  }
+
+  /** Processes whose last full reading is cached. */
+  get cacheSize(): number {
+    return this.cache.size;
   }
 
   /**
@@ -105,10 +128,11 @@ export class LivePoller {
     this.ids.length = 0;
     this.ids.push(tgid);
     let found: TaskRecord | null = null;
+    const stats: SweepStats = { listed: 0, records: 0, vanished: 0, procReads: 0, procDenied: 0, cached: 0, errors: 0, durationMs: 0 };
     this.queryBatch(this.ids, 0, 1, (r) => {
       Object.assign(out, r);
       found = out;
-    }, { listed: 0, records: 0, vanished: 0, procReads: 0, procDenied: 0, errors: 0, durationMs: 0 });
+    }, stats, false);
     return found;
   }
 
@@ -127,7 +151,7 @@ export class LivePoller {
   private async runSweep(onRecord: (rec: TaskRecord) => void): Promise<SweepStats> {
     const t0 = performance.now();
     if (!this.sock) this.open();
-    const stats: SweepStats = { listed: 0, records: 0, vanished: 0, procReads: 0, procDenied: 0, errors: 0, durationMs: 0 };
+    const stats: SweepStats = { listed: 0, records: 0, vanished: 0, procReads: 0, procDenied: 0, cached: 0, errors: 0, durationMs: 0 };
     const names = await readdir(this.procRoot);
     const ids: number[] = [];
     for (const n of names) {
@@ -138,6 +162,7 @@ export class LivePoller {
       }
     }
     stats.listed = ids.length;
+    const generation = ++this.generation;
     for (let start = 0; start < ids.length; start += this.chunk) {
       const end = Math.min(ids.length, start + this.chunk);
       for (let i = start; i < end; i += this.batch) {
@@ -146,6 +171,8 @@ export class LivePoller {
       }
       if (end < ids.length) await new Promise<void>((r) => setImmediate(r));
     }
+    // Forget processes that ended (not listed, or vanished, in this sweep).
+    for (const [tgid, e] of this.cache) if (e.seen !== generation) this.cache.delete(tgid);
     stats.durationMs = performance.now() - t0;
     return stats;
   }
@@ -154,52 +181,96 @@ export class LivePoller {
   private static readonly GOT_GROUP = 1;
   private static readonly GOT_LEADER = 2;
   private static readonly GONE = 4;
+  private static readonly CACHED = 8;
 
-  private queryBatch(ids: ArrayLike<number>, from: number, count: number, onRecord: (rec: TaskRecord) => void, stats: SweepStats): void {
+  /**
+   * Send `count` GETs (`by`) for `ids[from..]` in one send() and parse the replies into
+   * `recs[slots[i]]` (or `recs[i]`); marks `state` with `got` or GONE; counts errors.
+   */
+  private exchange(by: 'pid' | 'tgid', ids: ArrayLike<number>, from: number, count: number, slots: Uint16Array | null, got: number, stats: SweepStats): void {
     const sock = this.sock!;
     const p = this.parser!;
-    const firstSeq = sock.sendGetPairs(ids, from, count);
+    const firstSeq = sock.sendGets(by, ids, from, count);
     if (firstSeq < 0) {
       stats.errors += count;
       return;
     }
     const state = this.state;
-    state.fill(0, 0, count);
-    const expected = count * 2;
-    let got = 0;
-    while (got < expected) {
+    const recs = by === 'tgid' ? this.groupRecs : this.leaderRecs;
+    const want = by === 'tgid' ? PARSED_TGID : PARSED_PID;
+    let received = 0;
+    while (received < count) {
       const n = sock.recv(this.buf);
       if (n === -EAGAIN) break; // replies lost (receive buffer overflow): counted below
       if (n < 0) continue;
       for (let off = 0; off < n; off = p.next) {
         const idx = (p.seqOf(this.buf, off) - firstSeq) >>> 0;
-        if (idx >= expected) {
-          p.next = n; // a stale reply of an earlier batch
+        if (idx >= count) {
+          p.next = n; // a stale reply of an earlier exchange
           break;
         }
-        const slot = idx >> 1;
-        const isGroup = (idx & 1) === 0;
-        const st = p.parseMessage(this.buf, off, n, 'live', this.leaderRecs[slot]!, this.groupRecs[slot]!);
-        got++;
+        const slot = slots ? slots[idx]! : idx;
+        const rec = recs[slot]!;
+        const st = p.parseMessage(this.buf, off, n, 'live', rec, rec);
+        received++;
         if (st === PARSE_NETLINK_ERROR) {
           if (p.errno === ESRCH) state[slot]! |= LivePoller.GONE;
           else if (p.errno === EPERM) throw capNetAdminError('querying a process with TASKSTATS_CMD_GET');
           else stats.errors++;
-        } else if (isGroup && st & PARSED_TGID) state[slot]! |= LivePoller.GOT_GROUP;
-        else if (!isGroup && st & PARSED_PID) state[slot]! |= LivePoller.GOT_LEADER;
+        } else if (st & want) state[slot]! |= got;
         else stats.errors++;
         if (p.next <= off) break;
       }
     }
-    if (got < expected) stats.errors += expected - got;
+    if (received < count) stats.errors += count - received;
+  }
+
+  /**
+   * One batch: GET by TGID for every process; then GET by PID of the leader only for the
+   * processes that are new or ran since the previous sweep. A process none of whose threads ran
+   * (same number of runs, CPU time and context switches in the group's sums) cannot have
+   * changed its identity, memory, faults or I/O: those come from the cache.
+   */
+  private queryBatch(ids: ArrayLike<number>, from: number, count: number, onRecord: (rec: TaskRecord) => void, stats: SweepStats, useCache = true): void {
+    const state = this.state;
+    state.fill(0, 0, count);
+    this.exchange('tgid', ids, from, count, null, LivePoller.GOT_GROUP, stats);
+    const needIds = this.needIds;
+    const needSlots = this.needSlots;
+    let need = 0;
+    for (let i = 0; i < count; i++) {
+      if (state[i] !== LivePoller.GOT_GROUP) continue;
+      const g = this.groupRecs[i]!;
+      const e = useCache ? this.cache.get(g.tgid) : undefined;
+      if (e && e.runs === g.cpuDelayCount && e.runNs === g.cpuRunRealNs && e.switches === g.voluntaryCtxSwitches + g.involuntaryCtxSwitches) {
+        state[i]! |= LivePoller.CACHED;
+        continue;
+      }
+      needIds[need] = g.tgid;
+      needSlots[need] = i;
+      need++;
+    }
+    if (need > 0) this.exchange('pid', needIds, 0, need, needSlots, LivePoller.GOT_LEADER, stats);
+    const nowMs = Date.now();
     for (let i = 0; i < count; i++) {
       const s = state[i]!;
       if (s & LivePoller.GONE) {
         stats.vanished++;
         continue;
       }
-      if ((s & 3) !== 3) continue;
-      const rec = this.complete(this.groupRecs[i]!, this.leaderRecs[i]!, stats);
+      const g = this.groupRecs[i]!;
+      let rec: TaskRecord | null = null;
+      if (s & LivePoller.CACHED) {
+        const e = this.cache.get(g.tgid)!;
+        rec = this.copyFromLeader(g, e.leader);
+        g.elapsedUs = e.leader.elapsedUs + (nowMs - e.atMs) * 1000;
+        e.seen = this.generation;
+        stats.cached++;
+      } else if ((s & 3) === 3) {
+        const l = this.leaderRecs[i]!;
+        rec = this.complete(g, l, stats);
+        if (rec && useCache) this.remember(g, l, nowMs);
+      }
       if (rec) {
         stats.records++;
         onRecord(rec);
@@ -207,8 +278,22 @@ export class LivePoller {
     }
   }
 
-  /** Completes the group record from the leader's record (and /proc for multi-threaded groups). */
-  private complete(g: TaskRecord, l: TaskRecord, stats: SweepStats): TaskRecord | null {
+  private remember(g: TaskRecord, l: TaskRecord, nowMs: number): void {
+    let e = this.cache.get(g.tgid);
+    if (!e) {
+      e = { runs: 0, runNs: 0, switches: 0, atMs: 0, seen: 0, leader: newTaskRecord() };
+      this.cache.set(g.tgid, e);
+    }
+    e.runs = g.cpuDelayCount;
+    e.runNs = g.cpuRunRealNs;
+    e.switches = g.voluntaryCtxSwitches + g.involuntaryCtxSwitches;
+    e.atMs = nowMs;
+    e.seen = this.generation;
+    Object.assign(e.leader, l);
+  }
+
+  /** Identity and memory from the leader's record; faults and I/O too (the group's, when known). */
+  private copyFromLeader(g: TaskRecord, l: TaskRecord): TaskRecord {
     g.pid = l.pid;
     g.tgid = l.tgid || g.tgid;
     g.ppid = l.ppid;
@@ -228,6 +313,23 @@ export class LivePoller {
     g.hiwaterVmKb = l.hiwaterVmKb;
     g.coreMemMbUs = l.coreMemMbUs;
     g.virtMemMbUs = l.virtMemMbUs;
+    g.minorFaults = l.minorFaults;
+    g.majorFaults = l.majorFaults;
+    g.readCharBytes = l.readCharBytes;
+    g.writeCharBytes = l.writeCharBytes;
+    g.readSyscalls = l.readSyscalls;
+    g.writeSyscalls = l.writeSyscalls;
+    g.readBytes = l.readBytes;
+    g.writeBytes = l.writeBytes;
+    g.cancelledWriteBytes = l.cancelledWriteBytes;
+    return g;
+  }
+
+  /**
+   * Completes the group record from the leader's record, and for a multi-threaded group its
+   * faults and I/O from /proc (written into `l` too, so that the cache holds the group's values).
+   */
+  private complete(g: TaskRecord, l: TaskRecord, stats: SweepStats): TaskRecord | null {
     // The group was queried first: for a single-threaded process every sum of the group is at
     // most the leader's. More runs (sched_info pcount, counted even for a thread that never got
     // a tick), more CPU or more context switches mean other threads run or ran.
@@ -235,33 +337,21 @@ export class LivePoller {
       g.cpuDelayCount > l.cpuDelayCount ||
       g.cpuRunRealNs > l.cpuRunRealNs ||
       g.voluntaryCtxSwitches + g.involuntaryCtxSwitches > l.voluntaryCtxSwitches + l.involuntaryCtxSwitches;
-    let read: 'ok' | 'gone' | 'denied' = 'denied';
     if (multiThreaded) {
       // /proc has the group's faults and I/O (dead threads included).
       stats.procReads++;
-      read = this.readGroupCounters(g);
+      const read = this.readGroupCounters(l);
       if (read === 'gone') {
         stats.vanished++;
         return null;
       }
+      // denied (ptrace access mode, e.g. without CAP_SYS_PTRACE): the leader's values stay.
       if (read === 'denied') stats.procDenied++;
     }
-    if (read !== 'ok') {
-      // Single-threaded, or /proc/PID/io not readable (ptrace access mode denied): the leader's.
-      g.minorFaults = l.minorFaults;
-      g.majorFaults = l.majorFaults;
-      g.readCharBytes = l.readCharBytes;
-      g.writeCharBytes = l.writeCharBytes;
-      g.readSyscalls = l.readSyscalls;
-      g.writeSyscalls = l.writeSyscalls;
-      g.readBytes = l.readBytes;
-      g.writeBytes = l.writeBytes;
-      g.cancelledWriteBytes = l.cancelledWriteBytes;
-    }
-    return g;
+    return this.copyFromLeader(g, l);
   }
 
-  /** /proc/PID/io and the faults of /proc/PID/stat into `g`. */
+  /** /proc/PID/io and the faults of /proc/PID/stat into `g` (g.tgid names the process). */
   private readGroupCounters(g: TaskRecord): 'ok' | 'gone' | 'denied' {
     let io: string;
     let stat: string;
