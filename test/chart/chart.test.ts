@@ -287,6 +287,22 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
     }
   });
 
+  test('NOTES.txt renders (helm 4 install --dry-run=client) and tells where the metrics go', () => {
+    const plain = helm(['install', 'tsa', chartDir, '--dry-run=client', '--namespace', 'monitoring']);
+    assert.equal(plain.status, 0, plain.stderr);
+    const notes = plain.stdout.slice(plain.stdout.indexOf('NOTES:'));
+    assert.match(notes, /http:\/\/\$\{env:K8S_NODE_IP\}:4318/);
+    assert.match(notes, /node-local OpenTelemetry Collector/);
+    assert.match(notes, /rollout status daemonset\/tsa-taskstats-agent/);
+    assert.match(notes, /API lookups .*: on/);
+    const vm = helm(['install', 'tsa', chartDir, '--dry-run=client', '--namespace', 'monitoring', '--values', ci('victoriametrics'), '--values', ci('delay-accounting')]);
+    assert.equal(vm.status, 0, vm.stderr);
+    const vmNotes = vm.stdout.slice(vm.stdout.indexOf('NOTES:'));
+    assert.match(vmNotes, /victoria-metrics\.monitoring\.svc:8428\/opentelemetry\/v1\/metrics/);
+    assert.match(vmNotes, /curl http:\/\/<node-ip>:18888\/metrics/);
+    assert.match(vmNotes, /privileged init container/);
+  });
+
   test('the chart README lists every value of values.yaml', () => {
     const values = parseYaml(readFileSync(join(chartDir, 'values.yaml'), 'utf8')) as Record<string, unknown>;
     const readme = readFileSync(join(chartDir, 'README.md'), 'utf8');
