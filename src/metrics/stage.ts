@@ -250,7 +250,7 @@ export class MetricsStage {
       } catch (err) {
         // addOne validates what it reads; this is the last line of "never throws".
         invalid++;
-        this.opts.logger.warn('metrics stage: sample rejected', { error: String(err) });
+        this.opts.logger.warn('metrics stage: invalid sample dropped', { key: 'invalid_sample', error: String(err) });
       }
     }
     if (invalid > 0) this.opts.telemetry.dropped(invalid, 'invalid_sample');
@@ -302,14 +302,15 @@ export class MetricsStage {
       else { sub.value = v; series.gaugeUpdates++; }
     }
     const t = sample.timeMs;
-    if (t > series.lastUpdateMs || !(series.lastUpdateMs === series.lastUpdateMs)) series.lastUpdateMs = t;
+    // A sample without a usable time still counts as activity now (else its series could expire).
+    if (!(t <= series.lastUpdateMs)) series.lastUpdateMs = Number.isFinite(t) ? t : Date.now();
     series.ended = sample.final === true;
     return true;
   }
 
   private reject(reason: string, schemaId: string | undefined): false {
     // The host rate-limits identical messages; the reason is a field so the message stays identical.
-    this.opts.logger.warn('metrics stage: invalid sample dropped', { reason, schema: schemaId });
+    this.opts.logger.warn('metrics stage: invalid sample dropped', { key: 'invalid_sample', reason, schema: schemaId });
     return false;
   }
 
@@ -329,6 +330,7 @@ export class MetricsStage {
       if (now - state.overflowLoggedAtMs >= 60_000) {
         state.overflowLoggedAtMs = now;
         this.opts.logger.warn('metrics stage: series limit reached, samples go to the overflow series', {
+          key: 'series_overflow',
           schema: state.schema.id,
           seriesLimit: this.opts.seriesLimit,
           attribute: OVERFLOW_ATTRIBUTE,
@@ -379,9 +381,7 @@ export class MetricsStage {
   /** Validate a schema once; null (samples dropped) when it cannot be exported consistently. */
   private schemaState(schema: SampleSchema): SchemaState | null {
     if (schema === null || typeof schema !== 'object') {
-      this.opts.logger.error('metrics stage: schema rejected, its samples are dropped', {
-        error: 'a sample has no schema (SampleSchema with a metrics array)',
-      });
+      this.reject('a sample has no schema (SampleSchema with a metrics array)', undefined);
       return null;
     }
     const known = this.schemaByObject.get(schema);
@@ -401,6 +401,7 @@ export class MetricsStage {
       }
     } catch (err) {
       this.opts.logger.error('metrics stage: schema rejected, its samples are dropped', {
+        key: 'schema_rejected',
         schema: (schema as SampleSchema | undefined)?.id,
         error: err instanceof Error ? err.message : String(err),
       });
