@@ -1,0 +1,267 @@
+/**
+ * Which cgroup a process belongs to: parsing /proc/PID/cgroup and finding the cgroup mounts.
+ *
+ * /proc/PID/cgroup has one line per hierarchy, `ID:CONTROLLERS:PATH`:
+ *   - cgroup v2 (the unified hierarchy): `0::/system.slice/foo.service`. The kernel prints it once
+ *     a cgroup2 file system has been mounted (v2-only hosts and hybrid hosts such as this one).
+ *   - cgroup v1: `4:memory:/docker/abc`, `2:cpu,cpuacct:/x`, `1:name=systemd:/user.slice`.
+ * On a v1-only host there is no `0::` line, and which hierarchy describes a workload is a choice
+ * (`cpuacct`, `memory`, `name=systemd`): the caller names it.
+ *
+ * The PATH may itself contain ':' (only the first two colons separate fields), and a v2 cgroup
+ * that was removed while a (zombie) process still belongs to it is printed with a ` (deleted)`
+ * suffix, which is stripped so that the process keeps its cgroup's identity.
+ *
+ * Reading is done into one reused buffer (open, read, close): this runs once per exec event and
+ * once per new live process, so it avoids readFileSync's allocations.
+ */
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+
+/** What line of /proc/PID/cgroup names a process's cgroup. */
+export type CgroupSelector =
+  /** The unified hierarchy's `0::PATH` line. */
+  | { readonly kind: 'v2' }
+  /** A v1 hierarchy, by one of its controllers (`cpuacct`) or its name (`name=systemd`). */
+  | { readonly kind: 'v1'; readonly hierarchy: string };
+
+export interface CgroupMounts {
+  /** Mount point of the cgroup2 file system (`/sys/fs/cgroup/unified` on hybrid hosts), if mounted. */
+  readonly v2?: string;
+  /**
+   * v1 hierarchies: each controller (`cpu`, `cpuacct`) and `name=X` option maps to the mount
+   * point of its hierarchy. A co-mounted `cpu,cpuacct` hierarchy appears under both names.
+   */
+  readonly v1: ReadonlyMap<string, string>;
+}
+
+/** Undo mountinfo's octal escapes (`\040` for a space, `\011`, `\012`, `\134`). */
+function unescapeMountField(s: string): string {
+  return s.indexOf('\\') < 0 ? s : s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+/**
+ * Parse /proc/self/mountinfo text for cgroup mounts. The first mount of each hierarchy wins
+ * (bind mounts of sub-trees come later and have a root other than `/`, which is skipped).
+ */
+export function parseCgroupMounts(mountinfo: string): CgroupMounts {
+  let v2: string | undefined;
+  const v1 = new Map<string, string>();
+  for (const line of mountinfo.split('\n')) {
+    if (line === '') continue;
+    // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS
+    const sep = line.indexOf(' - ');
+    if (sep < 0) continue;
+    const left = line.slice(0, sep).split(' ');
+    const right = line.slice(sep + 3).split(' ');
+    const fsType = right[0];
+    const root = left[3];
+    const mountPoint = left[4];
+    if (mountPoint === undefined || root !== '/') continue;
+    if (fsType === 'cgroup2') {
+      v2 ??= unescapeMountField(mountPoint);
+    } else if (fsType === 'cgroup') {
+      const superOptions = (right[2] ?? '').split(',');
+      for (const opt of superOptions) {
+        if (opt === 'rw' || opt === 'ro' || opt === '' || opt.startsWith('release_agent=') || opt === 'clone_children'
+          || opt === 'noprefix' || opt === 'xattr' || opt === 'cpuset_v2_mode' || opt === 'favordynmods') continue;
+        if (!v1.has(opt)) v1.set(opt, unescapeMountField(mountPoint));
+      }
+    }
+  }
+  return v2 === undefined ? { v1 } : { v2, v1 };
+}
+
+/** The cgroup mounts of this process's mount namespace (reads /proc/self/mountinfo). */
+export function detectCgroupMounts(procRoot = '/proc'): CgroupMounts {
+  return parseCgroupMounts(readFileSync(`${procRoot}/self/mountinfo`, 'utf8'));
+}
+
+/**
+ * Decide which line of /proc/PID/cgroup to use, from a sample of that file (the agent's own,
+ * `/proc/self/cgroup`): what matters is the format the kernel prints, and it prints the `0::` line
+ * as soon as a cgroup2 file system is mounted anywhere, whatever this mount namespace shows.
+ * A configured v1 hierarchy wins (the user asked for it; it must exist); otherwise the unified
+ * hierarchy. A v1-only host without a configured hierarchy is an error that says what to set.
+ */
+export function chooseCgroupSelector(sampleProcCgroup: string, cgroupV1Hierarchy?: string): CgroupSelector {
+  const v1Names = listV1Hierarchies(sampleProcCgroup);
+  if (cgroupV1Hierarchy !== undefined && cgroupV1Hierarchy !== '') {
+    const selector: CgroupSelector = { kind: 'v1', hierarchy: cgroupV1Hierarchy };
+    if (parseProcCgroup(sampleProcCgroup, selector) === undefined) {
+      throw new Error(
+        `cgroup v1 hierarchy "${cgroupV1Hierarchy}" does not exist on this host (v1 hierarchies: ${v1Names.join(', ') || 'none'})`,
+      );
+    }
+    return selector;
+  }
+  if (parseProcCgroup(sampleProcCgroup, { kind: 'v2' }) !== undefined) return { kind: 'v2' };
+  if (v1Names.length === 0) throw new Error('no cgroup hierarchy found in /proc/self/cgroup (kernel without cgroups?)');
+  const suggestion = v1Names.includes('name=systemd') ? 'name=systemd' : v1Names.includes('cpuacct') ? 'cpuacct' : v1Names[0];
+  throw new Error(
+    'this host has no cgroup v2 hierarchy: configure which cgroup v1 hierarchy names a process\'s cgroup '
+    + `(cgroup_v1_hierarchy, e.g. "${suggestion}"; available: ${v1Names.join(', ')})`,
+  );
+}
+
+/** Controller and `name=` entries of the v1 lines of a /proc/PID/cgroup text. */
+export function listV1Hierarchies(procCgroup: string): string[] {
+  const names: string[] = [];
+  for (const line of procCgroup.split('\n')) {
+    const c1 = line.indexOf(':');
+    const c2 = c1 < 0 ? -1 : line.indexOf(':', c1 + 1);
+    if (c2 > c1 + 1) names.push(...line.slice(c1 + 1, c2).split(','));
+  }
+  return names;
+}
+
+const DELETED_SUFFIX = ' (deleted)';
+
+/**
+ * The cgroup path in /proc/PID/cgroup text for the selector, or undefined when no line matches.
+ * Tolerates a missing final newline and `\r`-free input only (the kernel's format).
+ */
+export function parseProcCgroup(text: string, selector: CgroupSelector): string | undefined {
+  let start = 0;
+  while (start < text.length) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    const c1 = text.indexOf(':', start);
+    if (c1 > start && c1 < end) {
+      const c2 = text.indexOf(':', c1 + 1);
+      if (c2 > 0 && c2 < end) {
+        if (selector.kind === 'v2') {
+          if (c2 === c1 + 1 && c1 === start + 1 && text.charCodeAt(start) === 48 /* '0' */) return cleanPath(text.slice(c2 + 1, end));
+        } else if (c2 > c1 + 1 && hasListItem(text, c1 + 1, c2, selector.hierarchy)) {
+          return cleanPath(text.slice(c2 + 1, end));
+        }
+      }
+    }
+    start = end + 1;
+  }
+  return undefined;
+}
+
+const COLON = 58;
+const NEWLINE = 10;
+const COMMA = 44;
+
+/**
+ * Same as parseProcCgroup, on the raw bytes of the file (buf[0, len)): only the path is turned
+ * into a string, not the whole file. This is the form used on the hot path.
+ */
+export function parseProcCgroupBytes(buf: Buffer, len: number, selector: CgroupSelector): string | undefined {
+  const want = selector.kind === 'v1' ? selector.hierarchy : '';
+  let start = 0;
+  while (start < len) {
+    let end = buf.indexOf(NEWLINE, start);
+    if (end < 0 || end > len) end = len;
+    const c1 = buf.indexOf(COLON, start);
+    if (c1 > start && c1 < end) {
+      const c2 = buf.indexOf(COLON, c1 + 1);
+      if (c2 > 0 && c2 < end) {
+        let match: boolean;
+        if (selector.kind === 'v2') {
+          match = c2 === c1 + 1 && c1 === start + 1 && buf[start] === 48;
+        } else {
+          match = false;
+          let i = c1 + 1;
+          while (i < c2) {
+            let comma = buf.indexOf(COMMA, i);
+            if (comma < 0 || comma > c2) comma = c2;
+            if (comma - i === want.length && buf.toString('latin1', i, comma) === want) { match = true; break; }
+            i = comma + 1;
+          }
+        }
+        if (match) return cleanPath(buf.toString('utf8', c2 + 1, end));
+      }
+    }
+    start = end + 1;
+  }
+  return undefined;
+}
+
+function cleanPath(p: string): string {
+  return p.endsWith(DELETED_SUFFIX) ? p.slice(0, -DELETED_SUFFIX.length) : p;
+}
+
+/** Whether the comma-separated list text[from, to) contains `item` as a whole element. */
+function hasListItem(text: string, from: number, to: number, item: string): boolean {
+  let i = from;
+  while (i < to) {
+    let comma = text.indexOf(',', i);
+    if (comma < 0 || comma > to) comma = to;
+    if (comma - i === item.length && text.startsWith(item, i)) return true;
+    i = comma + 1;
+  }
+  return false;
+}
+
+/**
+ * Reads small /proc files into one reused buffer. Not re-entrant (single-threaded use only).
+ * Paths of deleted cgroups and command lines can be long, so the buffer grows when a read fills it.
+ */
+export class ProcFileReader {
+  private buf = Buffer.allocUnsafe(4096);
+  /** Number of files read (successfully or not): what the caches are meant to keep low. */
+  reads = 0;
+
+  /** The file's content as latin1/utf8 text, or undefined when it cannot be read (process gone). */
+  readText(path: string, maxBytes = 1 << 20): string | undefined {
+    const n = this.readBytes(path, maxBytes);
+    return n < 0 ? undefined : this.buf.toString('utf8', 0, n);
+  }
+
+  /**
+   * Reads the file into the internal buffer; returns its length, or -1 when it cannot be read.
+   * `bytes()` gives the buffer (valid until the next read).
+   */
+  readBytes(path: string, maxBytes = 1 << 20): number {
+    this.reads++;
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch {
+      return -1;
+    }
+    try {
+      let total = 0;
+      while (total < maxBytes) {
+        if (total === this.buf.length) {
+          const bigger = Buffer.allocUnsafe(Math.min(this.buf.length * 2, maxBytes));
+          this.buf.copy(bigger, 0, 0, total);
+          this.buf = bigger;
+        }
+        const n = readSync(fd, this.buf, total, Math.min(this.buf.length, maxBytes) - total, null);
+        if (n === 0) break;
+        total += n;
+      }
+      return total;
+    } catch {
+      // ESRCH/ENOENT while reading: the process ended between open and read.
+      return -1;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  bytes(): Buffer {
+    return this.buf;
+  }
+}
+
+/**
+ * Interns cgroup path strings so that every process of a cgroup shares one string (the receiver
+ * builds attribute objects per cgroup; equal strings by identity make those lookups cheap and
+ * keep the cache small). Bounded: cleared when it grows past `max` distinct paths.
+ */
+export class StringInterner {
+  private readonly table = new Map<string, string>();
+  constructor(private readonly max = 100_000) {}
+  intern(s: string): string {
+    const known = this.table.get(s);
+    if (known !== undefined) return known;
+    if (this.table.size >= this.max) this.table.clear();
+    this.table.set(s, s);
+    return s;
+  }
+}

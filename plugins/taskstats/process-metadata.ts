@@ -1,0 +1,469 @@
+/**
+ * Process metadata for task records: the cgroup path and, when configured, the executable path and
+ * command line, kept in a cache per process so that the hot path (exit records, ~14,000 a second
+ * under two fork loops) almost never reads /proc.
+ *
+ * Where the metadata of a process comes from, in order:
+ *  1. Its exec event (proc connector): /proc/PID/{cgroup,exe,cmdline} are read as soon as the event
+ *     arrives, while the process still exists. This is what attributes a process that moved itself
+ *     into another cgroup right before exec (container runtimes do this for `kubectl exec` and exec
+ *     probes) and a program that lives a millisecond.
+ *  2. The first live record of the process (fillLive): processes that were running before start.
+ *  3. For a child that was forked and never exec'd (AFORK in its exit record, and no exec event):
+ *     its parent's entry. Such a child shares its parent's executable and command line, and was
+ *     created in its parent's cgroup. A parent entry is re-read from /proc the first time it serves
+ *     as a parent and then at most once per `cgroupRecheckMs`, because a parent may have moved
+ *     itself since its exec (a shell that writes $$ into cgroup.procs and then forks subshells).
+ *     That is one /proc read per parent per interval, not one per child.
+ *     Likewise a process's own entry older than that interval is re-read at its exit (it may
+ *     still be readable as a zombie), for processes moved without an exec.
+ *  4. Otherwise /proc/PID itself (a process exec'd before start, whose exec we never saw), and then
+ *     the parent.
+ *
+ * Entries are keyed by thread-group id as the kernel reports it in the initial PID namespace
+ * (exit records and exec events both carry initial-namespace pids; /proc must be that namespace's:
+ * hostPID, or `procRoot` pointing at a host /proc mount). A pid can be reused, so an entry also
+ * records which process it describes: its start time once a record told it, else the time it was
+ * captured (an entry captured before a process started cannot describe it).
+ */
+import type { ComponentTelemetry, Logger } from '../../src/api/index.js';
+import type { TaskRecord } from './record.js';
+import { readlinkSync } from 'node:fs';
+import {
+  ProcFileReader, StringInterner, chooseCgroupSelector, parseProcCgroupBytes, type CgroupSelector,
+} from './cgroup-path.js';
+import { ExecWatcher, cmdlineText, type ExecInfo, type ExecWatcherStats } from './proc-connector.js';
+
+/** ac_flag: the task forked and never exec'd. */
+const AFORK = 0x01;
+
+export interface ProcessMetadataOptions {
+  /** On a host without cgroup v2: which v1 hierarchy names a process's cgroup (`cpuacct`, `name=systemd`). */
+  cgroupV1Hierarchy?: string;
+  /** Read /proc/PID/cmdline (arguments joined by spaces, at most `maxCommandLineBytes`). */
+  commandLine: boolean;
+  /** Read /proc/PID/exe. */
+  executablePath: boolean;
+  /** Where the initial PID namespace's /proc is mounted; default `/proc`. */
+  procRoot?: string;
+  logger: Logger;
+  telemetry: ComponentTelemetry;
+  /** Upper bound of cached processes; the least recently used eighth is evicted beyond it. Default 65,536. */
+  maxEntries?: number;
+  /**
+   * A cached cgroup older than this is re-read when it is used for an exit record: for a parent
+   * whose forked children exit (at most once per interval), and for a process's own exit (it may
+   * still be readable as a zombie). Catches processes moved to another cgroup without an exec.
+   * Default 1000 ms.
+   */
+  cgroupRecheckMs?: number;
+  /** Command lines longer than this are cut; default 4096 bytes. */
+  maxCommandLineBytes?: number;
+  /**
+   * Scheduling of the exec watcher thread (see proc-connector.ts): SCHED_FIFO 1 when
+   * `execWatcherRealtime` (default true) and permitted, else nice `execWatcherNice` (default -10).
+   * Both need CAP_SYS_NICE; without it the thread keeps normal priority and, on a CPU-starved
+   * host, misses more self-moving short-lived processes (counted as exec_metadata_missed).
+   */
+  execWatcherRealtime?: boolean;
+  execWatcherNice?: number;
+}
+
+interface Entry {
+  cgroup: string;
+  exePath: string;
+  cmdline: string;
+  /** Start time (seconds since the epoch) once a record told it; 0 while unknown. */
+  startTimeSec: number;
+  /** Wall-clock time (seconds) of the /proc read that created the entry: it describes a process started before. */
+  capturedSec: number;
+  /** Monotonic time (ms) of the last /proc read of the cgroup. */
+  readMs: number;
+  /** Whether the cgroup was re-read since the entry last served as a parent (see rule 3). */
+  checkedAsParent: boolean;
+  /** Access tick, for evicting the least recently used entries. */
+  lastUsed: number;
+  /** The exec watcher's sequence for this pid's slot when the entry was built (see proc-connector.ts). */
+  execSeq: number;
+  /**
+   * A tombstone: the process ended while an exec of it was still in the watcher's hands. The late
+   * result (sequence <= execSeq) is dropped instead of creating an entry that a new process with
+   * the same pid could inherit. Treated as no entry otherwise.
+   */
+  ended: boolean;
+}
+
+/** Counters for tests and the README's figures (self-telemetry counts the same things). */
+export interface ProcessMetadataStats {
+  /** /proc files read (cgroup, exe, cmdline), successful or not. */
+  procReads: number;
+  execEvents: number;
+  /** Exit records filled from the process's own entry. */
+  exitOwn: number;
+  /** Exit records filled from the parent's entry. */
+  exitParent: number;
+  /** Exit records left without metadata (no entry, process and parent unreadable). */
+  exitUnknown: number;
+  evictions: number;
+  overflows: number;
+}
+
+export class ProcessMetadata {
+  private readonly cache = new Map<number, Entry>();
+  private readonly reader = new ProcFileReader();
+  private readonly interner = new StringInterner();
+  private readonly procRoot: string;
+  private readonly selector: CgroupSelector;
+  private readonly maxEntries: number;
+  private readonly cgroupRecheckMs: number;
+  private readonly maxCmdline: number;
+  private watcher: ExecWatcher | undefined;
+  private tick = 0;
+  private lastOverflowLogMs = 0;
+  private overflowsSinceLog = 0;
+  /** Where the last fillExit took its metadata from (diagnostics in tests). */
+  lastExitSource: 'entry' | 'zombie' | 'read' | 'parent' | 'none' = 'none';
+  readonly stats: ProcessMetadataStats = {
+    procReads: 0, execEvents: 0, exitOwn: 0, exitParent: 0, exitUnknown: 0, evictions: 0, overflows: 0,
+  };
+  private readonly overflowCounter: { add(v: number): void };
+  private readonly evictionCounter: { add(v: number): void };
+  private readonly execMissedCounter: { add(v: number): void };
+
+  constructor(private readonly o: ProcessMetadataOptions) {
+    this.procRoot = o.procRoot ?? '/proc';
+    this.maxEntries = Math.max(16, o.maxEntries ?? 65_536);
+    this.cgroupRecheckMs = o.cgroupRecheckMs ?? 1000;
+    this.maxCmdline = o.maxCommandLineBytes ?? 4096;
+    const own = this.reader.readText(`${this.procRoot}/self/cgroup`);
+    if (own === undefined) throw new Error(`cannot read ${this.procRoot}/self/cgroup (is procRoot a proc file system?)`);
+    this.selector = chooseCgroupSelector(own, o.cgroupV1Hierarchy);
+    this.overflowCounter = o.telemetry.counter(
+      'proc_connector_overflows',
+      'Times the kernel dropped process events because the proc connector socket was full (exec metadata lost)',
+    );
+    this.evictionCounter = o.telemetry.counter(
+      'process_metadata_evictions', 'Process metadata cache entries evicted because the cache reached its size bound',
+    );
+    this.execMissedCounter = o.telemetry.counter(
+      'exec_metadata_missed', 'Exec events whose process had ended before its cgroup could be read',
+    );
+  }
+
+  /** Entries cached, tombstones included (for a gauge). */
+  get size(): number {
+    return this.cache.size;
+  }
+
+  /** Which line of /proc/PID/cgroup is used. */
+  get cgroupSelector(): CgroupSelector {
+    return this.selector;
+  }
+
+  /**
+   * Opens the proc connector (exec events) in its watcher thread. Needs CAP_NET_ADMIN in the
+   * initial user and PID namespaces; rejects with an error naming CAP_NET_ADMIN without it.
+   */
+  async start(): Promise<void> {
+    if (this.watcher) return;
+    const watcher = new ExecWatcher(
+      {
+        procRoot: this.procRoot, selector: this.selector, executablePath: this.o.executablePath,
+        commandLine: this.o.commandLine, maxCommandLineBytes: this.maxCmdline, nice: this.o.execWatcherNice,
+        realtime: this.o.execWatcherRealtime,
+      },
+      (info) => this.onExec(info),
+      (count) => this.onOverflow(count),
+      (count) => this.execMissedCounter.add(count),
+    );
+    await watcher.start();
+    this.watcher = watcher;
+    this.o.logger.info('process metadata: exec events from the proc connector', {
+      eventMask: watcher.masked ? 'exec' : 'all (kernel < 6.6)', watcherPriority: watcher.priority,
+    });
+  }
+
+  async shutdown(): Promise<void> {
+    const w = this.watcher;
+    this.watcher = undefined;
+    if (w) await w.stop();
+    this.cache.clear();
+  }
+
+  /** Watcher counters (exec events, misses, overflows, handling time), once started. */
+  get execWatcherStats(): ExecWatcherStats | undefined {
+    return this.watcher?.stats;
+  }
+
+  /** Whether the kernel applies the EXEC-only event mask (Linux >= 6.6). */
+  get execEventsMasked(): boolean {
+    return this.watcher?.masked ?? false;
+  }
+
+  /** The exec watcher thread's scheduling priority as obtained (`SCHED_FIFO 1`, `nice -10`, `unchanged`). */
+  get execWatcherPriority(): string {
+    return this.watcher?.priority ?? 'unchanged';
+  }
+
+  /** Fill rec.cgroup / rec.exePath / rec.cmdline for a live record (no /proc read after the first). */
+  fillLive(rec: TaskRecord): void {
+    this.watcher?.drain();
+    const key = rec.tgid > 0 ? rec.tgid : rec.pid;
+    let e = this.cache.get(key);
+    if (e !== undefined && (e.ended || !sameProcess(e, rec.startTimeSec))) e = undefined;
+    if (e === undefined) {
+      e = this.readEntry(key, true);
+      if (e === undefined) {
+        // Ended between the query and now: its parent is the best guess left.
+        this.fill(rec, this.parentEntry(rec.ppid));
+        return;
+      }
+      this.insert(key, e);
+    }
+    if (e.startTimeSec === 0) e.startTimeSec = rec.startTimeSec;
+    e.lastUsed = ++this.tick;
+    rec.cgroup = e.cgroup;
+    rec.exePath = e.exePath;
+    rec.cmdline = e.cmdline;
+  }
+
+  /**
+   * Fill metadata for an exit record (from what was captured at exec, or the parent's entry),
+   * then forget the process when processEnded (the last thread of the group exited).
+   * Needs tgid (or pid), and for forked children ppid and flags; a TGID aggregate record should
+   * carry the tgid of its group.
+   */
+  fillExit(rec: TaskRecord, processEnded: boolean): void {
+    const w = this.watcher;
+    w?.drain();
+    const key = rec.tgid > 0 ? rec.tgid : rec.pid;
+    let e = this.cache.get(key);
+    if (e !== undefined && (e.ended || !sameProcess(e, rec.startTimeSec))) {
+      if (!e.ended) this.cache.delete(key); // a previous process with the same pid, whose exit was never seen
+      e = undefined;
+    }
+    // An exec of this pid that the watcher received but whose result is not applied yet: the
+    // exit record overtook the watcher's /proc reads (or the reads missed the process).
+    const execPending = w !== undefined && (e !== undefined ? e.execSeq !== w.execSeqOf(key) : (rec.flags & AFORK) === 0);
+    if (e !== undefined && execPending) {
+      // The process itself (a zombie until reaped) tells its cgroup now; its new image's
+      // executable and command line are gone with its memory.
+      const cgroup = this.readCgroup(key);
+      if (cgroup !== undefined) {
+        this.stats.exitOwn++;
+        this.lastExitSource = 'zombie';
+        rec.cgroup = cgroup;
+        rec.exePath = '';
+        rec.cmdline = '';
+        this.forget(key, processEnded, w);
+        return;
+      }
+    }
+    if (e === undefined && ((rec.flags & AFORK) === 0 || rec.pid !== key)) {
+      // Exec'd but its exec was not seen (before start, or the connector overflowed), or a thread
+      // of a process we have not met yet: the process itself, if it is still readable.
+      e = this.readEntry(key, !processEnded);
+      if (e !== undefined && !processEnded) this.insert(key, e);
+      this.lastExitSource = 'read';
+    } else {
+      this.lastExitSource = 'entry';
+    }
+    if (e !== undefined) {
+      this.stats.exitOwn++;
+      if (performance.now() - e.readMs >= this.cgroupRecheckMs) {
+        // Lived long enough to have been moved since the read (no event tells): if it is still
+        // readable (a zombie not yet reaped), its cgroup now is the right one.
+        const cgroup = this.readCgroup(key);
+        if (cgroup !== undefined) e.cgroup = cgroup;
+        e.readMs = performance.now();
+      }
+      e.lastUsed = ++this.tick;
+      rec.cgroup = e.cgroup;
+      rec.exePath = e.exePath;
+      rec.cmdline = e.cmdline;
+    } else {
+      const p = this.parentEntry(rec.ppid);
+      this.lastExitSource = p !== undefined ? 'parent' : 'none';
+      if (p !== undefined) this.stats.exitParent++;
+      else this.stats.exitUnknown++;
+      this.fill(rec, p);
+    }
+    this.forget(key, processEnded, execPending ? w : undefined);
+  }
+
+  /**
+   * Drops an ended process's entry; when an exec result may still be on its way, leaves a
+   * tombstone so that the late result cannot resurrect the entry for a later process.
+   */
+  private forget(key: number, processEnded: boolean, pendingFrom: ExecWatcher | undefined): void {
+    if (!processEnded) return;
+    if (pendingFrom === undefined) {
+      this.cache.delete(key);
+      return;
+    }
+    const seq = pendingFrom.execSeqOf(key);
+    const e = this.cache.get(key);
+    if (e !== undefined) {
+      e.ended = true;
+      e.execSeq = seq;
+      e.lastUsed = ++this.tick;
+    } else {
+      this.insert(key, {
+        cgroup: '', exePath: '', cmdline: '', startTimeSec: 0, capturedSec: 0, readMs: 0, checkedAsParent: false,
+        lastUsed: ++this.tick, execSeq: seq, ended: true,
+      });
+    }
+  }
+
+  private fill(rec: TaskRecord, e: Entry | undefined): void {
+    if (e === undefined) {
+      rec.cgroup = '';
+      rec.exePath = '';
+      rec.cmdline = '';
+    } else {
+      rec.cgroup = e.cgroup;
+      rec.exePath = e.exePath;
+      rec.cmdline = e.cmdline;
+    }
+  }
+
+  /** The entry of a parent process, re-reading its cgroup when due (see rule 3 above). */
+  private parentEntry(ppid: number): Entry | undefined {
+    if (ppid <= 0) return undefined;
+    let p = this.cache.get(ppid);
+    if (p !== undefined && p.ended) p = undefined;
+    if (p === undefined) {
+      p = this.readEntry(ppid, true);
+      if (p === undefined) return undefined;
+      p.checkedAsParent = true;
+      this.insert(ppid, p);
+    } else if (!p.checkedAsParent || performance.now() - p.readMs >= this.cgroupRecheckMs) {
+      const cgroup = this.readCgroup(ppid);
+      if (cgroup !== undefined) p.cgroup = cgroup;
+      p.readMs = performance.now();
+      p.checkedAsParent = true;
+    }
+    p.lastUsed = ++this.tick;
+    return p;
+  }
+
+  /** Applies what the watcher thread read at an exec. */
+  private onExec(info: ExecInfo): void {
+    const [tgid, cgroupRaw, exePath, cmdline, capturedSec, execSeq] = info;
+    this.stats.execEvents++;
+    const cgroup = this.interner.intern(cgroupRaw);
+    const now = performance.now();
+    let e = this.cache.get(tgid);
+    if (e !== undefined && e.ended && execSeq - e.execSeq <= 0) return; // the ended process's own exec
+    if (e === undefined) {
+      e = { cgroup, exePath, cmdline, startTimeSec: 0, capturedSec, readMs: now, checkedAsParent: false, lastUsed: ++this.tick, execSeq, ended: false };
+      this.insert(tgid, e);
+    } else {
+      // exec keeps the pid: the same process (or a reused pid whose exit we missed) with a new image.
+      e.cgroup = cgroup;
+      e.exePath = exePath;
+      e.cmdline = cmdline;
+      e.startTimeSec = 0;
+      e.capturedSec = capturedSec;
+      e.readMs = now;
+      e.checkedAsParent = false;
+      e.lastUsed = ++this.tick;
+      e.execSeq = execSeq;
+      e.ended = false;
+    }
+  }
+
+  private onOverflow(count: number): void {
+    this.stats.overflows += count;
+    this.overflowCounter.add(count);
+    this.overflowsSinceLog += count;
+    const now = Date.now();
+    if (now - this.lastOverflowLogMs >= 10_000) {
+      this.o.logger.warn(
+        'proc connector overflowed: exec events were lost, so processes that moved to another cgroup right before exec '
+        + 'may be attributed to their parent\'s cgroup; the agent is not keeping up with the exec rate (CPU-starved?)',
+        { key: 'proc_connector_overflow', overflows: this.overflowsSinceLog },
+      );
+      this.lastOverflowLogMs = now;
+      this.overflowsSinceLog = 0;
+    }
+  }
+
+  private readEntry(tgid: number, withDetails: boolean): Entry | undefined {
+    const cgroup = this.readCgroup(tgid);
+    if (cgroup === undefined) return undefined;
+    return {
+      cgroup,
+      exePath: withDetails && this.o.executablePath ? this.readExe(tgid) : '',
+      cmdline: withDetails && this.o.commandLine ? this.readCmdline(tgid) : '',
+      startTimeSec: 0,
+      capturedSec: Date.now() / 1000,
+      readMs: performance.now(),
+      checkedAsParent: false,
+      lastUsed: ++this.tick,
+      // Read after every exec of this pid received so far: it reflects them.
+      execSeq: this.watcher?.execSeqOf(tgid) ?? 0,
+      ended: false,
+    };
+  }
+
+  private readCgroup(tgid: number): string | undefined {
+    this.stats.procReads++;
+    const n = this.reader.readBytes(`${this.procRoot}/${tgid}/cgroup`, 1 << 16);
+    if (n <= 0) return undefined; // a zombie that was reaped, or a kernel thread race: empty
+    const path = parseProcCgroupBytes(this.reader.bytes(), n, this.selector);
+    return path === undefined ? undefined : this.interner.intern(path);
+  }
+
+  private readExe(tgid: number): string {
+    this.stats.procReads++;
+    try {
+      return readlinkSync(`${this.procRoot}/${tgid}/exe`);
+    } catch {
+      return ''; // kernel threads have none; or the process ended
+    }
+  }
+
+  private readCmdline(tgid: number): string {
+    this.stats.procReads++;
+    const n = this.reader.readBytes(`${this.procRoot}/${tgid}/cmdline`, this.maxCmdline);
+    return n <= 0 ? '' : cmdlineText(this.reader.bytes(), n);
+  }
+
+  private insert(key: number, e: Entry): void {
+    this.cache.set(key, e);
+    if (this.cache.size > this.maxEntries) this.evict();
+  }
+
+  /** Drops the least recently used eighth (amortised: one sort per maxEntries/8 insertions). */
+  private evict(): void {
+    const n = this.cache.size;
+    const drop = Math.max(1, n >> 3);
+    const ticks = new Float64Array(n);
+    let i = 0;
+    for (const e of this.cache.values()) ticks[i++] = e.lastUsed;
+    ticks.sort();
+    const threshold = ticks[drop - 1]!;
+    let dropped = 0;
+    for (const [k, e] of this.cache) {
+      if (dropped >= drop) break;
+      if (e.lastUsed <= threshold) {
+        this.cache.delete(k);
+        dropped++;
+      }
+    }
+    this.stats.evictions += dropped;
+    this.evictionCounter.add(dropped);
+  }
+}
+
+/**
+ * Whether a cached entry describes the process that started at startTimeSec. Record start times
+ * are whole seconds computed by the kernel from the wall clock minus the elapsed time, so they
+ * can differ by one second between two records of the same process.
+ */
+function sameProcess(e: Entry, startTimeSec: number): boolean {
+  if (startTimeSec <= 0) return true;
+  if (e.startTimeSec > 0) return Math.abs(e.startTimeSec - startTimeSec) <= 1;
+  return e.capturedSec >= startTimeSec - 1;
+}
