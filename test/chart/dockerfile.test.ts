@@ -227,6 +227,10 @@ describe('Dockerfile (checked without a Docker engine)', { timeout: 180_000 }, (
     assert.ok(native, 'koffi declares its linux native package as an optional dependency');
     const nativeEntry = lock.packages[`node_modules/${native}`];
     assert.ok(nativeEntry && nativeEntry.optional === true && nativeEntry.dev !== true, `${native} is locked, optional, not dev`);
+    // Multi-arch images (amd64 and arm64 nodes): npm ci picks the native package of the build platform.
+    for (const arch of ['x64', 'arm64']) {
+      assert.equal(lock.packages[`node_modules/@koromix/koffi-linux-${arch}`]?.optional, true, `koffi-linux-${arch} is in the lock`);
+    }
   });
 
   test('replaying the stages on the real files gives an image tree whose ENTRYPOINT runs the agent', () => {
