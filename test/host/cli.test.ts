@@ -46,6 +46,18 @@ describe('cli', { timeout: 90_000 }, () => {
     }
   });
 
+  test('commands of built-in plugins are listed in --help and dispatched (their --help prints their usage)', async () => {
+    const { builtinPlugins } = await import('../../plugins/index.js');
+    const commands = builtinPlugins.flatMap((p) => p.commands ?? []);
+    const help = await runCli(['--help']);
+    for (const c of commands) {
+      assert.ok(help.stdout.includes(`  ${c.name} `) && help.stdout.includes(c.summary), `${c.name} missing from --help`);
+      const r = await runCli([c.name, '--help']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), c.usage.trim());
+    }
+  });
+
   test('usage errors exit 2: unknown command, unknown option, bad --log-level', async () => {
     const a = await runCli(['frobnicate']);
     assert.equal(a.code, 2);
