@@ -7,7 +7,7 @@
 // exit, and the ratio receiver / floor. Target: 0 lost, ratio <= 2.5.
 // usage: npm run bench:receiver [-- --seconds 5 --runs 3]
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, existsSync } from 'node:fs';
+import { mkdirSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -60,7 +60,7 @@ function collect(child) {
     child.once('exit', () => resolve(s.trim()));
   });
 }
-const cpus = (await import('node:fs')).readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim();
+const cpus = readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim();
 
 async function once() {
   const loops = [0, 1].map(() => spawn(join(out, 'forkloop'), [String(seconds)], { stdio: ['pipe', 'pipe', 'inherit'] }));
@@ -82,6 +82,7 @@ async function once() {
 }
 
 const results = [];
+const warnings = new Set();
 for (let i = 0; i < runs; i++) {
   const x = await once();
   const fus = x.floor.cpu_us / x.children;
@@ -91,8 +92,10 @@ for (let i = 0; i < runs; i++) {
     `run ${i + 1}: ${x.children} exits (${Math.round(x.rate)}/s) | floor: lost ${x.children - x.floor.exits}, ${fus.toFixed(1)} us/exit | ` +
       `receiver: lost ${x.children - x.receiver.exits}, kernel drops ${x.receiver.kernel_drops}, ${rus.toFixed(1)} us/exit, ${x.receiver.samples} samples in ${x.receiver.batches} batches | ratio ${(rus / fus).toFixed(2)}x`,
   );
-  if (x.receiver.warnings.length) console.log('  receiver warnings:', x.receiver.warnings);
+  for (const w of x.receiver.warnings) warnings.add(w);
 }
+for (const w of warnings) console.log(`receiver warning: ${w}`);
+console.log(`load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
 const med = (a) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)];
 const lostFloor = results.reduce((s, x) => s + x.children - x.floor.exits, 0);
 const lostReceiver = results.reduce((s, x) => s + x.children - x.receiver.exits, 0);
