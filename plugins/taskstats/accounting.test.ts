@@ -382,6 +382,35 @@ describe('ProcessAccounting', () => {
     assertTotals(sums(out, (s) => s.attributes['process.pid'] === 1000), p.total());
   });
 
+  test('per-process mode: a process renamed by exec ends its old series (final sample), totals stay whole', () => {
+    const { acc } = accounting(true);
+    const stage = new MetricsStage({
+      seriesLimit: 100, endedSeriesTtlMs: 0, resource: buildResource({}),
+      telemetry: new RecordingTelemetry(), logger: new RecordingLogger(),
+    });
+    const p = new SimProcess(1200, START, 'sh', '/c').work(1200, 1);
+    let out: SampleBatch = [];
+    acc.live(p.live(), T0, out);
+    stage.add(out);
+    stage.collect(T0);
+    p.comm = 'java';
+    p.work(1200, 2);
+    out = [];
+    acc.live(p.live(), T0 + 10_000, out);
+    assert.equal(out.length, 2);
+    assert.equal(out[0]!.final, true);
+    assert.equal(out[0]!.attributes['process.executable.name'], 'sh');
+    assert.equal(out[1]!.attributes['process.executable.name'], 'java');
+    stage.add(out);
+    const c = stage.collect(T0 + 10_000).cumulative();
+    const sh = valueOf(c, 'process.cpu.time', { 'process.executable.name': 'sh', 'cpu.mode': 'user' });
+    const java = valueOf(c, 'process.cpu.time', { 'process.executable.name': 'java', 'cpu.mode': 'user' });
+    assert.ok(Math.abs(sh + java - p.total().userUs / 1e6) < 1e-9);
+    // the old series was exported a last time and is now gone
+    assert.equal(valueOf(stage.collect(T0 + 20_000).cumulative(), 'process.cpu.time', { 'process.executable.name': 'sh' }), 0);
+    assert.equal(stage.size, 1);
+  });
+
   test('through the metrics stage: cumulative sums per workload equal the truth', () => {
     const { acc } = accounting();
     const stage = new MetricsStage({

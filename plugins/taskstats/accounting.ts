@@ -94,6 +94,8 @@ interface ProcessState {
   delayMaxNs: Float64Array | null;
   /** Sweep in which the process was last seen (live or by a thread exit). */
   sweep: number;
+  /** A sample with the current attributes was emitted. */
+  sampled: boolean;
 }
 
 /** Copy a record's cumulative counters into `d` (RAW order); negative / NaN inputs read as 0. */
@@ -147,8 +149,15 @@ function readDelayMax(r: TaskRecord, d: Float64Array): void {
   d[7] = r.irqDelayMaxNs;
 }
 
+// Processes ending in a burst mostly started in the same second: remember the last conversion.
+let lastRfc3339Sec = -1;
+let lastRfc3339 = '';
 function rfc3339(sec: number): string {
-  return new Date(sec * 1000).toISOString().replace('.000Z', 'Z');
+  if (sec !== lastRfc3339Sec) {
+    lastRfc3339 = new Date(sec * 1000).toISOString().replace('.000Z', 'Z');
+    lastRfc3339Sec = sec;
+  }
+  return lastRfc3339;
 }
 
 export class ProcessAccounting {
@@ -231,9 +240,12 @@ export class ProcessAccounting {
       this.table.set(tgid, st);
     } else {
       if (st.startTimeSec === 0) st.startTimeSec = rec.startTimeSec;
+      const before = st.attributes;
       this.updateIdentity(st, rec.comm, rec.cgroup, rec.cmdline, rec.exePath);
+      if (this.perProcess && st.attributes !== before && st.sampled) this.endSeries(before, st.context, nowMs, out);
     }
     st.sweep = this.sweep;
+    st.sampled = true;
 
     const values = new Float64Array(this.valueCount);
     const reported = st.reported;
@@ -318,8 +330,10 @@ export class ProcessAccounting {
     let context: Attributes | undefined;
     if (st !== undefined) {
       // The final thread may be a worker with its own name: only the leader's record renames.
+      const before = st.attributes;
       if (isLeader) this.updateIdentity(st, thread.comm, thread.cgroup, thread.cmdline, thread.exePath);
       else this.updateIdentity(st, st.comm === '' ? thread.comm : st.comm, thread.cgroup, '', '');
+      if (this.perProcess && st.attributes !== before && st.sampled) this.endSeries(before, st.context, nowMs, out);
       attributes = st.attributes;
       context = st.context;
       if (fromReplaced) this.replaced.delete(tgid);
@@ -374,10 +388,18 @@ export class ProcessAccounting {
 
   private forget(st: ProcessState, nowMs: number, out: SampleBatch): void {
     this.lostCounter.add(1);
-    if (!this.perProcess) return; // nothing to add; a shared series must not look ended
+    if (this.perProcess && st.sampled) this.endSeries(st.attributes, st.context, nowMs, out);
+  }
+
+  /**
+   * Per-process mode: a final sample with nothing to add, so that the metrics stage expires a
+   * process's series (lost process, or attributes that changed: exec renamed it, it moved).
+   * Not in aggregate mode: the series is shared and must not look ended.
+   */
+  private endSeries(attributes: Attributes, context: Attributes | undefined, nowMs: number, out: SampleBatch): void {
     const values = new Float64Array(this.valueCount);
     for (let i = VALUE.PEAK_RSS; i < this.valueCount; i++) values[i] = NaN; // gauges: keep the last
-    out.push({ schema: this.schema, attributes: st.attributes, context: st.context, values, final: true, timeMs: nowMs });
+    out.push({ schema: this.schema, attributes, context, values, final: true, timeMs: nowMs });
   }
 
   /** Does a live reading (start time, counters) continue the tracked process? */
@@ -411,6 +433,7 @@ export class ProcessAccounting {
       peakVmKb: 0,
       delayMaxNs: null,
       sweep: this.sweep,
+      sampled: false,
     };
     st.attributes = this.attributesFor(st.comm, st.cgroup, tgid, st.startTimeSec);
     st.context = this.contextFor(st.cmdline, st.exePath, tgid);
