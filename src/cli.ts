@@ -109,7 +109,7 @@ function parse(argv: string[], options: Record<string, { type: 'string' | 'boole
 async function builtinRegistry(): Promise<Registry> {
   const registry = new Registry();
   const { builtinPlugins } = await import('../plugins/index.js');
-  for (const plugin of builtinPlugins) registry.registerPlugin(plugin, 'built-in', { withCommands: true });
+  for (const plugin of builtinPlugins) registry.registerPlugin(plugin, 'built-in', { withCommands: true, compileSchemas: false });
   return registry;
 }
 

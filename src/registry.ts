@@ -32,13 +32,13 @@ export class Registry {
    * Registers every factory of a plugin module after checking its shape. Throws PluginError
    * naming the source for the first problem (nothing of that module is registered then).
    */
-  registerPlugin(mod: unknown, source: string, opts: { withCommands?: boolean } = {}): void {
+  registerPlugin(mod: unknown, source: string, opts: { withCommands?: boolean; compileSchemas?: boolean } = {}): void {
     if (typeof mod !== 'object' || mod === null) throw new PluginError(source, 'the default export must be an object like definePlugin({ factories: [...] })');
     const plugin = mod as PluginModule;
     if (!Array.isArray(plugin.factories)) throw new PluginError(source, 'the default export has no "factories" array (use definePlugin({ factories: [...] }))');
     const seen = new Set<string>();
     plugin.factories.forEach((f, i) => {
-      this.checkFactory(f, `${source}: factories[${i}]`);
+      this.checkFactory(f, `${source}: factories[${i}]`, opts.compileSchemas ?? true);
       const key = `${f.kind}/${f.type}`;
       const existing = this.byKind.get(f.kind)!.get(f.type);
       if (existing) throw new PluginError(source, `${f.kind} type "${f.type}" is already registered by ${existing.source}`);
@@ -58,7 +58,8 @@ export class Registry {
     if (opts.withCommands) for (const c of commands) this.commands.set(c.name, { command: c, source });
   }
 
-  private checkFactory(f: unknown, where: string): asserts f is ComponentFactory {
+  /** `compileSchema` false defers the schema check to first use (start-up time of the CLI). */
+  private checkFactory(f: unknown, where: string, compileSchema: boolean): asserts f is ComponentFactory {
     const source = where.split(': ')[0]!;
     const rest = where.slice(source.length + 2);
     const fail = (msg: string): never => {
@@ -75,10 +76,12 @@ export class Registry {
     if (typeof x.create !== 'function') fail(`${label}: create must be a function`);
     if (x.validate !== undefined && typeof x.validate !== 'function') fail(`${label}: validate must be a function`);
     if (typeof x.configSchema !== 'object' || x.configSchema === null) fail(`${label}: configSchema must be a JSON schema object`);
-    try {
-      this.validator.compile(x.configSchema as Record<string, unknown>);
-    } catch (err) {
-      fail(`${label}: invalid configSchema: ${(err as Error).message}`);
+    if (compileSchema) {
+      try {
+        this.validator.compile(x.configSchema as Record<string, unknown>);
+      } catch (err) {
+        fail(`${label}: invalid configSchema: ${(err as Error).message}`);
+      }
     }
   }
 
