@@ -1,16 +1,17 @@
 /**
  * The real agent, run the way the chart runs it: the configuration rendered by the chart, uid
  * 10001, every capability dropped except NET_ADMIN, no_new_privs (allowPrivilegeEscalation:
- * false), and a node binary with the image's file capability cap_net_admin+ep. It must register
+ * false), a read-only root file system with a small tmpfs on /tmp (readOnlyRootFilesystem and the
+ * chart's emptyDir; done in a private mount namespace), and a node binary with the image's file
+ * capability cap_net_admin+ep. It must register
  * its exit listener, count exits of processes it did not start, answer /healthz and /readyz on
  * the telemetry address the probes use, and export over OTLP to a local receiver.
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findObject, renderChart, repoRoot, type K8sObject } from '../support/helm.js';
 
@@ -57,7 +58,9 @@ describe("the agent under the chart's security context (real kernel)", { skip, t
   let stderr = '';
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'taskstats-secctx-'));
+    // Not under /tmp: the agent's mount namespace gets its own empty tmpfs there.
+    mkdirSync(join(repoRoot, '.cache'), { recursive: true });
+    dir = mkdtempSync(join(repoRoot, '.cache', 'secctx-'));
     chmodSync(dir, 0o755);
     sink = createServer((req, res) => {
       let bytes = 0;
@@ -76,7 +79,7 @@ describe("the agent under the chart's security context (real kernel)", { skip, t
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('exit events, probes and OTLP export work with NET_ADMIN only as uid 10001 under no_new_privs', async () => {
+  test('exit events, probes and OTLP export work with NET_ADMIN only, as uid 10001, under no_new_privs, on a read-only root', async () => {
     const telemetryPort = await freePort();
     const objects = renderChart({
       set: {
@@ -104,8 +107,13 @@ describe("the agent under the chart's security context (real kernel)", { skip, t
 
     const caps = sc.capabilities.add.map((c) => `,+${c.toLowerCase()}`).join('');
     agent = spawn(
-      'setpriv',
+      'unshare',
       [
+        // readOnlyRootFilesystem + the emptyDir on /tmp, in a private mount namespace.
+        '--mount', '--propagation', 'private', 'sh', '-c',
+        // The touch proves the root is read-only before the agent starts (the && chain stops otherwise).
+        `mount -o remount,bind,ro / && mount -t tmpfs -o size=16m,mode=1777 tmpfs /tmp && ! touch ${dir}/rw-probe 2>/dev/null && exec "$@"`, 'sh',
+        'setpriv',
         `--reuid=${sc.runAsUser}`, `--regid=${sc.runAsUser}`, '--clear-groups', '--inh-caps=-all',
         `--bounding-set=-all${caps}`, '--no-new-privs', '--',
         node, join(repoRoot, 'bin', 'taskstats-agent'), 'run', '--config', config,
@@ -142,7 +150,7 @@ describe("the agent under the chart's security context (real kernel)", { skip, t
     assert.ok(exits >= 20, `exits_received = ${exits} after 20 exits\n${metrics}\n${stderr}`);
     assert.ok(exports.length > 0, `no OTLP export arrived\n${stderr}`);
     assert.ok(exports.every((e) => e.path === '/v1/metrics'), JSON.stringify(exports.slice(0, 3)));
-    assert.doesNotMatch(stderr, /EPERM|permission denied|EINVAL/i);
+    assert.doesNotMatch(stderr, /EPERM|permission denied|EINVAL|EROFS|read-only file system/i);
 
     agent.kill('SIGTERM');
     const code = await Promise.race([new Promise((r) => agent!.once('exit', (c) => r(c))), sleep(15_000).then(() => 'timeout')]);
