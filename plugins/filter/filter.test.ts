@@ -136,7 +136,7 @@ describe('filter processor', () => {
     assert.deepEqual(out.map((s) => s.attributes[ATTR.EXECUTABLE_NAME]), ['nginx']);
   });
 
-  test('decision is cached per attributes object and follows a replaced object', async () => {
+  test('decision is cached per (cgroup, command) and follows a replaced attributes object', async () => {
     const p = await make({ include: { match_type: 'regexp', commands: ['^ngin'] } });
     const shared = attrs('nginx', '/a');
     const batch = Array.from({ length: 1000 }, () => sample(shared));

@@ -108,6 +108,10 @@ export class K8sAttributesProcessor implements Processor {
     for (let i = 0; i < batch.length; i++) {
       const sample = batch[i]!;
       const input = sample.attributes;
+      // Not a container: nothing to add, and no per-object cache entry (cheap for sources that
+      // make a new attributes object per process).
+      const cgroup = input[ATTR.CGROUP];
+      if (typeof cgroup !== 'string' || this.factsFor(cgroup) === null) continue;
       let e = this.enriched.get(input);
       if (e === undefined || (e.podUid !== undefined && e.pod !== store.get(e.podUid))) {
         e = this.enrich(input);
@@ -128,7 +132,8 @@ export class K8sAttributesProcessor implements Processor {
     if (facts.podUid !== undefined && !pod && this.watcher) this.podsNotFound.add(1);
     const container = pod && facts.containerId !== undefined ? pod.containers.get(facts.containerId) : undefined;
     if (!facts.attributes && !pod) return { output: input, podUid: facts.podUid, pod };
-    const output: Attributes = { ...input, ...facts.attributes, ...pod?.podAttributes, ...container };
+    // Object.assign, not spread: measured ~20x cheaper here for these dotted-key objects (bench/processors)
+    const output: Attributes = Object.assign({}, input, facts.attributes, pod?.podAttributes, container);
     return { output, podUid: facts.podUid, pod };
   }
 
