@@ -61,7 +61,7 @@ export interface AccountingOptions {
   telemetry: ComponentTelemetry;
 }
 
-/** ac_flag: this record is the last thread of its process (kernel >= 5.19, struct version >= 12). */
+/** ac_flag: this record is the last thread of its process (struct taskstats version >= 12). */
 const AGROUP = 0x20;
 /** A live reading whose CPU run time is this much below what was reported is another process. */
 const CPU_BACKWARDS_NS = 10e6;
