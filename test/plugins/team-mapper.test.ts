@@ -144,6 +144,9 @@ service:
     assert.equal(byCgroup.get('/system.slice/postgresql@15-main.service')?.team, 'data');
     assert.equal(byCgroup.get('/user.slice/user-1000.slice/session-1.scope')?.team, 'unowned');
     assert.equal(points('broken.jsonl').length, 0, 'the broken pipeline delivered nothing');
+    // the plugin's own counter, at the agent's /metrics
+    const mapped = [...m.entries()].find(([k]) => k.startsWith('taskstats_agent_processor_workloads_mapped_total{') && k.includes('component_id="team_mapper"') && k.includes('team="platform"'));
+    assert.equal(mapped?.[1], 1, 'one workload mapped to platform');
     assert.ok(agent.logs().some((l) => l.msg === 'processor failed: batch dropped'), 'the failure is logged');
     const stop = await agent.stop();
     assert.equal(stop.code, 0, agent.stderr);
