@@ -306,6 +306,8 @@ export class ProcessAccounting {
           return;
         }
       } else if (isLeader) {
+        // The leader's record carries the process's start time and name.
+        if (st.startTimeSec === 0) st.startTimeSec = thread.startTimeSec;
         this.updateIdentity(st, thread.comm, thread.cgroup, thread.cmdline, thread.exePath);
       }
       if (!fromReplaced) st.sweep = this.sweep;
