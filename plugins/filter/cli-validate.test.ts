@@ -1,0 +1,77 @@
+/**
+ * Config errors of the built-in processors as a user sees them: `taskstats-agent validate` on a
+ * full config file (the real CLI as a process), each problem with its file position and path.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { runCli, tempDir } from '../../test/host/helpers.js';
+
+const tmp = tempDir('taskstats-filter-validate-');
+after(() => tmp.remove());
+
+test('validate names the config path and line of every bad pattern and k8sattributes key', { timeout: 60_000 }, async () => {
+  const file = tmp.write(
+    'bad.yaml',
+    `receivers:
+  taskstats: {}
+processors:
+  filter/a:
+    include:
+      match_type: regexp
+      commands: ['^nginx$', 'postgres', '(unclosed']
+  filter/b:
+    exclude:
+      match_type: glob
+      cgroups: ['/system.slice/*', '/kubepods/[abc']
+  filter/c:
+    include:
+      match_type: fuzzy
+      commands: [x]
+  k8sattributes:
+    auth_type: none
+    extract:
+      metadata: [k8s.pod.name, k8s.pod.colour]
+    pod_delete_grace: soon
+exporters:
+  debug: {}
+service:
+  pipelines:
+    metrics:
+      receivers: [taskstats]
+      processors: [filter/a, filter/b, filter/c, k8sattributes]
+      exporters: [debug]
+`,
+  );
+  const r = await runCli(['validate', '--config', file]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /bad\.yaml:7:\d+: processors\.filter\/a\.include\.commands\[2\]: invalid regexp pattern "\(unclosed"/);
+  assert.match(r.stderr, /bad\.yaml:11:\d+: processors\.filter\/b\.exclude\.cgroups\[1\]: invalid glob pattern "\/kubepods\/\[abc": unclosed "\["/);
+  assert.match(r.stderr, /bad\.yaml:14:\d+: processors\.filter\/c\.include\.match_type/);
+  assert.match(r.stderr, /processors\.k8sattributes\.extract\.metadata\[1\]/);
+  assert.match(r.stderr, /processors\.k8sattributes\.pod_delete_grace/);
+
+  const good = tmp.write(
+    'good.yaml',
+    `receivers:
+  taskstats: {}
+processors:
+  filter/pods:
+    include: {match_type: glob, cgroups: ['/kubepods.slice/**', '/kubepods/**']}
+  filter/noise:
+    exclude: {match_type: regexp, commands: ['^(ba|da|z)?sh$'], match_command_line: true}
+  k8sattributes:
+    auth_type: none
+    pod_delete_grace: 90s
+exporters:
+  debug: {}
+service:
+  pipelines:
+    metrics:
+      receivers: [taskstats]
+      processors: [filter/pods, filter/noise, k8sattributes]
+      exporters: [debug]
+`,
+  );
+  const ok = await runCli(['validate', '--config', good]);
+  assert.equal(ok.code, 0, ok.stderr);
+});
