@@ -29,7 +29,8 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, readlinkSync, mkdtempSync, copyFileSync, rmSync, chmodSync, existsSync } from 'node:fs';
+import { readFileSync, readlinkSync, mkdtempSync, copyFileSync, rmSync, chmodSync, existsSync, writeFileSync } from 'node:fs';
+import { chartDir, findObject, renderChart } from '../support/helm.js';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -337,6 +338,31 @@ describe('capabilities the agent needs (real kernel)', { skip, timeout: 120_000 
       assert.notEqual(notGranted.status, 0, 'exec of a cap_net_admin+ep binary without NET_ADMIN in the bounding set fails');
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("the chart's delay-accounting init container command turns kernel.task_delayacct on, and needs CAP_SYS_ADMIN", () => {
+    const sysctl = '/proc/sys/kernel/task_delayacct';
+    if (!existsSync(sysctl)) return; // kernel without CONFIG_TASK_DELAY_ACCT
+    const ds = findObject(renderChart({ valuesFiles: [join(chartDir, 'ci', 'delay-accounting-values.yaml')] }), 'DaemonSet') as unknown as {
+      spec: { template: { spec: { initContainers: { command: string[]; securityContext: { privileged: boolean } }[] } } };
+    };
+    const init = ds.spec.template.spec.initContainers[0]!;
+    assert.equal(init.securityContext.privileged, true);
+    const original = readFileSync(sysctl, 'utf8').trim();
+    try {
+      // Everything but CAP_SYS_ADMIN (root, writable /proc/sys): the kernel refuses the write.
+      const denied = spawnSync('setpriv', ['--inh-caps=-all', '--bounding-set=+all,-sys_admin', '--', ...init.command], { encoding: 'utf8', timeout: 10_000 });
+      assert.notEqual(denied.status, 0);
+      assert.match(denied.stderr, /Operation not permitted|I\/O error/); // dash reports the EPERM of write() as an I/O error
+      assert.equal(readFileSync(sysctl, 'utf8').trim(), original);
+      // As the privileged init container runs it.
+      const ok = spawnSync(init.command[0]!, init.command.slice(1), { encoding: 'utf8', timeout: 10_000 });
+      assert.equal(ok.status, 0, ok.stderr);
+      assert.equal(ok.stdout.trim(), 'kernel.task_delayacct = 1');
+      assert.equal(readFileSync(sysctl, 'utf8').trim(), '1');
+    } finally {
+      writeFileSync(sysctl, original);
     }
   });
 
