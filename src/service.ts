@@ -8,7 +8,7 @@
  * created once and receives the exports of every pipeline that lists it.
  */
 import type { Resource } from '@opentelemetry/resources';
-import type { Component, ComponentKind, Exporter, Logger, Processor, Receiver } from './api/index.js';
+import type { Component, ComponentKind, Exporter, ExporterFactory, Logger, Processor, ProcessorFactory, Receiver, ReceiverFactory } from './api/index.js';
 import type { AgentConfig, ComponentEntry } from './config/load.js';
 import { ComponentLogger, LogRateLimiter } from './logging.js';
 import type { PinoLogger } from './logging.js';
@@ -139,7 +139,7 @@ export class Service {
         if (exporterInstances.has(id)) continue;
         const entry = config.exporters.get(id)!;
         const ctx = { id, logger: this.componentLogger('exporter', id), telemetry: telemetry.forComponent('exporter', { 'component.id': id }) };
-        const exporter = await this.createOne(entry, () => (entry.factory as import('./api/index.js').ExporterFactory).create(ctx, entry.config));
+        const exporter = await this.createOne(entry, () => (entry.factory as ExporterFactory).create(ctx, entry.config));
         if (exporter.temporality !== 'cumulative' && exporter.temporality !== 'delta') {
           throw new ComponentFailure('exporter', id, 'create', new TypeError(`temporality must be "cumulative" or "delta" (got ${JSON.stringify(exporter.temporality)})`));
         }
@@ -163,7 +163,7 @@ export class Service {
           logger: this.componentLogger('processor', id, p.id),
           telemetry: telemetry.forComponent('processor', { 'component.id': id, 'pipeline.id': p.id }),
         };
-        const processor = await this.createOne(entry, () => (entry.factory as import('./api/index.js').ProcessorFactory).create(ctx, entry.config));
+        const processor = await this.createOne(entry, () => (entry.factory as ProcessorFactory).create(ctx, entry.config));
         if (typeof processor.process !== 'function') throw new ComponentFailure('processor', id, 'create', new TypeError('a processor needs process()'));
         this.processors.push({ kind: 'processor', id, pipelineId: p.id, component: processor, started: false });
         processorSlots.push({ id, processor });
@@ -216,7 +216,7 @@ export class Service {
       );
       this.fanOuts.push(next);
       const ctx = { id, logger, telemetry: telemetry.forComponent('receiver', { 'component.id': id }), next };
-      const receiver = await this.createOne(entry, () => (entry.factory as import('./api/index.js').ReceiverFactory).create(ctx, entry.config));
+      const receiver = await this.createOne(entry, () => (entry.factory as ReceiverFactory).create(ctx, entry.config));
       this.receivers.push({ kind: 'receiver', id, component: receiver, started: false });
     }
   }
