@@ -260,6 +260,9 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
     const N = 2000;
     const script = `echo $$ > ${target.procsFile}; i=0; while [ $i -lt ${N} ]; do ${join(dir, names.true1)}; (exit 0); i=$((i+1)); done`;
     const lostBefore = listener.lost;
+    const execsBefore = pm.stats.execEvents;
+    const threadCpuBefore = pm.execWatcher!.threadCpuNs();
+    const applyBefore = pm.execWatcher!.applyNs;
     assert.equal(await run(join(dir, names.loopSh), ['-c', script]), 0);
     const expectedLoopSh = N + 1; // the subshells and the shell itself
     await waitFor(() => (seen.get(names.true1)?.length ?? 0) >= N && (seen.get(names.loopSh)?.length ?? 0) >= expectedLoopSh, 20_000);
@@ -298,6 +301,9 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
     console.log(`# fillExit ns/exit (median, p90): exec'd program (own entry) ${pct(trues, 0.5)}, ${pct(trues, 0.9)}; `
       + `forked subshell (parent entry) ${pct(forked, 0.5)}, ${pct(forked, 0.9)}; timer overhead ${timerOverheadNs.toFixed(0)} ns subtracted`);
     console.log(`# metadata stats: ${JSON.stringify(pm.stats)}`);
+    const execs = pm.stats.execEvents - execsBefore;
+    console.log(`# exec cost (no cgroup moves): watcher thread CPU ${((pm.execWatcher!.threadCpuNs() - threadCpuBefore) / execs / 1000).toFixed(1)} us/exec, `
+      + `main thread ${((pm.execWatcher!.applyNs - applyBefore) / execs / 1000).toFixed(1)} us/exec over ${execs} exec events`);
   });
 
   test('processes that move themselves into the group right before exec, from a parent in another cgroup', async () => {
@@ -310,6 +316,8 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
     const lostBefore = listener.lost;
     const execsBefore = pm.stats.execEvents;
     const handlerBefore = pm.execWatcherStats!.handlerNs;
+    const threadCpuBefore = pm.execWatcher!.threadCpuNs();
+    const applyBefore = pm.execWatcher!.applyNs;
     const missedBefore = pm.execWatcherStats!.missed;
     assert.equal(await run('/bin/sh', ['-c', script]), 0);
     await waitFor(() => (seen.get(names.true2)?.length ?? 0) >= N && (seen.get(names.outerSh)?.length ?? 0) >= 1, 20_000);
@@ -330,7 +338,44 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
     assert.deepEqual(parent.map((s) => s.cgroup), [outer.cgroupPath], 'the parent stays in the other cgroup');
     const execs = pm.stats.execEvents - execsBefore;
     const perExecNs = (pm.execWatcherStats!.handlerNs - handlerBefore) / execs;
+    const threadCpuPerExec = (pm.execWatcher!.threadCpuNs() - threadCpuBefore) / execs;
+    const applyPerExec = (pm.execWatcher!.applyNs - applyBefore) / execs;
+    console.log(`# exec cost: watcher thread CPU ${(threadCpuPerExec / 1000).toFixed(1)} us/exec (schedstat: recv, /proc cgroup+exe+cmdline, post), `
+      + `main thread ${(applyPerExec / 1000).toFixed(1)} us/exec (receive + cache)`);
     console.log(`# self-moving programs: ${N}/${N} in the right cgroup, ${withCmdline} with the command line read at exec`);
-    console.log(`# exec watcher: ${execs} exec events, ${(perExecNs / 1000).toFixed(1)} us per exec in the watcher thread (/proc cgroup, exe, cmdline reads + post), ${pm.execWatcherStats!.missed - missedBefore} missed`);
+    console.log(`# exec watcher: ${execs} exec events, ${(perExecNs / 1000).toFixed(1)} us wall per exec in the watcher thread, ${pm.execWatcherStats!.missed - missedBefore} missed`);
+  });
+
+  test('cost of fillExit on the hot paths (CPU time, steady state)', () => {
+    // A live process with an entry (this test process), a forked child of it that never exec'd
+    // (parent entry), and an exec'd process's own entry; 200,000 calls each, measured in CPU time.
+    const rec = newTaskRecord();
+    rec.kind = 'exit';
+    const probe = newTaskRecord();
+    probe.pid = probe.tgid = process.pid;
+    pm.fillLive(probe); // seeds the entry of this process
+    const N = 200_000;
+    const cpuNs = (fn: () => void): number => {
+      const c0 = process.cpuUsage();
+      for (let i = 0; i < N; i++) fn();
+      const c = process.cpuUsage(c0);
+      return ((c.user + c.system) * 1000) / N;
+    };
+    // Forked child: unknown pid, AFORK, parent = this process.
+    const forked = cpuNs(() => {
+      rec.pid = rec.tgid = 4_000_000; rec.ppid = process.pid; rec.flags = 0x01; rec.startTimeSec = 0;
+      pm.fillExit(rec, true);
+    });
+    assert.equal(rec.cgroup, pm.cgroupSelector.kind === 'v2' ? readFileSync('/proc/self/cgroup', 'utf8').match(/^0::(.*)$/m)![1] : rec.cgroup);
+    // Own entry (exec'd process, or a thread of one): the entry of this process, not ended.
+    const own = cpuNs(() => {
+      rec.pid = rec.tgid = process.pid; rec.ppid = 1; rec.flags = 0; rec.startTimeSec = 0;
+      pm.fillExit(rec, false);
+    });
+    const baseline = cpuNs(() => {
+      rec.pid = rec.tgid = process.pid; rec.ppid = 1; rec.flags = 0; rec.startTimeSec = 0;
+    });
+    console.log(`# fillExit CPU: forked child via parent entry ${(forked - baseline).toFixed(0)} ns/exit, own entry ${(own - baseline).toFixed(0)} ns/exit (loop baseline ${baseline.toFixed(0)} ns subtracted)`);
+    assert.ok(forked - baseline < 5000 && own - baseline < 5000, 'fillExit stays in the sub-microsecond range, not a /proc read per exit');
   });
 });

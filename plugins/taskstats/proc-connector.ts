@@ -39,7 +39,7 @@
  */
 import koffi from 'koffi';
 import { release } from 'node:os';
-import { readlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
   MessageChannel, Worker, isMainThread, receiveMessageOnPort, workerData, type MessagePort,
@@ -319,6 +319,10 @@ export class ExecWatcher {
   masked = false;
   /** The watcher thread's scheduling priority as obtained: `SCHED_FIFO 1`, `nice -10`, `unchanged ...`. */
   priority = 'unchanged';
+  /** The watcher thread's kernel thread id (for its CPU time in /proc/self/task/TID/schedstat). */
+  threadId = 0;
+  /** Time the main thread spent applying results (receiving and caching them), nanoseconds. */
+  applyNs = 0;
 
   constructor(
     private readonly o: ExecWatcherOptions,
@@ -346,12 +350,13 @@ export class ExecWatcher {
         const onExit = (code: number) => reject(new Error(`proc connector thread exited with code ${code} before subscribing`));
         worker.once('error', onError);
         worker.once('exit', onExit);
-        port1.once('message', (m: { t: string; message?: string; masked?: boolean; priority?: string }) => {
+        port1.once('message', (m: { t: string; message?: string; masked?: boolean; priority?: string; tid?: number }) => {
           worker.off('error', onError);
           worker.off('exit', onExit);
           if (m.t === 'ready') {
             this.masked = m.masked === true;
             this.priority = m.priority ?? 'unchanged';
+            this.threadId = m.tid ?? 0;
             resolve();
           } else {
             reject(new Error(m.message ?? 'proc connector thread failed'));
@@ -385,9 +390,21 @@ export class ExecWatcher {
   }
 
   private apply(m: ExecInfo): void {
+    const t0 = performance.now();
     this.received++;
     this.onExec(m);
     this.checkOverflows();
+    this.applyNs += (performance.now() - t0) * 1e6;
+  }
+
+  /** CPU time the watcher thread has used so far (ns), from the kernel's schedstat; 0 if unknown. */
+  threadCpuNs(): number {
+    if (this.threadId === 0) return 0;
+    try {
+      return Number(readFileSync(`/proc/self/task/${this.threadId}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      return 0;
+    }
   }
 
   private checkOverflows(): void {
@@ -432,8 +449,8 @@ function runExecWatcher(data: { options: ExecWatcherOptions; shared: Float64Arra
     port.close();
     return;
   }
-  const priority = raiseThreadPriority(o.nice ?? -10, o.realtime ?? true);
-  port.postMessage({ t: 'ready', masked: connector.masked, priority });
+  const { priority, tid } = raiseThreadPriority(o.nice ?? -10, o.realtime ?? true);
+  port.postMessage({ t: 'ready', masked: connector.masked, priority, tid });
   const reader = new ProcFileReader();
   const root = o.procRoot;
   // Work queue, in order of arrival. The socket is drained (without blocking) before every step,
@@ -493,7 +510,7 @@ function runExecWatcher(data: { options: ExecWatcherOptions; shared: Float64Arra
       const tgid = tgids[i]!;
       let exe = '';
       if (o.executablePath) {
-        try { exe = readlinkSync(`${root}/${tgid}/exe`); } catch { /* ended, or a kernel thread */ }
+        exe = reader.readLink(`${root}/${tgid}/exe`); // '' when ended, or a kernel thread
       }
       let cmdline = '';
       if (o.commandLine) {
@@ -522,23 +539,25 @@ export function cmdlineText(b: Buffer, n: number): string {
  * Raises this thread's scheduling priority (Linux priorities are per thread): SCHED_FIFO 1 when
  * asked and permitted, else the nice value. Refusal is not an error; returns what was obtained.
  */
-function raiseThreadPriority(nice: number, realtime: boolean): string {
+function raiseThreadPriority(nice: number, realtime: boolean): { priority: string; tid: number } {
+  let tid = 0;
   try {
     const lib = koffi.load('libc.so.6');
     const syscall = lib.func('long syscall(long number)');
     const SYS_gettid = process.arch === 'arm64' ? 178 : 186;
-    const tid = Number(syscall(SYS_gettid));
+    tid = Number(syscall(SYS_gettid));
     if (realtime) {
       const setscheduler = lib.func('int sched_setscheduler(int pid, int policy, void *param)');
       const param = Buffer.alloc(4);
       param.writeInt32LE(1, 0);
-      if (setscheduler(tid, 1 /* SCHED_FIFO */, param) === 0) return 'SCHED_FIFO 1';
+      if (setscheduler(tid, 1 /* SCHED_FIFO */, param) === 0) return { priority: 'SCHED_FIFO 1', tid };
     }
-    if (nice === 0) return 'unchanged';
+    if (nice === 0) return { priority: 'unchanged', tid };
     const setpriority = lib.func('int setpriority(int which, uint32_t who, int prio)');
-    return setpriority(0 /* PRIO_PROCESS: a thread id here */, tid, nice) === 0 ? `nice ${nice}` : 'unchanged (no CAP_SYS_NICE)';
+    const ok = setpriority(0 /* PRIO_PROCESS: a thread id here */, tid, nice) === 0;
+    return { priority: ok ? `nice ${nice}` : 'unchanged (no CAP_SYS_NICE)', tid };
   } catch {
-    return 'unchanged';
+    return { priority: 'unchanged', tid };
   }
 }
 

@@ -28,7 +28,6 @@
  */
 import type { ComponentTelemetry, Logger } from '../../src/api/index.js';
 import type { TaskRecord } from './record.js';
-import { readlinkSync } from 'node:fs';
 import {
   ProcFileReader, StringInterner, chooseCgroupSelector, parseProcCgroupBytes, type CgroupSelector,
 } from './cgroup-path.js';
@@ -119,6 +118,9 @@ export class ProcessMetadata {
   private readonly maxCmdline: number;
   private watcher: ExecWatcher | undefined;
   private tick = 0;
+  /** A coarse monotonic clock (ms) refreshed by a timer while started: performance.now() per exit costs. */
+  private coarseNowMs = 0;
+  private clockTimer: NodeJS.Timeout | undefined;
   private lastOverflowLogMs = 0;
   private overflowsSinceLog = 0;
   /** Where the last fillExit took its metadata from (diagnostics in tests). */
@@ -178,12 +180,17 @@ export class ProcessMetadata {
     );
     await watcher.start();
     this.watcher = watcher;
+    this.coarseNowMs = performance.now();
+    this.clockTimer = setInterval(() => { this.coarseNowMs = performance.now(); }, 100);
+    this.clockTimer.unref();
     this.o.logger.info('process metadata: exec events from the proc connector', {
       eventMask: watcher.masked ? 'exec' : 'all (kernel < 6.6)', watcherPriority: watcher.priority,
     });
   }
 
   async shutdown(): Promise<void> {
+    if (this.clockTimer) clearInterval(this.clockTimer);
+    this.clockTimer = undefined;
     const w = this.watcher;
     this.watcher = undefined;
     if (w) await w.stop();
@@ -193,6 +200,11 @@ export class ProcessMetadata {
   /** Watcher counters (exec events, misses, overflows, handling time), once started. */
   get execWatcherStats(): ExecWatcherStats | undefined {
     return this.watcher?.stats;
+  }
+
+  /** The exec watcher itself (thread CPU time, main-thread apply time), once started. */
+  get execWatcher(): ExecWatcher | undefined {
+    return this.watcher;
   }
 
   /** Whether the kernel applies the EXEC-only event mask (Linux >= 6.6). */
@@ -270,12 +282,12 @@ export class ProcessMetadata {
     }
     if (e !== undefined) {
       this.stats.exitOwn++;
-      if (performance.now() - e.readMs >= this.cgroupRecheckMs) {
+      if (this.now() - e.readMs >= this.cgroupRecheckMs) {
         // Lived long enough to have been moved since the read (no event tells): if it is still
         // readable (a zombie not yet reaped), its cgroup now is the right one.
         const cgroup = this.readCgroup(key);
         if (cgroup !== undefined) e.cgroup = cgroup;
-        e.readMs = performance.now();
+        e.readMs = this.now();
       }
       e.lastUsed = ++this.tick;
       rec.cgroup = e.cgroup;
@@ -315,6 +327,10 @@ export class ProcessMetadata {
     }
   }
 
+  private now(): number {
+    return this.clockTimer !== undefined ? this.coarseNowMs : performance.now();
+  }
+
   private fill(rec: TaskRecord, e: Entry | undefined): void {
     if (e === undefined) {
       rec.cgroup = '';
@@ -337,10 +353,10 @@ export class ProcessMetadata {
       if (p === undefined) return undefined;
       p.checkedAsParent = true;
       this.insert(ppid, p);
-    } else if (!p.checkedAsParent || performance.now() - p.readMs >= this.cgroupRecheckMs) {
+    } else if (!p.checkedAsParent || this.now() - p.readMs >= this.cgroupRecheckMs) {
       const cgroup = this.readCgroup(ppid);
       if (cgroup !== undefined) p.cgroup = cgroup;
-      p.readMs = performance.now();
+      p.readMs = this.now();
       p.checkedAsParent = true;
     }
     p.lastUsed = ++this.tick;
@@ -352,7 +368,7 @@ export class ProcessMetadata {
     const [tgid, cgroupRaw, exePath, cmdline, capturedSec, execSeq] = info;
     this.stats.execEvents++;
     const cgroup = this.interner.intern(cgroupRaw);
-    const now = performance.now();
+    const now = this.now();
     let e = this.cache.get(tgid);
     if (e !== undefined && e.ended && execSeq - e.execSeq <= 0) return; // the ended process's own exec
     if (e === undefined) {
@@ -398,7 +414,7 @@ export class ProcessMetadata {
       cmdline: withDetails && this.o.commandLine ? this.readCmdline(tgid) : '',
       startTimeSec: 0,
       capturedSec: Date.now() / 1000,
-      readMs: performance.now(),
+      readMs: this.now(),
       checkedAsParent: false,
       lastUsed: ++this.tick,
       // Read after every exec of this pid received so far: it reflects them.
@@ -417,11 +433,7 @@ export class ProcessMetadata {
 
   private readExe(tgid: number): string {
     this.stats.procReads++;
-    try {
-      return readlinkSync(`${this.procRoot}/${tgid}/exe`);
-    } catch {
-      return ''; // kernel threads have none; or the process ended
-    }
+    return this.reader.readLink(`${this.procRoot}/${tgid}/exe`); // '' for kernel threads, or when ended
   }
 
   private readCmdline(tgid: number): string {
