@@ -9,6 +9,7 @@ import { LivePoller } from './live-poller.js';
 import { ExitListener } from './exit-listener.js';
 import { TaskstatsError } from './libnl.js';
 import { CPULIST_RE, possibleCpus } from './config.js';
+import { networkNamespaceWarning } from './receiver.js';
 
 /** One record as a JSON object with snake_case fields (units in the names). */
 export function recordToJson(r: TaskRecord): Record<string, unknown> {
@@ -240,6 +241,8 @@ export const exitsCommand: CliCommand = {
     }
     // On stderr, so that stdout stays one record (or one JSON object) after another.
     process.stderr.write(`taskstats-agent exits: listening on cpus ${cpus}\n`);
+    const netns = networkNamespaceWarning();
+    if (netns) process.stderr.write(`taskstats-agent exits: warning: ${netns}\n`);
     const onSignal = () => finish(0);
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);

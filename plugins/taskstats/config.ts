@@ -61,15 +61,39 @@ export const taskstatsConfigSchema: ConfigSchema = {
   },
 };
 
-/** Expands "all" and checks a cpulist against the possible CPUs. */
+/** The CPU numbers of a cpulist ("0-3,5"); undefined when malformed or a range is reversed. */
+export function parseCpulist(list: string): number[] | undefined {
+  const s = list.replace(/\s+/g, '');
+  if (!CPULIST_RE.test(s)) return undefined;
+  const out: number[] = [];
+  for (const part of s.split(',')) {
+    const [a, b] = part.split('-').map(Number) as [number, number | undefined];
+    const end = b ?? a;
+    if (end < a || end - a > 65536) return undefined;
+    for (let c = a; c <= end; c++) out.push(c);
+  }
+  return out;
+}
+
+/** CPUs of `list` that are not in the machine's possible CPUs (the kernel refuses those with EINVAL). */
+export function impossibleCpus(list: string, possible = possibleCpus()): number[] {
+  const have = new Set(parseCpulist(possible) ?? []);
+  return (parseCpulist(list) ?? []).filter((c) => !have.has(c));
+}
+
+/** Checks the cpulist's syntax and that it names possible CPUs only. */
 export function validateTaskstatsConfig(config: TaskstatsReceiverConfig): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
-  if (config.cpus !== 'all' && !CPULIST_RE.test(config.cpus.replace(/\s+/g, ''))) {
-    problems.push({ path: 'cpus', message: `invalid cpulist "${config.cpus}" (expected "all" or e.g. "0-3,5")` });
-  } else if (config.cpus !== 'all') {
-    for (const part of config.cpus.split(',')) {
-      const [a, b] = part.split('-').map(Number);
-      if (b !== undefined && b < a!) problems.push({ path: 'cpus', message: `invalid range "${part}" in cpulist (end before start)` });
+  if (config.cpus !== 'all') {
+    if (!CPULIST_RE.test(config.cpus.replace(/\s+/g, ''))) {
+      problems.push({ path: 'cpus', message: `invalid cpulist "${config.cpus}" (expected "all" or e.g. "0-3,5")` });
+    } else if (!parseCpulist(config.cpus)) {
+      problems.push({ path: 'cpus', message: `invalid range in cpulist "${config.cpus}" (end before start)` });
+    } else {
+      const bad = impossibleCpus(config.cpus);
+      if (bad.length > 0) {
+        problems.push({ path: 'cpus', message: `cpulist "${config.cpus}" names CPUs this machine does not have (${bad.slice(0, 5).join(', ')}); possible CPUs: ${possibleCpus()}` });
+      }
     }
   }
   if (!config.exits && !config.live) problems.push({ path: '', message: 'both exits and live are false: the receiver would produce nothing' });

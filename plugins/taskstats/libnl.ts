@@ -18,6 +18,7 @@
  * not in the initial user/pid namespace.
  */
 import koffi from 'koffi';
+import { impossibleCpus, parseCpulist, possibleCpus } from './config.js';
 import { libc, setIntSockopt, getIntSockopt, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, MSG_DONTWAIT, EAGAIN, EINTR, EPERM, EINVAL, ESRCH, type Libc } from './libc.js';
 
 export const LIBNL_SONAME = 'libnl-3.so.200';
@@ -341,9 +342,12 @@ export class TaskstatsSocket {
         if (err === 0) return;
         if (err === EPERM) throw capNetAdminError(what);
         if (err === EINVAL) {
-          throw deregister
-            ? new TaskstatsError('system_error', `${what}: invalid argument`, err)
-            : namespaceError(what);
+          // The kernel says EINVAL for a cpulist outside the possible CPUs too: tell them apart.
+          const bad = impossibleCpus(cpulist);
+          if (bad.length > 0 || !parseCpulist(cpulist)) {
+            throw new TaskstatsError('system_error', `${what}: invalid argument (EINVAL): the cpulist names CPUs this machine does not have (possible: ${possibleCpus()})`, err);
+          }
+          throw deregister ? new TaskstatsError('system_error', `${what}: invalid argument`, err) : namespaceError(what);
         }
         throw new TaskstatsError('system_error', `${what}: ${this.c.strerror(err)}`, err);
       }

@@ -7,12 +7,13 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ATTR, type Receiver, type Sample } from '../../src/api/index.js';
 import plugin from './index.js';
-import { taskstatsReceiverFactory } from './factory.js';
+import { taskstatsReceiverFactory, defaultReceiverParts } from './factory.js';
+import { TaskstatsReceiver, networkNamespaceWarning, type ReceiverParts } from './receiver.js';
 import { defaultTaskstatsConfig, validateTaskstatsConfig, type TaskstatsReceiverConfig } from './config.js';
 import { setupDelayAccounting } from './delayacct.js';
 import type { TaskRecord } from './record.js';
@@ -104,13 +105,61 @@ describe('taskstats receiver', { timeout: 60_000 }, () => {
   });
 });
 
+describe('taskstats receiver: containment and warnings', { timeout: 30_000 }, () => {
+  test('an accounting part that throws costs the record, not the agent', async () => {
+    const h = harness();
+    const dropped: string[] = [];
+    (h.ctx.telemetry as { dropped: (n: number, r: string) => void }).dropped = (_n, r) => void dropped.push(r);
+    const parts: ReceiverParts = {
+      createMetadata: (o) => defaultReceiverParts.createMetadata(o),
+      createAccounting: () => ({
+        live() {},
+        exit(t) {
+          if (t.comm === 'sh') throw new Error('boom');
+        },
+        endSweep() {},
+        size: 0,
+      }),
+    };
+    const r = new TaskstatsReceiver(h.ctx, { ...defaultTaskstatsConfig(), live: false, collection_interval: 200 }, parts);
+    await r.start();
+    try {
+      const child = spawn('/bin/sh', ['-c', 'exit 3'], { stdio: 'ignore' });
+      await new Promise((res) => child.once('exit', res));
+      await waitFor(() => dropped.includes('exit_record_error'), 5000, 'the contained error');
+      assert.ok(h.warnings.some((w) => /exit record of pid \d+ \(sh\) failed: boom/.test(w)));
+      await waitFor(() => h.cycles() >= 1, 3000, 'a cycle after the error');
+    } finally {
+      await r.shutdown();
+    }
+  });
+
+  test('network namespace check: warns when ours differs from pid 1\'s', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'netns-'));
+    try {
+      mkdirSync(join(dir, 'self', 'ns'), { recursive: true });
+      mkdirSync(join(dir, '1', 'ns'), { recursive: true });
+      symlinkSync('net:[4026531833]', join(dir, '1', 'ns', 'net'));
+      symlinkSync('net:[4026531833]', join(dir, 'self', 'ns', 'net'));
+      assert.equal(networkNamespaceWarning(dir), undefined);
+      rmSync(join(dir, 'self', 'ns', 'net'));
+      symlinkSync('net:[4026532999]', join(dir, 'self', 'ns', 'net'));
+      assert.match(networkNamespaceWarning(dir)!, /not in the initial network namespace .*hostNetwork: true/);
+      assert.equal(networkNamespaceWarning(join(dir, 'missing')), undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('taskstats config', () => {
   test('cpulist checks', () => {
     const base = defaultTaskstatsConfig();
     assert.deepEqual(validateTaskstatsConfig(base), []);
-    assert.deepEqual(validateTaskstatsConfig({ ...base, cpus: '0-1,3' }), []);
+    assert.deepEqual(validateTaskstatsConfig({ ...base, cpus: '0' }), []);
     assert.match(validateTaskstatsConfig({ ...base, cpus: '0-x' })[0]!.message, /invalid cpulist "0-x"/);
     assert.match(validateTaskstatsConfig({ ...base, cpus: '3-1' })[0]!.message, /end before start/);
+    assert.match(validateTaskstatsConfig({ ...base, cpus: '0,4095' })[0]!.message, /names CPUs this machine does not have \(4095\); possible CPUs: /);
     assert.match(validateTaskstatsConfig({ ...base, exits: false, live: false })[0]!.message, /produce nothing/);
   });
 });

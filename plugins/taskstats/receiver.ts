@@ -10,6 +10,7 @@
  * The metadata and accounting parts are given as constructors (factory.ts passes the real
  * ones) so that this file depends only on their shape.
  */
+import { readlinkSync } from 'node:fs';
 import type { Logger, ComponentTelemetry, Receiver, ReceiverContext, SampleBatch } from '../../src/api/index.js';
 import type { TaskRecord } from './record.js';
 import type { TaskstatsReceiverConfig } from './config.js';
@@ -50,6 +51,24 @@ export interface ReceiverParts {
 type Counter = { add(value: number): void };
 
 const DROP_WARNING_EVERY_MS = 60_000;
+
+/**
+ * On Linux 6.18 an exit listener in another network namespace than the initial one is
+ * acknowledged and then receives nothing (events are unicast in the initial netns). When pid 1's
+ * namespace is visible (hostPID) and differs from ours, say so.
+ */
+export function networkNamespaceWarning(procRoot = '/proc'): string | undefined {
+  try {
+    const mine = readlinkSync(`${procRoot}/self/ns/net`);
+    const init = readlinkSync(`${procRoot}/1/ns/net`);
+    if (mine !== init) {
+      return `this process is not in the initial network namespace (${mine} vs pid 1's ${init}): the kernel delivers exit events only there, so none will arrive. Run on the host network (hostNetwork: true in Kubernetes)`;
+    }
+  } catch {
+    // pid 1's namespace not readable (no hostPID, or no ptrace access): nothing to compare.
+  }
+  return undefined;
+}
 
 export class TaskstatsReceiver implements Receiver {
   private readonly accounting: AccountingPart;
@@ -123,6 +142,8 @@ export class TaskstatsReceiver implements Receiver {
         });
         listener.start();
         this.listener = listener;
+        const netns = networkNamespaceWarning();
+        if (netns) this.ctx.logger.warn(netns, { key: 'netns' });
         this.ctx.logger.info('listening to exit events', { cpus: this.cpus, receive_buffer: listener.receiveBufferBytes });
       }
     } catch (err) {
@@ -153,6 +174,16 @@ export class TaskstatsReceiver implements Receiver {
   }
 
   private onExit(thread: TaskRecord, group: TaskRecord | null): void {
+    // A throw here would escape from the poll callback and end the agent: contain it per record.
+    try {
+      this.handleExit(thread, group);
+    } catch (err) {
+      this.ctx.telemetry.dropped(1, 'exit_record_error');
+      this.ctx.logger.error(`exit record of pid ${thread.pid} (${thread.comm}) failed: ${(err as Error).message}`, { key: 'exit_record_error' });
+    }
+  }
+
+  private handleExit(thread: TaskRecord, group: TaskRecord | null): void {
     // A group record comes with the last thread of a multi-threaded group; a record without one
     // ends the process when it is the leader's (single-threaded process). A leader that exits
     // before its other threads (pthread_exit in main) is the rare case this treats as ended.
@@ -229,8 +260,13 @@ export class TaskstatsReceiver implements Receiver {
     let now = Date.now();
     try {
       const stats = await poller.sweep((rec) => {
-        this.metadata.fillLive(rec);
-        this.accounting.live(rec, now, out);
+        try {
+          this.metadata.fillLive(rec);
+          this.accounting.live(rec, now, out);
+        } catch (err) {
+          this.ctx.telemetry.dropped(1, 'live_record_error');
+          this.ctx.logger.error(`live record of pid ${rec.pid} (${rec.comm}) failed: ${(err as Error).message}`, { key: 'live_record_error' });
+        }
       });
       this.lastSweepSeconds = stats.durationMs / 1000;
       this.liveRecords.add(stats.records);
