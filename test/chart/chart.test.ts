@@ -209,6 +209,17 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
     assert.deepEqual(config.service.pipelines.metrics.processors, ['k8sattributes']);
   });
 
+  test('clusterName and resourceAttributes become OTEL_RESOURCE_ATTRIBUTES; none by default', () => {
+    const plain = agentContainer(daemonSet(renderChart()));
+    assert.equal(plain.env!.find((e) => e.name === 'OTEL_RESOURCE_ATTRIBUTES'), undefined);
+    const agent = agentContainer(
+      daemonSet(renderChart({ set: { clusterName: 'prod-eu', 'resourceAttributes.deployment\\.environment': 'prod', 'resourceAttributes.team': 'infra' } })),
+    );
+    assert.equal(agent.env!.find((e) => e.name === 'OTEL_RESOURCE_ATTRIBUTES')?.value, 'deployment.environment=prod,k8s.cluster.name=prod-eu,team=infra');
+    const bad = helm(['template', 'tsa', chartDir, '--set', 'resourceAttributes.team=a\\,b']);
+    assert.notEqual(bad.status, 0, 'a comma in a value is rejected by the schema');
+  });
+
   test('header values from a Secret reach the agent as env vars, never in the ConfigMap', () => {
     const objects = renderChart({ valuesFiles: [ci('headers-from-secret')] });
     const agent = agentContainer(daemonSet(objects));

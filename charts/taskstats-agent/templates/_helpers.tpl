@@ -55,6 +55,19 @@ app.kubernetes.io/component: agent
 {{- if and .Values.k8sAttributes.enabled .Values.k8sAttributes.api.enabled }}true{{ end }}
 {{- end }}
 
+{{/* OTEL_RESOURCE_ATTRIBUTES: k8s.cluster.name from clusterName, then resourceAttributes, sorted. */}}
+{{- define "taskstats-agent.resourceAttributes" -}}
+{{- $attrs := deepCopy (.Values.resourceAttributes | default dict) }}
+{{- if .Values.clusterName }}
+{{- $_ := set $attrs "k8s.cluster.name" .Values.clusterName }}
+{{- end }}
+{{- $pairs := list }}
+{{- range $k := keys $attrs | sortAlpha }}
+{{- $pairs = append $pairs (printf "%s=%v" $k (get $attrs $k)) }}
+{{- end }}
+{{- join "," $pairs }}
+{{- end }}
+
 {{/* The environment variable that carries a Secret-backed header: OTLP_HEADER_<NAME>. */}}
 {{- define "taskstats-agent.headerEnvName" -}}
 {{- printf "OTLP_HEADER_%s" (regexReplaceAll "[^A-Za-z0-9]" . "_" | upper) }}
