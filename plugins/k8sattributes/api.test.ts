@@ -236,6 +236,30 @@ describe('k8sattributes with the Kubernetes API (local fake API server)', { skip
     await p.shutdown();
   });
 
+  test('a watch that goes silent (dead connection, no reset) is aborted by the idle watchdog and resumed', async () => {
+    server.hangWatches = true;
+    try {
+      const p = await start(config());
+      p.watcher!.idleTimeoutMs = 800;
+      await waitFor('list', () => processOne(p, queueAttrs)['k8s.pod.name'] !== undefined);
+      await waitFor('a (silent) watch', () => server.openWatches > 0);
+      const watches = server.watchRequests().length;
+      const listRv = server.watchRequests()[watches - 1]!.query.resourceVersion;
+      server.modifyPod('default', 'queue-l4dv8', (pod) => {
+        pod.metadata.labels.component = 'while-silent';
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      assert.notEqual(processOne(p, queueAttrs)['k8s.pod.labels.component'], 'while-silent', 'nothing arrives on a silent watch');
+      server.hangWatches = false;
+      await waitFor('event after the watchdog reconnected', () => processOne(p, queueAttrs)['k8s.pod.labels.component'] === 'while-silent', 10_000);
+      const resumed = server.watchRequests().slice(watches);
+      assert.ok(resumed.length >= 1);
+      assert.equal(resumed[resumed.length - 1]!.query.resourceVersion, listRv, 'resumed from the last resourceVersion it had');
+    } finally {
+      server.hangWatches = false;
+    }
+  });
+
   test('bookmarks advance the resume point', async () => {
     const p = await start(config());
     await waitFor('watch', () => server.openWatches > 0 && processOne(p, queueAttrs)['k8s.pod.name'] !== undefined);

@@ -30,6 +30,17 @@ export class PodWatcher {
   private retryTimer?: NodeJS.Timeout;
   private retryMs: number;
   private stopped = false;
+  /** The open watch request, for the idle watchdog. */
+  private watchRequest?: AbortController;
+  private lastActivityMs = 0;
+  private watchdogTimer?: NodeJS.Timeout;
+  /**
+   * A watch with no event for this long is presumed dead (a connection that vanished without a
+   * reset) and is aborted, then resumed from the last resourceVersion. The server ends every watch
+   * after timeoutSeconds (<= 600 s) and sends bookmarks meanwhile, so a live one is never idle
+   * that long. @kubernetes/client-node 1.x has no such timeout of its own.
+   */
+  idleTimeoutMs = 660_000;
   private readonly events: { add(v: number, a?: Record<string, string>): void };
   private readonly lists: { add(v: number): void };
   private readonly errors: { add(v: number): void };
@@ -69,11 +80,23 @@ export class PodWatcher {
     // It also closes a watch whose connection completes after stop(): ListWatch.stop() can only
     // abort a request whose response headers have already arrived.
     const watcher = this;
+    // And it notes the time of every event (bookmarks included) for the idle watchdog below.
     class BookmarkWatch extends k8s.Watch {
       override async watch(path: string, params: Record<string, unknown>, cb: (phase: string, apiObj: any, watchObj?: any) => void, done: (err: any) => void) {
         const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
-        const controller = await super.watch(path, { ...params, allowWatchBookmarks: true, timeoutSeconds }, cb, done);
+        const onEvent = (phase: string, apiObj: any, watchObj?: any) => {
+          watcher.lastActivityMs = Date.now();
+          cb(phase, apiObj, watchObj);
+        };
+        let controller: AbortController | undefined; // done() may run before watch() returns
+        const onDone = (err: any) => {
+          if (controller !== undefined && watcher.watchRequest === controller) watcher.watchRequest = undefined;
+          done(err);
+        };
+        watcher.lastActivityMs = Date.now();
+        controller = (await super.watch(path, { ...params, allowWatchBookmarks: true, timeoutSeconds }, onEvent, onDone)) as AbortController;
         if (watcher.stopped) controller.abort();
+        else if (!controller.signal.aborted) watcher.watchRequest = controller;
         return controller;
       }
     }
@@ -121,6 +144,7 @@ export class PodWatcher {
     });
     this.informer = informer;
     this.launch();
+    this.armWatchdog();
   }
 
   private launch(): void {
@@ -130,6 +154,20 @@ export class PodWatcher {
       this.opts.logger.warn('Kubernetes API: could not start the pod watch, retrying', { error: describe(err) });
       this.scheduleRestart();
     });
+  }
+
+  private armWatchdog(): void {
+    if (this.stopped) return;
+    this.watchdogTimer = setTimeout(() => {
+      const request = this.watchRequest;
+      if (request && Date.now() - this.lastActivityMs > this.idleTimeoutMs) {
+        this.opts.logger.warn('Kubernetes API: the pod watch has been silent too long; reconnecting', { idleMs: Date.now() - this.lastActivityMs });
+        this.watchRequest = undefined;
+        request.abort(); // ends in the error callback, which resumes from the last resourceVersion
+      }
+      this.armWatchdog();
+    }, Math.max(50, Math.min(this.idleTimeoutMs / 4, 30_000)));
+    this.watchdogTimer.unref();
   }
 
   private scheduleRestart(): void {
@@ -145,6 +183,7 @@ export class PodWatcher {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.watchdogTimer) clearTimeout(this.watchdogTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     await this.informer?.stop();

@@ -39,6 +39,7 @@ interface WatchEvent {
 
 interface OpenWatch {
   res: ServerResponse;
+  silent: boolean;
   socket: Socket;
   matches: (pod: PodJson) => boolean;
   bookmarks: boolean;
@@ -65,6 +66,11 @@ export class FakeKubeApiServer {
   listDelayMs = 0;
   /** When set, lists answer with this HTTP status (e.g. 503) instead. */
   listFailStatus?: number;
+  /**
+   * When set, watches opened from now on accept the connection and then stay silent: no events,
+   * no bookmarks, no end at timeoutSeconds (a connection that died without a reset).
+   */
+  hangWatches = false;
   /** Required bearer token; undefined accepts any request. */
   token?: string;
 
@@ -246,7 +252,7 @@ export class FakeKubeApiServer {
   private watch(req: IncomingMessage, res: ServerResponse, query: Record<string, string>, matches: (pod: PodJson) => boolean): void {
     res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
     res.flushHeaders(); // the API server answers a watch at once, before any event
-    const w: OpenWatch = { res, socket: req.socket, matches, bookmarks: query.allowWatchBookmarks === 'true' };
+    const w: OpenWatch = { res, socket: req.socket, matches, bookmarks: query.allowWatchBookmarks === 'true', silent: this.hangWatches };
     this.watches.add(w);
     // the response's 'close' is the connection going away (client abort) or the stream ending
     res.on('close', () => {
@@ -267,13 +273,14 @@ export class FakeKubeApiServer {
       for (const e of this.history) if (e.rv > rv && matches(e.object)) this.send(w, e.type, e.object);
     }
     const timeoutSeconds = Number(query.timeoutSeconds ?? 0);
-    if (timeoutSeconds > 0) {
+    if (timeoutSeconds > 0 && !w.silent) {
       w.timer = setTimeout(() => this.finish(w), timeoutSeconds * 1000);
       w.timer.unref();
     }
   }
 
   private send(w: OpenWatch, type: string, object: PodJson): void {
+    if (w.silent) return;
     const obj = type === 'ERROR' ? object : { kind: 'Pod', apiVersion: 'v1', ...object };
     w.res.write(JSON.stringify({ type, object: obj }) + '\n');
   }
