@@ -19,7 +19,7 @@ export interface YamlSource {
   file: string;
 }
 
-const ENV_REFERENCE = /\$\$|\$\{env:([^}]*)\}/g;
+const ENV_REFERENCE = /\$\$|\$\{env:([^}]*)\}|\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
@@ -34,8 +34,12 @@ export function expandEnv(
   if (!text.includes('$')) return { text, wholeReference: false };
   let references = 0;
   let matchedAll = false;
-  const out = text.replace(ENV_REFERENCE, (match: string, body: string | undefined, offset: number) => {
+  const out = text.replace(ENV_REFERENCE, (match: string, body: string | undefined, bare: string | undefined, offset: number) => {
     if (match === '$$') return '$';
+    if (bare !== undefined) {
+      report(`"${match}" is not expanded: write \${env:${bare}} for an environment variable (or $${match} for the text itself)`, 'warning');
+      return match;
+    }
     references++;
     if (offset === 0 && match.length === text.length) matchedAll = true;
     const sep = body!.indexOf(':-');

@@ -127,6 +127,11 @@ ${PIPELINE}`);
     assert.deepEqual(expandEnv('x$$y', {}, f), { text: 'x$y', wholeReference: false });
     assert.equal(expandEnv('${env:1BAD}', {}, f).text, '${env:1BAD}');
     assert.match(report[0]!, /invalid environment variable name "1BAD"/);
+    // `${VAR}` without the env: scheme stays as written, with a hint; `$${VAR}` is the quiet way.
+    assert.equal(expandEnv('${HOME}', { HOME: '/root' }, f).text, '${HOME}');
+    assert.match(report[1]!, /"\$\{HOME\}" is not expanded: write \$\{env:HOME\}/);
+    assert.equal(expandEnv('$${HOME}', { HOME: '/root' }, f).text, '${HOME}');
+    assert.equal(report.length, 2);
   });
 
   test('unused components are warnings, not errors', async () => {
