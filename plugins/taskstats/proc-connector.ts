@@ -106,6 +106,8 @@ export class ProcConnector {
   masked = false;
   messages = 0;
   overflows = 0;
+  /** Events other than exec and acknowledgements (fork, exit, ...): none once the mask applies. */
+  otherEvents = 0;
 
   constructor(private readonly o: ProcConnectorOptions = {}) {
     this.c = libc();
@@ -240,9 +242,11 @@ export class ProcConnector {
         const what = b.readUInt32LE(off + EVENT_OFFSET);
         if (what === PROC_EVENT_EXEC) {
           onExec?.(b.readUInt32LE(off + EVENT_DATA_OFFSET), b.readUInt32LE(off + EVENT_DATA_OFFSET + 4));
-        } else if (what === PROC_EVENT_NONE && onAck && b.readUInt32LE(off + 28) === ((this.nonce + 1) >>> 0)) {
-          // An acknowledgement of ours (other listeners' are multicast to us too).
-          onAck(b.readUInt32LE(off + EVENT_DATA_OFFSET));
+        } else if (what === PROC_EVENT_NONE) {
+          // An acknowledgement: ours when it carries our nonce + 1 (other listeners' are multicast too).
+          if (onAck && b.readUInt32LE(off + 28) === ((this.nonce + 1) >>> 0)) onAck(b.readUInt32LE(off + EVENT_DATA_OFFSET));
+        } else {
+          this.otherEvents++;
         }
       }
       off += (len + 3) & ~3;

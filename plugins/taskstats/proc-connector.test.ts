@@ -1,0 +1,158 @@
+/**
+ * The proc connector against the real kernel (root): exec events, the EXEC-only event mask
+ * (Linux >= 6.6), overflow detection, the watcher thread, and the error without CAP_NET_ADMIN.
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { ExecWatcher, ProcConnector, kernelSupportsEventMask, type ExecInfo } from './proc-connector.js';
+
+const root = process.getuid?.() === 0;
+const skip = root ? undefined : 'needs root (CAP_NET_ADMIN)';
+
+/** Reads everything queued (non-blocking) and returns the exec'd tgids. */
+function readQueued(pc: ProcConnector, overflows = { n: 0 }): number[] {
+  const tgids: number[] = [];
+  for (;;) {
+    const r = pc.read((_pid, tgid) => tgids.push(tgid), true);
+    if (r === 0) return tgids;
+    if (r === -1) overflows.n++;
+  }
+}
+
+describe('kernelSupportsEventMask', () => {
+  test('by kernel release', () => {
+    assert.equal(kernelSupportsEventMask('6.6.0'), true);
+    assert.equal(kernelSupportsEventMask('6.18.44-fc-v657'), true);
+    assert.equal(kernelSupportsEventMask('7.0.1'), true);
+    assert.equal(kernelSupportsEventMask('6.5.13-generic'), false);
+    assert.equal(kernelSupportsEventMask('5.15.0'), false);
+    assert.equal(kernelSupportsEventMask('garbage'), false);
+  });
+});
+
+describe('proc connector (real kernel)', { skip, timeout: 60_000 }, () => {
+  test('an exec event arrives for a process that execs', () => {
+    const pc = new ProcConnector();
+    pc.open();
+    try {
+      const r = spawnSync('/bin/sh', ['-c', 'exec /bin/true'], { stdio: 'ignore' });
+      assert.equal(r.status, 0);
+      const child = r.pid!;
+      const tgids = readQueued(pc);
+      assert.ok(tgids.includes(child), `exec event of ${child} among ${tgids.length} events`);
+      // sh -c 'exec /bin/true': two execs (sh, then true) of the same process.
+      assert.ok(tgids.filter((t) => t === child).length >= 2, 'both execs of the process are reported');
+    } finally {
+      pc.close();
+    }
+  });
+
+  test('with the EXEC mask a fork loop causes no fork or exit events (Linux >= 6.6); without it, it does', () => {
+    const forkLoop = 'i=0; while [ $i -lt 300 ]; do (exit 0); i=$((i+1)); done';
+    const masked = new ProcConnector();
+    const unmasked = new ProcConnector({ useEventMask: false });
+    masked.open();
+    unmasked.open();
+    try {
+      readQueued(masked);
+      readQueued(unmasked);
+      const otherMasked = masked.otherEvents;
+      const otherUnmasked = unmasked.otherEvents;
+      assert.equal(spawnSync('/bin/sh', ['-c', forkLoop], { stdio: 'ignore' }).status, 0);
+      readQueued(masked);
+      readQueued(unmasked);
+      assert.ok(unmasked.otherEvents - otherUnmasked >= 600, `unmasked: fork and exit events of 300 subshells (got ${unmasked.otherEvents - otherUnmasked})`);
+      if (kernelSupportsEventMask()) {
+        assert.equal(masked.masked, true);
+        assert.equal(masked.otherEvents - otherMasked, 0, 'masked: nothing but exec events');
+      } else {
+        assert.equal(masked.masked, false);
+      }
+    } finally {
+      masked.close();
+      unmasked.close();
+    }
+  });
+
+  test('a full receive buffer is reported as an overflow, and reading goes on', () => {
+    // A tiny buffer, every event type, and nobody reading while 500 processes fork and exit.
+    const pc = new ProcConnector({ useEventMask: false, receiveBufferBytes: 4096 });
+    pc.open();
+    try {
+      const overflows = { n: 0 };
+      readQueued(pc, overflows);
+      assert.equal(spawnSync('/bin/sh', ['-c', 'i=0; while [ $i -lt 500 ]; do (exit 0); i=$((i+1)); done'], { stdio: 'ignore' }).status, 0);
+      readQueued(pc, overflows);
+      assert.ok(overflows.n >= 1, 'ENOBUFS seen');
+      assert.equal(pc.overflows, overflows.n);
+      // Still working afterwards.
+      const r = spawnSync('/bin/true', [], { stdio: 'ignore' });
+      assert.ok(readQueued(pc).includes(r.pid!), 'exec events after the overflow');
+    } finally {
+      pc.close();
+    }
+  });
+
+  test('the watcher thread reads each exec and the main thread applies it synchronously', async () => {
+    const seen = new Map<number, ExecInfo>();
+    const w = new ExecWatcher(
+      { procRoot: '/proc', selector: { kind: 'v2' }, executablePath: true, commandLine: true, maxCommandLineBytes: 4096 },
+      (info) => seen.set(info[0], info),
+      () => {},
+    );
+    await w.start();
+    try {
+      assert.match(w.priority, /SCHED_FIFO 1|nice -10|unchanged/);
+      assert.ok(w.threadId > 0 && w.threadId !== process.pid, 'a thread of its own');
+      const child = spawn('/bin/sleep', ['2'], { stdio: 'ignore' });
+      const pid = child.pid!;
+      const deadline = Date.now() + 5000;
+      while (!seen.has(pid) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 5));
+        w.drain();
+      }
+      const info = seen.get(pid);
+      assert.ok(info, 'exec of the child applied');
+      assert.equal(info[1], /^0::(.*)$/m.exec(readSelfCgroup())![1], 'cgroup of the child (the same as ours)');
+      assert.equal(info[2], '/usr/bin/sleep');
+      assert.equal(info[3], '/bin/sleep 2');
+      assert.ok(info[5] > 0, 'the exec bumped the pid\'s sequence slot');
+      assert.equal(info[5], w.execSeqOf(pid), 'the result carries the slot value of its exec');
+      child.kill('SIGKILL');
+    } finally {
+      await w.stop();
+    }
+  });
+
+  test('without CAP_NET_ADMIN: either a clear error naming CAP_NET_ADMIN, or (Linux >= 6.6 allows it) working events', () => {
+    const moduleUrl = new URL('./proc-connector.js', import.meta.url).href;
+    const script = `
+      const m = await import(${JSON.stringify(moduleUrl)});
+      const { spawnSync } = await import('node:child_process');
+      const pc = new m.ProcConnector();
+      try { pc.open(); } catch (e) { console.log('error: ' + e.message); process.exit(0); }
+      const r = spawnSync('/bin/true');
+      const seen = [];
+      while (pc.read((_p, t) => seen.push(t), true) !== 0);
+      console.log(seen.includes(r.pid) ? 'events: ok' : 'events: missing');
+      pc.close();`;
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all',
+      process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', cwd: fileURLToPath(new URL('.', import.meta.url)), timeout: 20_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const out = r.stdout.trim();
+    if (out.startsWith('error: ')) {
+      assert.match(out, /CAP_NET_ADMIN/);
+    } else {
+      // Since Linux 6.6 the kernel lets unprivileged processes listen to process events.
+      assert.equal(out, 'events: ok', 'opened without privileges, so events must arrive');
+      assert.ok(kernelSupportsEventMask(), 'an unprivileged listener is only expected on Linux >= 6.6');
+    }
+    console.log(`# unprivileged proc connector on this kernel: ${out}`);
+  });
+});
+
+function readSelfCgroup(): string {
+  return spawnSync('cat', ['/proc/self/cgroup'], { encoding: 'utf8' }).stdout;
+}
