@@ -61,6 +61,10 @@ const RETRYABLE_HTTP = new Set([429, 502, 503, 504]);
 /** gRPC codes the OTLP specification calls retryable. */
 const RETRYABLE_GRPC = new Set([1, 4, 8, 10, 11, 14, 15]);
 const BACKOFF_MULTIPLIER = 1.5;
+/** Longest forceFlush (before shutdown): the agent promises to stop within a few seconds. */
+const FLUSH_BUDGET_MS = 3000;
+/** How long shutdown waits for the OTel exporter after aborting in-flight requests. */
+const SHUTDOWN_GRACE_MS = 500;
 const BACKOFF_JITTER = 0.2;
 
 export function countDataPoints(metrics: ResourceMetrics): number {
@@ -300,6 +304,12 @@ export class OtlpExporter implements Exporter {
       // While flushing, a retry must fit before the flush deadline.
       const pastFlush = this.flushDeadline !== 0 && Date.now() + waitMs > this.flushDeadline;
       if (!result.retryable || !r.enabled || outOfTime || pastFlush || this.closed) {
+        if (this.flushDeadline !== 0 || this.closed) {
+          // Flushing against a backend that just failed: the batches behind this one would fail
+          // the same way and only make shutdown wait. Drop them now (counted).
+          let rest: QueuedBatch | undefined;
+          while ((rest = this.queue.shift())) this.drop(rest, 'send_failed');
+        }
         const why = !result.retryable
           ? 'not retryable'
           : !r.enabled
@@ -369,14 +379,16 @@ export class OtlpExporter implements Exporter {
   async forceFlush(): Promise<void> {
     if (!this.inner) return;
     // The batch waiting for a retry is tried at once; retries go on only while they fit in the
-    // flush deadline (one timeout), so a dead backend cannot hold shutdown for long.
-    this.flushDeadline = Date.now() + this.settings.timeoutMs;
+    // flush budget (the timeout, at most FLUSH_BUDGET_MS), so a dead backend cannot hold the
+    // agent's shutdown: what is still queued then is dropped and counted (flush_timeout).
+    const budgetMs = Math.min(this.settings.timeoutMs, FLUSH_BUDGET_MS);
+    this.flushDeadline = Date.now() + budgetMs;
     this.cancelWait?.();
     try {
       const pumping = this.pump();
       let timer: NodeJS.Timeout | undefined;
       const expired = new Promise<'expired'>((resolve) => {
-        timer = setTimeout(() => resolve('expired'), Math.max(0, this.flushDeadline - Date.now()) + 1000);
+        timer = setTimeout(() => resolve('expired'), budgetMs);
       });
       const outcome = await Promise.race([pumping.then(() => 'done' as const), expired]);
       clearTimeout(timer);
@@ -384,7 +396,6 @@ export class OtlpExporter implements Exporter {
         let batch: QueuedBatch | undefined;
         while ((batch = this.queue.shift())) this.drop(batch, 'flush_timeout');
       }
-      await this.inner.forceFlush().catch(() => undefined);
     } finally {
       this.flushDeadline = 0;
     }
@@ -397,8 +408,17 @@ export class OtlpExporter implements Exporter {
     this.cancelWait?.();
     let batch: QueuedBatch | undefined;
     while ((batch = this.queue.shift())) this.drop(batch, 'shutdown');
-    for (const u of this.unsubscribe.splice(0)) u();
-    if (this.inner) await this.inner.shutdown().catch(() => undefined);
+    // Abort what is still in flight (its batch was given its chance in forceFlush), then let the
+    // OTel exporter settle, briefly.
     this.agent?.destroy();
+    if (this.inner) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.inner.shutdown().catch(() => undefined),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, SHUTDOWN_GRACE_MS))),
+      ]);
+      clearTimeout(timer);
+    }
+    for (const u of this.unsubscribe.splice(0)) u();
   }
 }
