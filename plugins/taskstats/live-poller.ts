@@ -52,6 +52,9 @@ export interface SweepStats {
   durationMs: number;
 }
 
+/** Longest stretch of sweeping without yielding to the event loop (exit events wait meanwhile). */
+const YIELD_AFTER_MS = 20;
+
 interface CacheEntry {
   runs: number;
   runNs: number;
@@ -163,13 +166,20 @@ export class LivePoller {
     }
     stats.listed = ids.length;
     const generation = ++this.generation;
-    for (let start = 0; start < ids.length; start += this.chunk) {
-      const end = Math.min(ids.length, start + this.chunk);
-      for (let i = start; i < end; i += this.batch) {
-        if (!this.sock) return stats; // closed during the sweep (shutdown)
-        this.queryBatch(ids, i, Math.min(this.batch, end - i), onRecord, stats);
+    // Yield to the event loop every `chunk` processes, or sooner when a stretch took longer than
+    // YIELD_AFTER_MS (a busy machine stretches the wall time of the same work).
+    let sinceYield = 0;
+    let stretchStart = performance.now();
+    for (let i = 0; i < ids.length; i += this.batch) {
+      if (!this.sock) return stats; // closed during the sweep (shutdown)
+      const n = Math.min(this.batch, ids.length - i);
+      this.queryBatch(ids, i, n, onRecord, stats);
+      sinceYield += n;
+      if (i + n < ids.length && (sinceYield >= this.chunk || performance.now() - stretchStart >= YIELD_AFTER_MS)) {
+        await new Promise<void>((r) => setImmediate(r));
+        sinceYield = 0;
+        stretchStart = performance.now();
       }
-      if (end < ids.length) await new Promise<void>((r) => setImmediate(r));
     }
     // Forget processes that ended (not listed, or vanished, in this sweep).
     for (const [tgid, e] of this.cache) if (e.seen !== generation) this.cache.delete(tgid);
