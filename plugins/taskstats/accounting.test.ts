@@ -140,8 +140,21 @@ const RAW_OF: Record<(typeof ALL_FIELDS)[number], number> = {
   cancelledWriteBytes: RAW.CANCELLED_WRITE, coreMemMbUs: RAW.RSS_TIME, virtMemMbUs: RAW.VIRTUAL_TIME,
 };
 
+/** user/system as the kernel reports them for /proc: the runtime split by the tick ratio. */
+function cpuSplitNs(t: ThreadCounters): { user: number; system: number } {
+  const system = t.systemUs === 0 ? 0 : t.userUs === 0 ? t.cpuRunVirtualNs : (t.cpuRunVirtualNs * t.systemUs) / (t.userUs + t.systemUs);
+  return { user: t.cpuRunVirtualNs - system, system };
+}
+const near = (a: number, b: number) => Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(b));
+
 function assertTotals(got: Float64Array, truth: ThreadCounters, label = ''): void {
+  // CPU: user + system is exactly the scheduler's runtime; the split follows the tick ratio
+  // (exactly here, because the simulated threads keep one ratio).
+  const cpu = cpuSplitNs(truth);
+  assert.ok(near(got[RAW.USER]! + got[RAW.SYSTEM]!, truth.cpuRunVirtualNs), `${label}user+system ${got[RAW.USER]! + got[RAW.SYSTEM]!} ns, runtime ${truth.cpuRunVirtualNs} ns`);
+  assert.ok(near(got[RAW.USER]!, cpu.user), `${label}user ${got[RAW.USER]} ns, expected ${cpu.user}`);
   for (const f of ALL_FIELDS) {
+    if (f === 'userUs' || f === 'systemUs') continue;
     const want = truth[f];
     const have = got[RAW_OF[f]]!;
     assert.ok(Math.abs(have - want) <= 1e-6 * Math.max(1, want), `${label}${f}: emitted ${have}, truth ${want}`);
@@ -174,12 +187,38 @@ describe('ProcessAccounting', () => {
     assert.equal(last.final, true);
     assert.deepEqual(last.pointAttributes, { 'process.exit.code': 3 });
     // the exit sample holds exactly what was left since the last live reading
-    assert.equal(last.values[RAW.USER], (4 * 1 * 1000) * 1e-6);
+    const runGrowthS = (4 * 3 * 1e6) * 1e-9;
+    assert.ok(near(last.values[RAW.USER]! + last.values[RAW.SYSTEM]!, runGrowthS));
+    assert.ok(near(last.values[RAW.RUN_TIME]!, runGrowthS));
     assert.equal(acc.size, 0);
     // one attributes object for every sample of the workload
     assert.ok(out.every((s) => s.attributes === out[0]!.attributes));
     assert.deepEqual(out[0]!.attributes, { 'process.executable.name': 'work', 'process.linux.cgroup': '/test.slice' });
     assert.equal(out[0]!.schema, PROCESS_SCHEMA);
+  });
+
+  test('process.cpu.time is the exact scheduler runtime split by the tick ratio, monotonic per mode (cputime_adjust)', () => {
+    const { acc } = accounting();
+    const rec = (u: number, s: number, runNs: number, kind: 'live' | 'exit') => {
+      const r = newTaskRecord();
+      Object.assign(r, { kind, aggregate: kind === 'live' ? 'tgid' : 'pid', version: 16, pid: 42, tgid: 42, comm: 'c', startTimeSec: START, userUs: u, systemUs: s, cpuRunVirtualNs: runNs, flags: AGROUP, exitCode: 0 });
+      return r;
+    };
+    const ms = (v: number) => Math.round(v * 1e6) / 1e3; // seconds -> ms, rounded to µs
+    const out: SampleBatch = [];
+    // A 3 ms process that no tick caught: all of it is user time (as the kernel does).
+    acc.exit(rec(0, 0, 3e6, 'exit'), null, T0, out);
+    assert.deepEqual([ms(out[0]!.values[RAW.USER]!), ms(out[0]!.values[RAW.SYSTEM]!)], [3, 0]);
+    // The ratio moves between readings: neither mode goes backwards, and the sum stays exact.
+    out.length = 0;
+    acc.live(rec(4000, 0, 10e6, 'live'), T0, out); // user 10
+    acc.live(rec(4000, 8000, 12e6, 'live'), T0 + 1, out); // ratio says user 4, system 8: user stays 10, system 2
+    acc.exit(rec(8000, 8000, 20e6, 'exit'), null, T0 + 2, out); // half and half: user 10, system 10
+    assert.deepEqual(out.map((s) => [ms(s.values[RAW.USER]!), ms(s.values[RAW.SYSTEM]!)]), [[10, 0], [0, 2], [0, 8]]);
+    // A kernel without the scheduler runtime: the ticks as they are.
+    out.length = 0;
+    acc.exit(rec(4000, 8000, 0, 'exit'), null, T0, out);
+    assert.deepEqual([ms(out[0]!.values[RAW.USER]!), ms(out[0]!.values[RAW.SYSTEM]!)], [4, 8]);
   });
 
   test('a process never seen live is counted whole at its exit', () => {
@@ -405,7 +444,7 @@ describe('ProcessAccounting', () => {
     const c = stage.collect(T0 + 10_000).cumulative();
     const sh = valueOf(c, 'process.cpu.time', { 'process.executable.name': 'sh', 'cpu.mode': 'user' });
     const java = valueOf(c, 'process.cpu.time', { 'process.executable.name': 'java', 'cpu.mode': 'user' });
-    assert.ok(Math.abs(sh + java - p.total().userUs / 1e6) < 1e-9);
+    assert.ok(Math.abs(sh + java - cpuSplitNs(p.total()).user / 1e9) < 1e-9);
     // the old series was exported a last time and is now gone
     assert.equal(valueOf(stage.collect(T0 + 20_000).cumulative(), 'process.cpu.time', { 'process.executable.name': 'sh' }), 0);
     assert.equal(stage.size, 1);
@@ -446,7 +485,7 @@ describe('ProcessAccounting', () => {
       now += 10_000;
     }
     const rm = stage.collect(now).cumulative();
-    const truthOf = (ps: SimProcess[]) => ps.reduce((a, p) => a + p.total().userUs, 0) / 1e6;
+    const truthOf = (ps: SimProcess[]) => ps.reduce((a, p) => a + cpuSplitNs(p.total()).user, 0) / 1e9;
     const nginx = { 'process.executable.name': 'nginx', 'process.linux.cgroup': '/web', 'cpu.mode': 'user' };
     const sh = { 'process.executable.name': 'sh', 'process.linux.cgroup': '/web', 'cpu.mode': 'user' };
     assert.ok(Math.abs(valueOf(rm, 'process.cpu.time', nginx) - truthOf(procs)) < 1e-9);
@@ -501,8 +540,9 @@ test('ProcessAccounting on exit records captured from Linux 6.18: one process en
   assert.equal(out.length, 1);
   const v = out[0]!.values;
   const sum = (f: keyof TaskRecord) => threads.reduce((a, r) => a + (r[f] as number), 0);
-  assert.ok(Math.abs(v[RAW.USER]! - group.userUs * 1e-6) < 1e-12);
-  assert.ok(Math.abs(v[RAW.SYSTEM]! - group.systemUs * 1e-6) < 1e-12);
+  // CPU: the group's exact runtime, split by its utime:stime ratio (cputime_adjust)
+  assert.ok(Math.abs(v[RAW.USER]! + v[RAW.SYSTEM]! - group.cpuRunVirtualNs * 1e-9) < 1e-12);
+  assert.ok(Math.abs(v[RAW.SYSTEM]! - ((group.cpuRunVirtualNs * group.systemUs) / (group.userUs + group.systemUs)) * 1e-9) < 1e-12);
   assert.ok(Math.abs(v[RAW.RUN_TIME]! - group.cpuRunVirtualNs * 1e-9) < 1e-12);
   assert.equal(v[RAW.INVOLUNTARY], group.involuntaryCtxSwitches);
   assert.equal(v[RAW.MINOR], sum('minorFaults'));

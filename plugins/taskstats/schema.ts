@@ -41,7 +41,7 @@ function gauge(name: string, unit: string, valueType: 'int' | 'double', descript
 }
 
 const D = {
-  cpu: 'Total CPU seconds broken down by mode (taskstats ac_utime / ac_stime).',
+  cpu: 'Total CPU seconds broken down by mode: the scheduler runtime (cpu_run_virtual_total) split by the ac_utime / ac_stime ratio, as the kernel does for /proc.',
   disk: 'Bytes the process caused to be read from / written to storage (read_bytes / write_bytes).',
   ctx: 'Context switches (nvcsw / nivcsw).',
   faults: 'Page faults (ac_minflt / ac_majflt).',
@@ -53,7 +53,7 @@ const D = {
   delayCount: 'Number of waits, by cause (delay accounting: *_count).',
   rssTime: 'Resident memory integrated over CPU time (coremem), MiB x seconds.',
   virtTime: 'Virtual memory integrated over CPU time (virtmem), MiB x seconds.',
-  runTime: 'Time on CPU as accounted by the scheduler (cpu_run_virtual_total = sum_exec_runtime), nanosecond precision.',
+  runTime: 'Time on CPU as accounted by the scheduler (cpu_run_virtual_total = sum_exec_runtime), nanosecond precision; process.cpu.time summed over cpu.mode.',
   peakRss: 'Peak resident set size (hiwater_rss).',
   peakVirtual: 'Peak virtual memory size (hiwater_vm).',
   delayMax: 'Longest single wait, by cause (delay accounting *_delay_max; kernel struct version >= 16).',
@@ -100,13 +100,14 @@ export const VALUE = {
 } as const;
 
 /**
- * Multiplier from the raw unit (TaskRecord field) to the exported unit, per raw counter:
- * microseconds and nanoseconds to seconds, MiB x microseconds to MiB x seconds.
+ * Multiplier from the raw unit to the exported unit, per raw counter: nanoseconds to seconds,
+ * MiB x microseconds to MiB x seconds.
  */
 export const RAW_SCALE: Float64Array = (() => {
   const s = new Float64Array(RAW_COUNTERS).fill(1);
-  s[RAW.USER] = 1e-6;
-  s[RAW.SYSTEM] = 1e-6;
+  // user/system are carried in ns once split from the scheduler's runtime (see accounting.ts).
+  s[RAW.USER] = 1e-9;
+  s[RAW.SYSTEM] = 1e-9;
   for (let k = 0; k < DELAY_KINDS.length; k++) s[RAW.DELAY_TIME + k] = 1e-9;
   s[RAW.RSS_TIME] = 1e-6;
   s[RAW.VIRTUAL_TIME] = 1e-6;
