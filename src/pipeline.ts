@@ -291,7 +291,11 @@ export class Pipeline {
   }
 }
 
-/** Copies a batch for one more pipeline: processors may replace attributes and rewrite values. */
+/**
+ * Copies a batch for one more pipeline: processors may replace attributes and rewrite values, and
+ * one pipeline must not see another's changes. The values copy is most of the cost (measured: the
+ * sample object alone is ~30x cheaper), paid only by receivers that feed several pipelines.
+ */
 export function copyBatch(batch: SampleBatch): SampleBatch {
   const out: SampleBatch = new Array(batch.length);
   for (let i = 0; i < batch.length; i++) {
