@@ -244,6 +244,9 @@ export const exitsCommand: CliCommand = {
     const netns = networkNamespaceWarning();
     if (netns) process.stderr.write(`taskstats-agent exits: warning: ${netns}\n`);
     const onSignal = () => finish(0);
+    // The reader went away (`exits | head`): stop quietly.
+    const onStdoutError = () => finish(0);
+    process.stdout.on('error', onStdoutError);
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     const timer = duration !== Infinity ? setTimeout(() => finish(0), duration * 1000) : null;
@@ -251,6 +254,7 @@ export const exitsCommand: CliCommand = {
     if (timer) clearTimeout(timer);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.stdout.off('error', onStdoutError);
     listener.stop();
     return code;
   },

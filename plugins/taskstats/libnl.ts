@@ -313,7 +313,9 @@ export class TaskstatsSocket {
     if (!msg) throw new TaskstatsError('system_error', 'nlmsg_alloc failed (out of memory)');
     const seq = this.nextSeq(1);
     try {
-      nl.genlmsg_put(msg, 0, seq, this.familyId, 0, NLM_F_ACK, TASKSTATS_CMD_GET, TASKSTATS_GENL_VERSION);
+      // Deregistration asks for no ACK: at shutdown a full receive buffer could drop it, and
+      // closing the socket ends the registration anyway.
+      nl.genlmsg_put(msg, 0, seq, this.familyId, 0, deregister ? 0 : NLM_F_ACK, TASKSTATS_CMD_GET, TASKSTATS_GENL_VERSION);
       const attr = deregister ? TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK : TASKSTATS_CMD_ATTR_REGISTER_CPUMASK;
       if (nl.nla_put_string(msg, attr, cpulist) < 0) throw new TaskstatsError('system_error', 'nla_put_string failed');
       const sent = nl.nl_send_auto(this.sk, msg);
@@ -321,6 +323,7 @@ export class TaskstatsSocket {
     } finally {
       nl.nlmsg_free(msg);
     }
+    if (deregister) return;
     // The kernel handles the request inside send(): the ACK (or error) is queued already.
     // Poll a little anyway (a few ms at most) rather than block.
     const what = `${deregister ? 'deregistering' : 'registering'} the exit listener for cpus "${cpulist}"`;
