@@ -300,6 +300,48 @@ describe('otlp exporter over HTTP', () => {
     assert.ok(ctx.logs.some((l) => l.fields?.key === 'queue_full'));
   });
 
+  test('shutdown with the backend failing is quick and accounts for every batch', async () => {
+    const rx = await startReceiver([], { status: 503 });
+    receivers.push(rx);
+    const { exporter, ctx } = await exporterFor({
+      endpoint: rx.url,
+      timeout: 1000,
+      sending_queue: { queue_size: 3 },
+      retry_on_failure: { initial_interval: 5000, max_interval: 5000, max_elapsed_time: 600_000 },
+    });
+    for (let i = 0; i < 4; i++) await exporter.export(await cpuMetrics(i + 1));
+    await new Promise((r) => setTimeout(r, 1200)); // the first batch is now waiting for its re-send
+    const t0 = Date.now();
+    await exporter.forceFlush();
+    await exporter.shutdown();
+    const tookMs = Date.now() - t0;
+    assert.ok(tookMs < 2500, `flush + shutdown took ${tookMs} ms`);
+    // Every batch (2 points each) is accounted for: none sent, all dropped with a reason.
+    const dropped = Object.values(ctx.dropped).reduce((a, b) => a + b, 0);
+    assert.equal(dropped, 8, JSON.stringify(ctx.dropped));
+    assert.equal(exporter.stats.batchesSent, 0);
+    assert.equal(ctx.gauges.queue_size!(), 0);
+  });
+
+  test('a backend that does not answer: the flush gives up after its budget and every batch is counted', async () => {
+    const rx = await startReceiver([{ status: 200, holdMs: 20_000 }]);
+    receivers.push(rx);
+    const { exporter, ctx } = await exporterFor({ endpoint: rx.url, timeout: 1500, retry_on_failure: { enabled: false } });
+    await exporter.export(await cpuMetrics(1));
+    await exporter.export(await cpuMetrics(2));
+    const t0 = Date.now();
+    await exporter.forceFlush();
+    const tookMs = Date.now() - t0;
+    assert.ok(tookMs >= 1400 && tookMs < 2500, `flush took ${tookMs} ms for a 1.5 s budget`);
+    await exporter.shutdown();
+    await new Promise((r) => setTimeout(r, 100));
+    rx.release();
+    // Both batches (2 points each) are accounted for: the waiting one as flush_timeout (or
+    // send_failed when the in-flight request timed out first), the in-flight one as send_failed.
+    assert.equal((ctx.dropped.flush_timeout ?? 0) + (ctx.dropped.send_failed ?? 0), 4, JSON.stringify(ctx.dropped));
+    assert.equal(exporter.stats.batchesSent, 0);
+  });
+
   test('no endpoint: idle, says so once, counts its points as dropped (no_endpoint), sends nothing', async () => {
     const { exporter, ctx } = await exporterFor({ endpoint: '' });
     await exporter.export(await cpuMetrics());
