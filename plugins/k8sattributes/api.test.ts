@@ -1,6 +1,7 @@
 import { test, describe, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +9,7 @@ import { ATTR, type Attributes, type ComponentContext, type Processor, type Samp
 import { FakeKubeApiServer, type PodJson } from '../../test/support/fake-kube-apiserver.js';
 import { defaultK8sAttributesConfig, type K8sAttributesConfig } from './config.js';
 import { k8sAttributesFactory } from './factory.js';
-import type { K8sAttributesProcessor } from './processor.js';
+import { K8sAttributesProcessor as K8sAttributesProcessorClass, type K8sAttributesProcessor } from './processor.js';
 import { canUseCgroups, TestCgroups } from './testcgroups.js';
 
 const testdata = fileURLToPath(new URL('../../../plugins/k8sattributes/testdata/', import.meta.url));
@@ -38,7 +39,7 @@ function recordingCtx(rec: Recorded): ComponentContext {
   };
 }
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 8000): Promise<void> {
+async function waitFor(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -79,7 +80,7 @@ describe('k8sattributes with the Kubernetes API (local fake API server)', { skip
     processors.push(p);
     const t0 = Date.now();
     await p.start();
-    assert.ok(Date.now() - t0 < 1000, `start() must not wait for the API (took ${Date.now() - t0} ms)`);
+    assert.ok(Date.now() - t0 < 2000, `start() must not wait for the API (took ${Date.now() - t0} ms)`);
     return p;
   };
 
@@ -283,7 +284,7 @@ describe('k8sattributes with the Kubernetes API (local fake API server)', { skip
       const p = await start(config());
       const t0 = process.hrtime.bigint();
       const out = processOne(p, corednsAttrs);
-      assert.ok(Number(process.hrtime.bigint() - t0) < 50e6);
+      assert.ok(Number(process.hrtime.bigint() - t0) < 200e6, "process() answers at once");
       assert.equal(out['k8s.pod.uid'], COREDNS_UID);
       assert.equal(out['k8s.pod.name'], undefined, 'metadata not there yet');
       await waitFor('metadata after the slow list', () => processOne(p, corednsAttrs)['k8s.pod.name'] !== undefined, 8000);
@@ -325,6 +326,51 @@ describe('k8sattributes with the Kubernetes API (local fake API server)', { skip
       await wrongToken.close();
     } finally {
       rmSync(downDir, { recursive: true, force: true });
+    }
+  });
+
+  test('in-cluster: service account token and CA over https, node name from K8S_NODE_NAME, auth_type auto', async () => {
+    const sa = mkdtempSync(join(tmpdir(), 'k8sattr-sa-'));
+    const saved = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT, node: process.env.K8S_NODE_NAME };
+    let tlsServer: FakeKubeApiServer | undefined;
+    try {
+      // a self-signed server certificate for 127.0.0.1, as the cluster CA would issue
+      const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(sa, 'key.pem'), '-out', join(sa, 'cert.pem'),
+        '-days', '1', '-subj', '/CN=kube-apiserver', '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `openssl: ${r.stderr}`);
+      const dir = join(sa, 'var/run/secrets/kubernetes.io/serviceaccount');
+      mkdirSync(dir, { recursive: true });
+      const token = 'eyJhbGciOiJSUzI1NiJ9.in-cluster-test-token';
+      writeFileSync(join(dir, 'token'), token);
+      writeFileSync(join(dir, 'ca.crt'), readFileSync(join(sa, 'cert.pem')));
+      writeFileSync(join(dir, 'namespace'), 'observability');
+      tlsServer = new FakeKubeApiServer({ token, tls: { key: readFileSync(join(sa, 'key.pem'), 'utf8'), cert: readFileSync(join(sa, 'cert.pem'), 'utf8') } });
+      await tlsServer.start();
+      const pod = coredns();
+      pod.spec.nodeName = 'node-from-env';
+      tlsServer.addPod(pod);
+      process.env.KUBERNETES_SERVICE_HOST = '127.0.0.1';
+      process.env.KUBERNETES_SERVICE_PORT = new URL(tlsServer.url).port;
+      process.env.K8S_NODE_NAME = 'node-from-env';
+      K8sAttributesProcessorClass.serviceAccountPathPrefix = sa;
+      const c = config({ auth_type: 'auto', kube_config_path: undefined });
+      c.filter = { node_from_env_var: 'K8S_NODE_NAME' };
+      const p = await start(c);
+      await waitFor('metadata over https', () => processOne(p, corednsAttrs)['k8s.pod.name'] === 'coredns-74586cf9b6-2fqjz');
+      const list = tlsServer.listRequests()[0]!;
+      assert.equal(list.authorization, `Bearer ${token}`, 'the service account token');
+      assert.equal(list.query.fieldSelector, 'spec.nodeName=node-from-env');
+      assert.equal(processOne(p, corednsAttrs)['k8s.node.name'], 'node-from-env');
+      await p.shutdown();
+      await waitFor('https watch closed', () => tlsServer!.openWatches === 0, 3000);
+    } finally {
+      K8sAttributesProcessorClass.serviceAccountPathPrefix = '';
+      for (const [k, v] of [['KUBERNETES_SERVICE_HOST', saved.host], ['KUBERNETES_SERVICE_PORT', saved.port], ['K8S_NODE_NAME', saved.node]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+      await tlsServer?.close();
+      rmSync(sa, { recursive: true, force: true });
     }
   });
 

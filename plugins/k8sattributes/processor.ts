@@ -35,6 +35,12 @@ const CGROUP_CACHE_LIMIT = 16384;
  * one Map lookup that tells whether the pod's metadata changed since the enrichment was built.
  */
 export class K8sAttributesProcessor implements Processor {
+  /**
+   * Prefix of the service account files (`<prefix>/var/run/secrets/kubernetes.io/serviceaccount/
+   * {token,ca.crt}`) for auth_type serviceAccount. Empty in production; tests point it at files
+   * they wrote.
+   */
+  static serviceAccountPathPrefix = '';
   readonly store: PodStore;
   watcher?: PodWatcher;
   private readonly want: Set<string>;
@@ -81,7 +87,7 @@ export class K8sAttributesProcessor implements Processor {
       loadKubeConfig: (k8s) => {
         const kc = new k8s.KubeConfig();
         if (kubeconfigPath === undefined) {
-          kc.loadFromCluster();
+          kc.loadFromCluster(K8sAttributesProcessor.serviceAccountPathPrefix);
         } else {
           kc.loadFromFile(kubeconfigPath);
           if (config.kube_config_context) kc.setCurrentContext(config.kube_config_context);

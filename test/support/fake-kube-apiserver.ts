@@ -19,6 +19,7 @@
  * fail lists, and a request log to assert what the client asked for.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { writeFileSync } from 'node:fs';
 
@@ -74,13 +75,18 @@ export class FakeKubeApiServer {
   /** Required bearer token; undefined accepts any request. */
   token?: string;
 
-  constructor(opts: { token?: string } = {}) {
+  private readonly tls?: { key: string; cert: string };
+
+  /** `tls`: serve https with this key and certificate (PEM), as an in-cluster API server does. */
+  constructor(opts: { token?: string; tls?: { key: string; cert: string } } = {}) {
     this.token = opts.token;
+    this.tls = opts.tls;
   }
 
   async start(): Promise<string> {
-    this.server = createServer((req, res) => this.handle(req, res));
-    this.server.on('connection', (s) => {
+    const handler = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
+    this.server = this.tls ? createTlsServer({ key: this.tls.key, cert: this.tls.cert }, handler) : createServer(handler);
+    this.server.on(this.tls ? 'secureConnection' : 'connection', (s: Socket) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });
@@ -90,7 +96,7 @@ export class FakeKubeApiServer {
 
   get url(): string {
     const a = this.server!.address() as AddressInfo;
-    return `http://127.0.0.1:${a.port}`;
+    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${a.port}`;
   }
 
   /** Writes a kubeconfig pointing at this server (http, bearer token when set). */
