@@ -163,8 +163,9 @@ export class ProcessMetadata {
   }
 
   /**
-   * Opens the proc connector (exec events) in its watcher thread. Needs CAP_NET_ADMIN in the
-   * initial user and PID namespaces; rejects with an error naming CAP_NET_ADMIN without it.
+   * Opens the proc connector (exec events) in its watcher thread. Needs the initial user and PID
+   * namespaces, and before Linux 6.6 CAP_NET_ADMIN: rejects with an error naming CAP_NET_ADMIN
+   * when the kernel refuses (since 6.6 the kernel lets any process listen).
    */
   async start(): Promise<void> {
     if (this.watcher) return;
