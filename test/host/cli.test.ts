@@ -1,7 +1,7 @@
 /** The command line as a real process: help, version, components, validate, default command, exit codes. */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot, runCli, sleep, startAgent, tempDir, testPlugins } from './helpers.js';
 import type { RunningAgent } from './helpers.js';
@@ -124,6 +124,20 @@ service:
     const dir = await runCli(['validate', '--config', tmp.dir]);
     assert.equal(dir.code, 2);
     assert.match(dir.stderr, /is a directory/);
+  });
+
+  test('validate: a file the user may not read (run as nobody)', { skip: process.getuid?.() !== 0 && 'needs root to switch user' }, async () => {
+    const d = tempDir('taskstats-cli-perm-');
+    try {
+      chmodSync(d.dir, 0o755);
+      const file = d.write('secret.yaml', VALID);
+      chmodSync(file, 0o600);
+      const r = await runCli(['validate', '--config', file], { uid: 65534, gid: 65534, cwd: '/' });
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /secret\.yaml: cannot read configuration file: permission denied/);
+    } finally {
+      d.remove();
+    }
   });
 
   test('validate defaults to ./config.yaml; env expansion applies', async () => {

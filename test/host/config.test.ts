@@ -286,6 +286,26 @@ service:
     assert.match(r.text, /c\d+\.yaml:31:\d+: service\.pipelines\.metrics\.processors\[1\]: processor "filter\/x" is not configured/);
   });
 
+  test('sizes: negative numbers and strings, fractions of a byte, wrong types', async () => {
+    const r = await load(`${HEADER}receivers:
+  counting_source/a: {buffer: -1}
+  counting_source/b: {buffer: "-5MiB"}
+  counting_source/c: {buffer: 1.5}
+  counting_source/d: {buffer: [1]}
+  counting_source/e: {buffer: 0.5KiB}
+exporters: {file_sink: {path: /tmp/x}}
+service:
+  pipelines:
+    metrics: {receivers: [counting_source/a, counting_source/b, counting_source/c, counting_source/d, counting_source/e], exporters: [file_sink]}
+`);
+    assert.match(find(r.errors, 'receivers.counting_source/a.buffer').message, /must not be negative \(got -1\)/);
+    assert.match(find(r.errors, 'receivers.counting_source/b.buffer').message, /must not be negative \(got "-5MiB"\)/);
+    assert.match(find(r.errors, 'receivers.counting_source/c.buffer').message, /must be string,integer \(got 1\.5\)|invalid size 1\.5/);
+    assert.ok(r.errors.some((e) => e.path === 'receivers.counting_source/d.buffer'), r.text);
+    assert.equal(r.errors.filter((e) => e.path === 'receivers.counting_source/e.buffer').length, 0, '0.5KiB is 512 bytes');
+    for (const p of ['a', 'b', 'c']) assert.equal(find(r.errors, `receivers.counting_source/${p}.buffer`).pos?.line, 'abc'.indexOf(p) + 3);
+  });
+
   test('wrong types for sections and pipelines', async () => {
     const r = await load(`plugins: "x.mjs"
 receivers: [a]
