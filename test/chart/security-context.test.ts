@@ -3,9 +3,11 @@
  * 10001, every capability dropped except NET_ADMIN, no_new_privs (allowPrivilegeEscalation:
  * false), a read-only root file system with a small tmpfs on /tmp (readOnlyRootFilesystem and the
  * chart's emptyDir; done in a private mount namespace), and a node binary with the image's file
- * capability cap_net_admin+ep. It must register
- * its exit listener, count exits of processes it did not start, answer /healthz and /readyz on
- * the telemetry address the probes use, and export over OTLP to a local receiver.
+ * capability cap_net_admin+ep. Its environment is built from the DaemonSet's env entries (downward
+ * API fields and a Secret-backed header filled in as the kubelet would). It must register its
+ * exit listener, count exits of processes it did not start, answer /healthz and /readyz on the
+ * telemetry address the probes use, and export over OTLP to a local receiver with the header from
+ * the Secret and the resource attributes from the chart.
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,6 +22,12 @@ const hasTools = spawnSync('setpriv', ['--version']).status === 0 && !spawnSync(
 const skip = !isRoot || !hasTools ? 'needs root, setpriv (util-linux) and setcap (libcap2-bin)' : false;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface DownwardEnv {
+  name: string;
+  value?: string;
+  valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; key: string } };
+}
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -53,7 +61,7 @@ describe("the agent under the chart's security context (real kernel)", { skip, t
   let dir: string;
   let sink: Server;
   let sinkPort = 0;
-  const exports: { path: string; bytes: number }[] = [];
+  const exports: { path: string; body: string; authorization?: string }[] = [];
   let agent: ChildProcess | undefined;
   let stderr = '';
 
@@ -63,11 +71,11 @@ describe("the agent under the chart's security context (real kernel)", { skip, t
     dir = mkdtempSync(join(repoRoot, '.cache', 'secctx-'));
     chmodSync(dir, 0o755);
     sink = createServer((req, res) => {
-      let bytes = 0;
-      req.on('data', (c: Buffer) => (bytes += c.length));
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        exports.push({ path: req.url ?? '', bytes });
-        res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+        exports.push({ path: req.url ?? '', body: Buffer.concat(chunks).toString('utf8'), authorization: req.headers.authorization });
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
       });
     });
     await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
@@ -85,15 +93,37 @@ describe("the agent under the chart's security context (real kernel)", { skip, t
       set: {
         'otlp.endpoint': `http://127.0.0.1:${sinkPort}`,
         'otlp.compression': 'none',
+        'otlp.protocol': 'http/json',
+        'otlp.headersFromSecrets[0].name': 'Authorization',
+        'otlp.headersFromSecrets[0].secretName': 'otlp-auth',
+        'otlp.headersFromSecrets[0].secretKey': 'authorization',
+        clusterName: 'prod-eu',
         'telemetry.port': String(telemetryPort),
         'k8sAttributes.api.enabled': 'false',
         'config.receivers.taskstats.collection_interval': '1s',
       },
     });
     const ds = findObject(objects, 'DaemonSet') as K8sObject & {
-      spec: { template: { spec: { containers: { name: string; securityContext: { runAsUser: number; capabilities: { add: string[] } } }[] } } };
+      spec: { template: { spec: { containers: { name: string; env: DownwardEnv[]; securityContext: { runAsUser: number; capabilities: { add: string[] } } }[] } } };
     };
-    const sc = ds.spec.template.spec.containers.find((c) => c.name === 'agent')!.securityContext;
+    const container = ds.spec.template.spec.containers.find((c) => c.name === 'agent')!;
+    const sc = container.securityContext;
+    // What the kubelet would put in the environment (loopback stands for the node's IP here).
+    const fields: Record<string, string> = {
+      'spec.nodeName': 'node-a',
+      'status.podIP': '127.0.0.1',
+      'status.hostIP': '127.0.0.1',
+      'metadata.name': 'tsa-abcde',
+      'metadata.namespace': 'monitoring',
+    };
+    const secrets: Record<string, string> = { 'otlp-auth/authorization': 'Bearer s3cr3t-token' };
+    const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+    for (const e of container.env) {
+      if (e.value !== undefined) env[e.name] = e.value;
+      else if (e.valueFrom?.fieldRef) env[e.name] = fields[e.valueFrom.fieldRef.fieldPath]!;
+      else if (e.valueFrom?.secretKeyRef) env[e.name] = secrets[`${e.valueFrom.secretKeyRef.name}/${e.valueFrom.secretKeyRef.key}`]!;
+      assert.ok(env[e.name] !== undefined, `env ${e.name} resolved`);
+    }
     const cm = findObject(objects, 'ConfigMap') as unknown as { data: Record<string, string> };
     const config = join(dir, 'config.yaml');
     writeFileSync(config, cm.data['config.yaml']!);
@@ -119,8 +149,7 @@ describe("the agent under the chart's security context (real kernel)", { skip, t
         node, join(repoRoot, 'bin', 'taskstats-agent'), 'run', '--config', config,
       ],
       {
-        // The pod's environment: with hostNetwork the pod IP is the node's; here loopback.
-        env: { PATH: process.env.PATH, K8S_POD_IP: '127.0.0.1', K8S_NODE_IP: '127.0.0.1', K8S_NODE_NAME: 'node-a' },
+        env,
         stdio: ['ignore', 'ignore', 'pipe'],
       },
     );
@@ -144,12 +173,26 @@ describe("the agent under the chart's security context (real kernel)", { skip, t
     for (let i = 0; i < 100; i++) {
       metrics = (await get(`${base}/metrics`))?.text ?? '';
       exits = metricSum(metrics, 'exits_received');
-      if (exits >= 20 && exports.length > 0) break;
+      if (exits >= 20 && exports.some((e) => e.body.includes('"process.'))) break;
       await sleep(100);
     }
     assert.ok(exits >= 20, `exits_received = ${exits} after 20 exits\n${metrics}\n${stderr}`);
     assert.ok(exports.length > 0, `no OTLP export arrived\n${stderr}`);
-    assert.ok(exports.every((e) => e.path === '/v1/metrics'), JSON.stringify(exports.slice(0, 3)));
+    assert.ok(exports.every((e) => e.path === '/v1/metrics'), JSON.stringify(exports.map((e) => e.path)));
+    // The Secret's value travelled env -> ${env:...} in the ConfigMap -> the HTTP header.
+    assert.ok(exports.every((e) => e.authorization === 'Bearer s3cr3t-token'), `authorization: ${exports[0]!.authorization}`);
+    assert.ok(!cm.data['config.yaml']!.includes('s3cr3t'), 'the secret is not in the ConfigMap');
+    // Resource attributes: k8s.node.name from the downward API, k8s.cluster.name from clusterName.
+    const withProcesses = exports.find((e) => e.body.includes('"process.'));
+    assert.ok(withProcesses, 'an export with process metrics arrived');
+    const body = JSON.parse(withProcesses.body) as {
+      resourceMetrics: { resource: { attributes: { key: string; value: { stringValue?: string } }[] }; scopeMetrics: { metrics: { name: string }[] }[] }[];
+    };
+    const attrs = new Map(body.resourceMetrics[0]!.resource.attributes.map((a) => [a.key, a.value.stringValue]));
+    assert.equal(attrs.get('k8s.node.name'), 'node-a');
+    assert.equal(attrs.get('k8s.cluster.name'), 'prod-eu');
+    const names = body.resourceMetrics.flatMap((r) => r.scopeMetrics.flatMap((sm) => sm.metrics.map((m) => m.name)));
+    assert.ok(names.some((n) => n.startsWith('process.')), `process metrics exported: ${names.join(', ')}`);
     assert.doesNotMatch(stderr, /EPERM|permission denied|EINVAL|EROFS|read-only file system/i);
 
     agent.kill('SIGTERM');
