@@ -42,6 +42,9 @@ interface ExporterState extends ExporterSlot {
   sent: CounterSeries;
   failed: CounterSeries;
   failedExports: CounterSeries;
+  /** Exports handed over and not yet settled (bounded: an exporter that never resolves must not grow memory). */
+  inFlight: number;
+  backlogDropped: CounterSeries;
 }
 
 const COLLECT = Symbol('collect');
@@ -79,6 +82,8 @@ export class Pipeline {
     /** Host logger for this pipeline (rate-limited). */
     private readonly logger: Logger,
     private readonly maxQueuedBatches = 1000,
+    /** Exports per exporter that may be unsettled at once; later collections skip that exporter. */
+    private readonly maxExportsInFlight = 8,
   ) {
     const t = telemetry;
     this.processors = processors.map((p) => {
@@ -98,6 +103,8 @@ export class Pipeline {
         sent: t.counter(SELF_METRICS.exporterSent, 'Data points an exporter sent (export resolved).', '{point}', attrs),
         failed: t.counter(SELF_METRICS.exporterFailed, 'Data points an exporter failed to send (export rejected).', '{point}', attrs),
         failedExports: t.counter(SELF_METRICS.exporterFailedExports, 'Exports that were rejected.', '{export}', attrs),
+        inFlight: 0,
+        backlogDropped: t.dropped({ ...attrs, 'component.kind': 'exporter', 'pipeline.id': id, reason: 'export_backlog' }),
       };
     });
     const pattrs = { 'component.id': 'pipeline', 'pipeline.id': id, 'component.kind': 'pipeline' };
@@ -264,6 +271,17 @@ export class Pipeline {
         this.logger.error('metrics stage failed to build metrics', { key: 'collect_error', error: errorText(err) });
         continue;
       }
+      if (slot.inFlight >= this.maxExportsInFlight) {
+        const points = countPoints(rm);
+        slot.backlogDropped.add(points);
+        this.logger.warn('exporter has too many unfinished exports: this collection skipped for it', {
+          key: `export_backlog:${slot.id}`,
+          component: slot.id,
+          in_flight: slot.inFlight,
+          points,
+        });
+        continue;
+      }
       if (slot.withSelfTelemetry) {
         rm = { resource: rm.resource, scopeMetrics: [...rm.scopeMetrics, this.telemetry.toScopeMetrics(nowMs, slot.selfDelta)] };
       }
@@ -275,6 +293,7 @@ export class Pipeline {
 
   private async exportOne(slot: ExporterState, rm: ResourceMetrics): Promise<void> {
     const points = countPoints(rm);
+    slot.inFlight++;
     try {
       await slot.exporter.export(rm);
       slot.sent.add(points);
@@ -287,6 +306,8 @@ export class Pipeline {
         points,
         error: errorText(err),
       });
+    } finally {
+      slot.inFlight--;
     }
   }
 }

@@ -149,6 +149,36 @@ describe('pipeline', () => {
     assert.equal(m.get('taskstats_agent_exporter_sent_points_total{component_id="hang"}'), 1);
   });
 
+  test('an exporter that never settles is skipped after 8 unfinished exports (counted), the others still export', async () => {
+    const t = new SelfTelemetry('t');
+    const stage = new MetricsStage({ seriesLimit: 100, endedSeriesTtlMs: 60_000, resource: buildResource({}), telemetry: t.forComponent('pipeline', { 'component.id': 'metrics_stage' }), logger: quietLogger().logger });
+    let hangingCalls = 0;
+    let goodCalls = 0;
+    const exporter = (exp: (rm: ResourceMetrics) => Promise<void>): Exporter => ({ ...noop, temporality: 'cumulative', export: exp, forceFlush: async () => {} });
+    const { lines, logger } = quietLogger();
+    const p = new Pipeline(
+      'metrics',
+      [],
+      stage,
+      [
+        { id: 'stuck', exporter: exporter(() => (hangingCalls++, new Promise<void>(() => undefined))), temporality: 'cumulative', withSelfTelemetry: false },
+        { id: 'good', exporter: exporter(async () => void goodCalls++), temporality: 'cumulative', withSelfTelemetry: false },
+      ],
+      t,
+      logger,
+    );
+    for (let i = 0; i < 12; i++) {
+      p.consume(batchOf(1, i));
+      p.collectionDone();
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.equal(hangingCalls, 8);
+    assert.equal(goodCalls, 12);
+    const m = parsePrometheus(t.toPrometheus());
+    assert.equal(m.get('taskstats_agent_component_dropped_items_total{component_id="stuck",component_kind="exporter",pipeline_id="metrics",reason="export_backlog"}'), 4);
+    assert.equal(lines.filter((l) => l.includes('too many unfinished exports')).length, 1, 'logged once (rate-limited)');
+  });
+
   test('fan-out gives every pipeline its own samples: one pipeline rewriting does not touch the other', () => {
     const a = new RecordingStage();
     const b = new RecordingStage();
