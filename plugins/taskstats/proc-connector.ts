@@ -334,6 +334,8 @@ export class ExecWatcher {
     private readonly onExec: (info: ExecInfo) => void,
     private readonly onOverflow: (count: number) => void,
     private readonly onMissed: (count: number) => void = () => {},
+    /** The thread ended without being asked to (a crash): attribution falls back to parents. */
+    private readonly onDied: (reason: string) => void = () => {},
   ) {}
 
   get stats(): ExecWatcherStats {
@@ -374,6 +376,8 @@ export class ExecWatcher {
     }
     // Results are applied by drain() on demand; this listener applies them when no record asks.
     port1.on('message', (m: ExecInfo) => this.apply(m));
+    worker.on('error', (e) => { if (this.worker === worker) this.onDied(e.message); });
+    worker.on('exit', (code) => { if (this.worker === worker) this.onDied(`exit code ${code}`); });
     port1.unref();
     worker.unref();
   }

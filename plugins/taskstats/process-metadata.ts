@@ -178,6 +178,10 @@ export class ProcessMetadata {
       (info) => this.onExec(info),
       (count) => this.onOverflow(count),
       (count) => this.execMissedCounter.add(count),
+      (reason) => this.o.logger.error(
+        'process metadata: the exec watcher thread ended unexpectedly; processes that move to another cgroup before exec '
+        + 'are now attributed to their parent\'s cgroup', { key: 'exec_watcher_died', reason },
+      ),
     );
     await watcher.start();
     this.watcher = watcher;
