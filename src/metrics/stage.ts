@@ -215,6 +215,8 @@ export class MetricsStage {
   private readonly overflowCounter: { add(value: number): void };
   private readonly expiredCounter: { add(value: number): void };
   private lastCollectMs: number | null = null;
+  private lastSchema: SampleSchema | undefined;
+  private lastSchemaState: SchemaState | null = null;
   private seriesCount = 0;
 
   constructor(o: MetricsStageOptions) {
@@ -380,12 +382,18 @@ export class MetricsStage {
 
   /** Validate a schema once; null (samples dropped) when it cannot be exported consistently. */
   private schemaState(schema: SampleSchema): SchemaState | null {
+    // Samples of one batch nearly always share one schema object: skip the WeakMap for them.
+    if (schema === this.lastSchema) return this.lastSchemaState;
     if (schema === null || typeof schema !== 'object') {
       this.reject('a sample has no schema (SampleSchema with a metrics array)', undefined);
       return null;
     }
     const known = this.schemaByObject.get(schema);
-    if (known !== undefined) return known;
+    if (known !== undefined) {
+      this.lastSchema = schema;
+      this.lastSchemaState = known;
+      return known;
+    }
     let state: SchemaState | null = null;
     try {
       const sameId = this.schemaById.get(schema.id);
