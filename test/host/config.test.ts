@@ -4,7 +4,7 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { formatIssue } from '../../src/config/issues.js';
@@ -155,6 +155,26 @@ service: {pipelines: {metrics: {receivers: [counting_source], processors: [plain
     assert.deepEqual(r.errors, [], r.text);
     assert.deepEqual(r.config!.processors.get('plain_upper')!.config, { attribute: 'workload' });
   });
+});
+
+test('a relative plugin path resolves from the config file\'s directory, not the working directory', async () => {
+  const d = tempDir('taskstats-rel-');
+  try {
+    mkdirSync(join(d.dir, 'conf', 'my-plugins'), { recursive: true });
+    copyFileSync(join(fixtures, 'plain-plugin.mjs'), join(d.dir, 'conf', 'my-plugins', 'plain.mjs'));
+    const file = d.write('conf/config.yaml', `plugins: [${testPlugins}, ./my-plugins/plain.mjs]
+receivers: {counting_source: }
+processors: {plain_upper: }
+exporters: {file_sink: {path: /tmp/x}}
+service: {pipelines: {metrics: {receivers: [counting_source], processors: [plain_upper], exporters: [file_sink]}}}
+`);
+    const registry = new Registry();
+    const r = await loadConfigFile(file, registry, {});
+    assert.deepEqual(r.issues.filter((i) => i.severity === 'error').map(formatIssue), []);
+    assert.equal(registry.get('processor', 'plain_upper')!.source, './my-plugins/plain.mjs');
+  } finally {
+    d.remove();
+  }
 });
 
 test('a plugin named by package name resolves from the config file\'s directory', async () => {
