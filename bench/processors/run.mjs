@@ -15,7 +15,9 @@
 // and one without; the fork loops run inside a Kubernetes-shaped cgroup so k8sattributes has real
 // work. CPU time of each agent per exit, ratio with/without. Target <= 1.25.
 //
-// usage: npm run bench:processors [-- --seconds 5 --runs 3 --samples 400000 --skip-agent]
+// usage: npm run bench:processors [-- --seconds 5 --runs 3 --samples 400000 --skip-agent --per-process]
+// (--per-process: the agents run the receiver in per-process mode, one attributes object per
+// process: every exit is a cache miss for the processors, their worst case)
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -216,6 +218,7 @@ function agentConfig(withProcessors) {
     # the exit path only: a live sweep costs the same with and without processors but its share
     # depends on how many processes the machine runs, which would blur the ratio
     live: false
+    per_process: ${flag('per-process')}
 ${processors}exporters:
   debug: {verbosity: basic}
 service:
@@ -287,7 +290,7 @@ async function runOnce(control = false) {
 }
 
 try {
-  console.log(`bench:processors part 2: two agents at once on the same exits (2 fork loops x ${SECONDS} s in a kubepods cgroup), ${RUNS} runs`);
+  console.log(`bench:processors part 2: two agents at once on the same exits (2 fork loops x ${SECONDS} s in a kubepods cgroup), ${RUNS} runs${flag('per-process') ? ', per-process mode' : ''}`);
   const ratios = [];
   for (let r = 0; r < RUNS; r++) {
     const m = await runOnce();
