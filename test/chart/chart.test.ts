@@ -314,6 +314,15 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
     assert.match(vmNotes, /privileged init container/);
   });
 
+  test("values.schema.json's k8sAttributes.metadata enum is the processor's list of attributes", async () => {
+    const { METADATA_ATTRIBUTES } = await import('../../plugins/k8sattributes/config.js');
+    const schema = JSON.parse(readFileSync(join(chartDir, 'values.schema.json'), 'utf8'));
+    assert.deepEqual(schema.properties.k8sAttributes.properties.metadata.items.enum, [...METADATA_ATTRIBUTES]);
+    const r = helm(['template', 'tsa', chartDir, '--set', 'k8sAttributes.metadata={k8s.pod.nam}']);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /metadata/);
+  });
+
   test('the chart README lists every value of values.yaml', () => {
     const values = parseYaml(readFileSync(join(chartDir, 'values.yaml'), 'utf8')) as Record<string, unknown>;
     const readme = readFileSync(join(chartDir, 'README.md'), 'utf8');
