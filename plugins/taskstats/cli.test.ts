@@ -138,7 +138,9 @@ describe('taskstats-agent exits', { timeout: 60_000 }, () => {
     const c = spawn(process.execPath, [bin, 'exits', '--count', '2', '--cpumask', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(c);
     let out = '';
+    let err = '';
     c.stdout!.on('data', (d) => (out += d));
+    c.stderr!.on('data', (d) => (err += d));
     let code: number | null = null;
     c.once('exit', (x) => (code = x));
     const end = Date.now() + 20_000;
@@ -146,7 +148,7 @@ describe('taskstats-agent exits', { timeout: 60_000 }, () => {
       spawnSync('taskset', ['-c', '0', '/bin/sh', '-c', 'exit 0']);
       await new Promise((r) => setTimeout(r, 100));
     }
-    assert.equal(code, 0);
+    assert.equal(code, 0, err);
     const heads = out.split('\n').filter((l) => l.startsWith('exit of '));
     assert.ok(heads.length >= 2 && heads.length <= 4, out);
     assert.match(out, /\n  (exit code \d+|killed by signal \d+)/);
