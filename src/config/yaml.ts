@@ -92,7 +92,11 @@ export function parseYamlConfig(text: string, file: string, env: NodeJS.ProcessE
     if (isMap(node)) {
       for (const pair of node.items) {
         const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
-        if (key === '<<') continue;
+        if (key === '<<') {
+          // A merge key: its (inline) mapping still needs env expansion; its keys land on this path.
+          if (pair.value) walk(pair.value, path);
+          continue;
+        }
         const child = joinPath(path, key);
         const kp = posOf(pair.key as Node);
         if (kp) keyPositions.set(child, kp);

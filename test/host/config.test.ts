@@ -134,6 +134,28 @@ ${PIPELINE}`);
     assert.equal(report.length, 2);
   });
 
+  test('anchors, aliases and merge keys (env expanded inside them too)', async () => {
+    const r = await load(`${HEADER}receivers:
+  counting_source/a: &common
+    batch_size: \${env:BATCH}
+    workload: a
+  counting_source/b:
+    <<: *common
+    workload: b
+  counting_source/c:
+    <<: {workload: "\${env:WL}", interval: 2s}
+exporters: {file_sink: {path: /tmp/x}}
+service:
+  pipelines:
+    metrics: {receivers: [counting_source/a, counting_source/b, counting_source/c], exporters: [file_sink]}
+`, { BATCH: '9', WL: 'merged' });
+    assert.deepEqual(r.errors, [], r.text);
+    const cfg = (id: string) => r.config!.receivers.get(id)!.config as Record<string, unknown>;
+    assert.deepEqual([cfg('counting_source/a').batch_size, cfg('counting_source/a').workload], [9, 'a']);
+    assert.deepEqual([cfg('counting_source/b').batch_size, cfg('counting_source/b').workload], [9, 'b']);
+    assert.deepEqual([cfg('counting_source/c').workload, cfg('counting_source/c').interval], ['merged', 2000]);
+  });
+
   test('unused components are warnings, not errors', async () => {
     const r = await load(`${HEADER}receivers: {counting_source: }
 processors: {tagger: }
