@@ -37,6 +37,19 @@ describe('parseCgroupPath (path strings)', () => {
     assert.deepEqual(parseCgroupPath(`/kubepods.slice/kubepods-pod${underscored(DOCKER_POD)}.slice`), { podUid: DOCKER_POD, qosClass: 'Guaranteed' });
   });
 
+  test('systemd + CRI-O path quoted in the Kubernetes node e2e tests (conmon scope)', () => {
+    // "example path (systemd): /sys/fs/cgroup/ kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0b7632a2_..."
+    const p = '/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0b7632a2_a56e_4278_987a_22de18008dbe.slice/crio-conmon-0bc5eac79e3ae7a0c2651f14722aa10fa333eb2325c2ca97da33aa284cda81b0.scope';
+    assert.deepEqual(parseCgroupPath(p), { podUid: '0b7632a2-a56e-4278-987a-22de18008dbe', qosClass: 'Burstable' });
+    const ctr = p.replace('crio-conmon-', 'crio-');
+    assert.deepEqual(parseCgroupPath(ctr), {
+      podUid: '0b7632a2-a56e-4278-987a-22de18008dbe',
+      qosClass: 'Burstable',
+      containerId: '0bc5eac79e3ae7a0c2651f14722aa10fa333eb2325c2ca97da33aa284cda81b0',
+      runtime: 'cri-o',
+    });
+  });
+
   test('CRI-O conmon scope is the runtime monitor: pod only, no container id', () => {
     const p = `/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${underscored(FIXTURE_POD)}.slice/crio-conmon-${CRIO_ID}.scope`;
     assert.deepEqual(parseCgroupPath(p), { podUid: FIXTURE_POD, qosClass: 'BestEffort' });
