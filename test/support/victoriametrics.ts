@@ -90,9 +90,14 @@ export async function startVictoriaMetrics(opts: { extraArgs?: string[]; startTi
   const port = opts.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
   let output = '';
+  // With setpriv (util-linux) VictoriaMetrics is killed when the test process dies, even by
+  // SIGKILL (PR_SET_PDEATHSIG): an interrupted test run leaves no server behind.
+  const command = existsSync('/usr/bin/setpriv') ? '/usr/bin/setpriv' : bin;
+  const prefix = command === bin ? [] : ['--pdeathsig', 'KILL', bin];
   const child: ChildProcess = spawn(
-    bin,
+    command,
     [
+      ...prefix,
       `-httpListenAddr=127.0.0.1:${port}`,
       `-storageDataPath=${dataDir}`,
       '-retentionPeriod=1d',
@@ -113,8 +118,14 @@ export async function startVictoriaMetrics(opts: { extraArgs?: string[]; startTi
   child.stderr!.on('data', collect);
   let exited = false;
   const exitedPromise = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
+  // A test process that ends without stop() (an uncaught failure) still ends its server.
+  const killOnExit = () => {
+    if (!exited) child.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
 
   const stop = async () => {
+    process.removeListener('exit', killOnExit);
     if (!exited) {
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
