@@ -44,6 +44,8 @@ interface ProbeResult {
   exit_event: string;
   rcvbufforce: string;
   proc_connector: string;
+  /** The connector's acknowledgement of PROC_CN_MCAST_LISTEN: 'ok' or the error it carries. */
+  proc_connector_listen: string;
   proc_cgroup: string;
   proc_cmdline: string;
   proc_stat: string;
@@ -154,6 +156,9 @@ async function runProbe(otherPid: number): Promise<ProbeResult> {
     m.writeUInt16LE(4, 32); // len
     m.writeUInt32LE(1, 36); // PROC_CN_MCAST_LISTEN
     sendAll(cfd, m);
+    // The acknowledgement: a proc_event with what == PROC_EVENT_NONE and ack.err at offset 52.
+    const ack = recvOne(cfd, (t, msg) => t === NLMSG_DONE && msg.length >= 56 && msg.readUInt32LE(36) === 0, 1000);
+    out.proc_connector_listen = ack.msg ? (ack.msg.readUInt32LE(52) === 0 ? 'ok' : errText(ack.msg.readUInt32LE(52))) : 'no-ack';
     spawnSync('/bin/true');
     const ev = recvOne(cfd, (t, msg) => t === NLMSG_DONE && msg.length >= 40 && msg.readUInt32LE(36) !== 0, 2000);
     out.proc_connector = ev.msg ? 'received' : 'none';
@@ -281,6 +286,18 @@ describe('capabilities the agent needs (real kernel)', { skip, timeout: 120_000 
     assert.equal(r.register, 'EPERM');
     assert.equal(r.get_other_pid, 'EPERM');
     assert.equal(r.rcvbufforce, 'EPERM');
+  });
+
+  test('the process-event connector needs no capability on Linux 6.6+ (older kernels: CAP_NET_ADMIN)', (t) => {
+    const [major, minor] = readFileSync('/proc/sys/kernel/osrelease', 'utf8').split('.').map(Number) as [number, number];
+    if (major < 6 || (major === 6 && minor < 6)) {
+      t.skip(`kernel ${major}.${minor}: joining the connector's group needs CAP_NET_ADMIN there`);
+      return;
+    }
+    const r = probeUnder(['setpriv', '--reuid=1000', '--regid=1000', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--'], otherPid);
+    assert.equal(r.register, 'EPERM', 'taskstats still refuses');
+    assert.equal(r.proc_connector_listen, 'ok');
+    assert.equal(r.proc_connector, 'received');
   });
 
   test('a non-root uid works only with CAP_NET_ADMIN as an ambient capability', () => {
