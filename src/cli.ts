@@ -13,7 +13,7 @@ import { formatIssue } from './config/issues.js';
 import type { ConfigIssue } from './config/issues.js';
 import { LOG_LEVELS, loadConfigFile } from './config/load.js';
 import type { AgentConfig, LogLevel } from './config/load.js';
-import { createRootLogger, LogRateLimiter, reportSuppressed } from './logging.js';
+import { ComponentLogger, createRootLogger, LogRateLimiter, reportSuppressed } from './logging.js';
 import { COMPONENT_KINDS, Registry } from './registry.js';
 import { ComponentFailure, Service } from './service.js';
 import { SelfTelemetry, SELF_METRICS } from './telemetry.js';
@@ -242,9 +242,11 @@ export async function runAgent(config: AgentConfig, warnings: ConfigIssue[], lev
   // Errors thrown in components' own callbacks (timers, sockets) would kill the process: count
   // and log them instead, so one plugin's bug does not take the other pipelines down.
   const uncaught = telemetry.counter(SELF_METRICS.uncaughtErrors, 'Errors thrown outside any call the host made (in a component callback).', '{error}', {});
+  const hostLog = new ComponentLogger(log, limiter, 'host');
   const onUncaught = (e: unknown): void => {
     uncaught.add(1);
-    log.error({ error: e instanceof Error ? e.stack : String(e) }, 'uncaught error in a component callback (contained)');
+    const message = e instanceof Error ? e.message : String(e);
+    hostLog.error('uncaught error in a component callback (contained)', { key: `uncaught:${message}`, error: e instanceof Error ? e.stack : message });
   };
   process.on('uncaughtException', onUncaught);
   process.on('unhandledRejection', onUncaught);
