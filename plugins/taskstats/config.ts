@@ -18,6 +18,8 @@ export interface TaskstatsReceiverConfig {
   /** cpulist ("0-3,5") or "all" (every possible CPU, /sys/devices/system/cpu/possible). */
   cpus: string;
   receive_buffer: number;
+  /** Exit sockets, each registered for a share of `cpus` with its own receive buffer. */
+  exit_listeners: number;
   live: boolean;
   per_process: boolean;
   delay_accounting: DelayAccountingMode;
@@ -30,6 +32,7 @@ export function defaultTaskstatsConfig(): TaskstatsReceiverConfig {
     exits: true,
     cpus: 'all',
     receive_buffer: 16 * 1024 * 1024,
+    exit_listeners: 1,
     live: true,
     per_process: false,
     delay_accounting: 'keep',
@@ -47,6 +50,7 @@ export const taskstatsConfigSchema: ConfigSchema = {
     exits: { type: 'boolean', description: 'Listen to exit events (every process that ends, without loss).' },
     cpus: { type: 'string', description: 'CPUs whose exits are listened to: a cpulist such as "0-3,5", or "all".' },
     receive_buffer: sizeSchema({ minBytes: 65536, description: 'Receive buffer of the exit listener (SO_RCVBUFFORCE), e.g. 16MiB.' }),
+    exit_listeners: { type: 'integer', minimum: 1, maximum: 64, description: 'Exit sockets, each listening to a share of the CPUs with its own receive_buffer (against drops on many-CPU hosts).' },
     live: { type: 'boolean', description: 'Query every live process each collection_interval.' },
     per_process: { type: 'boolean', description: 'One series per process (pid and start time as attributes) instead of per command and cgroup.' },
     delay_accounting: { enum: ['keep', 'enable'], description: 'enable: write 1 to kernel.task_delayacct at start (needs CAP_SYS_ADMIN).' },
@@ -73,6 +77,35 @@ export function parseCpulist(list: string): number[] | undefined {
     for (let c = a; c <= end; c++) out.push(c);
   }
   return out;
+}
+
+/**
+ * Split a cpulist into at most `parts` cpulists of consecutive CPUs (as equal as possible).
+ * "0-7" in 2 -> ["0-3", "4-7"]. Fewer parts when there are fewer CPUs.
+ */
+export function splitCpulist(list: string, parts: number): string[] {
+  const cpus = parseCpulist(list);
+  if (!cpus || parts <= 1 || cpus.length <= 1) return [list];
+  const n = Math.min(parts, cpus.length);
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const share = cpus.slice(Math.floor((i * cpus.length) / n), Math.floor(((i + 1) * cpus.length) / n));
+    out.push(formatCpulist(share));
+  }
+  return out;
+}
+
+/** [0,1,2,5] -> "0-2,5". */
+export function formatCpulist(cpus: number[]): string {
+  const sorted = [...new Set(cpus)].sort((a, b) => a - b);
+  const ranges: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    ranges.push(i === j ? `${sorted[i]}` : `${sorted[i]}-${sorted[j]}`);
+    i = j + 1;
+  }
+  return ranges.join(',');
 }
 
 /** CPUs of `list` that are not in the machine's possible CPUs (the kernel refuses those with EINVAL). */

@@ -14,7 +14,7 @@ import { ATTR, type Receiver, type Sample } from '../../src/api/index.js';
 import plugin from './index.js';
 import { taskstatsReceiverFactory, defaultReceiverParts } from './factory.js';
 import { TaskstatsReceiver, networkNamespaceWarning, type ReceiverParts } from './receiver.js';
-import { defaultTaskstatsConfig, validateTaskstatsConfig, type TaskstatsReceiverConfig } from './config.js';
+import { defaultTaskstatsConfig, validateTaskstatsConfig, splitCpulist, formatCpulist, parseCpulist, possibleCpus, type TaskstatsReceiverConfig } from './config.js';
 import { setupDelayAccounting } from './delayacct.js';
 import type { TaskRecord } from './record.js';
 
@@ -93,6 +93,26 @@ describe('taskstats receiver', { timeout: 60_000 }, () => {
     assert.equal(h.cycles(), c, 'no cycle after shutdown');
   });
 
+  test('exit_listeners: 2 splits the CPUs over two sockets feeding one accounting table', async () => {
+    const h = harness();
+    const r = new TaskstatsReceiver(h.ctx, { ...defaultTaskstatsConfig(), live: false, per_process: true, exit_listeners: 2, collection_interval: 300 }, defaultReceiverParts);
+    await r.start();
+    try {
+      const cpus = parseCpulist(possibleCpus())!;
+      assert.equal(r.exitStats!.listeners, Math.min(2, cpus.length));
+      // one shell pinned to the first CPU, one to the last: each socket hears its own
+      const pids: number[] = [];
+      for (const cpu of [cpus[0]!, cpus[cpus.length - 1]!]) {
+        const c = spawn('taskset', ['-c', String(cpu), '/bin/sh', '-c', 'exit 4'], { stdio: 'ignore' });
+        pids.push(c.pid!);
+        await new Promise((res) => c.once('exit', res));
+      }
+      await waitFor(() => pids.every((p) => h.samples.some((s) => s.final && s.attributes[ATTR.PID] === p)), 5000, 'both final samples');
+    } finally {
+      await r.shutdown();
+    }
+  });
+
   test('exits only (live: false) still announces collection cycles', async () => {
     const h = harness();
     const receiver = await taskstatsReceiverFactory.create(h.ctx, { ...defaultTaskstatsConfig(), collection_interval: 200, live: false });
@@ -153,6 +173,15 @@ describe('taskstats receiver: containment and warnings', { timeout: 30_000 }, ()
 });
 
 describe('taskstats config', () => {
+  test('cpulists split into consecutive shares', () => {
+    assert.deepEqual(splitCpulist('0-7', 2), ['0-3', '4-7']);
+    assert.deepEqual(splitCpulist('0-2,5,8-9', 3), ['0-1', '2,5', '8-9']);
+    assert.deepEqual(splitCpulist('0-1', 4), ['0', '1']);
+    assert.deepEqual(splitCpulist('3', 2), ['3']);
+    assert.deepEqual(splitCpulist('0-3', 1), ['0-3']);
+    assert.equal(formatCpulist([5, 0, 1, 2, 9]), '0-2,5,9');
+  });
+
   test('cpulist checks', () => {
     const base = defaultTaskstatsConfig();
     assert.deepEqual(validateTaskstatsConfig(base), []);

@@ -14,7 +14,7 @@ import { readlinkSync } from 'node:fs';
 import type { Logger, ComponentTelemetry, Receiver, ReceiverContext, SampleBatch } from '../../src/api/index.js';
 import type { TaskRecord } from './record.js';
 import type { TaskstatsReceiverConfig } from './config.js';
-import { possibleCpus } from './config.js';
+import { possibleCpus, splitCpulist } from './config.js';
 import { ExitListener } from './exit-listener.js';
 import { LivePoller } from './live-poller.js';
 import { setupDelayAccounting } from './delayacct.js';
@@ -73,7 +73,7 @@ export function networkNamespaceWarning(procRoot = '/proc'): string | undefined 
 export class TaskstatsReceiver implements Receiver {
   private readonly accounting: AccountingPart;
   private readonly metadata: MetadataPart;
-  private listener: ExitListener | null = null;
+  private listeners: ExitListener[] = [];
   private poller: LivePoller | null = null;
   private timer: NodeJS.Timeout | null = null;
   private sweeping: Promise<void> | null = null;
@@ -130,21 +130,22 @@ export class TaskstatsReceiver implements Receiver {
         this.poller.open(); // fails early and clearly without CAP_NET_ADMIN
       }
       if (this.config.exits) {
-        const listener = new ExitListener({
-          cpus: this.cpus,
-          receiveBuffer: this.config.receive_buffer,
-          handler: {
-            exit: (thread, group) => this.onExit(thread, group),
-            drained: () => this.flushExits(),
-            kernelDrop: () => this.onKernelDrop(),
-            parseError: (status, errno) => this.onParseError(status, errno),
-          },
-        });
-        listener.start();
-        this.listener = listener;
+        const handler = {
+          exit: (thread: TaskRecord, group: TaskRecord | null) => this.onExit(thread, group),
+          drained: () => this.flushExits(),
+          kernelDrop: () => this.onKernelDrop(),
+          parseError: (status: number, errno: number) => this.onParseError(status, errno),
+        };
+        // Several sockets, each for a subset of the CPUs with its own receive buffer (what the
+        // kernel documentation suggests against drops), all feeding the one accounting table.
+        for (const cpus of splitCpulist(this.cpus, this.config.exit_listeners)) {
+          const listener = new ExitListener({ cpus, receiveBuffer: this.config.receive_buffer, handler });
+          this.listeners.push(listener);
+          listener.start();
+          this.ctx.logger.info('listening to exit events', { cpus, receive_buffer: listener.receiveBufferBytes });
+        }
         const netns = networkNamespaceWarning();
         if (netns) this.ctx.logger.warn(netns, { key: 'netns' });
-        this.ctx.logger.info('listening to exit events', { cpus: this.cpus, receive_buffer: listener.receiveBufferBytes });
       }
     } catch (err) {
       await this.shutdown();
@@ -158,19 +159,27 @@ export class TaskstatsReceiver implements Receiver {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    this.listener?.stop();
+    for (const l of this.listeners) l.stop();
     this.flushExits();
-    this.listener = null;
+    this.listeners = [];
     this.poller?.close(); // a sweep in progress notices and ends at its next batch
     if (this.sweeping) await this.sweeping.catch(() => undefined);
     this.poller = null;
     await this.metadata.shutdown();
   }
 
-  /** Counters of the exit listener (for tests and the benchmark). */
-  get exitStats(): { datagrams: number; records: number; parseErrors: number; kernelDrops: number; pollErrors: number } | null {
-    const l = this.listener;
-    return l ? { datagrams: l.datagrams, records: l.records, parseErrors: l.parseErrors, kernelDrops: l.kernelDrops, pollErrors: l.pollErrors } : null;
+  /** Counters of the exit listeners, summed (for tests and the benchmark). */
+  get exitStats(): { listeners: number; datagrams: number; records: number; parseErrors: number; kernelDrops: number; pollErrors: number } | null {
+    if (this.listeners.length === 0) return null;
+    const t = { listeners: this.listeners.length, datagrams: 0, records: 0, parseErrors: 0, kernelDrops: 0, pollErrors: 0 };
+    for (const l of this.listeners) {
+      t.datagrams += l.datagrams;
+      t.records += l.records;
+      t.parseErrors += l.parseErrors;
+      t.kernelDrops += l.kernelDrops;
+      t.pollErrors += l.pollErrors;
+    }
+    return t;
   }
 
   private onExit(thread: TaskRecord, group: TaskRecord | null): void {
@@ -199,11 +208,8 @@ export class TaskstatsReceiver implements Receiver {
   }
 
   private flushExits(): void {
-    const l = this.listener;
-    if (l) {
-      // The listener's own counters are the truth; add what changed since the last flush.
-      this.syncListenerCounters(l);
-    }
+    // The listeners' own counters are the truth; add what changed since the last flush.
+    this.syncListenerCounters();
     if (this.batch.length === 0) return;
     const b = this.batch;
     this.batch = [];
@@ -211,13 +217,19 @@ export class TaskstatsReceiver implements Receiver {
   }
 
   private seen = { records: 0, datagrams: 0 };
-  private syncListenerCounters(l: ExitListener): void {
-    const d = l.datagrams - this.seen.datagrams;
-    const r = l.records - this.seen.records;
+  private syncListenerCounters(): void {
+    let datagrams = 0;
+    let records = 0;
+    for (const l of this.listeners) {
+      datagrams += l.datagrams;
+      records += l.records;
+    }
+    const d = datagrams - this.seen.datagrams;
+    const r = records - this.seen.records;
     if (d > 0) this.exitsReceived.add(d);
     if (r > 0) this.recordsParsed.add(r);
-    this.seen.datagrams = l.datagrams;
-    this.seen.records = l.records;
+    this.seen.datagrams = datagrams;
+    this.seen.records = records;
   }
 
   private onKernelDrop(): void {
@@ -227,8 +239,8 @@ export class TaskstatsReceiver implements Receiver {
     if (now - this.lastDropWarning >= DROP_WARNING_EVERY_MS) {
       this.ctx.logger.warn(
         'the kernel dropped exit events: the receive buffer overflowed (ENOBUFS), so some processes that ended are not counted. ' +
-          'Avoid it with a bigger receive_buffer (e.g. 64MiB), or several taskstats receivers each listening to a subset of CPUs (cpus: "0-3", "4-7", ...)',
-        { key: 'kernel_drops', incidents: this.dropsSinceWarning, cpus: this.cpus, receive_buffer: this.listener?.receiveBufferBytes },
+          'Avoid it with a bigger receive_buffer (e.g. 64MiB), or more exit_listeners (each listens to a subset of the CPUs with a buffer of its own)',
+        { key: 'kernel_drops', incidents: this.dropsSinceWarning, cpus: this.cpus, exit_listeners: this.listeners.length, receive_buffer: this.listeners[0]?.receiveBufferBytes },
       );
       this.lastDropWarning = now;
       this.dropsSinceWarning = 0;
