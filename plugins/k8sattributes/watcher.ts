@@ -33,6 +33,7 @@ export class PodWatcher {
   /** The open watch request, for the idle watchdog. */
   private watchRequest?: AbortController;
   private lastActivityMs = 0;
+  private lastWatchStartMs = 0;
   private watchdogTimer?: NodeJS.Timeout;
   /**
    * A watch with no event for this long is presumed dead (a connection that vanished without a
@@ -93,6 +94,16 @@ export class PodWatcher {
           if (controller !== undefined && watcher.watchRequest === controller) watcher.watchRequest = undefined;
           done(err);
         };
+        // ListWatch reconnects at once when a watch ends cleanly; a server or proxy that ends
+        // every watch right away would make that a busy loop, so a watch that lived under a
+        // second is followed by a pause of one.
+        if (Date.now() - watcher.lastWatchStartMs < 1000) await new Promise((r) => setTimeout(r, 1000).unref());
+        if (watcher.stopped) {
+          const none = new AbortController(); // stopped meanwhile: no request, nothing to report
+          none.abort();
+          return none;
+        }
+        watcher.lastWatchStartMs = Date.now();
         watcher.lastActivityMs = Date.now();
         controller = (await super.watch(path, { ...params, allowWatchBookmarks: true, timeoutSeconds }, onEvent, onDone)) as AbortController;
         if (watcher.stopped) controller.abort();
