@@ -95,12 +95,19 @@ export function checkUrl(value: string, where: string): string | undefined {
   return undefined;
 }
 
+/** gRPC endpoints may be written `host:port`, as in the Collector's otlp exporter. */
+const HOST_PORT_RE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
+
+function withGrpcScheme(value: string, protocol: string | undefined): string {
+  return protocol === 'grpc' && HOST_PORT_RE.test(value) ? `http://${value}` : value;
+}
+
 export function validateOtlpConfig(config: OtlpExporterConfig): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   for (const key of ['endpoint', 'metrics_endpoint'] as const) {
     const value = config[key];
     if (value == null || value === '') continue;
-    const message = checkUrl(value, key);
+    const message = checkUrl(withGrpcScheme(value.trim(), config.protocol), key);
     if (message) problems.push({ path: key, message: message.slice(key.length + 2) });
   }
   const retry = config.retry_on_failure;
@@ -197,7 +204,7 @@ export function resolveOtlpSettings(config: OtlpExporterConfig, env: Env = proce
   ];
   for (const [where, value, full] of candidates) {
     if (value == null || value.trim() === '') continue;
-    const v = value.trim();
+    const v = withGrpcScheme(value.trim(), protocol);
     const problem = checkUrl(v, where);
     if (problem) throw new OtlpConfigError(problem);
     url = full || !isHttp ? v : appendMetricsPath(v);

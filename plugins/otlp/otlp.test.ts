@@ -83,6 +83,10 @@ describe('otlp settings', () => {
       'http://m:1/x',
     );
     assert.equal(resolveOtlpSettings({ endpoint: 'http://c:4317', protocol: 'grpc' }, {}).url, 'http://c:4317');
+    // gRPC takes host:port as the Collector does; HTTP needs a URL.
+    assert.equal(resolveOtlpSettings({ endpoint: 'otel-collector:4317', protocol: 'grpc' }, {}).url, 'http://otel-collector:4317');
+    assert.deepEqual(validateOtlpConfig({ endpoint: 'otel-collector:4317', protocol: 'grpc' }), []);
+    assert.deepEqual(validateOtlpConfig({ endpoint: 'otel-collector:4318' }).map((p) => p.path), ['endpoint']);
   });
 
   test('environment variables apply when the config is silent, and the config wins', () => {
