@@ -158,6 +158,9 @@ describe('taskstats-agent exits', { timeout: 60_000 }, () => {
     const r = agent(['exits', '--cpumask', 'x']);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /invalid --cpumask "x"/);
+    const r3 = agent(['exits', '--cpumask', '0-4095']);
+    assert.equal(r3.status, 1);
+    assert.match(r3.stderr, /names CPUs this machine does not have .* possible CPUs: /);
     const r2 = agent(['exits', '--count', '0']);
     assert.equal(r2.status, 1);
     assert.match(r2.stderr, /--count must be a positive integer/);

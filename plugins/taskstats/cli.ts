@@ -8,7 +8,7 @@ import { DELAY_KINDS, newTaskRecord, type TaskRecord } from './record.js';
 import { LivePoller } from './live-poller.js';
 import { ExitListener } from './exit-listener.js';
 import { TaskstatsError } from './libnl.js';
-import { CPULIST_RE, possibleCpus } from './config.js';
+import { CPULIST_RE, impossibleCpus, parseCpulist, possibleCpus } from './config.js';
 import { networkNamespaceWarning } from './receiver.js';
 
 /** One record as a JSON object with snake_case fields (units in the names). */
@@ -201,7 +201,9 @@ export const exitsCommand: CliCommand = {
     }
     if (a.positional.length > 0) return fail('exits', `unexpected argument ${a.positional[0]}\n${EXITS_USAGE}`);
     const cpus = (a.flags.get('cpumask') as string | undefined) ?? possibleCpus();
-    if (!CPULIST_RE.test(cpus)) return fail('exits', `invalid --cpumask "${cpus}" (expected e.g. 0-3,5)`);
+    if (!CPULIST_RE.test(cpus) || !parseCpulist(cpus)) return fail('exits', `invalid --cpumask "${cpus}" (expected e.g. 0-3,5)`);
+    const missing = impossibleCpus(cpus);
+    if (missing.length > 0) return fail('exits', `--cpumask "${cpus}" names CPUs this machine does not have (${missing.slice(0, 5).join(', ')}); possible CPUs: ${possibleCpus()}`);
     const duration = a.flags.has('duration') ? Number(a.flags.get('duration')) : Infinity;
     if (!(duration > 0)) return fail('exits', '--duration must be a positive number of seconds');
     const count = a.flags.has('count') ? Number(a.flags.get('count')) : Infinity;
