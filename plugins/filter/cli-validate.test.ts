@@ -4,7 +4,10 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runCli, tempDir } from '../../test/host/helpers.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { repoRoot, runCli, tempDir } from '../../test/host/helpers.js';
 
 const tmp = tempDir('taskstats-filter-validate-');
 after(() => tmp.remove());
@@ -74,4 +77,27 @@ service:
   );
   const ok = await runCli(['validate', '--config', good]);
   assert.equal(ok.code, 0, ok.stderr);
+});
+
+/** A full config around the `processors:` of a testdata file, all of them in one pipeline. */
+function around(file: string): string {
+  const processors = parse(readFileSync(join(repoRoot, file), 'utf8')).processors as Record<string, unknown>;
+  return stringify({
+    receivers: { taskstats: {} },
+    processors,
+    exporters: { debug: {} },
+    service: { pipelines: { metrics: { receivers: ['taskstats'], processors: Object.keys(processors), exporters: ['debug'] } } },
+  });
+}
+
+test('the testdata configs of filter and k8sattributes: valid ones pass validate, invalid ones fail with their paths', { timeout: 60_000 }, async () => {
+  for (const file of ['plugins/filter/testdata/valid.yaml', 'plugins/k8sattributes/testdata/config.yaml']) {
+    const r = await runCli(['validate', '--config', tmp.write(file.replace(/\//g, '_'), around(file))]);
+    assert.equal(r.code, 0, `${file}: ${r.stderr}`);
+  }
+  const r = await runCli(['validate', '--config', tmp.write('invalid.yaml', around('plugins/filter/testdata/invalid.yaml'))]);
+  assert.equal(r.code, 2);
+  for (const path of ['filter/bad_regexp.include.commands[2]', 'filter/bad_glob.exclude.cgroups[1]', 'filter/empty_block.include', 'filter/cmdline_without_commands.exclude.match_command_line']) {
+    assert.ok(r.stderr.includes(`processors.${path}:`), `${path} in:\n${r.stderr}`);
+  }
 });
