@@ -13,7 +13,7 @@
 // Results are also written to .cache/bench/last-run.json (machine, date, commit, every result).
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem, release } from 'node:os';
+import { cpus, loadavg, totalmem, release } from 'node:os';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -59,6 +59,9 @@ function machine() {
     cpus: `${cpus().length} x ${cpuModel}`,
     memory: `${Math.round(totalmem() / 2 ** 30)} GiB`,
     node: process.version,
+    // The benchmarks share the machine: a high load inflates every CPU figure (ratios measured
+    // side by side in the same run suffer less).
+    loadavg1m: Number(loadavg()[0].toFixed(2)),
   };
 }
 
@@ -94,7 +97,7 @@ function runOne(bench) {
 }
 
 const info = machine();
-console.log(`taskstats-agent benchmarks: ${info.date}, commit ${info.commit}, Linux ${info.kernel}, ${info.cpus}, ${info.memory}, Node ${info.node}`);
+console.log(`taskstats-agent benchmarks: ${info.date}, commit ${info.commit}, Linux ${info.kernel}, ${info.cpus}, ${info.memory}, Node ${info.node}, load average ${info.loadavg1m}`);
 const runs = [];
 for (const b of benches) runs.push(await runOne(b));
 
@@ -118,6 +121,7 @@ for (const row of rows) console.log(row.map((c, i) => String(c).padEnd(widths[i]
 
 const outDir = join(root, '.cache', 'bench');
 mkdirSync(outDir, { recursive: true });
+info.loadavg1mAtEnd = Number(loadavg()[0].toFixed(2));
 writeFileSync(join(outDir, 'last-run.json'), JSON.stringify({ machine: info, runs }, null, 2));
 console.log(`\nresults: ${join(outDir, 'last-run.json')}; record them in docs/performance.md`);
 process.exit(failed ? 1 : 0);

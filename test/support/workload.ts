@@ -47,12 +47,27 @@ export function tsload(): { tsload: string; tsburn: string } {
 }
 
 /**
+ * A copy of tsload under another file name, so that its processes have their own comm (a
+ * process's comm is the basename of what it exec'd; at most 15 characters).
+ */
+export function tsloadAs(name: string): string {
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) throw new Error(`tsloadAs: "${name}" is not a valid comm (1-15 characters)`);
+  const { tsload: bin } = tsload();
+  const path = join(dirname(bin), name);
+  if (!existsSync(path)) {
+    copyFileSync(bin, path);
+    execFileSync('chmod', ['755', path]);
+  }
+  return path;
+}
+
+/**
  * Run tsload to completion; resolves with its stdout (the count it printed) or rejects on failure.
  * With `cgroupProcs`, tsload starts inside that cgroup: a shell writes its own pid into the
  * cgroup.procs file and then execs tsload (so tsload's exec already happens in the group).
  */
-export function runTsload(args: string[], opts: { timeoutMs?: number; cgroupProcs?: string } = {}): Promise<number> {
-  const { tsload: bin } = tsload();
+export function runTsload(args: string[], opts: { timeoutMs?: number; cgroupProcs?: string; bin?: string } = {}): Promise<number> {
+  const bin = opts.bin ?? tsload().tsload;
   return new Promise((resolvePromise, reject) => {
     const child = opts.cgroupProcs
       ? spawn('/bin/sh', ['-c', 'echo $$ > "$0" && exec "$@"', opts.cgroupProcs, bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -158,8 +173,12 @@ export function createCgroup(name: string): TestCgroup {
  * (tsload) starts in the group, so the group holds the launcher and every child: n + 1 exits,
  * all in the group.
  */
-export function forkedInCgroup(cg: TestCgroup, n: number, burnUs: number, name = 'tsburn'): Promise<number> {
-  return runTsload(['fork', String(n), String(burnUs), '', name], { timeoutMs: 60_000 + (n * burnUs) / 500, cgroupProcs: cg.procsFile });
+export function forkedInCgroup(cg: TestCgroup, n: number, burnUs: number, name = 'tsburn', launcherName?: string): Promise<number> {
+  return runTsload(['fork', String(n), String(burnUs), '', name], {
+    timeoutMs: 120_000 + (n * burnUs) / 50,
+    cgroupProcs: cg.procsFile,
+    bin: launcherName ? tsloadAs(launcherName) : undefined,
+  });
 }
 
 /** Exactly `n` children that exit at once, launched from inside `cg`: n + 1 exits in the group. */
@@ -175,11 +194,11 @@ export function distinctNamesInCgroup(cg: TestCgroup, n: number, prefix: string,
 /**
  * `n` processes that each move themselves into `cg` and then exec `tsburn burn burnUs` (what
  * container runtimes do for `kubectl exec` and exec probes). The launcher stays outside: n exits
- * in the group, all named `tsburn`.
+ * in the group, all named `tsburn` (or `burnerName`).
  */
-export function execMovedIntoCgroup(cg: TestCgroup, n: number, burnUs: number): Promise<number> {
-  const { tsburn } = tsload();
-  return runTsload(['exec', String(n), String(burnUs), cg.procsFile, tsburn], { timeoutMs: 60_000 + (n * burnUs) / 500 });
+export function execMovedIntoCgroup(cg: TestCgroup, n: number, burnUs: number, burnerName?: string): Promise<number> {
+  const burner = burnerName ? tsloadAs(burnerName) : tsload().tsburn;
+  return runTsload(['exec', String(n), String(burnUs), cg.procsFile, burner], { timeoutMs: 120_000 + (n * burnUs) / 50 });
 }
 
 /** Thousands of sleeping processes (comm `tssleeper`) that live until `stop()`. */
