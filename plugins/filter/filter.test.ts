@@ -177,7 +177,7 @@ function cgroup2Root(): string | undefined {
   return undefined;
 }
 
-describe('filter on real processes', () => {
+describe('filter on real processes', { timeout: 60_000 }, () => {
   const root = cgroup2Root();
   const children: ChildProcess[] = [];
   const created: string[] = [];

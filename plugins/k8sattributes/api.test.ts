@@ -55,7 +55,7 @@ function processOne(p: Processor, attributes: Attributes): Attributes {
   return (out as Sample[])[0]!.attributes;
 }
 
-describe('k8sattributes with the Kubernetes API (local fake API server)', { skip: canUseCgroups() ? false : 'needs root and a cgroup v2 hierarchy' }, () => {
+describe('k8sattributes with the Kubernetes API (local fake API server)', { timeout: 180_000, skip: canUseCgroups() ? false : 'needs root and a cgroup v2 hierarchy' }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'k8sattr-'));
   const kubeconfig = join(dir, 'kubeconfig');
   const cgroups = canUseCgroups() ? new TestCgroups('k8sapi') : undefined;

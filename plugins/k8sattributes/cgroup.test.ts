@@ -154,7 +154,7 @@ const layouts: Layout[] = [
   },
 ];
 
-describe('k8sattributes from real cgroups (no API)', { skip: canUseCgroups() ? false : 'needs root and a cgroup v2 hierarchy' }, () => {
+describe('k8sattributes from real cgroups (no API)', { timeout: 60_000, skip: canUseCgroups() ? false : 'needs root and a cgroup v2 hierarchy' }, () => {
   const cgroups = canUseCgroups() ? new TestCgroups('k8sattr') : undefined;
   after(() => cgroups?.cleanup());
 
