@@ -129,7 +129,7 @@ describe('debug exporter', () => {
     sampleTimeMs = 10;
     s.add([sample(MAKE, [1, 0, 0, 0, 0, 0, 0])]);
     const rm = s.collect(1000).delta();
-    const point = { startTime: [0, 0] as [number, number], endTime: [1, 0] as [number, number], attributes: { 'component.id': 'otlp', reason: 'no_endpoint' }, value: 3 };
+    const point = { startTime: [0, 0] as [number, number], endTime: [1, 0] as [number, number], attributes: { 'component.id': 'otlp', reason: 'queue_full' }, value: 3 };
     const withSelf = {
       resource: rm.resource,
       scopeMetrics: [
@@ -137,14 +137,20 @@ describe('debug exporter', () => {
         {
           scope: { name: 'taskstats-agent.self' },
           metrics: [
-            { descriptor: { name: 'taskstats_agent.component.dropped_items', description: '', unit: '{item}', valueType: 1 }, aggregationTemporality: 0, dataPointType: 3, isMonotonic: true, dataPoints: [point] },
+            {
+              descriptor: { name: 'taskstats_agent.component.dropped_items', description: '', unit: '{item}', valueType: 1 },
+              aggregationTemporality: 0,
+              dataPointType: 3,
+              isMonotonic: true,
+              dataPoints: [point, { ...point, attributes: { 'component.id': 'otlp', reason: 'no_endpoint' }, value: 50 }],
+            },
             { descriptor: { name: 'taskstats_agent.exporter.sent_points', description: '', unit: '{point}', valueType: 1 }, aggregationTemporality: 0, dataPointType: 3, isMonotonic: true, dataPoints: [{ ...point, value: 40 }] },
           ],
         },
       ],
     } as unknown as typeof rm;
     const text = summarize(withSelf, { verbosity: 'basic', top: 0 }, state);
-    assert.match(text, /^Agent: component\.dropped_items 3 \(otlp: no_endpoint\)$/m);
+    assert.match(text, /^Agent: component\.dropped_items 3 \(otlp: queue_full\)$/m, 'no_endpoint (an idle otlp exporter) is not repeated');
     assert.ok(!/sent_points/.test(text));
     assert.match(text, /1 workloads/);
   });

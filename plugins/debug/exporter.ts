@@ -322,7 +322,11 @@ export function summarize(metrics: ResourceMetrics, config: DebugExporterConfig,
   if (selfTotals.size > 0) {
     // basic: only what signals loss; otherwise every self metric's growth.
     const names = [...selfTotals.keys()].sort();
-    const shown = config.verbosity === 'basic' ? names.filter((n) => /drop|lost|fail|overflow|error/.test(n) && selfTotals.get(n)! > 0) : names;
+    // (An idle otlp exporter's no_endpoint drops are deliberate and announced once at start.)
+    const shown =
+      config.verbosity === 'basic'
+        ? names.filter((n) => /drop|lost|fail|overflow|error/.test(n) && !n.endsWith(': no_endpoint)') && selfTotals.get(n)! > 0)
+        : names;
     if (shown.length > 0) {
       out.push(`Agent: ${shown.map((n) => `${n.replace(/^taskstats_agent\./, '').replace(/ \(/, ` ${fmtCount(selfTotals.get(n)!)} (`)}${n.includes(' (') ? '' : ` ${fmtCount(selfTotals.get(n)!)}`}`).join(', ')}`);
     }
