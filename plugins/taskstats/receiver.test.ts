@@ -154,6 +154,28 @@ describe('taskstats receiver: containment and warnings', { timeout: 30_000 }, ()
     }
   });
 
+  test('kernel drops: counted, and one rate-limited warning that says how to avoid them', async () => {
+    const h = harness();
+    const r = new TaskstatsReceiver(h.ctx, { ...defaultTaskstatsConfig(), live: false, receive_buffer: 65536, collection_interval: 1000 }, defaultReceiverParts);
+    await r.start();
+    try {
+      for (let storm = 0; storm < 2; storm++) {
+        // A fork loop fills the 64 KiB buffer while this thread does not read (a busy event loop).
+        const loop = spawn('perl', ['-e', 'use POSIX; for (1..2000) { $p=fork; if(!$p){ POSIX::_exit(0) } waitpid($p,0) }'], { stdio: 'ignore' });
+        const end = Date.now() + 1500;
+        while (Date.now() < end); // the event loop is blocked: nothing reads the socket
+        await new Promise((res) => (loop.exitCode !== null ? res(null) : loop.once('exit', res)));
+        await waitFor(() => (h.counters.get('kernel_drops') ?? 0) >= storm + 1, 10_000, `drop ${storm + 1} counted`);
+      }
+      const warned = h.warnings.filter((w) => w.startsWith('the kernel dropped exit events'));
+      assert.equal(warned.length, 1, 'one warning per minute');
+      assert.match(warned[0]!, /bigger receive_buffer .* more exit_listeners/);
+      assert.ok(r.exitStats!.kernelDrops >= 2);
+    } finally {
+      await r.shutdown();
+    }
+  });
+
   test('network namespace check: warns when ours differs from pid 1\'s', () => {
     const dir = mkdtempSync(join(tmpdir(), 'netns-'));
     try {
