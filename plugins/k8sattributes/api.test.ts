@@ -329,7 +329,8 @@ describe('k8sattributes with the Kubernetes API (local fake API server)', { time
     }
   });
 
-  test('in-cluster: service account token and CA over https, node name from K8S_NODE_NAME, auth_type auto', async () => {
+  const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
+  test('in-cluster: service account token and CA over https, node name from K8S_NODE_NAME, auth_type auto', { skip: hasOpenssl ? false : 'needs the openssl CLI to make a certificate' }, async () => {
     const sa = mkdtempSync(join(tmpdir(), 'k8sattr-sa-'));
     const saved = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT, node: process.env.K8S_NODE_NAME };
     let tlsServer: FakeKubeApiServer | undefined;
