@@ -118,8 +118,9 @@ describe('proc connector (real kernel)', { skip, timeout: 60_000 }, () => {
       assert.equal(info[1], /^0::(.*)$/m.exec(readSelfCgroup())![1], 'cgroup of the child (the same as ours)');
       assert.equal(info[2], '/usr/bin/sleep');
       assert.equal(info[3], '/bin/sleep 2');
-      assert.ok(info[5] > 0, 'the exec bumped the pid\'s sequence slot');
-      assert.equal(info[5], w.execSeqOf(pid), 'the result carries the slot value of its exec');
+      assert.ok(w.execSeen(pid), 'the exec was recorded in the pid\'s slot');
+      assert.equal(w.execAfter(pid, info[5]), false, 'the result carries the number of the last exec of the pid');
+      assert.equal(w.execAfter(pid, info[5] - 1), true, 'an entry older than that exec would be distrusted');
       child.kill('SIGKILL');
     } finally {
       await w.stop();

@@ -283,14 +283,21 @@ export interface ExecWatcherOptions {
 export type ExecInfo = [number, string, string, string, number, number];
 
 /**
- * Exec sequence slots shared with the main thread: the watcher bumps slot (tgid & mask) as soon
- * as it receives an exec event, before reading /proc. An entry remembers the slot's value it was
- * built at; a different value at exit time means an exec of that process may not be applied yet
- * (the exit record overtook the watcher's reads), so the entry is not trusted. Collisions of two
- * pids in one slot only cost an extra read.
+ * Exec sequence numbers shared with the main thread. The watcher numbers every exec event it
+ * receives (a global counter, wrapping int32) and records, before reading /proc, the last exec per
+ * slot (tgid & mask) as [tgid, seq]. An entry remembers the number of the exec it reflects (or the
+ * counter's value when it was read from /proc); a larger number for the same pid in its slot at
+ * exit time means an exec of that process is not applied yet (the exit record overtook the
+ * watcher's reads). Only a second exec hashing to the same slot within the watcher's reaction
+ * time can hide one.
  */
 const EXEC_SLOTS = 1 << 16;
 const EXEC_SLOT_MASK = EXEC_SLOTS - 1;
+
+/** a - b for wrapping int32 sequence numbers. */
+export function seqAfter(a: number, b: number): boolean {
+  return ((a - b) | 0) > 0;
+}
 
 /** Counters shared with the watcher thread (Float64 slots). */
 const S_POSTED = 0; // messages posted to the port
@@ -317,7 +324,8 @@ export class ExecWatcher {
   private worker: Worker | undefined;
   private port: MessagePort | undefined;
   private readonly shared = new Float64Array(new SharedArrayBuffer(8 * S_SLOTS));
-  private readonly execSeq = new Int32Array(new SharedArrayBuffer(4 * EXEC_SLOTS));
+  /** [0]: exec counter; then [tgid, seq] per slot. */
+  private readonly execSeq = new Int32Array(new SharedArrayBuffer(4 * (1 + 2 * EXEC_SLOTS)));
   private received = 0;
   private overflowsSeen = 0;
   private missedSeen = 0;
@@ -382,9 +390,20 @@ export class ExecWatcher {
     worker.unref();
   }
 
-  /** The exec sequence of a process's slot (see EXEC_SLOTS): changes when an exec of it is received. */
-  execSeqOf(tgid: number): number {
-    return Atomics.load(this.execSeq, tgid & EXEC_SLOT_MASK);
+  /** The number of the last exec received (see EXEC_SLOTS); entries read from /proc now reflect it. */
+  currentSeq(): number {
+    return Atomics.load(this.execSeq, 0);
+  }
+
+  /** Whether an exec of tgid numbered after `seq` was received (its result may not be applied yet). */
+  execAfter(tgid: number, seq: number): boolean {
+    const i = 1 + 2 * (tgid & EXEC_SLOT_MASK);
+    return Atomics.load(this.execSeq, i) === tgid && seqAfter(Atomics.load(this.execSeq, i + 1), seq);
+  }
+
+  /** Whether the last exec received in tgid's slot was tgid's. */
+  execSeen(tgid: number): boolean {
+    return Atomics.load(this.execSeq, 1 + 2 * (tgid & EXEC_SLOT_MASK)) === tgid;
   }
 
   /** Applies every result the watcher posted so far. */
@@ -474,7 +493,11 @@ function runExecWatcher(data: { options: ExecWatcherOptions; shared: Float64Arra
   const collect = (_pid: number, tgid: number): void => {
     shared[S_EXECS]++;
     tgids.push(tgid);
-    seqs.push(Atomics.add(execSeq, tgid & EXEC_SLOT_MASK, 1) + 1);
+    const seq = (Atomics.add(execSeq, 0, 1) + 1) | 0;
+    const slot = 1 + 2 * (tgid & EXEC_SLOT_MASK);
+    Atomics.store(execSeq, slot + 1, seq);
+    Atomics.store(execSeq, slot, tgid);
+    seqs.push(seq);
     cgroups.push(undefined);
   };
   const drainSocket = (): void => {

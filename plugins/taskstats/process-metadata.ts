@@ -19,6 +19,9 @@
  *     still be readable as a zombie), for processes moved without an exec.
  *  4. Otherwise /proc/PID itself (a process exec'd before start, whose exec we never saw), and then
  *     the parent.
+ * At the exit of an exec'd process (not a forked child), its cgroup is read once more if it is
+ * still there (a zombie until reaped): that is its final cgroup, right even when the watcher had
+ * not yet received its last exec (`exitReread`, default true).
  *
  * Entries are keyed by thread-group id as the kernel reports it in the initial PID namespace
  * (exit records and exec events both carry initial-namespace pids; /proc must be that namespace's:
@@ -31,7 +34,7 @@ import type { TaskRecord } from './record.js';
 import {
   ProcFileReader, StringInterner, chooseCgroupSelector, parseProcCgroupBytes, type CgroupSelector,
 } from './cgroup-path.js';
-import { ExecWatcher, cmdlineText, type ExecInfo, type ExecWatcherStats } from './proc-connector.js';
+import { ExecWatcher, cmdlineText, seqAfter, type ExecInfo, type ExecWatcherStats } from './proc-connector.js';
 
 /** ac_flag: the task forked and never exec'd. */
 const AFORK = 0x01;
@@ -59,6 +62,12 @@ export interface ProcessMetadataOptions {
   /** Command lines longer than this are cut; default 4096 bytes. */
   maxCommandLineBytes?: number;
   /**
+   * Read the cgroup of an exec'd process again at its exit (a zombie until reaped; forked
+   * children excepted): catches an exec the watcher had not received yet and moves after exec,
+   * for one /proc read (~15 us) per exit of an exec'd process. Default true.
+   */
+  exitReread?: boolean;
+  /**
    * Scheduling of the exec watcher thread (see proc-connector.ts): SCHED_FIFO 1 when
    * `execWatcherRealtime` (default true) and permitted, else nice `execWatcherNice` (default -10).
    * Both need CAP_SYS_NICE; without it the thread keeps normal priority and, on a CPU-starved
@@ -82,7 +91,7 @@ interface Entry {
   checkedAsParent: boolean;
   /** Access tick, for evicting the least recently used entries. */
   lastUsed: number;
-  /** The exec watcher's sequence for this pid's slot when the entry was built (see proc-connector.ts). */
+  /** Number of the exec the entry reflects, or the exec counter when it was read (see proc-connector.ts). */
   execSeq: number;
   /**
    * A tombstone: the process ended while an exec of it was still in the watcher's hands. The late
@@ -115,6 +124,7 @@ export class ProcessMetadata {
   private readonly selector: CgroupSelector;
   private readonly maxEntries: number;
   private readonly cgroupRecheckMs: number;
+  private readonly exitReread: boolean;
   private readonly maxCmdline: number;
   private watcher: ExecWatcher | undefined;
   private tick = 0;
@@ -136,6 +146,7 @@ export class ProcessMetadata {
     this.procRoot = o.procRoot ?? '/proc';
     this.maxEntries = Math.max(16, o.maxEntries ?? 65_536);
     this.cgroupRecheckMs = o.cgroupRecheckMs ?? 1000;
+    this.exitReread = o.exitReread ?? true;
     this.maxCmdline = o.maxCommandLineBytes ?? 4096;
     const own = this.reader.readText(`${this.procRoot}/self/cgroup`);
     if (own === undefined) throw new Error(`cannot read ${this.procRoot}/self/cgroup (is procRoot a proc file system?)`);
@@ -253,6 +264,7 @@ export class ProcessMetadata {
   fillExit(rec: TaskRecord, processEnded: boolean): void {
     const w = this.watcher;
     w?.drain();
+    this.lastExitSource = 'entry';
     const key = rec.tgid > 0 ? rec.tgid : rec.pid;
     let e = this.cache.get(key);
     if (e !== undefined && (e.ended || !sameProcess(e, rec.startTimeSec))) {
@@ -261,19 +273,29 @@ export class ProcessMetadata {
     }
     // An exec of this pid that the watcher received but whose result is not applied yet: the
     // exit record overtook the watcher's /proc reads (or the reads missed the process).
-    const execPending = w !== undefined && (e !== undefined ? e.execSeq !== w.execSeqOf(key) : (rec.flags & AFORK) === 0);
-    if (e !== undefined && execPending) {
-      // The process itself (a zombie until reaped) tells its cgroup now; its new image's
-      // executable and command line are gone with its memory.
+    const execPending = w !== undefined
+      && (e !== undefined ? w.execAfter(key, e.execSeq) : (rec.flags & AFORK) === 0 && w.execSeen(key));
+    if (e !== undefined && (execPending || (processEnded && this.exitReread && (rec.flags & AFORK) === 0))) {
+      // The process itself, a zombie until its parent reaps it, tells its final cgroup: right even
+      // when an exec result is still in the watcher's hands (or was never received because the
+      // watcher was busy), or when something moved it after its exec. Forked children skip this
+      // (the fork-loop hot path); when the read fails (reaped), the entry stands.
+      const seq = w?.currentSeq() ?? 0;
       const cgroup = this.readCgroup(key);
       if (cgroup !== undefined) {
-        this.stats.exitOwn++;
         this.lastExitSource = 'zombie';
-        rec.cgroup = cgroup;
-        rec.exePath = '';
-        rec.cmdline = '';
-        this.forget(key, processEnded, w);
-        return;
+        if (processEnded) {
+          this.stats.exitOwn++;
+          rec.cgroup = cgroup;
+          // With an exec pending, the entry's executable and command line are the previous image's.
+          rec.exePath = execPending ? '' : e.exePath;
+          rec.cmdline = execPending ? '' : e.cmdline;
+          this.forget(key, true, execPending ? w : undefined);
+          return;
+        }
+        e.cgroup = cgroup; // a thread's exit: the process goes on; the exec result will follow
+        e.execSeq = seq;
+        e.readMs = this.now();
       }
     }
     if (e === undefined && ((rec.flags & AFORK) === 0 || rec.pid !== key)) {
@@ -282,8 +304,6 @@ export class ProcessMetadata {
       e = this.readEntry(key, !processEnded);
       if (e !== undefined && !processEnded) this.insert(key, e);
       this.lastExitSource = 'read';
-    } else {
-      this.lastExitSource = 'entry';
     }
     if (e !== undefined) {
       this.stats.exitOwn++;
@@ -318,7 +338,7 @@ export class ProcessMetadata {
       this.cache.delete(key);
       return;
     }
-    const seq = pendingFrom.execSeqOf(key);
+    const seq = pendingFrom.currentSeq();
     const e = this.cache.get(key);
     if (e !== undefined) {
       e.ended = true;
@@ -375,7 +395,7 @@ export class ProcessMetadata {
     const cgroup = this.interner.intern(cgroupRaw);
     const now = this.now();
     let e = this.cache.get(tgid);
-    if (e !== undefined && e.ended && execSeq - e.execSeq <= 0) return; // the ended process's own exec
+    if (e !== undefined && e.ended && !seqAfter(execSeq, e.execSeq)) return; // the ended process's own exec
     if (e === undefined) {
       e = { cgroup, exePath, cmdline, startTimeSec: 0, capturedSec, readMs: now, checkedAsParent: false, lastUsed: ++this.tick, execSeq, ended: false };
       this.insert(tgid, e);
@@ -411,6 +431,8 @@ export class ProcessMetadata {
   }
 
   private readEntry(tgid: number, withDetails: boolean): Entry | undefined {
+    // Taken before the read: every exec received so far is reflected by what is read next.
+    const execSeq = this.watcher?.currentSeq() ?? 0;
     const cgroup = this.readCgroup(tgid);
     if (cgroup === undefined) return undefined;
     return {
@@ -422,8 +444,7 @@ export class ProcessMetadata {
       readMs: this.now(),
       checkedAsParent: false,
       lastUsed: ++this.tick,
-      // Read after every exec of this pid received so far: it reflects them.
-      execSeq: this.watcher?.execSeqOf(tgid) ?? 0,
+      execSeq,
       ended: false,
     };
   }
