@@ -30,7 +30,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, readlinkSync, mkdtempSync, copyFileSync, rmSync, chmodSync, existsSync, writeFileSync } from 'node:fs';
-import { chartDir, findObject, renderChart } from '../support/helm.js';
+import { CAP_NET_ADMIN, chartDir, findObject, renderChart, setFileCapabilities } from '../support/helm.js';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -316,11 +316,7 @@ describe('capabilities the agent needs (real kernel)', { skip, timeout: 120_000 
     assert.equal(bounding.register, 'EPERM');
   });
 
-  test('the image\'s way for a non-root uid: file capability cap_net_admin+ep on node works under no_new_privs', (t) => {
-    if (spawnSync('setcap', ['-v', 'cap_net_admin+ep', process.execPath]).error) {
-      t.skip('setcap (libcap2-bin) is not installed');
-      return;
-    }
+  test('the image\'s way for a non-root uid: file capability cap_net_admin+ep on node works under no_new_privs', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'taskstats-filecaps-'));
     try {
       chmodSync(dir, 0o755);
@@ -328,8 +324,7 @@ describe('capabilities the agent needs (real kernel)', { skip, timeout: 120_000 
       copyFileSync(process.execPath, node);
       chmodSync(node, 0o755);
       // What the Dockerfile does to /usr/local/bin/node.
-      const set = spawnSync('setcap', ['cap_net_admin+ep', node], { encoding: 'utf8' });
-      assert.equal(set.status, 0, `setcap: ${set.stderr}`);
+      await setFileCapabilities(node, [CAP_NET_ADMIN]);
       // What the runtime does for the chart's container: uid 10001, capabilities drop ALL + add
       // NET_ADMIN (bounding and permitted set), allowPrivilegeEscalation: false (no_new_privs).
       const container = (caps: string[]) => [

@@ -15,11 +15,11 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
-import { findObject, renderChart, repoRoot, type K8sObject } from '../support/helm.js';
+import { CAP_NET_ADMIN, findObject, renderChart, repoRoot, setFileCapabilities, type K8sObject } from '../support/helm.js';
 
 const isRoot = process.getuid?.() === 0;
-const hasTools = spawnSync('setpriv', ['--version']).status === 0 && !spawnSync('setcap', ['-v', 'cap_net_admin+ep', process.execPath]).error;
-const skip = !isRoot || !hasTools ? 'needs root, setpriv (util-linux) and setcap (libcap2-bin)' : false;
+const hasTools = spawnSync('setpriv', ['--version']).status === 0 && spawnSync('unshare', ['--version']).status === 0;
+const skip = !isRoot || !hasTools ? 'needs root, setpriv and unshare (util-linux)' : false;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -133,7 +133,7 @@ describe("the agent under the chart's security context (real kernel)", { skip, t
     const node = join(dir, 'node');
     copyFileSync(process.execPath, node);
     chmodSync(node, 0o755);
-    assert.equal(spawnSync('setcap', ['cap_net_admin+ep', node]).status, 0);
+    await setFileCapabilities(node, [CAP_NET_ADMIN]);
 
     const caps = sc.capabilities.add.map((c) => `,+${c.toLowerCase()}`).join('');
     agent = spawn(

@@ -193,3 +193,29 @@ export async function unknownFields(value: unknown, typeName: string, path: stri
   }
   return out;
 }
+
+// ---- file capabilities (what the image's `setcap cap_net_admin+ep` does), without libcap2-bin ----
+
+export const CAP_NET_ADMIN = 12;
+export const CAP_SYS_PTRACE = 19;
+
+/**
+ * Gives `path` the file capabilities `caps` in the permitted set with the effective bit ("+ep"),
+ * by writing the security.capability extended attribute (struct vfs_cap_data, revision 2)
+ * through libc's setxattr, as setcap does. Needs CAP_SETFCAP (root).
+ */
+export async function setFileCapabilities(path: string, caps: number[]): Promise<void> {
+  const { default: koffi } = await import('koffi');
+  const setxattr = koffi.load('libc.so.6').func('int setxattr(const char *path, const char *name, void *value, size_t size, int flags)');
+  const VFS_CAP_REVISION_2 = 0x02000000;
+  const VFS_CAP_FLAGS_EFFECTIVE = 0x000001;
+  const value = Buffer.alloc(20); // magic_etc, then {permitted, inheritable} for capability words 0 and 1
+  value.writeUInt32LE(VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE, 0);
+  for (const cap of caps) {
+    const offset = 4 + (cap >= 32 ? 8 : 0);
+    value.writeUInt32LE((value.readUInt32LE(offset) | (1 << (cap % 32))) >>> 0, offset);
+  }
+  if (setxattr(path, 'security.capability', value, value.length, 0) !== 0) {
+    throw new Error(`setxattr(${path}, security.capability) failed: errno ${koffi.errno()}`);
+  }
+}
