@@ -30,7 +30,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, readlinkSync, mkdtempSync, copyFileSync, rmSync, chmodSync, existsSync, writeFileSync } from 'node:fs';
-import { CAP_NET_ADMIN, chartDir, findObject, renderChart, setFileCapabilities } from '../support/helm.js';
+import { CAP_NET_ADMIN, chartDir, findObject, readableByUid, renderChart, repoRoot, setFileCapabilities } from '../support/helm.js';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -206,6 +206,10 @@ function probeUnder(prefix: string[], otherPid: number, nodeBinary = process.exe
   return JSON.parse(line) as ProbeResult;
 }
 
+// Probes run as uids 1000 and 10001 must read the compiled probe and node_modules.
+const nonRootCanRead = () => readableByUid(1000) && readableByUid(10001);
+const nonRootSkip = `non-root uids cannot read ${repoRoot} (a private parent directory)`;
+
 /** The container's capability set, as the chart renders it: uid 0, bounding = effective = `caps`. */
 const asRootWith = (caps: string[]) => [
   'setpriv',
@@ -289,6 +293,7 @@ describe('capabilities the agent needs (real kernel)', { skip, timeout: 120_000 
   });
 
   test('the process-event connector needs no capability on Linux 6.6+ (older kernels: CAP_NET_ADMIN)', (t) => {
+    if (!nonRootCanRead()) return t.skip(nonRootSkip);
     const [major, minor] = readFileSync('/proc/sys/kernel/osrelease', 'utf8').split('.').map(Number) as [number, number];
     if (major < 6 || (major === 6 && minor < 6)) {
       t.skip(`kernel ${major}.${minor}: joining the connector's group needs CAP_NET_ADMIN there`);
@@ -300,7 +305,8 @@ describe('capabilities the agent needs (real kernel)', { skip, timeout: 120_000 
     assert.equal(r.proc_connector, 'received');
   });
 
-  test('a non-root uid works only with CAP_NET_ADMIN as an ambient capability', () => {
+  test('a non-root uid works only with CAP_NET_ADMIN as an ambient capability', (t) => {
+    if (!nonRootCanRead()) return t.skip(nonRootSkip);
     const ambient = probeUnder(
       ['setpriv', '--reuid=1000', '--regid=1000', '--clear-groups', '--inh-caps=-all,+net_admin', '--ambient-caps=-all,+net_admin', '--'],
       otherPid,
@@ -316,7 +322,8 @@ describe('capabilities the agent needs (real kernel)', { skip, timeout: 120_000 
     assert.equal(bounding.register, 'EPERM');
   });
 
-  test('the image\'s way for a non-root uid: file capability cap_net_admin+ep on node works under no_new_privs', async () => {
+  test('the image\'s way for a non-root uid: file capability cap_net_admin+ep on node works under no_new_privs', async (t) => {
+    if (!nonRootCanRead()) return t.skip(nonRootSkip);
     const dir = mkdtempSync(join(tmpdir(), 'taskstats-filecaps-'));
     try {
       chmodSync(dir, 0o755);

@@ -15,11 +15,15 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
-import { CAP_NET_ADMIN, findObject, renderChart, repoRoot, setFileCapabilities, type K8sObject } from '../support/helm.js';
+import { CAP_NET_ADMIN, findObject, readableByUid, renderChart, repoRoot, setFileCapabilities, type K8sObject } from '../support/helm.js';
 
 const isRoot = process.getuid?.() === 0;
 const hasTools = spawnSync('setpriv', ['--version']).status === 0 && spawnSync('unshare', ['--version']).status === 0;
-const skip = !isRoot || !hasTools ? 'needs root, setpriv and unshare (util-linux)' : false;
+const skip = !isRoot || !hasTools
+  ? 'needs root, setpriv and unshare (util-linux)'
+  : !readableByUid(10001)
+    ? `uid 10001 cannot read ${repoRoot} (a private parent directory): the agent cannot run as that user from here`
+    : false;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

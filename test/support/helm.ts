@@ -219,3 +219,13 @@ export async function setFileCapabilities(path: string, caps: number[]): Promise
     throw new Error(`setxattr(${path}, security.capability) failed: errno ${koffi.errno()}`);
   }
 }
+
+/**
+ * Whether a non-root uid can read the repository (its compiled files and node_modules): tests
+ * that run the agent or a probe as another user need that; a checkout below a private home
+ * directory (mode 0700) does not allow it.
+ */
+export function readableByUid(uid: number): boolean {
+  const r = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', 'test', '-r', join(repoRoot, 'node_modules', 'koffi', 'package.json')]);
+  return r.status === 0;
+}
