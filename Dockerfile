@@ -4,7 +4,7 @@
 # compiled JavaScript only. Build from the repository root:
 #   docker build -t taskstats-agent:0.1.0 .
 # Run (outside Kubernetes) with the kernel namespaces and the one capability it needs:
-#   docker run --pid=host --network=host --cap-drop=ALL --cap-add=NET_ADMIN \
+#   docker run --pid=host --network=host --cap-drop=ALL --cap-add=NET_ADMIN --read-only --tmpfs /tmp \
 #     -v $PWD/config.yaml:/etc/taskstats-agent/config.yaml:ro taskstats-agent:0.1.0
 ARG NODE_IMAGE=node:20-bookworm-slim
 
