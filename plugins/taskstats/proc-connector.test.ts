@@ -154,6 +154,23 @@ describe('proc connector (real kernel)', { skip, timeout: 60_000 }, () => {
   });
 });
 
+describe('proc connector outside the initial user namespace', { skip, timeout: 30_000 }, () => {
+  test('the watcher reports that the kernel ignores it (hostPID, no user namespace) and stops cleanly', () => {
+    const moduleUrl = new URL('./proc-connector.js', import.meta.url).href;
+    const script = `
+      const m = await import(${JSON.stringify(moduleUrl)});
+      const w = new m.ExecWatcher({ procRoot: '/proc', selector: { kind: 'v2' }, executablePath: false, commandLine: false, maxCommandLineBytes: 4096 }, () => {}, () => {});
+      try { await w.start(); console.log('started'); } catch (e) { console.log('error: ' + e.message); }
+      await w.stop();
+      console.log('stopped');`;
+    const r = spawnSync('unshare', ['--user', '--map-root-user', process.execPath, '--input-type=module', '-e', script],
+      { encoding: 'utf8', cwd: fileURLToPath(new URL('.', import.meta.url)), timeout: 20_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /error: .*initial user and PID namespaces.*hostPID/);
+    assert.match(r.stdout, /stopped/);
+  });
+});
+
 function readSelfCgroup(): string {
   return spawnSync('cat', ['/proc/self/cgroup'], { encoding: 'utf8' }).stdout;
 }

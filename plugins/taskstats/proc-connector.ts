@@ -323,6 +323,7 @@ export interface ExecWatcherStats {
 export class ExecWatcher {
   private worker: Worker | undefined;
   private port: MessagePort | undefined;
+  private exited: Promise<void> = Promise.resolve();
   private readonly shared = new Float64Array(new SharedArrayBuffer(8 * S_SLOTS));
   /** [0]: exec counter; then [tgid, seq] per slot. */
   private readonly execSeq = new Int32Array(new SharedArrayBuffer(4 * (1 + 2 * EXEC_SLOTS)));
@@ -356,9 +357,12 @@ export class ExecWatcher {
     const worker = new Worker(fileURLToPath(import.meta.url), {
       workerData: { kind: WORKER_KIND, options: this.o, shared: this.shared, execSeq: this.execSeq, port: port2 },
       transferList: [port2],
+      // The worker runs a file: flags that only apply to an inline script would make it fail to start.
+      execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')),
     });
     this.worker = worker;
     this.port = port1;
+    this.exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     try {
       await new Promise<void>((resolve, reject) => {
         const onError = (e: Error) => reject(e);
@@ -453,11 +457,9 @@ export class ExecWatcher {
     this.worker = undefined;
     if (worker) {
       Atomics.store(new Int32Array(this.shared.buffer), S_STOP * 2, 1);
-      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
       // The thread notices within one read timeout (200 ms); terminate only if it does not.
       const timer = setTimeout(() => void worker.terminate(), 3000);
-      worker.ref();
-      await exited;
+      await this.exited;
       clearTimeout(timer);
     }
     this.port?.close();
