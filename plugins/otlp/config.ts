@@ -35,6 +35,17 @@ export interface OtlpExporterConfig {
   retry_on_failure?: OtlpRetryConfig;
   sending_queue?: OtlpQueueConfig;
   temporality?: 'cumulative' | 'delta';
+  tls?: OtlpTlsConfig;
+}
+
+export interface OtlpTlsConfig {
+  /** PEM file of the CA(s) that signed the backend's certificate (else the system's CAs). */
+  ca_file?: string;
+  /** Client certificate (PEM) and its key, for mutual TLS. */
+  cert_file?: string;
+  key_file?: string;
+  /** Accept any server certificate. For tests only. */
+  insecure_skip_verify?: boolean;
 }
 
 export const DEFAULTS = {
@@ -78,6 +89,15 @@ export const otlpConfigSchema: ConfigSchema = {
       },
     },
     temporality: { type: 'string', enum: ['cumulative', 'delta'] },
+    tls: {
+      type: 'object',
+      properties: {
+        ca_file: { type: 'string', minLength: 1 },
+        cert_file: { type: 'string', minLength: 1 },
+        key_file: { type: 'string', minLength: 1 },
+        insecure_skip_verify: { type: 'boolean' },
+      },
+    },
   },
 };
 
@@ -110,6 +130,10 @@ export function validateOtlpConfig(config: OtlpExporterConfig): ConfigProblem[] 
     const message = checkUrl(withGrpcScheme(value.trim(), config.protocol), key);
     if (message) problems.push({ path: key, message: message.slice(key.length + 2) });
   }
+  const tls = config.tls;
+  if (tls && (tls.cert_file === undefined) !== (tls.key_file === undefined)) {
+    problems.push({ path: tls.cert_file === undefined ? 'tls.cert_file' : 'tls.key_file', message: 'cert_file and key_file go together (mutual TLS)' });
+  }
   const retry = config.retry_on_failure;
   if (retry) {
     const initial = toMs(retry.initial_interval);
@@ -140,6 +164,13 @@ export interface ResolvedOtlpSettings {
   retry: { enabled: boolean; initialIntervalMs: number; maxIntervalMs: number; maxElapsedTimeMs: number };
   queue: { enabled: boolean; queueSize: number };
   temporality: 'cumulative' | 'delta';
+  /** Files for TLS, each with the key or variable it came from (for error messages). */
+  tls: {
+    ca?: { file: string; from: string };
+    cert?: { file: string; from: string };
+    key?: { file: string; from: string };
+    insecureSkipVerify: boolean;
+  };
 }
 
 export class OtlpConfigError extends Error {}
@@ -250,6 +281,23 @@ export function resolveOtlpSettings(config: OtlpExporterConfig, env: Env = proce
     }
   }
 
+  const tlsFile = (key: 'ca_file' | 'cert_file' | 'key_file', envSuffix: string) => {
+    const fromConfig = config.tls?.[key];
+    if (fromConfig) return { file: fromConfig, from: `tls.${key}` };
+    for (const name of [`OTEL_EXPORTER_OTLP_METRICS_${envSuffix}`, `OTEL_EXPORTER_OTLP_${envSuffix}`]) {
+      const v = envValue(env, name);
+      if (v) return { file: v, from: name };
+    }
+    return undefined;
+  };
+  const tls: ResolvedOtlpSettings['tls'] = { insecureSkipVerify: config.tls?.insecure_skip_verify ?? false };
+  const ca = tlsFile('ca_file', 'CERTIFICATE');
+  const cert = tlsFile('cert_file', 'CLIENT_CERTIFICATE');
+  const key = tlsFile('key_file', 'CLIENT_KEY');
+  if (ca) tls.ca = ca;
+  if (cert) tls.cert = cert;
+  if (key) tls.key = key;
+
   const r = config.retry_on_failure ?? {};
   const q = config.sending_queue ?? {};
   return {
@@ -267,5 +315,6 @@ export function resolveOtlpSettings(config: OtlpExporterConfig, env: Env = proce
     },
     queue: { enabled: q.enabled ?? DEFAULTS.queue.enabled, queueSize: q.queue_size ?? DEFAULTS.queue.queueSize },
     temporality,
+    tls,
   };
 }

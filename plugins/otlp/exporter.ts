@@ -17,6 +17,7 @@
  *    failures rate-limited. Header values are never logged.
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { ComponentContext, Exporter, ResourceMetrics } from '../../src/api/index.js';
@@ -104,7 +105,11 @@ function describeError(error: unknown): { reason: string; retryable: boolean } {
   if (typeof e.code === 'number' && typeof e.details === 'string') {
     return { reason: `gRPC status ${e.code}: ${e.details.slice(0, 200)}`, retryable: RETRYABLE_GRPC.has(e.code) };
   }
-  if (typeof e.code === 'string') return { reason: `${e.code} ${message}`, retryable: true };
+  if (typeof e.code === 'string') {
+    // A certificate the backend's chain does not satisfy will not be accepted on a retry either.
+    const tls = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL|HOSTNAME_MISMATCH|ALTNAME/.test(e.code);
+    return { reason: `${e.code} ${message}`, retryable: !tls };
+  }
   // "Export failed with retryable status", "Request timed out", and anything unexpected:
   // retrying is bounded by max_elapsed_time, so err on the side of delivering.
   return { reason: message, retryable: true };
@@ -173,8 +178,24 @@ export class OtlpExporter implements Exporter {
     });
   }
 
+  /** The TLS files' contents; a file that cannot be read fails start() naming its key. */
+  private readTlsFiles(): { ca?: Buffer; cert?: Buffer; key?: Buffer } {
+    const out: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
+    for (const which of ['ca', 'cert', 'key'] as const) {
+      const entry = this.settings.tls[which];
+      if (!entry) continue;
+      try {
+        out[which] = readFileSync(entry.file);
+      } catch (error) {
+        throw new Error(`otlp exporter: ${entry.from}: cannot read "${entry.file}": ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+      }
+    }
+    return out;
+  }
+
   private async createInner(): Promise<InnerExporter> {
     const s = this.settings;
+    const tlsFiles = this.readTlsFiles();
     const common = {
       url: s.url,
       timeoutMillis: s.timeoutMs,
@@ -185,13 +206,27 @@ export class OtlpExporter implements Exporter {
       const metadata = new grpc.Metadata();
       for (const [k, v] of Object.entries(s.headers)) metadata.set(k, v);
       const { OTLPMetricExporter } = await import('@opentelemetry/exporter-metrics-otlp-grpc');
-      const credentials = s.url!.startsWith('https:') ? grpc.credentials.createSsl() : grpc.credentials.createInsecure();
+      const credentials = s.url!.startsWith('https:')
+        ? grpc.credentials.createSsl(
+            tlsFiles.ca ?? null,
+            tlsFiles.key ?? null,
+            tlsFiles.cert ?? null,
+            s.tls.insecureSkipVerify ? { rejectUnauthorized: false } : undefined,
+          )
+        : grpc.credentials.createInsecure();
       return new OTLPMetricExporter({ ...common, metadata, credentials }) as unknown as InnerExporter;
     }
     // Our own agent, so that the requests the OTel exporter makes (its retries included) can be
     // told apart from other HTTP traffic of the process and counted.
     const httpAgentOptions = async (protocol: string): Promise<http.Agent> => {
-      this.agent = protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+      this.agent =
+        protocol === 'https:'
+          ? new https.Agent({
+              keepAlive: true,
+              ...tlsFiles,
+              ...(s.tls.insecureSkipVerify ? { rejectUnauthorized: false } : {}),
+            })
+          : new http.Agent({ keepAlive: true });
       return this.agent;
     };
     this.observeRequests();
