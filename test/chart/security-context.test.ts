@@ -1,7 +1,7 @@
 /**
  * The real agent, run the way the chart runs it: the configuration rendered by the chart, uid
  * 10001, every capability dropped except NET_ADMIN, no_new_privs (allowPrivilegeEscalation:
- * false), a read-only root file system with a small tmpfs on /tmp (readOnlyRootFilesystem and the
+ * false), a read-only root file system with a writable /tmp (readOnlyRootFilesystem and the
  * chart's emptyDir; done in a private mount namespace), and a node binary with the image's file
  * capability cap_net_admin+ep. Its environment is built from the DaemonSet's env entries (downward
  * API fields and a Secret-backed header filled in as the kubelet would). It must register its
@@ -12,7 +12,8 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { CAP_NET_ADMIN, findObject, readableByUid, renderChart, repoRoot, setFileCapabilities, type K8sObject } from '../support/helm.js';
@@ -67,12 +68,11 @@ describe("the agent under the chart's security context (real kernel)", { skip, t
   let sinkPort = 0;
   const exports: { path: string; body: string; authorization?: string }[] = [];
   let agent: ChildProcess | undefined;
+  const rwProbe = `/.taskstats-rw-probe-${process.pid}`;
   let stderr = '';
 
   before(async () => {
-    // Not under /tmp: the agent's mount namespace gets its own empty tmpfs there.
-    mkdirSync(join(repoRoot, '.cache'), { recursive: true });
-    dir = mkdtempSync(join(repoRoot, '.cache', 'secctx-'));
+    dir = mkdtempSync(join(tmpdir(), 'taskstats-secctx-'));
     chmodSync(dir, 0o755);
     sink = createServer((req, res) => {
       const chunks: Buffer[] = [];
@@ -89,6 +89,7 @@ describe("the agent under the chart's security context (real kernel)", { skip, t
     if (agent && agent.exitCode === null) agent.kill('SIGKILL');
     await new Promise((r) => sink.close(r));
     rmSync(dir, { recursive: true, force: true });
+    rmSync(rwProbe, { recursive: true, force: true }); // only there if the root was not read-only
   });
 
   test('exit events, probes and OTLP export work with NET_ADMIN only, as uid 10001, under no_new_privs, on a read-only root', async () => {
@@ -143,10 +144,12 @@ describe("the agent under the chart's security context (real kernel)", { skip, t
     agent = spawn(
       'unshare',
       [
-        // readOnlyRootFilesystem + the emptyDir on /tmp, in a private mount namespace.
+        // readOnlyRootFilesystem + a writable /tmp (the chart's emptyDir), in a private mount
+        // namespace. /tmp stays the host's (a bind mount of itself, which keeps its own rw flag):
+        // a fresh tmpfs there would hide a checkout that lives under /tmp. The mkdir proves the
+        // root is read-only before the agent starts (the && chain stops otherwise).
         '--mount', '--propagation', 'private', 'sh', '-c',
-        // The touch proves the root is read-only before the agent starts (the && chain stops otherwise).
-        `mount -o remount,bind,ro / && mount -t tmpfs -o size=16m,mode=1777 tmpfs /tmp && ! touch ${dir}/rw-probe 2>/dev/null && exec "$@"`, 'sh',
+        `mount --bind /tmp /tmp && mount -o remount,bind,ro / && ! mkdir ${rwProbe} 2>/dev/null && exec "$@"`, 'sh',
         'setpriv',
         `--reuid=${sc.runAsUser}`, `--regid=${sc.runAsUser}`, '--clear-groups', '--inh-caps=-all',
         `--bounding-set=-all${caps}`, '--no-new-privs', '--',
