@@ -48,6 +48,6 @@ process.once('SIGTERM', async () => {
   const c = process.cpuUsage(cpu0);
   const st = receiver.exitStats;
   await receiver.shutdown();
-  process.stdout.write(JSON.stringify({ exits, records: st?.records ?? 0, samples, batches, kernel_drops: st?.kernelDrops ?? 0, cpu_us: c.user + c.system, warnings: warnings.slice(0, 5) }) + '\n');
+  process.stdout.write(JSON.stringify({ exits, datagrams: st?.datagrams ?? 0, records: st?.records ?? 0, samples, batches, kernel_drops: st?.kernelDrops ?? 0, cpu_us: c.user + c.system, warnings: warnings.slice(0, 5) }) + '\n');
   process.exit(0);
 });
