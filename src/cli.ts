@@ -117,9 +117,23 @@ function printIssues(issues: ConfigIssue[]): void {
   for (const i of issues) err(formatIssue(i));
 }
 
-export async function main(argv: string[]): Promise<number> {
+/**
+ * SIGTERM/SIGINT that arrived before `run` installed its own handlers (start-up takes a moment:
+ * loading plugins, reading the config). bin/taskstats-agent catches them from its first line, so
+ * that an agent stopped while starting still shuts down cleanly and exits 0.
+ */
+export interface StartupSignals {
+  /** Signals received so far (the caller keeps appending until release()). */
+  readonly received: NodeJS.Signals[];
+  /** Removes the caller's provisional handlers, restoring the default behaviour. Idempotent. */
+  release(): void;
+}
+
+const SIGNAL_EXIT: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 130, SIGTERM: 143 };
+
+export async function main(argv: string[], startup: StartupSignals = { received: [], release: () => undefined }): Promise<number> {
   try {
-    return await dispatch(argv);
+    return await dispatch(argv, startup);
   } catch (e) {
     if (e instanceof UsageError) {
       err(`taskstats-agent: ${e.message}\nTry "taskstats-agent --help".`);
@@ -127,10 +141,12 @@ export async function main(argv: string[]): Promise<number> {
     }
     err(`taskstats-agent: internal error: ${(e as Error)?.stack ?? String(e)}`);
     return EXIT.INTERNAL;
+  } finally {
+    startup.release();
   }
 }
 
-async function dispatch(argv: string[]): Promise<number> {
+async function dispatch(argv: string[], startup: StartupSignals): Promise<number> {
   const first = argv[0];
   if (first === '--version' || first === '-v') {
     out(`taskstats-agent ${agentVersion()}`);
@@ -149,9 +165,12 @@ async function dispatch(argv: string[]): Promise<number> {
   }
   const command = first === undefined || first.startsWith('-') ? 'run' : first;
   const rest = first === undefined || first.startsWith('-') ? argv : argv.slice(1);
+  if (command === 'run') return runCommand(rest, registry, startup);
+  // Other commands get the default signal behaviour (a plugin command may install its own).
+  startup.release();
+  const early = startup.received[0];
+  if (early) return SIGNAL_EXIT[early] ?? EXIT.RUNTIME;
   switch (command) {
-    case 'run':
-      return runCommand(rest, registry);
     case 'validate':
       return validateCommand(rest, registry);
     case 'components':
@@ -209,7 +228,7 @@ async function componentsCommand(argv: string[], registry: Registry): Promise<nu
   return EXIT.OK;
 }
 
-async function runCommand(argv: string[], registry: Registry): Promise<number> {
+async function runCommand(argv: string[], registry: Registry, startup: StartupSignals): Promise<number> {
   const { values } = parse(argv, { config: { type: 'string', short: 'c' }, 'log-level': { type: 'string' } });
   if (values.help) {
     out(RUN_USAGE);
@@ -226,11 +245,16 @@ async function runCommand(argv: string[], registry: Registry): Promise<number> {
     err(`${file}: invalid configuration; nothing started`);
     return EXIT.USAGE;
   }
-  return runAgent(config, issues, (cliLevel as LogLevel | undefined) ?? config.telemetry.logs.level);
+  return runAgent(config, issues, (cliLevel as LogLevel | undefined) ?? config.telemetry.logs.level, startup);
 }
 
 /** Runs a validated configuration until SIGTERM/SIGINT. Resolves to the exit code. */
-export async function runAgent(config: AgentConfig, warnings: ConfigIssue[], level: LogLevel): Promise<number> {
+export async function runAgent(
+  config: AgentConfig,
+  warnings: ConfigIssue[],
+  level: LogLevel,
+  startup: StartupSignals = { received: [], release: () => undefined },
+): Promise<number> {
   const log = createRootLogger({ level, encoding: config.telemetry.logs.encoding });
   for (const w of warnings) log.warn({ path: w.path || undefined, line: w.pos?.line }, formatIssue(w));
   const limiter = new LogRateLimiter();
@@ -266,6 +290,8 @@ export async function runAgent(config: AgentConfig, warnings: ConfigIssue[], lev
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  startup.release();
+  for (const signal of startup.received.splice(0)) onSignal(signal);
   // Keeps the process alive while components have no handles of their own.
   const keepAlive = setInterval(() => undefined, 1 << 30);
   const cleanup = (): void => {
@@ -287,6 +313,13 @@ export async function runAgent(config: AgentConfig, warnings: ConfigIssue[], lev
       cleanup();
       return EXIT.RUNTIME;
     }
+  }
+
+  if (signals > 0) {
+    log.info('stop requested before start: nothing started');
+    await server?.close();
+    cleanup();
+    return EXIT.OK;
   }
 
   // A signal during start (a component whose start() hangs, say) must still stop the agent.

@@ -7,7 +7,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readSink, sleep, startAgent, tempDir, testPlugins } from './helpers.js';
+import { fixtures, readSink, sleep, startAgent, tempDir, testPlugins } from './helpers.js';
 import type { RunningAgent } from './helpers.js';
 
 const tmp = tempDir('taskstats-run-');
@@ -265,6 +265,23 @@ service:
     const warn = agent.logs().find((l) => String(l.msg).startsWith('stop requested while starting'));
     assert.deepEqual(warn?.starting, ['receiver "counting_source"']);
     assert.deepEqual(sink('hangstart.jsonl').map((e) => e.event).slice(-2), ['flush', 'shutdown']);
+  });
+
+  test('SIGTERM during start-up (while the config loads): exit 0, nothing started', async () => {
+    const agent = start(
+      'early.yaml',
+      `plugins: [${testPlugins}, ${join(fixtures, 'signal-at-load.mjs')}]
+receivers: {counting_source: }
+exporters: {file_sink: {path: ${tmp.dir}/early.jsonl}}
+service:
+  telemetry: {metrics: {address: "127.0.0.1:0"}}
+  pipelines: {metrics: {receivers: [counting_source], exporters: [file_sink]}}
+`,
+    );
+    const exit = await agent.exited;
+    assert.deepEqual(exit, { code: 0, signal: null }, agent.stderr);
+    assert.ok(agent.logs().some((l) => l.msg === 'stop requested before start: nothing started'), agent.stderr);
+    assert.deepEqual(sink('early.jsonl'), []);
   });
 
   test('the telemetry address already in use: exit 1 with a clear message', async () => {
