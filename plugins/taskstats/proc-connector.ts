@@ -483,24 +483,34 @@ function runExecWatcher(data: { options: ExecWatcherOptions; shared: Float64Arra
   port.postMessage({ t: 'ready', masked: connector.masked, priority, tid });
   const reader = new ProcFileReader();
   const root = o.procRoot;
-  // Work queue, in order of arrival. The socket is drained (without blocking) before every step,
-  // so a new exec's slot is bumped at once, and every queued process's cgroup is read (the race
-  // that matters) before anyone's executable and command line. A process that exec'd twice in a
-  // row (`sh -c '...; exec prog'`) is read once, for its last image.
+  // Work queue, in order of arrival. The socket is drained (without blocking) between steps, so a
+  // new exec's slot is numbered at once. Each round reads the cgroup of everything queued when it
+  // began (the race that matters), then one process's executable and command line and posts it;
+  // with more than DETAIL_BACKLOG processes waiting, the details are skipped (the cgroup is posted
+  // alone) so results never fall far behind. A process that exec'd twice in a row
+  // (`sh -c '...; exec prog'`) is read once, for its last image.
+  const DETAIL_BACKLOG = 64;
   const tgids: number[] = [];
   const seqs: number[] = [];
   const cgroups: (string | null | undefined)[] = []; // undefined: not read yet; null: gone
-  let head = 0;
+  const superseded: boolean[] = [];
+  const lastIndex = new Map<number, number>(); // tgid -> absolute index of its latest queued exec
+  let base = 0; // absolute index of tgids[0]
+  let head = 0; // next item to post
   let cgroupsDone = 0; // items before this index have had their cgroup read
   const collect = (_pid: number, tgid: number): void => {
     shared[S_EXECS]++;
-    tgids.push(tgid);
     const seq = (Atomics.add(execSeq, 0, 1) + 1) | 0;
     const slot = 1 + 2 * (tgid & EXEC_SLOT_MASK);
     Atomics.store(execSeq, slot + 1, seq);
     Atomics.store(execSeq, slot, tgid);
+    const prev = lastIndex.get(tgid);
+    if (prev !== undefined && prev - base >= head) superseded[prev - base] = true;
+    lastIndex.set(tgid, base + tgids.length);
+    tgids.push(tgid);
     seqs.push(seq);
     cgroups.push(undefined);
+    superseded.push(false);
   };
   const drainSocket = (): void => {
     for (;;) {
@@ -509,51 +519,61 @@ function runExecWatcher(data: { options: ExecWatcherOptions; shared: Float64Arra
       if (r === -1) shared[S_OVERFLOWS]++;
     }
   };
-  const supersededFrom = (i: number): boolean => {
-    const tgid = tgids[i];
-    for (let j = i + 1; j < tgids.length; j++) if (tgids[j] === tgid) return true;
-    return false;
-  };
   while (Atomics.load(stop, S_STOP * 2) === 0) {
     if (head === tgids.length) {
+      base += tgids.length;
       head = 0;
       cgroupsDone = 0;
       tgids.length = 0;
       seqs.length = 0;
       cgroups.length = 0;
+      superseded.length = 0;
+      lastIndex.clear();
       const r = connector.read(collect);
       if (r === -1) shared[S_OVERFLOWS]++;
       if (r === 0) continue;
+    } else if (head >= 1024) {
+      // A sustained backlog: drop what was posted from the front.
+      tgids.splice(0, head);
+      seqs.splice(0, head);
+      cgroups.splice(0, head);
+      superseded.splice(0, head);
+      base += head;
+      cgroupsDone -= head;
+      head = 0;
     }
     drainSocket();
     const t0 = process.hrtime.bigint();
-    // Step 1: cgroups of everything queued, draining the socket between reads.
-    while (cgroupsDone < tgids.length) {
+    // Step 1: the cgroups of what was queued when this round began, draining the socket between reads.
+    const end = tgids.length;
+    while (cgroupsDone < end) {
       const i = cgroupsDone++;
-      if (supersededFrom(i)) { cgroups[i] = null; continue; }
+      if (superseded[i]) { cgroups[i] = null; continue; }
       const n = reader.readBytes(`${root}/${tgids[i]}/cgroup`, 1 << 16);
       const cgroup = n > 0 ? parseProcCgroupBytes(reader.bytes(), n, o.selector) : undefined;
       cgroups[i] = cgroup ?? null;
       if (cgroup === undefined) shared[S_MISSED]++;
       drainSocket();
     }
-    // Step 2: one item's executable and command line, then back to the socket.
-    const i = head++;
-    const cgroup = cgroups[i];
-    if (typeof cgroup === 'string' && !supersededFrom(i)) {
+    // Step 2: one item's executable and command line, then the post.
+    if (head < cgroupsDone) {
+      const i = head++;
       const tgid = tgids[i]!;
-      let exe = '';
-      if (o.executablePath) {
-        exe = reader.readLink(`${root}/${tgid}/exe`); // '' when ended, or a kernel thread
+      if (lastIndex.get(tgid) === base + i) lastIndex.delete(tgid);
+      const cgroup = cgroups[i];
+      if (typeof cgroup === 'string' && !superseded[i]) {
+        const details = tgids.length - head <= DETAIL_BACKLOG;
+        let exe = '';
+        if (o.executablePath && details) exe = reader.readLink(`${root}/${tgid}/exe`); // '' when ended
+        let cmdline = '';
+        if (o.commandLine && details) {
+          const m = reader.readBytes(`${root}/${tgid}/cmdline`, o.maxCommandLineBytes);
+          if (m > 0) cmdline = cmdlineText(reader.bytes(), m);
+        }
+        const info: ExecInfo = [tgid, cgroup, exe, cmdline, Date.now() / 1000, seqs[i]!];
+        port.postMessage(info);
+        shared[S_POSTED]++; // after posting: the main thread drains when this differs from what it received
       }
-      let cmdline = '';
-      if (o.commandLine) {
-        const m = reader.readBytes(`${root}/${tgid}/cmdline`, o.maxCommandLineBytes);
-        if (m > 0) cmdline = cmdlineText(reader.bytes(), m);
-      }
-      const info: ExecInfo = [tgid, cgroup, exe, cmdline, Date.now() / 1000, seqs[i]!];
-      port.postMessage(info);
-      shared[S_POSTED]++; // after posting: the main thread drains when this differs from what it received
     }
     shared[S_HANDLER_NS] += Number(process.hrtime.bigint() - t0);
   }
