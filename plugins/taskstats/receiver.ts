@@ -19,6 +19,9 @@ import { ExitListener } from './exit-listener.js';
 import { LivePoller } from './live-poller.js';
 import { setupDelayAccounting } from './delayacct.js';
 
+/** ac_flag: the record of a thread group's last thread (struct taskstats version >= 12). */
+const AGROUP = 0x20;
+
 /** What the receiver needs of ProcessAccounting (accounting.ts). */
 export interface AccountingPart {
   live(rec: TaskRecord, nowMs: number, out: SampleBatch): void;
@@ -193,10 +196,13 @@ export class TaskstatsReceiver implements Receiver {
   }
 
   private handleExit(thread: TaskRecord, group: TaskRecord | null): void {
-    // A group record comes with the last thread of a multi-threaded group; a record without one
-    // ends the process when it is the leader's (single-threaded process). A leader that exits
-    // before its other threads (pthread_exit in main) is the rare case this treats as ended.
-    const ended = group !== null || thread.pid === thread.tgid;
+    // The process ends with its last thread: that record has AGROUP (ac_flag 0x20, struct version
+    // >= 12; seen on 6.18 on the last worker when the leader ended first, and on the only thread of
+    // a single-threaded process), and a group record follows it when there were several threads.
+    // Older structs have no AGROUP: there the leader's record is taken as the end. The same rule
+    // as ProcessAccounting.exit, so metadata is never forgotten while the process still runs.
+    const ended =
+      group !== null || (thread.version >= 12 ? (thread.flags & AGROUP) !== 0 : thread.pid === thread.tgid);
     this.metadata.fillExit(thread, ended);
     if (group) {
       group.cgroup = thread.cgroup;
