@@ -127,6 +127,36 @@ describe('proc connector (real kernel)', { skip, timeout: 60_000 }, () => {
     }
   });
 
+  test('under a sustained exec stream the results keep flowing to the main thread', async () => {
+    let applied = 0;
+    const w = new ExecWatcher(
+      { procRoot: '/proc', selector: { kind: 'v2' }, executablePath: true, commandLine: true, maxCommandLineBytes: 4096 },
+      () => { applied++; },
+      () => {},
+    );
+    await w.start();
+    const loops = [0, 1, 2].map(() => spawn('/bin/sh', ['-c', 'i=0; while [ $i -lt 1500 ]; do /bin/true; i=$((i+1)); done'], { stdio: 'ignore' }));
+    const running = loops.map((c) => new Promise((r) => c.once('exit', r)));
+    let appliedWhileRunning = 0;
+    let done = false;
+    void Promise.all(running).then(() => { done = true; });
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!done && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+        w.drain();
+        if (!done) appliedWhileRunning = applied;
+      }
+      await Promise.all(running);
+      const received = w.stats.execEvents;
+      console.log(`# sustained stream: ${received} exec events, ${appliedWhileRunning} results applied while the loops ran, ${w.stats.missed} missed`);
+      assert.ok(appliedWhileRunning > 100, 'results arrive while the stream goes on (no starvation of the posting step)');
+    } finally {
+      for (const c of loops) c.kill('SIGKILL');
+      await w.stop();
+    }
+  });
+
   test('without CAP_NET_ADMIN: either a clear error naming CAP_NET_ADMIN, or (Linux >= 6.6 allows it) working events', () => {
     const moduleUrl = new URL('./proc-connector.js', import.meta.url).href;
     const script = `
