@@ -519,22 +519,23 @@ export class ProcessAccounting {
       return a;
     }
     let byComm = this.attributeCache.get(cgroup);
+    let a = byComm?.get(comm);
+    if (a !== undefined) return a;
+    if (this.attributeCacheSize >= ATTRIBUTE_CACHE_LIMIT) {
+      // Unbounded name/cgroup churn (checked on every new name, not only on a new cgroup: 100,000
+      // names in one cgroup must not grow it): start over rather than grow. The metrics stage falls
+      // back to its key lookup for the new objects, so nothing is miscounted.
+      this.attributeCache.clear();
+      this.attributeCacheSize = 0;
+      byComm = undefined;
+    }
     if (byComm === undefined) {
-      if (this.attributeCacheSize >= ATTRIBUTE_CACHE_LIMIT) {
-        // Unbounded name/cgroup churn: start over rather than grow (the metrics stage falls back
-        // to its key lookup for the new objects, so nothing is miscounted).
-        this.attributeCache.clear();
-        this.attributeCacheSize = 0;
-      }
       byComm = new Map();
       this.attributeCache.set(cgroup, byComm);
     }
-    let a = byComm.get(comm);
-    if (a === undefined) {
-      a = Object.freeze({ [ATTR.EXECUTABLE_NAME]: comm, [ATTR.CGROUP]: cgroup });
-      byComm.set(comm, a);
-      this.attributeCacheSize++;
-    }
+    a = Object.freeze({ [ATTR.EXECUTABLE_NAME]: comm, [ATTR.CGROUP]: cgroup });
+    byComm.set(comm, a);
+    this.attributeCacheSize++;
     return a;
   }
 

@@ -38,13 +38,7 @@ const LIMIT = 1000;
 const NAMES = 100_000;
 
 describe('many distinct command names', { timeout: 240_000 }, () => {
-  // Known bug (plugins/taskstats/accounting.ts, attributesFor): ATTRIBUTE_CACHE_LIMIT is checked
-  // only when a new cgroup appears, so new names within one cgroup grow the attributes cache
-  // without bound (~110 bytes per name). Marked todo until the receiver fixes it: it still runs
-  // and reports, without failing the suite. Remove `todo` once fixed.
-  test('100,000 names through accounting and the metrics stage: bounded series and heap, overflow counted, totals kept', {
-    todo: 'receiver attributes cache grows per name within one cgroup (accounting.ts attributesFor)',
-  }, () => {
+  test('100,000 names through accounting and the metrics stage: bounded series and heap, overflow counted, totals kept', () => {
     const telemetry = new RecordingTelemetry();
     const logger = new RecordingLogger();
     const accounting = new ProcessAccounting({ perProcess: false, logger, telemetry });
