@@ -484,8 +484,8 @@ function runExecWatcher(data: { options: ExecWatcherOptions; shared: Float64Arra
   const reader = new ProcFileReader();
   const root = o.procRoot;
   // Work queue, in order of arrival. The socket is drained (without blocking) between steps, so a
-  // new exec's slot is numbered at once. Each round reads the cgroup of everything queued when it
-  // began (the race that matters), then one process's executable and command line and posts it;
+  // new exec's slot is numbered at once. Each round reads the cgroup of everything queued (the
+  // race that matters; at most 256 reads), then one process's executable and command line and posts it;
   // with more than DETAIL_BACKLOG processes waiting, the details are skipped (the cgroup is posted
   // alone) so results never fall far behind. A process that exec'd twice in a row
   // (`sh -c '...; exec prog'`) is read once, for its last image.
@@ -544,9 +544,10 @@ function runExecWatcher(data: { options: ExecWatcherOptions; shared: Float64Arra
     }
     drainSocket();
     const t0 = process.hrtime.bigint();
-    // Step 1: the cgroups of what was queued when this round began, draining the socket between reads.
-    const end = tgids.length;
-    while (cgroupsDone < end) {
+    // Step 1: the cgroups of everything queued, arrivals during the step included (draining the
+    // socket between reads), up to a bound so that a sustained stream cannot starve step 2.
+    let budget = 256;
+    while (cgroupsDone < tgids.length && budget-- > 0) {
       const i = cgroupsDone++;
       if (superseded[i]) { cgroups[i] = null; continue; }
       const n = reader.readBytes(`${root}/${tgids[i]}/cgroup`, 1 << 16);
