@@ -77,19 +77,25 @@ describe('proc connector (real kernel)', { skip, timeout: 60_000 }, () => {
   });
 
   test('a full receive buffer is reported as an overflow, and reading goes on', () => {
-    // A tiny buffer, every event type, and nobody reading while 500 processes fork and exit.
-    const pc = new ProcConnector({ useEventMask: false, receiveBufferBytes: 4096 });
+    // A tiny buffer (exec events only, to keep other processes' traffic low) and nobody reading
+    // while 300 programs are exec'd.
+    const pc = new ProcConnector({ receiveBufferBytes: 4096 });
     pc.open();
     try {
       const overflows = { n: 0 };
       readQueued(pc, overflows);
-      assert.equal(spawnSync('/bin/sh', ['-c', 'i=0; while [ $i -lt 500 ]; do (exit 0); i=$((i+1)); done'], { stdio: 'ignore' }).status, 0);
+      assert.equal(spawnSync('/bin/sh', ['-c', 'i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done'], { stdio: 'ignore' }).status, 0);
       readQueued(pc, overflows);
       assert.ok(overflows.n >= 1, 'ENOBUFS seen');
       assert.equal(pc.overflows, overflows.n);
-      // Still working afterwards.
-      const r = spawnSync('/bin/true', [], { stdio: 'ignore' });
-      assert.ok(readQueued(pc).includes(r.pid!), 'exec events after the overflow');
+      // Still working afterwards (a few attempts: other processes' execs may fill the tiny buffer again).
+      let seenAfter = false;
+      for (let attempt = 0; attempt < 5 && !seenAfter; attempt++) {
+        readQueued(pc);
+        const r = spawnSync('/bin/true', [], { stdio: 'ignore' });
+        seenAfter = readQueued(pc).includes(r.pid!);
+      }
+      assert.ok(seenAfter, 'exec events after the overflow');
     } finally {
       pc.close();
     }
