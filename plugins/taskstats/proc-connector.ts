@@ -357,8 +357,10 @@ export class ExecWatcher {
     const worker = new Worker(fileURLToPath(import.meta.url), {
       workerData: { kind: WORKER_KIND, options: this.o, shared: this.shared, execSeq: this.execSeq, port: port2 },
       transferList: [port2],
-      // The worker runs a file: flags that only apply to an inline script would make it fail to start.
-      execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')),
+      // The worker needs none of the parent's flags, and inheriting them breaks its start: V8 and
+      // process-wide flags (`node --max-old-space-size=... bin/taskstats-agent`, a heap cap users
+      // set) are refused in a worker's execArgv, and --input-type applies only to inline scripts.
+      execArgv: [],
     });
     this.worker = worker;
     this.port = port1;
