@@ -275,8 +275,11 @@ describe('Dockerfile (checked without a Docker engine)', { timeout: 180_000 }, (
     const image = roots.get(runtime.name)!;
     const entry = jsonArray(runtime, 'ENTRYPOINT');
     const cmd = jsonArray(runtime, 'CMD');
-    const script = join(image, entry[1]!);
-    assert.ok(existsSync(script), `ENTRYPOINT script ${entry[1]} is in the image`);
+    // ENTRYPOINT is node, its flags (V8 heap sizing), then the script.
+    const scriptIndex = entry.findIndex((a, i) => i > 0 && !a.startsWith('-'));
+    const nodeFlags = entry.slice(1, scriptIndex);
+    const script = join(image, entry[scriptIndex]!);
+    assert.ok(existsSync(script), `ENTRYPOINT script ${entry[scriptIndex]} is in the image`);
     assert.ok(existsSync(join(image, 'app', 'dist', 'src', 'cli.js')), 'the build stage produced dist/src/cli.js');
     assert.ok(!existsSync(join(image, 'app', 'src')) && !existsSync(join(image, 'app', 'test')), 'no TypeScript sources or tests in the image');
     const configAbs = cmd[cmd.indexOf('--config') + 1]!;
@@ -284,7 +287,7 @@ describe('Dockerfile (checked without a Docker engine)', { timeout: 180_000 }, (
 
     const env = { ...process.env, K8S_NODE_NAME: 'node-a', K8S_POD_IP: '10.0.0.7', K8S_NODE_IP: '10.0.0.7' };
     const validate = (config: string) =>
-      spawnSync(process.execPath, [script, 'validate', '--config', config], { encoding: 'utf8', env, timeout: 60_000 });
+      spawnSync(process.execPath, [...nodeFlags, script, 'validate', '--config', config], { encoding: 'utf8', env, timeout: 60_000 });
     // The image's default configuration.
     const own = validate(join(image, configAbs));
     assert.equal(own.status, 0, `image default config: ${own.stderr}`);
