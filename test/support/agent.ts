@@ -119,6 +119,8 @@ export interface AgentOptions {
   env?: Record<string, string>;
   /** Extra arguments after `run --config FILE`. */
   args?: string[];
+  /** Flags for node itself, before the agent's script (e.g. the image's `--max-semi-space-size=4`). */
+  nodeArgs?: string[];
   /** Run through `setpriv ...` (e.g. as nobody without capabilities). */
   wrapper?: string[];
   /** Wait for /readyz (default true when a telemetry port is known). */
@@ -248,7 +250,7 @@ export async function startAgent(opts: AgentOptions): Promise<AgentProcess> {
     if (typeof addr === 'string') baseUrl = `http://${addr}`;
   }
   const cfg = writeConfig(config);
-  const argv = [agentBin, 'run', '--config', cfg.file, ...(opts.args ?? [])];
+  const argv = [...(opts.nodeArgs ?? []), agentBin, 'run', '--config', cfg.file, ...(opts.args ?? [])];
   const command = opts.wrapper ? opts.wrapper[0]! : process.execPath;
   const args = opts.wrapper ? [...opts.wrapper.slice(1), process.execPath, ...argv] : argv;
   const child = spawn(command, args, {
