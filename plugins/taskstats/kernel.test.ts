@@ -137,7 +137,9 @@ describe('exit events of processes whose truth is known', { timeout: 60_000 }, (
     assert.ok(r.userUs >= 200_000);
     // utime/stime move in scheduler ticks; their sum tracks the precise runtime.
     assert.ok(Math.abs(cpuUs - r.cpuRunRealNs / 1000) <= 30_000, `user+system ${cpuUs} us vs cpu_run_real ${r.cpuRunRealNs} ns`);
-    assert.ok(r.elapsedUs >= r.cpuRunRealNs / 1000 - 1000);
+    // Wall time covers the runtime. The two come from different clocks (ac_etime from ktime,
+    // cpu_run_real from the scheduler's clock), which drift apart by a few ms on this VM: allow 2%.
+    assert.ok(r.elapsedUs >= (r.cpuRunRealNs / 1000) * 0.98 - 1000, `elapsed ${r.elapsedUs} us vs cpu_run_real ${r.cpuRunRealNs} ns`);
   });
 
   test('bytes through read()/write() (read_char, write_char) and O_DIRECT (read_bytes, write_bytes)', async () => {

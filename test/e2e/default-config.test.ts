@@ -7,6 +7,7 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { startAgent, type AgentProcess } from '../support/agent.js';
@@ -22,6 +23,23 @@ function skipReason(): string | undefined {
 /** config.yaml as a mapping (its ${env:...} references stay text: the agent expands them). */
 function defaultConfig(): Record<string, any> {
   return parse(readFileSync(join(repoRoot, 'config.yaml'), 'utf8'));
+}
+
+/**
+ * A few short-lived processes every second while `until` is pending: on a quiet machine nothing
+ * may end within a 10 s interval, and the summary's "Exits:" line and process.exits need exits.
+ */
+async function withExits<T>(until: Promise<T>): Promise<T> {
+  let done = false;
+  const timer = setInterval(() => {
+    if (!done) for (let i = 0; i < 3; i++) spawnSync('/bin/true');
+  }, 1000);
+  try {
+    return await until;
+  } finally {
+    done = true;
+    clearInterval(timer);
+  }
 }
 
 describe('the default config.yaml', { timeout: 120_000, skip: skipReason() }, () => {
@@ -40,7 +58,7 @@ describe('the default config.yaml', { timeout: 120_000, skip: skipReason() }, ()
     await waitFor('a debug summary on stdout', () => /^--- debug .*\nCPU: /m.test(agent.stdout), 25_000, 200);
     const tookMs = Date.now() - started;
     // The first summary (processes alive at start, since they started) and a regular one.
-    await waitFor('a second summary', () => (agent.stdout.match(/^--- debug /gm) ?? []).length >= 2, 25_000, 200);
+    await withExits(waitFor('a second summary', () => (agent.stdout.match(/^--- debug /gm) ?? []).length >= 2, 25_000, 200));
     assert.match(agent.stdout, /^--- debug .* interval \d+\.\d s /m);
     assert.match(agent.stdout, /^Exits: \d+/m);
     const records = agent.logRecords();
@@ -70,11 +88,13 @@ describe('the default config.yaml', { timeout: 120_000, skip: skipReason() }, ()
     assert.ok(labels['process.executable.name']);
     assert.ok(labels['process.linux.cgroup']?.startsWith('/'));
     assert.ok(labels['service.name'], `resource attributes become labels: ${JSON.stringify(labels)}`);
-    // Exits arrive with the first regular collection (10 s): processes end all the time here.
-    await vm.waitFor(
-      async () => ((await vm!.exportSeries('{__name__="process.exits"}')).length > 0 ? true : undefined),
-      'process.exits from the agent',
-      40_000,
+    // Exits arrive with the first regular collection (10 s).
+    await withExits(
+      vm.waitFor(
+        async () => ((await vm!.exportSeries('{__name__="process.exits"}')).length > 0 ? true : undefined),
+        'process.exits from the agent',
+        40_000,
+      ),
     );
     const otlp = agent.logRecords().filter((r) => r.component === 'otlp');
     assert.ok(otlp.some((r) => r.msg === 'otlp exporter ready'), JSON.stringify(otlp));
