@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runAgentCommand, type CommandResult } from '../support/agent.js';
 
 /** The repository root (this file compiles to dist/test/host/helpers.js). */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -33,39 +34,14 @@ export function tempDir(prefix = 'taskstats-host-'): TempDir {
   };
 }
 
-export interface CommandResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
+export type { CommandResult } from '../support/agent.js';
 
-/** Runs the agent CLI to completion (killed after timeoutMs). */
-export function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; uid?: number; gid?: number } = {}): Promise<CommandResult> {
-  return new Promise((resolvePromise, reject) => {
-    const t0 = performance.now();
-    const child = spawn(process.execPath, [agentBin, ...args], {
-      cwd: opts.cwd ?? repoRoot,
-      env: opts.env ?? process.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      uid: opts.uid,
-      gid: opts.gid,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`taskstats-agent ${args.join(' ')} still running after ${opts.timeoutMs ?? 20_000} ms\n${stdout}\n${stderr}`));
-    }, opts.timeoutMs ?? 20_000);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolvePromise({ code, signal, stdout, stderr, ms: performance.now() - t0 });
-    });
-  });
+/** Runs the agent CLI to completion (killed after timeoutMs); env is merged over process.env. */
+export function runCli(
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; uid?: number; gid?: number } = {},
+): Promise<CommandResult> {
+  return runAgentCommand(args, opts);
 }
 
 /** A running agent (`run`), with its logs parsed and its telemetry endpoint. */

@@ -294,13 +294,19 @@ export interface CommandResult {
 /** Run `taskstats-agent ARGS` to completion (validate, a refused run ...), with a timeout. */
 export function runAgentCommand(
   args: string[],
-  opts: { wrapper?: string[]; env?: Record<string, string>; timeoutMs?: number; cwd?: string } = {},
+  opts: { wrapper?: string[]; env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string; uid?: number; gid?: number } = {},
 ): Promise<CommandResult> {
   const command = opts.wrapper ? opts.wrapper[0]! : process.execPath;
   const fullArgs = opts.wrapper ? [...opts.wrapper.slice(1), process.execPath, agentBin, ...args] : [agentBin, ...args];
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(command, fullArgs, { cwd: opts.cwd ?? repoRoot, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, fullArgs, {
+      cwd: opts.cwd ?? repoRoot,
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      uid: opts.uid,
+      gid: opts.gid,
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -310,10 +316,10 @@ export function runAgentCommand(
       reject(new Error(`taskstats-agent ${args.join(' ')} still running after ${opts.timeoutMs ?? 20_000} ms\n${stdout}${stderr}`));
     }, opts.timeoutMs ?? 20_000);
     child.on('error', reject);
-    child.on('exit', (code, signal) => {
+    // 'close', not 'exit': it fires once stdout and stderr are drained.
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
-      // Let the pipes drain.
-      setImmediate(() => resolve({ code, signal, stdout, stderr, ms: performance.now() - t0 }));
+      resolve({ code, signal, stdout, stderr, ms: performance.now() - t0 });
     });
   });
 }
