@@ -8,10 +8,11 @@
  * (/sys/fs/cgroup/unified here, /sys/fs/cgroup on v2-only hosts) and removed by `remove()`.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cgroupV2Root, createTestCgroup } from './cgroup.js';
 
 /** The repository root (this file compiles to dist/test/support/workload.js). */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -113,18 +114,15 @@ export function distinctNames(n: number, prefix: string, first = 0): Promise<num
 
 /** Mount point of the cgroup v2 hierarchy: /sys/fs/cgroup/unified (hybrid) or /sys/fs/cgroup. */
 export function cgroup2Root(): string {
-  const mounts = readFileSync('/proc/self/mounts', 'utf8').split('\n');
-  for (const line of mounts) {
-    const [, mountPoint, fsType] = line.split(' ');
-    if (fsType === 'cgroup2' && mountPoint) return mountPoint;
-  }
-  throw new Error('no cgroup2 hierarchy is mounted (looked in /proc/self/mounts)');
+  const root = cgroupV2Root();
+  if (root === undefined) throw new Error('no cgroup2 hierarchy is mounted (looked in /proc/self/mountinfo)');
+  return root;
 }
 
 export interface TestCgroup {
-  /** Absolute directory, e.g. /sys/fs/cgroup/unified/ts-accuracy-1234. */
+  /** Absolute directory, e.g. /sys/fs/cgroup/unified/taskstats-test-ts-accuracy-1234-1. */
   readonly dir: string;
-  /** The path as processes see it in /proc/PID/cgroup (`0::/ts-accuracy-1234`). */
+  /** The path as processes see it in /proc/PID/cgroup (`0::/taskstats-test-ts-accuracy-1234-1`). */
   readonly path: string;
   readonly procsFile: string;
   /** cpu.stat usage_usec: CPU time of every task that ran in the group, dead or alive. */
@@ -133,38 +131,19 @@ export interface TestCgroup {
   remove(): Promise<void>;
 }
 
+/** A fresh group under the v2 root (created and removed by ./cgroup.ts), with its CPU usage. */
 export function createCgroup(name: string): TestCgroup {
-  const root = cgroup2Root();
-  const rel = `/${name}-${process.pid}-${Date.now().toString(36)}`;
-  const dir = root + rel;
-  execFileSync('mkdir', [dir]);
-  const procsFile = join(dir, 'cgroup.procs');
+  const cg = createTestCgroup(name);
   return {
-    dir,
-    path: rel,
-    procsFile,
+    dir: cg.dir,
+    path: cg.cgroupPath,
+    procsFile: cg.procsFile,
     usageUsec() {
-      const m = /^usage_usec (\d+)$/m.exec(readFileSync(join(dir, 'cpu.stat'), 'utf8'));
-      if (!m) throw new Error(`${dir}/cpu.stat has no usage_usec`);
+      const m = /^usage_usec (\d+)$/m.exec(readFileSync(join(cg.dir, 'cpu.stat'), 'utf8'));
+      if (!m) throw new Error(`${cg.dir}/cpu.stat has no usage_usec`);
       return Number(m[1]);
     },
-    async remove() {
-      if (!existsSync(dir)) return;
-      for (let attempt = 0; attempt < 100; attempt++) {
-        const pids = readFileSync(procsFile, 'utf8').split('\n').filter(Boolean);
-        for (const pid of pids) {
-          try { process.kill(Number(pid), 'SIGKILL'); } catch { /* already gone */ }
-        }
-        try {
-          rmdirSync(dir);
-          return;
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'EBUSY') throw e;
-          await new Promise((r) => setTimeout(r, 50));
-        }
-      }
-      throw new Error(`could not remove cgroup ${dir}: still busy after 5 s`);
-    },
+    remove: () => cg.remove(),
   };
 }
 
