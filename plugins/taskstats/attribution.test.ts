@@ -323,6 +323,7 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
     const threadCpuBefore = pm.execWatcher!.threadCpuNs();
     const applyBefore = pm.execWatcher!.applyNs;
     const missedBefore = pm.execWatcherStats!.missed;
+    const lateBefore = pm.stats.lateExecResults;
     assert.equal(await run('/bin/sh', ['-c', script]), 0);
     await waitFor(() => (seen.get(names.true2)?.length ?? 0) >= N && (seen.get(names.outerSh)?.length ?? 0) >= 1, 20_000);
     await new Promise((r) => setTimeout(r, 200));
@@ -330,14 +331,30 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
     const moved = seen.get(names.true2) ?? [];
     console.log(`# watcher during the self-moving run: ${JSON.stringify(pm.execWatcherStats)}; metadata ${JSON.stringify(pm.stats)}; sources ${JSON.stringify(Object.fromEntries(['entry', 'zombie', 'read', 'parent', 'none'].map((k) => [k, moved.filter((s) => s.source === k).length])))}`);
     assert.equal(moved.length, N, 'exit records of the self-moving programs');
+    // The cgroup of a self-moving program can only be read between its exec and its reaping
+    // (~0.5 ms for this one): by the watcher thread at its exec event, else by the read at exit.
+    // When a shared VM's vCPUs stall (steal) both can come too late; nothing in user space can
+    // prevent that, so the promise is: right for nearly all, and every other one counted
+    // (exec_metadata_missed: the watcher found it gone; exec_metadata_late: its result came after
+    // the exit record was given another cgroup), never silently wrong.
+    pm.execWatcher!.drain(); // results still in the port count as late from here on
     const wrong = moved.filter((s) => s.cgroup !== target.cgroupPath);
-    assert.deepEqual(wrong.slice(0, 5), [], `self-moving programs attributed elsewhere (${wrong.length} of ${N})`);
+    const missed = pm.execWatcherStats!.missed - missedBefore;
+    const late = pm.stats.lateExecResults - lateBefore;
+    console.log(`# self-moving programs in the right cgroup: ${N - wrong.length}/${N}; counted: ${missed} exec events missed, ${late} late results `
+      + `(wrong ones: ${JSON.stringify(Object.fromEntries(['entry', 'zombie', 'read', 'parent', 'none'].map((k) => [k, wrong.filter((s) => s.source === k).length])))})`);
+    assert.ok(wrong.length <= missed + late, `${wrong.length} self-moving programs attributed elsewhere, but only ${missed} misses and ${late} late results counted: `
+      + JSON.stringify(wrong.slice(0, 3)));
+    // Measured here: 0-1 of 1000 on a quiet machine, up to 203 of 1000 in a stretch of heavy steal.
+    // A watcher that works at all stays well under a quarter.
+    assert.ok(wrong.length <= N / 4, `self-moving programs attributed elsewhere: ${wrong.length} of ${N} (the watcher thread is starved)`);
     // The command line is the one read at exec; empty when the exit record overtook that read
     // and the watcher knew it; the previous image's (the mover shell) when the watcher had not even
-    // received the exec yet (the cgroup then came from the zombie). Never anything else.
+    // received the exec yet (the cgroup then came from the zombie); the parent's for a counted miss
+    // that took the parent path. Never anything else.
     const ownCmdline = `${join(dir, names.true2)} moved`;
     const moverCmdline = (c: string) => c.startsWith(`${join(dir, names.moverSh)} -c `);
-    const cmdlines = new Set(moved.map((s) => s.cmdline));
+    const cmdlines = new Set(moved.filter((s) => s.source !== 'parent').map((s) => s.cmdline));
     cmdlines.delete(ownCmdline);
     cmdlines.delete('');
     for (const c of [...cmdlines]) if (moverCmdline(c)) cmdlines.delete(c);
@@ -352,8 +369,8 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
     console.log(`# exec cost: watcher thread CPU ${(threadCpuPerExec / 1000).toFixed(1)} us/exec (schedstat: recv, /proc cgroup+exe+cmdline, post), `
       + `main thread ${(applyPerExec / 1000).toFixed(1)} us/exec (receive + cache)`);
     const fromZombie = moved.filter((s) => s.source === 'zombie').length;
-    console.log(`# self-moving programs: ${N}/${N} in the right cgroup (${fromZombie} confirmed by a read at exit), ${withCmdline} with the command line read at exec`);
-    console.log(`# exec watcher: ${execs} exec events, ${(perExecNs / 1000).toFixed(1)} us wall per exec in the watcher thread, ${pm.execWatcherStats!.missed - missedBefore} missed`);
+    console.log(`# self-moving programs: ${N - wrong.length}/${N} in the right cgroup (${fromZombie} confirmed by a read at exit), ${withCmdline} with the command line read at exec`);
+    console.log(`# exec watcher: ${execs} exec events, ${(perExecNs / 1000).toFixed(1)} us wall per exec in the watcher thread, ${missed} missed`);
   });
 
   test('cost of fillExit on the hot paths (CPU time, steady state)', () => {

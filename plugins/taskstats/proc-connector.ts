@@ -407,6 +407,12 @@ export class ExecWatcher {
     return Atomics.load(this.execSeq, i) === tgid && seqAfter(Atomics.load(this.execSeq, i + 1), seq);
   }
 
+  /** Whether `seq` numbers the latest exec of tgid received (its slot was not taken since). */
+  isLatestExec(tgid: number, seq: number): boolean {
+    const i = 1 + 2 * (tgid & EXEC_SLOT_MASK);
+    return Atomics.load(this.execSeq, i) === tgid && Atomics.load(this.execSeq, i + 1) === seq;
+  }
+
   /** Whether the last exec received in tgid's slot was tgid's. */
   execSeen(tgid: number): boolean {
     return Atomics.load(this.execSeq, 1 + 2 * (tgid & EXEC_SLOT_MASK)) === tgid;

@@ -202,6 +202,48 @@ describe('ProcessMetadata on a fake /proc (v1-only host)', () => {
     }
   });
 
+  test('an exec result that arrives after its exit record was given another cgroup is counted and logged', () => {
+    // The watcher (stubbed here; its timing is the real test's business in attribution.test.ts)
+    // received execs of 600, 601 and 602 (numbers 10, 11, 9) but posted nothing yet; /proc no
+    // longer has them, so each exit takes its parent's cgroup, and the late results tell.
+    const proc = fakeProc(HYBRID);
+    try {
+      const counters = new Map<string, number>();
+      const warnings: unknown[] = [];
+      const logger: Logger = { ...quietLogger, warn(_m: string, f?: unknown) { warnings.push(f); } };
+      const pm = new ProcessMetadata({ commandLine: false, executablePath: false, procRoot: proc.root, logger, telemetry: telemetry(counters) });
+      const latest = new Map([[600, 10], [601, 11], [602, 12]]);
+      const stub = {
+        drain() {}, currentSeq: () => 12, priority: 'SCHED_FIFO 1',
+        execAfter: (tgid: number) => latest.has(tgid), execSeen: (tgid: number) => latest.has(tgid),
+        isLatestExec: (tgid: number, seq: number) => latest.get(tgid) === seq,
+      };
+      (pm as unknown as { watcher: typeof stub }).watcher = stub;
+      proc.add(200, '0::/outer\n');
+      for (const pid of [600, 601, 602]) {
+        const r = record(pid, { ppid: 200 });
+        pm.fillExit(r, true);
+        assert.equal(r.cgroup, '/outer', 'exec seen, process gone: the parent is all that is left');
+      }
+      const onExec = (pm as unknown as { onExec(i: [number, string, string, string, number, number]): void }).onExec.bind(pm);
+      onExec([600, '/target', '', '', Date.now() / 1000, 10]); // its last exec, another cgroup: wrong, counted
+      onExec([601, '/outer', '', '', Date.now() / 1000, 11]); // same cgroup: the exit was right
+      onExec([602, '/target', '', '', Date.now() / 1000, 9]); // an earlier exec of 602 (moved after it): says nothing
+      assert.equal(pm.stats.lateExecResults, 1);
+      assert.equal(counters.get('exec_metadata_late'), 1);
+      assert.equal(warnings.length, 1, 'one warning');
+      assert.deepEqual((warnings[0] as { lateAndMisattributed: number }).lateAndMisattributed, 1);
+      // The late results did not create entries a new process with the same pid could inherit.
+      proc.add(600, '0::/new.scope\n');
+      const again = record(600, { ppid: 200 });
+      latest.clear();
+      pm.fillLive(again);
+      assert.equal(again.cgroup, '/new.scope');
+    } finally {
+      proc.remove();
+    }
+  });
+
   test('a parent re-read after the recheck interval sees where it moved', async () => {
     const proc = fakeProc(HYBRID);
     try {

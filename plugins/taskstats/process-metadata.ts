@@ -114,6 +114,11 @@ export interface ProcessMetadataStats {
   exitUnknown: number;
   evictions: number;
   overflows: number;
+  /**
+   * Exit records handled before the watcher's result for the process's last exec arrived, whose
+   * result then named another cgroup than the one the record was given (see `late` in the README).
+   */
+  lateExecResults: number;
 }
 
 export class ProcessMetadata {
@@ -136,11 +141,16 @@ export class ProcessMetadata {
   /** Where the last fillExit took its metadata from (diagnostics in tests). */
   lastExitSource: 'entry' | 'zombie' | 'read' | 'parent' | 'none' = 'none';
   readonly stats: ProcessMetadataStats = {
-    procReads: 0, execEvents: 0, exitOwn: 0, exitParent: 0, exitUnknown: 0, evictions: 0, overflows: 0,
+    procReads: 0, execEvents: 0, exitOwn: 0, exitParent: 0, exitUnknown: 0, evictions: 0, overflows: 0, lateExecResults: 0,
   };
   private readonly overflowCounter: { add(v: number): void };
   private readonly evictionCounter: { add(v: number): void };
   private readonly execMissedCounter: { add(v: number): void };
+  private readonly execLateCounter: { add(v: number): void };
+  /** Misses and late results since the last warning (one warning per 10 s at most). */
+  private missedSinceLog = 0;
+  private lateSinceLog = 0;
+  private lastMissLogMs = 0;
 
   constructor(private readonly o: ProcessMetadataOptions) {
     this.procRoot = o.procRoot ?? '/proc';
@@ -159,7 +169,13 @@ export class ProcessMetadata {
       'process_metadata_evictions', 'Process metadata cache entries evicted because the cache reached its size bound',
     );
     this.execMissedCounter = o.telemetry.counter(
-      'exec_metadata_missed', 'Exec events whose process had ended before its cgroup could be read',
+      'exec_metadata_missed',
+      'Exec events whose process had ended before its cgroup could be read (its exit, unless read as a zombie, '
+      + 'carries the cgroup of its previous image or of its parent)',
+    );
+    this.execLateCounter = o.telemetry.counter(
+      'exec_metadata_late',
+      'Exit records given a cgroup before the result of the process\'s last exec arrived, which then named another cgroup',
     );
   }
 
@@ -188,7 +204,7 @@ export class ProcessMetadata {
       },
       (info) => this.onExec(info),
       (count) => this.onOverflow(count),
-      (count) => this.execMissedCounter.add(count),
+      (count) => this.onMissed(count),
       (reason) => this.o.logger.error(
         'process metadata: the exec watcher thread ended unexpectedly; processes that move to another cgroup before exec '
         + 'are now attributed to their parent\'s cgroup', { key: 'exec_watcher_died', reason },
@@ -290,7 +306,7 @@ export class ProcessMetadata {
           // With an exec pending, the entry's executable and command line are the previous image's.
           rec.exePath = execPending ? '' : e.exePath;
           rec.cmdline = execPending ? '' : e.cmdline;
-          this.forget(key, true, execPending ? w : undefined);
+          this.forget(key, true, execPending ? w : undefined, cgroup);
           return;
         }
         e.cgroup = cgroup; // a thread's exit: the process goes on; the exec result will follow
@@ -325,14 +341,16 @@ export class ProcessMetadata {
       else this.stats.exitUnknown++;
       this.fill(rec, p);
     }
-    this.forget(key, processEnded, execPending ? w : undefined);
+    this.forget(key, processEnded, execPending ? w : undefined, rec.cgroup);
   }
 
   /**
    * Drops an ended process's entry; when an exec result may still be on its way, leaves a
-   * tombstone so that the late result cannot resurrect the entry for a later process.
+   * tombstone so that the late result cannot resurrect the entry for a later process. The
+   * tombstone keeps the cgroup the exit record was given, so that a late result naming another
+   * one is counted (onExec).
    */
-  private forget(key: number, processEnded: boolean, pendingFrom: ExecWatcher | undefined): void {
+  private forget(key: number, processEnded: boolean, pendingFrom: ExecWatcher | undefined, usedCgroup: string): void {
     if (!processEnded) return;
     if (pendingFrom === undefined) {
       this.cache.delete(key);
@@ -343,10 +361,11 @@ export class ProcessMetadata {
     if (e !== undefined) {
       e.ended = true;
       e.execSeq = seq;
+      e.cgroup = usedCgroup;
       e.lastUsed = ++this.tick;
     } else {
       this.insert(key, {
-        cgroup: '', exePath: '', cmdline: '', startTimeSec: 0, capturedSec: 0, readMs: 0, checkedAsParent: false,
+        cgroup: usedCgroup, exePath: '', cmdline: '', startTimeSec: 0, capturedSec: 0, readMs: 0, checkedAsParent: false,
         lastUsed: ++this.tick, execSeq: seq, ended: true,
       });
     }
@@ -395,7 +414,18 @@ export class ProcessMetadata {
     const cgroup = this.interner.intern(cgroupRaw);
     const now = this.now();
     let e = this.cache.get(tgid);
-    if (e !== undefined && e.ended && !seqAfter(execSeq, e.execSeq)) return; // the ended process's own exec
+    if (e !== undefined && e.ended && !seqAfter(execSeq, e.execSeq)) {
+      // The ended process's own exec, read after its exit record was handled. When it is its last
+      // exec and names another cgroup than the exit record was given, that record went to the
+      // previous image's (or the parent's) cgroup: counted, since it cannot be taken back.
+      if (cgroup !== e.cgroup && this.watcher?.isLatestExec(tgid, execSeq) === true) {
+        this.stats.lateExecResults++;
+        this.execLateCounter.add(1);
+        this.lateSinceLog++;
+        this.warnMisses();
+      }
+      return;
+    }
     if (e === undefined) {
       e = { cgroup, exePath, cmdline, startTimeSec: 0, capturedSec, readMs: now, checkedAsParent: false, lastUsed: ++this.tick, execSeq, ended: false };
       this.insert(tgid, e);
@@ -412,6 +442,31 @@ export class ProcessMetadata {
       e.execSeq = execSeq;
       e.ended = false;
     }
+  }
+
+  private onMissed(count: number): void {
+    this.execMissedCounter.add(count);
+    this.missedSinceLog += count;
+    this.warnMisses();
+  }
+
+  /** One warning per 10 s at most while exec results come too late (a CPU-starved watcher). */
+  private warnMisses(): void {
+    const now = Date.now();
+    if (now - this.lastMissLogMs < 10_000) return;
+    this.o.logger.warn(
+      'process metadata: exec\'d processes ended before the exec watcher read their cgroup; unless read as a zombie at '
+      + 'exit, their exit records carry the cgroup of their previous image or of their parent, which is wrong for a '
+      + 'process that moved itself into another cgroup before exec (kubectl exec, exec probes). The watcher thread '
+      + 'is not getting the CPU in time (CAP_SYS_NICE lets it run SCHED_FIFO; see exec_metadata_missed/late)',
+      {
+        key: 'exec_metadata_missed', missed: this.missedSinceLog, lateAndMisattributed: this.lateSinceLog,
+        watcherPriority: this.execWatcherPriority,
+      },
+    );
+    this.lastMissLogMs = now;
+    this.missedSinceLog = 0;
+    this.lateSinceLog = 0;
   }
 
   private onOverflow(count: number): void {
