@@ -384,6 +384,49 @@ describe('ProcessAccounting', () => {
     assert.equal(telemetry.counters.get('processes_lost'), 3);
   });
 
+  test('exits only: expireGone forgets a process whose final record was lost once it is gone or its pid names another process', () => {
+    const { acc, telemetry } = accounting();
+    const out: SampleBatch = [];
+    // Three multi-threaded processes; a worker thread of each ends, their final records are lost.
+    const gone = new SimProcess(1100, START, 'a', '/x', 2).work(1101, 1);
+    const alive = new SimProcess(1200, START, 'b', '/x', 3).work(1201, 1);
+    const reused = new SimProcess(1300, START, 'c', '/x', 2).work(1301, 1);
+    for (const p of [gone, alive, reused]) acc.exit(p.exit(p.tgid + 1)[0], null, T0, out);
+    assert.equal(acc.size, 3);
+    const looked: number[] = [];
+    // What each tgid names now: 1100 nothing, 1200 the same process (its start as /proc would give
+    // it, within a second), 1300 a process started 60 s later (pid reuse).
+    const startOf = (tgid: number) => {
+      looked.push(tgid);
+      return tgid === 1100 ? -1 : tgid === 1200 ? START + 1.5 : START + 60;
+    };
+    // Touched by a thread exit since the previous call: not even looked up.
+    acc.expireGone(T0 + 1000, out, startOf);
+    assert.deepEqual(looked, []);
+    assert.equal(acc.size, 3);
+    // Only worker threads were seen: the start time is unknown, bounded by the threads' starts
+    // (START + 1 here): the 60 s younger process cannot be it, START + 1.5 can.
+    acc.expireGone(T0 + 2000, out, startOf);
+    assert.deepEqual(looked.sort(), [1100, 1200, 1300]);
+    assert.equal(acc.size, 1);
+    assert.ok(acc.tracks(1200));
+    assert.equal(telemetry.counters.get('processes_lost'), 2);
+    // A living process stays, however many collections pass; an unknown answer (-2) keeps it too.
+    for (let i = 0; i < 5; i++) acc.expireGone(T0 + 3000 + i, out, startOf);
+    acc.expireGone(T0 + 9000, out, () => -2);
+    assert.ok(acc.tracks(1200));
+    // Its leader's record told its start time: another process at that pid later is not it.
+    acc.exit(alive.exit(1200)[0], null, T0 + 10_000, out);
+    assert.ok(acc.tracks(1200), 'the leader ended first; the process lives on in its other threads');
+    acc.expireGone(T0 + 11_000, out, () => START + 0.5);
+    acc.expireGone(T0 + 12_000, out, () => START + 0.5);
+    assert.ok(acc.tracks(1200), 'the same start time: the same process');
+    acc.expireGone(T0 + 13_000, out, () => START + 30);
+    assert.equal(acc.size, 0);
+    assert.equal(telemetry.counters.get('processes_lost'), 3);
+    assert.equal(exits(out), 0, 'a forgotten process is not an exit');
+  });
+
   test('per-process mode: pid and start time attributes, peak gauges, a final sample for lost processes', () => {
     const { acc } = accounting(true);
     const out: SampleBatch = [];

@@ -73,6 +73,17 @@ const AGROUP = 0x20;
 const CPU_BACKWARDS_NS = 10e6;
 /** Bound on the cached (cgroup, comm) attribute objects in aggregate mode. */
 const ATTRIBUTE_CACHE_LIMIT = 20_000;
+/**
+ * ac_btime (now - elapsed, truncated) and a start time derived from /proc (boot time + start
+ * ticks) may differ by this much for the same process.
+ */
+const START_TIME_TOLERANCE_SEC = 2;
+
+/**
+ * Looks a process up by tgid for expireGone: its start time in seconds since the epoch, or -1 when
+ * no process has that tgid (any other negative value: unknown, keep it).
+ */
+export type ProcessStartLookup = (tgid: number) => number;
 
 const ZERO_COUNTERS = new Float64Array(RAW_COUNTERS);
 
@@ -86,6 +97,11 @@ interface ProcessState {
   readonly tgid: number;
   /** Process start, seconds since the epoch; 0 while unknown (only worker-thread exits seen). */
   startTimeSec: number;
+  /**
+   * While startTimeSec is unknown: the earliest start of its threads seen ending (the process
+   * started no later than that); 0 when none is known.
+   */
+  startedBySec: number;
   /** Cumulative value, per raw counter, up to which growth has been emitted. */
   readonly reported: Float64Array;
   /** Sum of the exit records of this process's threads that ended (allocated on the first). */
@@ -255,6 +271,11 @@ export class ProcessAccounting {
     return this.table.size + this.replaced.size;
   }
 
+  /** Is a process with this tgid tracked (alive, or ended and not yet forgotten)? */
+  tracks(tgid: number): boolean {
+    return this.table.has(tgid) || this.replaced.has(tgid);
+  }
+
   /**
    * A live reading of a whole process (see the file comment for the frame it must be in).
    * Appends one sample with the growth since this process's previous sample (zeros included: a
@@ -355,6 +376,8 @@ export class ProcessAccounting {
         // The leader's record carries the process's start time and name.
         if (st.startTimeSec === 0) st.startTimeSec = thread.startTimeSec;
         this.updateIdentity(st, thread.comm, thread.cgroup, thread.cmdline, thread.exePath);
+      } else if (thread.startTimeSec > 0 && (st.startedBySec === 0 || thread.startTimeSec < st.startedBySec)) {
+        st.startedBySec = thread.startTimeSec;
       }
       if (!fromReplaced) st.sweep = this.sweep;
       const dead = (st.deadThreads ??= new Float64Array(RAW_COUNTERS));
@@ -433,7 +456,35 @@ export class ProcessAccounting {
     this.sweep++;
   }
 
+  /**
+   * Exits only (no live sweeps, so endSweep is never called): a process whose final exit record was
+   * lost (ENOBUFS) while some of its threads' exits were seen would stay in the table for good.
+   * Called once per collection instead: each process not touched by a thread exit since the
+   * previous call is looked up (`startOf`, e.g. from /proc) and forgotten, counted in
+   * processes_lost, when no process has its tgid any more or the tgid now names a process started
+   * at another time (pid reuse). A process that still runs is kept, however long it lives.
+   */
+  expireGone(nowMs: number, out: SampleBatch, startOf: ProcessStartLookup): void {
+    for (const map of [this.table, this.replaced]) {
+      for (const [tgid, st] of map) {
+        if (st.sweep >= this.sweep || !this.isGone(st, startOf(tgid))) continue;
+        map.delete(tgid);
+        this.forget(st, nowMs, out);
+      }
+    }
+    this.sweep++;
+  }
+
   // -------------------------------------------------------------------------------------------
+
+  /** Given what the tgid names now (start time, -1 for nothing), has the tracked process ended? */
+  private isGone(st: ProcessState, startSec: number): boolean {
+    if (startSec === -1) return true;
+    if (!(startSec > 0)) return false; // unknown: keep
+    if (st.startTimeSec > 0) return Math.abs(startSec - st.startTimeSec) > START_TIME_TOLERANCE_SEC;
+    // Only worker threads seen: the process started no later than the earliest of them.
+    return st.startedBySec > 0 && startSec > st.startedBySec + START_TIME_TOLERANCE_SEC;
+  }
 
   private forget(st: ProcessState, nowMs: number, out: SampleBatch): void {
     this.lostCounter.add(1);
@@ -470,6 +521,7 @@ export class ProcessAccounting {
     const st: ProcessState = {
       tgid,
       startTimeSec: startTimeSec > 0 ? startTimeSec : 0,
+      startedBySec: !(startTimeSec > 0) && rec.startTimeSec > 0 ? rec.startTimeSec : 0,
       reported: new Float64Array(RAW_COUNTERS),
       deadThreads: null,
       comm: rec.comm,

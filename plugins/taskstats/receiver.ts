@@ -10,7 +10,7 @@
  * The metadata and accounting parts are given as constructors (factory.ts passes the real
  * ones) so that this file depends only on their shape.
  */
-import { readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import type { Logger, ComponentTelemetry, Receiver, ReceiverContext, SampleBatch } from '../../src/api/index.js';
 import type { TaskRecord } from './record.js';
 import type { TaskstatsReceiverConfig } from './config.js';
@@ -27,6 +27,8 @@ export interface AccountingPart {
   live(rec: TaskRecord, nowMs: number, out: SampleBatch): void;
   exit(thread: TaskRecord, group: TaskRecord | null, nowMs: number, out: SampleBatch): void;
   endSweep(nowMs: number, out: SampleBatch): void;
+  /** Exits only: forget processes that ended without a final exit record (see accounting.ts). */
+  expireGone?(nowMs: number, out: SampleBatch, startOf: (tgid: number) => number): void;
   readonly size: number;
 }
 
@@ -71,6 +73,38 @@ export function networkNamespaceWarning(procRoot = '/proc'): string | undefined 
     // pid 1's namespace not readable (no hostPID, or no ptrace access): nothing to compare.
   }
   return undefined;
+}
+
+/** /proc/stat btime: the boot time, seconds since the epoch (read once). */
+let bootTimeSec = -1;
+/** USER_HZ: the unit of the start time in /proc/PID/stat (100 on every architecture we run on). */
+const CLK_TCK = 100;
+
+/**
+ * Start time (seconds since the epoch) of the process or thread `tgid` from /proc/PID/stat, -1
+ * when there is none, -2 when it cannot be told (unreadable /proc).
+ */
+export function processStartSec(tgid: number, procRoot = '/proc'): number {
+  let stat: string;
+  try {
+    stat = readFileSync(`${procRoot}/${tgid}/stat`, 'latin1');
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ESRCH' ? -1 : -2;
+  }
+  let boot = procRoot === '/proc' ? bootTimeSec : -1;
+  if (boot < 0) {
+    try {
+      const m = /^btime (\d+)$/m.exec(readFileSync(`${procRoot}/stat`, 'latin1'));
+      if (!m) return -2;
+      boot = Number(m[1]);
+    } catch {
+      return -2;
+    }
+    if (procRoot === '/proc') bootTimeSec = boot;
+  }
+  // Field 22 (starttime, clock ticks since boot); the fields after comm's ")" start at field 3.
+  const startTicks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ', 20)[19]);
+  return startTicks >= 0 ? boot + startTicks / CLK_TCK : -2;
 }
 
 export class TaskstatsReceiver implements Receiver {
@@ -262,7 +296,11 @@ export class TaskstatsReceiver implements Receiver {
   private collect(): void {
     if (this.stopped) return;
     if (!this.poller) {
+      // No live sweep ends the state of processes whose final exit record was lost: expire them.
+      const out: SampleBatch = [];
+      if (this.accounting.size > 0) this.accounting.expireGone?.(Date.now(), out, processStartSec);
       this.flushExits();
+      if (out.length > 0) this.ctx.next.consume(out);
       this.ctx.next.collectionDone();
       return;
     }
