@@ -6,9 +6,8 @@
  * Host counters are handed out as CounterSeries objects held by the code that counts, so counting
  * on the hot path is one addition with no lookup.
  */
-import { ValueType } from '@opentelemetry/api';
-import { AggregationTemporality, DataPointType } from '@opentelemetry/sdk-metrics';
 import type { MetricData, ScopeMetrics } from '@opentelemetry/sdk-metrics';
+import { AggregationTemporality, DataPointType, ValueType } from './api/index.js';
 import type { Attributes, ComponentKind, ComponentTelemetry } from './api/index.js';
 
 export const SELF_SCOPE_NAME = 'taskstats-agent.self';

@@ -9,7 +9,8 @@
  * metric is still listed (by name, points and total growth), so other receivers print something
  * useful too.
  */
-import { AggregationTemporality, DataPointType, type MetricData } from '@opentelemetry/sdk-metrics';
+import type { MetricData } from '@opentelemetry/sdk-metrics';
+import { AggregationTemporality, DataPointType, dataPointTypeName } from '../../src/api/index.js';
 import type { Attributes, ComponentContext, Exporter, ResourceMetrics } from '../../src/api/index.js';
 import type { DebugExporterConfig } from './config.js';
 
@@ -145,7 +146,7 @@ export function summarize(metrics: ResourceMetrics, config: DebugExporterConfig,
       const isSum = m.dataPointType === DataPointType.SUM;
       const cumulative = isSum && m.aggregationTemporality === AggregationTemporality.CUMULATIVE;
       if (m.dataPointType !== DataPointType.SUM && m.dataPointType !== DataPointType.GAUGE) {
-        skippedKinds.add(`${name} (${DataPointType[m.dataPointType] ?? m.dataPointType})`);
+        skippedKinds.add(`${name} (${dataPointTypeName(m.dataPointType)})`);
         if (config.verbosity === 'detailed') {
           for (const dp of m.dataPoints) detailLines.push(`  ${name}${fmtAttributes(dp.attributes as Attributes)} ${JSON.stringify(dp.value)}`);
         }

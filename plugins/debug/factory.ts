@@ -1,6 +1,5 @@
 import { defineExporter } from '../../src/api/index.js';
 import { debugConfigSchema, defaultDebugConfig, type DebugExporterConfig } from './config.js';
-import { DebugExporter } from './exporter.js';
 
 export const debugExporterFactory = defineExporter<DebugExporterConfig>({
   type: 'debug',
@@ -9,5 +8,9 @@ export const debugExporterFactory = defineExporter<DebugExporterConfig>({
   stability: 'beta',
   defaultConfig: defaultDebugConfig,
   configSchema: debugConfigSchema,
-  create: (ctx, config) => new DebugExporter(ctx, config, (text) => process.stdout.write(text)),
+  // The implementation is loaded when a config uses it (agent start-up memory: docs/deploy.md).
+  async create(ctx, config) {
+    const { DebugExporter } = await import('./exporter.js');
+    return new DebugExporter(ctx, config, (text) => process.stdout.write(text));
+  },
 });

@@ -1,6 +1,8 @@
 import { definePlugin } from '../../src/api/index.js';
 import { debugExporterFactory } from './factory.js';
 
-export { DebugExporter, summarize } from './exporter.js';
+// Implementation classes are not re-exported here: importing this module (as the agent does at
+// start) must not load them; create() loads them when a config uses the component.
+export type { DebugExporter } from './exporter.js';
 
 export default definePlugin({ factories: [debugExporterFactory] });

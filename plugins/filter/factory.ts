@@ -1,6 +1,5 @@
 import { defineProcessor } from '../../src/api/index.js';
 import { defaultFilterConfig, filterConfigSchema, validateFilterConfig, type FilterConfig } from './config.js';
-import { FilterProcessor } from './processor.js';
 
 export const filterFactory = defineProcessor<FilterConfig>({
   type: 'filter',
@@ -10,5 +9,9 @@ export const filterFactory = defineProcessor<FilterConfig>({
   defaultConfig: defaultFilterConfig,
   configSchema: filterConfigSchema,
   validate: validateFilterConfig,
-  create: (ctx, config) => new FilterProcessor(ctx, config),
+  // The implementation is loaded when a config uses it.
+  async create(ctx, config) {
+    const { FilterProcessor } = await import('./processor.js');
+    return new FilterProcessor(ctx, config);
+  },
 });

@@ -5,7 +5,6 @@ import {
   validateK8sAttributesConfig,
   type K8sAttributesConfig,
 } from './config.js';
-import { K8sAttributesProcessor } from './processor.js';
 
 export const k8sAttributesFactory = defineProcessor<K8sAttributesConfig>({
   type: 'k8sattributes',
@@ -15,5 +14,9 @@ export const k8sAttributesFactory = defineProcessor<K8sAttributesConfig>({
   defaultConfig: defaultK8sAttributesConfig,
   configSchema: k8sAttributesConfigSchema,
   validate: validateK8sAttributesConfig,
-  create: (ctx, config) => new K8sAttributesProcessor(ctx, config),
+  // The implementation is loaded when a config uses it (the Kubernetes client only at start()).
+  async create(ctx, config) {
+    const { K8sAttributesProcessor } = await import('./processor.js');
+    return new K8sAttributesProcessor(ctx, config);
+  },
 });

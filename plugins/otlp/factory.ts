@@ -7,7 +7,6 @@ import {
   validateOtlpConfig,
   type OtlpExporterConfig,
 } from './config.js';
-import { OtlpExporter } from './exporter.js';
 
 export const otlpExporterFactory: ExporterFactory<OtlpExporterConfig> = defineExporter<OtlpExporterConfig>({
   type: 'otlp',
@@ -28,7 +27,11 @@ export const otlpExporterFactory: ExporterFactory<OtlpExporterConfig> = defineEx
     }
     return [];
   },
-  create(ctx, config) {
-    return new OtlpExporter(ctx, resolveOtlpSettings(config));
+  // The implementation (and through it the OpenTelemetry exporter packages) is loaded when a
+  // config uses it (agent start-up memory: docs/deploy.md).
+  async create(ctx, config) {
+    const settings = resolveOtlpSettings(config);
+    const { OtlpExporter } = await import('./exporter.js');
+    return new OtlpExporter(ctx, settings);
   },
 });

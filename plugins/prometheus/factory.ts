@@ -5,7 +5,6 @@ import {
   validatePrometheusConfig,
   type PrometheusExporterConfig,
 } from './config.js';
-import { PrometheusExporter } from './exporter.js';
 
 export const prometheusExporterFactory = defineExporter<PrometheusExporterConfig>({
   type: 'prometheus',
@@ -15,5 +14,9 @@ export const prometheusExporterFactory = defineExporter<PrometheusExporterConfig
   defaultConfig: defaultPrometheusConfig,
   configSchema: prometheusConfigSchema,
   validate: validatePrometheusConfig,
-  create: (ctx, config) => new PrometheusExporter(ctx, config),
+  // The implementation (and @opentelemetry/exporter-prometheus) is loaded when a config uses it.
+  async create(ctx, config) {
+    const { PrometheusExporter } = await import('./exporter.js');
+    return new PrometheusExporter(ctx, config);
+  },
 });

@@ -15,8 +15,48 @@
  * @opentelemetry/sdk-metrics data model) to every exporter of the pipeline.
  */
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import type {
+  AggregationTemporality as SdkAggregationTemporality,
+  DataPointType as SdkDataPointType,
+} from '@opentelemetry/sdk-metrics';
+import type { ValueType as SdkValueType } from '@opentelemetry/api';
 
 export type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
+
+// The numeric enums of the sdk-metrics data model, with the same values and types, so that code
+// reading or building `ResourceMetrics` (the host, the debug exporter) does not load
+// @opentelemetry/sdk-metrics and @opentelemetry/api at run time only for four numbers: the agent
+// then loads an OpenTelemetry package only when an exporter that needs one is configured.
+// test/host/data-model.test.ts checks them against the SDK's own enums.
+
+/** Same values as `AggregationTemporality` of @opentelemetry/sdk-metrics. */
+export type AggregationTemporality = SdkAggregationTemporality;
+export const AggregationTemporality = {
+  DELTA: 0 as SdkAggregationTemporality.DELTA,
+  CUMULATIVE: 1 as SdkAggregationTemporality.CUMULATIVE,
+} as const;
+
+/** Same values as `DataPointType` of @opentelemetry/sdk-metrics; `dataPointTypeName(3)` is `SUM`. */
+export type DataPointType = SdkDataPointType;
+export const DataPointType = {
+  HISTOGRAM: 0 as SdkDataPointType.HISTOGRAM,
+  EXPONENTIAL_HISTOGRAM: 1 as SdkDataPointType.EXPONENTIAL_HISTOGRAM,
+  GAUGE: 2 as SdkDataPointType.GAUGE,
+  SUM: 3 as SdkDataPointType.SUM,
+} as const;
+
+/** The name of a `DataPointType` value (for messages), or the number when unknown. */
+export function dataPointTypeName(type: number): string {
+  for (const [name, value] of Object.entries(DataPointType)) if (value === type) return name;
+  return String(type);
+}
+
+/** Same values as `ValueType` of @opentelemetry/api (a metric descriptor's value type). */
+export type ValueType = SdkValueType;
+export const ValueType = {
+  INT: 0 as SdkValueType.INT,
+  DOUBLE: 1 as SdkValueType.DOUBLE,
+} as const;
 
 // ---------------------------------------------------------------------------------------------
 // Samples: what flows through a pipeline

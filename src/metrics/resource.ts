@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import type { Attributes as OtelAttributes } from '@opentelemetry/api';
+import type { Resource } from '@opentelemetry/resources';
 
 export const DEFAULT_SERVICE_NAME = 'taskstats-agent';
 
@@ -43,7 +44,43 @@ export function buildResource(env: NodeJS.ProcessEnv = process.env, warn?: (mess
   }
   const serviceName = env.OTEL_SERVICE_NAME?.trim();
   if (serviceName) attributes['service.name'] = serviceName;
-  return resourceFromAttributes(attributes);
+  return new AgentResource(attributes);
+}
+
+type RawResourceAttribute = ReturnType<Resource['getRawAttributes']>[number];
+
+/**
+ * A `Resource` (the interface exporters read: `attributes`, `schemaUrl`) holding plain string
+ * attributes known at start. Not @opentelemetry/resources' `resourceFromAttributes`: that package
+ * (with @opentelemetry/core and api, and a second copy of each when an exporter brings its own
+ * version) would be loaded by every agent only for this object.
+ */
+export class AgentResource implements Resource {
+  readonly asyncAttributesPending = false;
+  readonly attributes: Readonly<OtelAttributes>;
+
+  constructor(attributes: OtelAttributes, readonly schemaUrl?: string) {
+    this.attributes = Object.freeze({ ...attributes });
+  }
+
+  async waitForAsyncAttributes(): Promise<void> {}
+
+  getRawAttributes(): RawResourceAttribute[] {
+    return Object.entries(this.attributes);
+  }
+
+  /** As the SDK's merge: `other`'s attributes win; a schema URL is kept unless the two conflict. */
+  merge(other: Resource | null): Resource {
+    if (other == null) return this;
+    const merged: OtelAttributes = { ...this.attributes };
+    for (const [key, value] of other.getRawAttributes()) {
+      // Unsettled (promise) values are skipped, as the SDK's `attributes` does.
+      if (value !== undefined && value !== null && typeof (value as { then?: unknown }).then !== 'function') merged[key] = value as OtelAttributes[string];
+    }
+    const mine = this.schemaUrl || undefined;
+    const theirs = other.schemaUrl || undefined;
+    return new AgentResource(merged, mine === undefined ? theirs : theirs === undefined || theirs === mine ? mine : undefined);
+  }
 }
 
 /**

@@ -23,16 +23,10 @@
  * is found through a WeakMap keyed by the object itself; only a new object pays for a canonical
  * key (sorted keys) to find or create its series. `add()` allocates nothing per sample.
  */
-import { ValueType } from '@opentelemetry/api';
 import type { HrTime } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
-import {
-  AggregationTemporality,
-  DataPointType,
-  type DataPoint,
-  type MetricData,
-  type ResourceMetrics,
-} from '@opentelemetry/sdk-metrics';
+import type { DataPoint, MetricData, ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import { AggregationTemporality, DataPointType, ValueType } from '../api/index.js';
 import type {
   Attributes,
   ComponentTelemetry,
