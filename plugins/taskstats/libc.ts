@@ -21,6 +21,17 @@ export const SO_RCVBUFFORCE = 33;
 export const MSG_DONTWAIT = 0x40;
 export const MSG_TRUNC = 0x20;
 export const NETLINK_NO_ENOBUFS = 5;
+export const O_RDONLY = 0;
+export const O_DIRECTORY = 0o200000;
+export const O_CLOEXEC = 0o2000000;
+/** struct mmsghdr on 64-bit Linux: struct msghdr (56 bytes) + unsigned msg_len + padding. */
+export const MMSGHDR_BYTES = 64;
+/** Offsets inside struct mmsghdr (64-bit): msg_iov, msg_iovlen, msg_flags, msg_len. */
+export const MMSGHDR_IOV = 16;
+export const MMSGHDR_IOVLEN = 24;
+export const MMSGHDR_FLAGS = 48;
+export const MMSGHDR_LEN = 56;
+export const IOVEC_BYTES = 16;
 
 export const EAGAIN = 11;
 export const EINTR = 4;
@@ -37,6 +48,14 @@ export interface Libc {
   setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
   getsockopt(fd: number, level: number, name: number, value: Buffer, len: Buffer): number;
   close(fd: number): number;
+  /** recvmmsg(fd, vec, vlen, flags, NULL): several datagrams in one call; `vec` is a native address. */
+  recvmmsg(fd: number, vec: bigint, vlen: number, flags: number): number;
+  /** open(path, flags) (no O_CREAT: no mode). */
+  open(path: string, flags: number): number;
+  /** getdents64(fd, buf, len): directory entries (struct linux_dirent64) into `buf`. */
+  getdents64(fd: number, buf: Buffer, len: number): number;
+  /** Native address of a Buffer's memory (stable for the Buffer's lifetime: its store is off-heap). */
+  address(buf: Buffer): bigint;
   strerror(errnum: number): string;
   /** errno of the last call made through koffi on this thread. */
   errno(): number;
@@ -56,6 +75,9 @@ export function libc(): Libc {
   const getsockopt = lib.func('int getsockopt(int fd, int level, int name, void *value, void *len)');
   const close = lib.func('int close(int fd)');
   const strerror = lib.func('const char *strerror(int errnum)');
+  const recvmmsg = lib.func('int recvmmsg(int fd, void *vec, unsigned int vlen, int flags, void *timeout)');
+  const open = lib.func('int open(const char *path, int flags, ...)');
+  const getdents64 = lib.func('intptr_t getdents64(int fd, void *buf, size_t len)');
   cached = {
     socket: (d, t, p) => socket(d, t, p) as number,
     bind: (fd, a, l) => bind(fd, a, l) as number,
@@ -65,6 +87,10 @@ export function libc(): Libc {
     getsockopt: (fd, lv, n, v, l) => getsockopt(fd, lv, n, v, l) as number,
     close: (fd) => close(fd) as number,
     strerror: (e) => strerror(e) as string,
+    recvmmsg: (fd, v, n, f) => recvmmsg(fd, v, n, f, null) as number,
+    open: (path, flags) => open(path, flags) as number,
+    getdents64: (fd, b, l) => Number(getdents64(fd, b, l)),
+    address: (b) => koffi.address(b),
     errno: () => koffi.errno(),
   };
   return cached;

@@ -7,7 +7,7 @@ import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import {
-  TaskstatsParser, PARSED_PID, PARSED_TGID, PARSE_IGNORED, PARSE_TRUNCATED, PARSE_NETLINK_ERROR, PARSE_MALFORMED, fillRecord,
+  TaskstatsParser, PARSED_PID, PARSED_TGID, PARSE_IGNORED, PARSE_TRUNCATED, PARSE_NETLINK_ERROR, PARSE_MALFORMED, fillRecord, activityOf,
 } from './parser.js';
 import { newTaskRecord, type TaskRecord } from './record.js';
 import { TaskstatsSocket } from './libnl.js';
@@ -241,11 +241,37 @@ describe('parser: fuzzing', () => {
     assert.ok(r.aggregate === 'pid' || r.aggregate === 'tgid');
   }
 
+  const located = newTaskRecord();
+  const activity = new Float64Array(3);
+  /**
+   * The live sweep's path (locate, activityOf, fillLocated) on the same message: never throws,
+   * and when the message holds one record it gives exactly what parseMessage gives.
+   */
+  function checkLocate(p: TaskstatsParser, b: Buffer, off: number, a: TaskRecord, g: TaskRecord, st: number): void {
+    const next = p.next;
+    const seq = p.seq;
+    const found = p.locate(b, off, b.length);
+    assert.equal(p.next, next, 'locate advances as parseMessage does');
+    if (st >= PARSE_IGNORED || st === PARSE_NETLINK_ERROR) assert.equal(p.seq, seq);
+    if (found === PARSED_PID || found === PARSED_TGID) {
+      activityOf(b, p.statsOff, p.statsLen, activity);
+      for (const v of activity) assert.ok(Number.isFinite(v) && v >= 0);
+      if (st === found) {
+        p.fillLocated(b, found === PARSED_PID, 'exit', located);
+        const want = found === PARSED_PID ? a : g;
+        assert.deepEqual(located, want, 'locate + fillLocated = parseMessage');
+        assert.deepEqual([...activity], [want.cpuDelayCount, want.cpuRunRealNs, want.voluntaryCtxSwitches + want.involuntaryCtxSwitches]);
+      }
+    } else if (st <= 0) assert.equal(found, st, 'the same status as parseMessage');
+    p.next = next;
+  }
+
   function parseAll(p: TaskstatsParser, b: Buffer, a: TaskRecord, g: TaskRecord): number {
     let records = 0;
     let steps = 0;
     for (let off = 0; off < b.length; off = p.next) {
       const st = p.parseMessage(b, off, b.length, 'exit', a, g);
+      checkLocate(p, b, off, a, g, st);
       assert.ok([PARSE_IGNORED, PARSE_TRUNCATED, PARSE_NETLINK_ERROR, PARSE_MALFORMED, 1, 2, 3].includes(st), `status ${st}`);
       if (st & PARSED_PID) checkRecord(a);
       if (st & PARSED_TGID) checkRecord(g);
@@ -306,6 +332,46 @@ describe('parser: fuzzing', () => {
       parsedRecords += parseAll(p, b, a, g);
     }
     assert.ok(parsedRecords > 1000, `mutations still parse often (${parsedRecords})`);
+  });
+
+  test('fillRecord reads the same at aligned and unaligned offsets, and never past the buffer', () => {
+    // Aligned payloads are read through a Uint32Array view, others through an aligned copy.
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const aligned = newTaskRecord();
+    const unaligned = newTaskRecord();
+    const backing = Buffer.alloc(2048);
+    for (let i = 0; i < 3000; i++) {
+      const len = 2 + Math.floor(rnd() * 760);
+      const payload = Buffer.alloc(len);
+      for (let j = 0; j < len; j++) payload[j] = Math.floor(rnd() * 256);
+      payload.writeUInt16LE([1, 8, 12, 14, 15, 16, 17, 99][i % 8]!, 0);
+      const at = 4 * Math.floor(rnd() * 64);
+      payload.copy(backing, at);
+      fillRecord(backing, at, len, aligned);
+      const odd = at + 1 + Math.floor(rnd() * 3);
+      payload.copy(backing, odd);
+      fillRecord(backing, odd, len, unaligned);
+      // a Buffer whose own byteOffset is odd (a view into a larger ArrayBuffer)
+      const view = backing.subarray(odd - at);
+      const viaView = newTaskRecord();
+      fillRecord(view, at, len, viaView);
+      assert.deepEqual(unaligned, aligned, `payload ${i}: ${len} bytes at ${odd} vs ${at}`);
+      assert.deepEqual(viaView, aligned, `payload ${i}: Buffer at byteOffset ${view.byteOffset}`);
+    }
+    // A length beyond the buffer reads only what exists (the same as the exact length).
+    const b = Buffer.alloc(100);
+    b.writeUInt16LE(16, 0);
+    for (let j = 16; j < 100; j++) b[j] = j;
+    const exact = newTaskRecord();
+    const beyond = newTaskRecord();
+    fillRecord(b, 0, 100, exact);
+    fillRecord(b, 0, 5000, beyond);
+    assert.deepEqual(beyond, exact);
+    fillRecord(b, 99, 10, beyond);
+    assert.equal(beyond.version, 0, 'one byte left: no struct');
+    fillRecord(b, -4, 10, beyond);
+    assert.equal(beyond.version, 0);
   });
 
   test('fillRecord with any payload length up to 800 bytes of any version stays sane', () => {

@@ -101,6 +101,17 @@ const LAYOUT_V15: Layout = {
   size: 560,
 };
 
+/** Little-endian reads from bytes already bounds-checked by the caller (cheaper than Buffer.read*). */
+function rd16(b: Buffer, o: number): number {
+  return b[o]! | (b[o + 1]! << 8);
+}
+function rdi32(b: Buffer, o: number): number {
+  return b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24);
+}
+function rd32(b: Buffer, o: number): number {
+  return rdi32(b, o) >>> 0;
+}
+
 /** Highest struct version whose layout this parser knows completely. */
 export const KNOWN_TASKSTATS_VERSION = 17;
 
@@ -120,7 +131,7 @@ export class TaskstatsParser {
 
   /** nlmsg_seq of the message at `off` (0 when truncated), without parsing it. */
   seqOf(buf: Buffer, off: number): number {
-    return off >= 0 && off + NLMSG_HDRLEN <= buf.length ? buf.readUInt32LE(off + 8) : 0;
+    return off >= 0 && off + NLMSG_HDRLEN <= buf.length ? rd32(buf, off + 8) : 0;
   }
 
   /** @param familyId the resolved TASKSTATS family id; messages of other types are ignored. */
@@ -133,37 +144,18 @@ export class TaskstatsParser {
    * @returns a bitmask of PARSED_PID / PARSED_TGID, PARSE_IGNORED, or a negative PARSE_* status.
    */
   parseMessage(buf: Buffer, off: number, end: number, kind: 'live' | 'exit', pidRec: TaskRecord, tgidRec: TaskRecord): number {
-    this.next = end;
-    if (end > buf.length) end = buf.length;
-    if (off < 0 || off + NLMSG_HDRLEN > end) return PARSE_TRUNCATED;
-    const msgLen = buf.readUInt32LE(off);
-    if (msgLen < NLMSG_HDRLEN || msgLen > end - off) return PARSE_TRUNCATED;
-    const msgEnd = off + msgLen;
-    this.next = Math.min(end, off + ((msgLen + 3) & ~3));
-    const type = buf.readUInt16LE(off + 4);
-    this.type = type;
-    this.seq = buf.readUInt32LE(off + 8);
-    if (type === NLMSG_ERROR) {
-      if (msgLen < NLMSG_HDRLEN + 4) return PARSE_MALFORMED;
-      const err = buf.readInt32LE(off + NLMSG_HDRLEN);
-      if (err === 0) return PARSE_IGNORED; // an ACK
-      this.errno = -err;
-      return PARSE_NETLINK_ERROR;
-    }
-    if (type !== this.familyId) return PARSE_IGNORED;
-    if (msgLen < NLMSG_HDRLEN + GENL_HDRLEN) return PARSE_MALFORMED;
-    if (buf[off + NLMSG_HDRLEN] !== TASKSTATS_CMD_NEW) return PARSE_IGNORED;
-
+    const msgEnd = this.header(buf, off, end);
+    if (msgEnd <= 0) return msgEnd;
     let result = 0;
     let a = off + NLMSG_HDRLEN + GENL_HDRLEN;
     while (a + 4 <= msgEnd) {
-      const nlaLen = buf.readUInt16LE(a);
-      const nlaType = buf.readUInt16LE(a + 2) & NLA_TYPE_MASK;
+      const nlaLen = rd16(buf, a);
+      const nlaType = rd16(buf, a + 2) & NLA_TYPE_MASK;
       if (nlaLen < 4 || a + nlaLen > msgEnd) return result !== 0 ? result : PARSE_MALFORMED;
       if (nlaType === TYPE_AGGR_PID || nlaType === TYPE_AGGR_TGID) {
         const isPid = nlaType === TYPE_AGGR_PID;
-        const rec = isPid ? pidRec : tgidRec;
-        if (!this.parseAggregate(buf, a + 4, a + nlaLen, isPid, kind, rec)) return result !== 0 ? result : PARSE_MALFORMED;
+        if (!this.findStats(buf, a + 4, a + nlaLen)) return result !== 0 ? result : PARSE_MALFORMED;
+        this.fillLocated(buf, isPid, kind, isPid ? pidRec : tgidRec);
         result |= isPid ? PARSED_PID : PARSED_TGID;
       }
       // TASKSTATS_TYPE_NULL (padding) and anything unknown are skipped.
@@ -172,16 +164,96 @@ export class TaskstatsParser {
     return result;
   }
 
-  /** One AGGR_* nest: the id attribute, then STATS. */
-  private parseAggregate(buf: Buffer, p: number, end: number, isPid: boolean, kind: 'live' | 'exit', rec: TaskRecord): boolean {
+  /** After locate() (and during parseMessage): the record's id and where its struct lies. */
+  id = 0;
+  statsOff = 0;
+  statsLen = 0;
+
+  /**
+   * The first record of the message at `off`, found but not read (a GET reply holds one): its
+   * id, struct offset and length go to `id`, `statsOff`, `statsLen`; `seq`, `next`, `errno` as
+   * in parseMessage. Lets a caller look at a few fields (activityOf) before paying for the
+   * whole record (fillLocated).
+   * @returns PARSED_PID or PARSED_TGID (the nest found), PARSE_IGNORED, or a negative PARSE_* status.
+   */
+  locate(buf: Buffer, off: number, end: number): number {
+    const msgEnd = this.header(buf, off, end);
+    if (msgEnd <= 0) return msgEnd;
+    let a = off + NLMSG_HDRLEN + GENL_HDRLEN;
+    while (a + 4 <= msgEnd) {
+      const nlaLen = rd16(buf, a);
+      const nlaType = rd16(buf, a + 2) & NLA_TYPE_MASK;
+      if (nlaLen < 4 || a + nlaLen > msgEnd) return PARSE_MALFORMED;
+      if (nlaType === TYPE_AGGR_PID || nlaType === TYPE_AGGR_TGID) {
+        if (!this.findStats(buf, a + 4, a + nlaLen)) return PARSE_MALFORMED;
+        return nlaType === TYPE_AGGR_PID ? PARSED_PID : PARSED_TGID;
+      }
+      a += (nlaLen + 3) & ~3;
+    }
+    return PARSE_IGNORED;
+  }
+
+  /**
+   * Fill `rec` from the record found by the last locate() (or parseMessage) in the same `buf`.
+   * `isPid`: the nest was AGGR_PID (locate returned PARSED_PID).
+   */
+  fillLocated(buf: Buffer, isPid: boolean, kind: 'live' | 'exit', rec: TaskRecord): void {
+    fillRecord(buf, this.statsOff, this.statsLen, rec);
+    rec.kind = kind;
+    rec.aggregate = isPid ? 'pid' : 'tgid';
+    // Metadata comes from process-metadata.ts, never from a previous message.
+    rec.cgroup = '';
+    rec.exePath = '';
+    rec.cmdline = '';
+    // TGID records leave pid/tgid at 0 (seen on 6.18): the nest's id is the group's.
+    const id = this.id;
+    if (isPid) {
+      rec.pid = id;
+      if (rec.tgid === 0) rec.tgid = id;
+    } else {
+      rec.tgid = id;
+      if (rec.pid === 0) rec.pid = id;
+    }
+  }
+
+  /**
+   * Checks the netlink and generic netlink headers of the message at `off`; sets next, type,
+   * seq (and errno). @returns the message's end (> 0) when it is a taskstats record message to
+   * walk, else a PARSE_* status (<= 0).
+   */
+  private header(buf: Buffer, off: number, end: number): number {
+    this.next = end;
+    if (end > buf.length) end = buf.length;
+    if (off < 0 || off + NLMSG_HDRLEN > end) return PARSE_TRUNCATED;
+    const msgLen = rd32(buf, off);
+    if (msgLen < NLMSG_HDRLEN || msgLen > end - off) return PARSE_TRUNCATED;
+    this.next = Math.min(end, off + ((msgLen + 3) & ~3));
+    const type = rd16(buf, off + 4);
+    this.type = type;
+    this.seq = rd32(buf, off + 8);
+    if (type === NLMSG_ERROR) {
+      if (msgLen < NLMSG_HDRLEN + 4) return PARSE_MALFORMED;
+      const err = rdi32(buf, off + NLMSG_HDRLEN);
+      if (err === 0) return PARSE_IGNORED; // an ACK
+      this.errno = -err;
+      return PARSE_NETLINK_ERROR;
+    }
+    if (type !== this.familyId) return PARSE_IGNORED;
+    if (msgLen < NLMSG_HDRLEN + GENL_HDRLEN) return PARSE_MALFORMED;
+    if (buf[off + NLMSG_HDRLEN] !== TASKSTATS_CMD_NEW) return PARSE_IGNORED;
+    return off + msgLen;
+  }
+
+  /** One AGGR_* nest: the id attribute and STATS; sets id, statsOff, statsLen. */
+  private findStats(buf: Buffer, p: number, end: number): boolean {
     let id = -1;
     let statsOff = -1;
     let statsLen = 0;
     while (p + 4 <= end) {
-      const len = buf.readUInt16LE(p);
-      const type = buf.readUInt16LE(p + 2) & NLA_TYPE_MASK;
+      const len = rd16(buf, p);
+      const type = rd16(buf, p + 2) & NLA_TYPE_MASK;
       if (len < 4 || p + len > end) return false;
-      if ((type === TYPE_PID || type === TYPE_TGID) && len >= 8) id = buf.readUInt32LE(p + 4);
+      if ((type === TYPE_PID || type === TYPE_TGID) && len >= 8) id = rd32(buf, p + 4);
       else if (type === TYPE_STATS) {
         statsOff = p + 4;
         statsLen = len - 4;
@@ -190,33 +262,62 @@ export class TaskstatsParser {
     }
     // The version field (u16) is the least a struct can carry.
     if (id < 0 || statsOff < 0 || statsLen < 2) return false;
-    fillRecord(buf, statsOff, statsLen, rec);
-    rec.kind = kind;
-    rec.aggregate = isPid ? 'pid' : 'tgid';
-    // Metadata comes from process-metadata.ts, never from a previous message.
-    rec.cgroup = '';
-    rec.exePath = '';
-    rec.cmdline = '';
-    // TGID records leave pid/tgid at 0 (seen on 6.18): the nest's id is the group's.
-    if (isPid) {
-      rec.pid = id;
-      if (rec.tgid === 0) rec.tgid = id;
-    } else {
-      rec.tgid = id;
-      if (rec.pid === 0) rec.pid = id;
-    }
+    this.id = id;
+    this.statsOff = statsOff;
+    this.statsLen = statsLen;
     return true;
   }
 }
 
-function u64(buf: Buffer, o: number, limit: number): number {
-  return o + 8 <= limit ? buf.readUInt32LE(o) + buf.readUInt32LE(o + 4) * TWO32 : 0;
+/**
+ * What changes whenever any thread of a process runs, read from a struct taskstats without
+ * filling a record: [0] runs (cpu_count: sched_info pcount), [1] on-CPU time (cpu_run_real_total,
+ * ns), [2] voluntary + involuntary context switches. Absent fields read 0.
+ */
+export function activityOf(buf: Buffer, s: number, len: number, out: Float64Array): void {
+  if (s < 0 || len < 2 || s + len > buf.length) {
+    out[0] = out[1] = out[2] = 0;
+    return;
+  }
+  const L = (buf[s]! | (buf[s + 1]! << 8)) === 15 ? LAYOUT_V15 : LAYOUT;
+  const lim = s + Math.min(len, L.size);
+  out[0] = u64b(buf, s + L.cpuCount, lim);
+  out[1] = u64b(buf, s + L.runReal, lim);
+  out[2] = u64b(buf, s + L.nvcsw, lim) + u64b(buf, s + L.nivcsw, lim);
 }
-function u64opt(buf: Buffer, o: number, limit: number): number {
-  return o + 8 <= limit ? buf.readUInt32LE(o) + buf.readUInt32LE(o + 4) * TWO32 : -1;
+
+function u64b(b: Buffer, o: number, lim: number): number {
+  return o + 8 <= lim ? rd32(b, o) + rd32(b, o + 4) * TWO32 : 0;
 }
-function u32(buf: Buffer, o: number, limit: number): number {
-  return o + 4 <= limit ? buf.readUInt32LE(o) : 0;
+
+/**
+ * The payload's words are read through a Uint32Array over the datagram's memory (a typed-array
+ * read costs ~1-2 ns; Buffer.readUInt32LE ~13 ns here, and a record has ~140 words: measured in
+ * bench/live/parse-micro.mjs). That needs the payload 4-byte aligned in its ArrayBuffer, which it
+ * is in a receive buffer of our own (Buffer.alloc) since the kernel aligns attributes to 4 bytes.
+ * Otherwise (a pooled or sliced Buffer, a fuzzed offset) the payload is first copied into an
+ * aligned scratch buffer. One view is kept for the last buffer seen (a receiver reuses one).
+ */
+let viewOf: Buffer | null = null;
+let view: Uint32Array = new Uint32Array(0);
+const alignedScratch = Buffer.alloc(1024);
+const ZERO_PAYLOAD = Buffer.alloc(8);
+const alignedScratchView: Uint32Array = new Uint32Array(alignedScratch.buffer, alignedScratch.byteOffset, alignedScratch.length >>> 2);
+
+function wordsOf(buf: Buffer): Uint32Array {
+  if (buf !== viewOf) {
+    viewOf = buf;
+    view = new Uint32Array(buf.buffer, buf.byteOffset, buf.length >>> 2);
+  }
+  return view;
+}
+
+/** u64 at byte offset `o` (4-aligned) of `w`, or `absent` when it does not end by `lim`. */
+function u64w(w: Uint32Array, o: number, lim: number, absent: number): number {
+  return o + 8 <= lim ? w[o >>> 2]! + w[(o >>> 2) + 1]! * TWO32 : absent;
+}
+function u32w(w: Uint32Array, o: number, lim: number): number {
+  return o + 4 <= lim ? w[o >>> 2]! : 0;
 }
 
 /**
@@ -224,15 +325,32 @@ function u32(buf: Buffer, o: number, limit: number): number {
  * written (absent ones reset), so a reused record never carries values from a previous message.
  */
 export function fillRecord(buf: Buffer, s: number, len: number, rec: TaskRecord): void {
-  const version = buf.readUInt16LE(s);
+  // Callers pass a checked attribute; stay within the buffer anyway.
+  if (s < 0 || s >= buf.length) len = 0;
+  else if (s + len > buf.length) len = buf.length - s;
+  if (len < 2) {
+    buf = ZERO_PAYLOAD; // version 0: every field absent
+    s = 0;
+    len = 2;
+  }
+  const version = buf[s]! | (buf[s + 1]! << 8);
   const L = version === 15 ? LAYOUT_V15 : LAYOUT;
-  const lim = s + Math.min(len, L.size);
+  const n = Math.min(len, L.size);
+  let w: Uint32Array;
+  if (((buf.byteOffset | s) & 3) === 0) {
+    w = wordsOf(buf);
+  } else {
+    buf.copy(alignedScratch, 0, s, s + n);
+    buf = alignedScratch;
+    s = 0;
+    w = alignedScratchView;
+  }
+  const lim = s + n;
   // max/min delays: only v15's own slots or v16+'s tail; older structs have other data there.
-  const hasMaxMin = version >= 15;
-  const mlim = hasMaxMin ? lim : 0;
+  const mlim = version >= 15 ? lim : 0;
 
   rec.version = version;
-  const exitStatus = u32(buf, s + 4, lim);
+  const exitStatus = u32w(w, s + 4, lim);
   const flags = s + 9 <= lim ? buf[s + 8]! : 0;
   rec.flags = flags;
   rec.nice = s + 10 <= lim ? buf[s + 9]! : 0;
@@ -247,14 +365,14 @@ export function fillRecord(buf: Buffer, s: number, len: number, rec: TaskRecord)
     rec.coreDumped = (exitStatus & 0x80) !== 0 || (flags & 0x08) !== 0;
   }
 
-  rec.cpuDelayCount = u64(buf, s + L.cpuCount, lim);
-  rec.cpuDelayTotalNs = u64(buf, s + L.cpuTotal, lim);
-  rec.blkioDelayCount = u64(buf, s + L.blkioCount, lim);
-  rec.blkioDelayTotalNs = u64(buf, s + L.blkioTotal, lim);
-  rec.swapinDelayCount = u64(buf, s + L.swapinCount, lim);
-  rec.swapinDelayTotalNs = u64(buf, s + L.swapinTotal, lim);
-  rec.cpuRunRealNs = u64(buf, s + L.runReal, lim);
-  rec.cpuRunVirtualNs = u64(buf, s + L.runVirtual, lim);
+  rec.cpuDelayCount = u64w(w, s + L.cpuCount, lim, 0);
+  rec.cpuDelayTotalNs = u64w(w, s + L.cpuTotal, lim, 0);
+  rec.blkioDelayCount = u64w(w, s + L.blkioCount, lim, 0);
+  rec.blkioDelayTotalNs = u64w(w, s + L.blkioTotal, lim, 0);
+  rec.swapinDelayCount = u64w(w, s + L.swapinCount, lim, 0);
+  rec.swapinDelayTotalNs = u64w(w, s + L.swapinTotal, lim, 0);
+  rec.cpuRunRealNs = u64w(w, s + L.runReal, lim, 0);
+  rec.cpuRunVirtualNs = u64w(w, s + L.runVirtual, lim, 0);
 
   const c = s + L.comm;
   if (c + 32 <= lim) {
@@ -263,60 +381,60 @@ export function fillRecord(buf: Buffer, s: number, len: number, rec: TaskRecord)
     rec.comm = e === c ? '' : buf.toString('utf8', c, e);
   } else rec.comm = '';
   rec.sched = s + L.sched + 1 <= lim ? buf[s + L.sched]! : 0;
-  rec.uid = u32(buf, s + L.uid, lim);
-  rec.gid = u32(buf, s + L.gid, lim);
-  rec.pid = u32(buf, s + L.pid, lim);
-  rec.ppid = u32(buf, s + L.ppid, lim);
-  const btime64 = u64(buf, s + L.btime64, lim);
-  rec.startTimeSec = btime64 !== 0 ? btime64 : u32(buf, s + L.btime, lim);
-  rec.elapsedUs = u64(buf, s + L.etime, lim);
-  rec.userUs = u64(buf, s + L.utime, lim);
-  rec.systemUs = u64(buf, s + L.stime, lim);
-  rec.minorFaults = u64(buf, s + L.minflt, lim);
-  rec.majorFaults = u64(buf, s + L.majflt, lim);
-  rec.coreMemMbUs = u64(buf, s + L.coremem, lim);
-  rec.virtMemMbUs = u64(buf, s + L.virtmem, lim);
-  rec.hiwaterRssKb = u64(buf, s + L.hiwaterRss, lim);
-  rec.hiwaterVmKb = u64(buf, s + L.hiwaterVm, lim);
-  rec.readCharBytes = u64(buf, s + L.readChar, lim);
-  rec.writeCharBytes = u64(buf, s + L.writeChar, lim);
-  rec.readSyscalls = u64(buf, s + L.readSyscalls, lim);
-  rec.writeSyscalls = u64(buf, s + L.writeSyscalls, lim);
-  rec.readBytes = u64(buf, s + L.readBytes, lim);
-  rec.writeBytes = u64(buf, s + L.writeBytes, lim);
-  rec.cancelledWriteBytes = u64(buf, s + L.cancelledWriteBytes, lim);
-  rec.voluntaryCtxSwitches = u64(buf, s + L.nvcsw, lim);
-  rec.involuntaryCtxSwitches = u64(buf, s + L.nivcsw, lim);
-  rec.userScaledUs = u64(buf, s + L.utimeScaled, lim);
-  rec.systemScaledUs = u64(buf, s + L.stimeScaled, lim);
-  rec.freepagesDelayCount = u64(buf, s + L.freepagesCount, lim);
-  rec.freepagesDelayTotalNs = u64(buf, s + L.freepagesTotal, lim);
-  rec.thrashingDelayCount = u64(buf, s + L.thrashingCount, lim);
-  rec.thrashingDelayTotalNs = u64(buf, s + L.thrashingTotal, lim);
-  rec.compactDelayCount = u64(buf, s + L.compactCount, lim);
-  rec.compactDelayTotalNs = u64(buf, s + L.compactTotal, lim);
-  rec.tgid = u32(buf, s + L.tgid, lim);
-  rec.wpcopyDelayCount = u64(buf, s + L.wpcopyCount, lim);
-  rec.wpcopyDelayTotalNs = u64(buf, s + L.wpcopyTotal, lim);
-  rec.irqDelayCount = u64(buf, s + L.irqCount, lim);
-  rec.irqDelayTotalNs = u64(buf, s + L.irqTotal, lim);
+  rec.uid = u32w(w, s + L.uid, lim);
+  rec.gid = u32w(w, s + L.gid, lim);
+  rec.pid = u32w(w, s + L.pid, lim);
+  rec.ppid = u32w(w, s + L.ppid, lim);
+  const btime64 = u64w(w, s + L.btime64, lim, 0);
+  rec.startTimeSec = btime64 !== 0 ? btime64 : u32w(w, s + L.btime, lim);
+  rec.elapsedUs = u64w(w, s + L.etime, lim, 0);
+  rec.userUs = u64w(w, s + L.utime, lim, 0);
+  rec.systemUs = u64w(w, s + L.stime, lim, 0);
+  rec.minorFaults = u64w(w, s + L.minflt, lim, 0);
+  rec.majorFaults = u64w(w, s + L.majflt, lim, 0);
+  rec.coreMemMbUs = u64w(w, s + L.coremem, lim, 0);
+  rec.virtMemMbUs = u64w(w, s + L.virtmem, lim, 0);
+  rec.hiwaterRssKb = u64w(w, s + L.hiwaterRss, lim, 0);
+  rec.hiwaterVmKb = u64w(w, s + L.hiwaterVm, lim, 0);
+  rec.readCharBytes = u64w(w, s + L.readChar, lim, 0);
+  rec.writeCharBytes = u64w(w, s + L.writeChar, lim, 0);
+  rec.readSyscalls = u64w(w, s + L.readSyscalls, lim, 0);
+  rec.writeSyscalls = u64w(w, s + L.writeSyscalls, lim, 0);
+  rec.readBytes = u64w(w, s + L.readBytes, lim, 0);
+  rec.writeBytes = u64w(w, s + L.writeBytes, lim, 0);
+  rec.cancelledWriteBytes = u64w(w, s + L.cancelledWriteBytes, lim, 0);
+  rec.voluntaryCtxSwitches = u64w(w, s + L.nvcsw, lim, 0);
+  rec.involuntaryCtxSwitches = u64w(w, s + L.nivcsw, lim, 0);
+  rec.userScaledUs = u64w(w, s + L.utimeScaled, lim, 0);
+  rec.systemScaledUs = u64w(w, s + L.stimeScaled, lim, 0);
+  rec.freepagesDelayCount = u64w(w, s + L.freepagesCount, lim, 0);
+  rec.freepagesDelayTotalNs = u64w(w, s + L.freepagesTotal, lim, 0);
+  rec.thrashingDelayCount = u64w(w, s + L.thrashingCount, lim, 0);
+  rec.thrashingDelayTotalNs = u64w(w, s + L.thrashingTotal, lim, 0);
+  rec.compactDelayCount = u64w(w, s + L.compactCount, lim, 0);
+  rec.compactDelayTotalNs = u64w(w, s + L.compactTotal, lim, 0);
+  rec.tgid = u32w(w, s + L.tgid, lim);
+  rec.wpcopyDelayCount = u64w(w, s + L.wpcopyCount, lim, 0);
+  rec.wpcopyDelayTotalNs = u64w(w, s + L.wpcopyTotal, lim, 0);
+  rec.irqDelayCount = u64w(w, s + L.irqCount, lim, 0);
+  rec.irqDelayTotalNs = u64w(w, s + L.irqTotal, lim, 0);
 
-  rec.cpuDelayMaxNs = u64opt(buf, s + L.cpuMax, mlim);
-  rec.cpuDelayMinNs = u64opt(buf, s + L.cpuMin, mlim);
-  rec.blkioDelayMaxNs = u64opt(buf, s + L.blkioMax, mlim);
-  rec.blkioDelayMinNs = u64opt(buf, s + L.blkioMin, mlim);
-  rec.swapinDelayMaxNs = u64opt(buf, s + L.swapinMax, mlim);
-  rec.swapinDelayMinNs = u64opt(buf, s + L.swapinMin, mlim);
-  rec.freepagesDelayMaxNs = u64opt(buf, s + L.freepagesMax, mlim);
-  rec.freepagesDelayMinNs = u64opt(buf, s + L.freepagesMin, mlim);
-  rec.thrashingDelayMaxNs = u64opt(buf, s + L.thrashingMax, mlim);
-  rec.thrashingDelayMinNs = u64opt(buf, s + L.thrashingMin, mlim);
-  rec.compactDelayMaxNs = u64opt(buf, s + L.compactMax, mlim);
-  rec.compactDelayMinNs = u64opt(buf, s + L.compactMin, mlim);
-  rec.wpcopyDelayMaxNs = u64opt(buf, s + L.wpcopyMax, mlim);
-  rec.wpcopyDelayMinNs = u64opt(buf, s + L.wpcopyMin, mlim);
-  rec.irqDelayMaxNs = u64opt(buf, s + L.irqMax, mlim);
-  rec.irqDelayMinNs = u64opt(buf, s + L.irqMin, mlim);
+  rec.cpuDelayMaxNs = u64w(w, s + L.cpuMax, mlim, -1);
+  rec.cpuDelayMinNs = u64w(w, s + L.cpuMin, mlim, -1);
+  rec.blkioDelayMaxNs = u64w(w, s + L.blkioMax, mlim, -1);
+  rec.blkioDelayMinNs = u64w(w, s + L.blkioMin, mlim, -1);
+  rec.swapinDelayMaxNs = u64w(w, s + L.swapinMax, mlim, -1);
+  rec.swapinDelayMinNs = u64w(w, s + L.swapinMin, mlim, -1);
+  rec.freepagesDelayMaxNs = u64w(w, s + L.freepagesMax, mlim, -1);
+  rec.freepagesDelayMinNs = u64w(w, s + L.freepagesMin, mlim, -1);
+  rec.thrashingDelayMaxNs = u64w(w, s + L.thrashingMax, mlim, -1);
+  rec.thrashingDelayMinNs = u64w(w, s + L.thrashingMin, mlim, -1);
+  rec.compactDelayMaxNs = u64w(w, s + L.compactMax, mlim, -1);
+  rec.compactDelayMinNs = u64w(w, s + L.compactMin, mlim, -1);
+  rec.wpcopyDelayMaxNs = u64w(w, s + L.wpcopyMax, mlim, -1);
+  rec.wpcopyDelayMinNs = u64w(w, s + L.wpcopyMin, mlim, -1);
+  rec.irqDelayMaxNs = u64w(w, s + L.irqMax, mlim, -1);
+  rec.irqDelayMinNs = u64w(w, s + L.irqMin, mlim, -1);
 }
 
 /** True when a raw wait status says "exited normally" (WIFEXITED). */
