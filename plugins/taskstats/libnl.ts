@@ -211,6 +211,8 @@ export class TaskstatsSocket {
   private seq = 1;
   /** Prebuilt GET messages for sendGets(); grown on demand. */
   private getBuf = Buffer.alloc(GET_MESSAGE_BYTES * 64);
+  /** getBuf as 32-bit words: a GET is 7 words, written with 7 stores (Buffer.write* ~13 ns each here). */
+  private getWords = new Uint32Array(this.getBuf.buffer, this.getBuf.byteOffset, this.getBuf.length >>> 2);
   private ackBuf = Buffer.alloc(8192);
 
   private constructor(sk: unknown, fd: number, familyId: number, portId: number, c: Libc, nl: LibnlFunctions, rcv: number) {
@@ -285,18 +287,23 @@ export class TaskstatsSocket {
     return s;
   }
 
-  private writeGet(b: Buffer, o: number, seq: number, attr: number, id: number): void {
-    b.writeUInt32LE(GET_MESSAGE_BYTES, o); // nlmsg_len
-    b.writeUInt16LE(this.familyId, o + 4); // nlmsg_type
-    b.writeUInt16LE(NLM_F_REQUEST, o + 6); // nlmsg_flags: no ACK, the reply is the answer
-    b.writeUInt32LE(seq, o + 8); // nlmsg_seq
-    b.writeUInt32LE(this.portId, o + 12); // nlmsg_pid
-    b[o + 16] = TASKSTATS_CMD_GET; // genlmsghdr.cmd
-    b[o + 17] = TASKSTATS_GENL_VERSION;
-    b.writeUInt16LE(0, o + 18);
-    b.writeUInt16LE(8, o + 20); // nla_len
-    b.writeUInt16LE(attr, o + 22); // nla_type
-    b.writeUInt32LE(id >>> 0, o + 24);
+  /** The GET at byte `o` of getBuf: nlmsghdr, genlmsghdr, one u32 attribute (28 bytes, host byte order as netlink wants). */
+  private writeGet(o: number, seq: number, attr: number, id: number): void {
+    const w = this.getWords;
+    const i = o >>> 2;
+    w[i] = GET_MESSAGE_BYTES; // nlmsg_len
+    w[i + 1] = this.familyId | (NLM_F_REQUEST << 16); // nlmsg_type, nlmsg_flags: no ACK, the reply is the answer
+    w[i + 2] = seq; // nlmsg_seq
+    w[i + 3] = this.portId; // nlmsg_pid
+    w[i + 4] = TASKSTATS_CMD_GET | (TASKSTATS_GENL_VERSION << 8); // genlmsghdr: cmd, version, reserved 0
+    w[i + 5] = 8 | (attr << 16); // nla_len, nla_type
+    w[i + 6] = id >>> 0;
+  }
+
+  private growGetBuffer(need: number): void {
+    if (this.getBuf.length >= need) return;
+    this.getBuf = Buffer.alloc(need);
+    this.getWords = new Uint32Array(this.getBuf.buffer, this.getBuf.byteOffset, this.getBuf.length >>> 2);
   }
 
   private sendBuffered(len: number): number {
@@ -316,10 +323,10 @@ export class TaskstatsSocket {
    */
   sendGets(by: 'pid' | 'tgid', ids: ArrayLike<number>, from: number, count: number): number {
     const need = count * GET_MESSAGE_BYTES;
-    if (this.getBuf.length < need) this.getBuf = Buffer.alloc(need);
+    this.growGetBuffer(need);
     const attr = by === 'pid' ? TASKSTATS_CMD_ATTR_PID : TASKSTATS_CMD_ATTR_TGID;
     const first = this.nextSeq(count);
-    for (let i = 0; i < count; i++) this.writeGet(this.getBuf, i * GET_MESSAGE_BYTES, first + i, attr, ids[from + i]!);
+    for (let i = 0; i < count; i++) this.writeGet(i * GET_MESSAGE_BYTES, first + i, attr, ids[from + i]!);
     const e = this.sendBuffered(need);
     return e === 0 ? first : -e;
   }
@@ -330,12 +337,12 @@ export class TaskstatsSocket {
    */
   sendGetPairs(ids: ArrayLike<number>, from: number, count: number): number {
     const need = count * 2 * GET_MESSAGE_BYTES;
-    if (this.getBuf.length < need) this.getBuf = Buffer.alloc(need);
+    this.growGetBuffer(need);
     const first = this.nextSeq(count * 2);
     for (let i = 0; i < count; i++) {
       const id = ids[from + i]!;
-      this.writeGet(this.getBuf, 2 * i * GET_MESSAGE_BYTES, first + 2 * i, TASKSTATS_CMD_ATTR_TGID, id);
-      this.writeGet(this.getBuf, (2 * i + 1) * GET_MESSAGE_BYTES, first + 2 * i + 1, TASKSTATS_CMD_ATTR_PID, id);
+      this.writeGet(2 * i * GET_MESSAGE_BYTES, first + 2 * i, TASKSTATS_CMD_ATTR_TGID, id);
+      this.writeGet((2 * i + 1) * GET_MESSAGE_BYTES, first + 2 * i + 1, TASKSTATS_CMD_ATTR_PID, id);
     }
     const e = this.sendBuffered(need);
     return e === 0 ? first : -e;

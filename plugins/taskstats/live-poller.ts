@@ -90,7 +90,7 @@ export class LivePoller {
   private readonly needSlots: Uint16Array;
   /** Per thread group: its activity at the last full query, and the complete record then. */
   private readonly cache = new Map<number, CacheEntry>();
-  private pids = new Int32Array(8192);
+  private pids: Int32Array = new Int32Array(8192);
   private dirents: Buffer | null = null;
   private generation = 0;
   private running: Promise<SweepStats> | null = null;
@@ -196,59 +196,11 @@ export class LivePoller {
     return stats;
   }
 
-  /**
-   * The thread groups of procRoot (its numeric entries) into `this.pids`, with getdents64() into
-   * one reused buffer: fs.readdir() makes a string per entry and a Number() of each, ~1.5 us per
-   * process here; this reads the digits from the bytes. @returns how many. @throws on an unreadable procRoot.
-   */
+  /** The thread groups of procRoot into `this.pids`. @returns how many. */
   private listPids(): number {
-    const c = libc();
-    const fd = c.open(this.procRoot, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-      const e = c.errno();
-      throw new TaskstatsError('system_error', `listing processes: cannot open ${this.procRoot}: ${c.strerror(e)}`, e);
-    }
-    const buf = (this.dirents ??= Buffer.alloc(DIRENT_BUFFER_BYTES));
-    let count = 0;
-    try {
-      for (;;) {
-        const n = c.getdents64(fd, buf, buf.length);
-        if (n < 0) {
-          const e = c.errno();
-          if (e === EINTR) continue;
-          throw new TaskstatsError('system_error', `listing processes: reading ${this.procRoot}: ${c.strerror(e)}`, e);
-        }
-        if (n === 0) break;
-        // struct linux_dirent64: d_ino u64, d_off s64, d_reclen u16 @16, d_type u8 @18, d_name @19.
-        for (let off = 0; off + 19 < n; ) {
-          const reclen = buf[off + 16]! | (buf[off + 17]! << 8);
-          if (reclen < 20) break;
-          let p = off + 19;
-          let ch = buf[p]!;
-          if (ch >= 48 && ch <= 57) {
-            let id = 0;
-            const end = off + reclen;
-            while (p < end && (ch = buf[p]!) >= 48 && ch <= 57) {
-              id = id * 10 + (ch - 48);
-              p++;
-            }
-            // Only names made of digits (then the NUL): "1a" is no process.
-            if ((p === end || buf[p] === 0) && id <= 0x7fffffff) {
-              if (count === this.pids.length) {
-                const grown = new Int32Array(this.pids.length * 2);
-                grown.set(this.pids);
-                this.pids = grown;
-              }
-              this.pids[count++] = id;
-            }
-          }
-          off += reclen;
-        }
-      }
-    } finally {
-      c.close(fd);
-    }
-    return count;
+    const r = listProcessIds(this.procRoot, this.pids, (this.dirents ??= Buffer.alloc(DIRENT_BUFFER_BYTES)));
+    this.pids = r.ids;
+    return r.count;
   }
 
   /** Slot states while collecting replies. */
@@ -498,6 +450,59 @@ function roundKb(v: number): number {
 }
 
 export { TaskstatsError };
+
+/**
+ * The numeric entries of `procRoot` (the thread groups, in /proc) into `ids` (grown when full),
+ * with getdents64() into `buf`: fs.readdir() makes a string per entry and then a Number() of each
+ * (~1.5-2 us per process here, with the kernel's own ~1.2 us); this reads the digits from the
+ * bytes. Only names made only of digits count ("1a" is no process).
+ * @throws TaskstatsError when procRoot cannot be opened or read.
+ */
+export function listProcessIds(procRoot: string, ids: Int32Array, buf: Buffer): { ids: Int32Array; count: number } {
+  const c = libc();
+  const fd = c.open(procRoot, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    const e = c.errno();
+    throw new TaskstatsError('system_error', `listing processes: cannot open ${procRoot}: ${c.strerror(e)}`, e);
+  }
+  let count = 0;
+  try {
+    for (;;) {
+      const n = c.getdents64(fd, buf, buf.length);
+      if (n < 0) {
+        const e = c.errno();
+        if (e === EINTR) continue;
+        throw new TaskstatsError('system_error', `listing processes: reading ${procRoot}: ${c.strerror(e)}`, e);
+      }
+      if (n === 0) break;
+      // struct linux_dirent64: d_ino u64, d_off s64, d_reclen u16 @16, d_type u8 @18, d_name @19.
+      for (let off = 0; off + 19 < n; ) {
+        const reclen = buf[off + 16]! | (buf[off + 17]! << 8);
+        if (reclen < 20 || off + reclen > n) break;
+        const end = off + reclen;
+        let p = off + 19;
+        let id = 0;
+        let ch = 0;
+        while (p < end && (ch = buf[p]!) >= 48 && ch <= 57 && id <= 0x7fffffff) {
+          id = id * 10 + (ch - 48);
+          p++;
+        }
+        if (p > off + 19 && (p === end || buf[p] === 0) && id <= 0x7fffffff) {
+          if (count === ids.length) {
+            const grown = new Int32Array(ids.length * 2);
+            grown.set(ids);
+            ids = grown;
+          }
+          ids[count++] = id;
+        }
+        off = end;
+      }
+    }
+  } finally {
+    c.close(fd);
+  }
+  return { ids, count };
+}
 
 /**
  * Every field of `s` into `d`, written out: Object.assign() of a TaskRecord costs ~2 us here,

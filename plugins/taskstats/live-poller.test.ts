@@ -1,0 +1,189 @@
+/**
+ * The live sweep's cheap paths against the real kernel (run as root): replies read many at a time
+ * with recvmmsg, /proc listed with getdents64, idle processes served from the cache, and the
+ * explicit record copy. What a sweep delivers must be what a full query gives.
+ */
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LivePoller, copyTaskRecordInto, listProcessIds } from './live-poller.js';
+import { DatagramBatch, TaskstatsSocket } from './libnl.js';
+import { TaskstatsParser, PARSED_TGID, PARSE_NETLINK_ERROR } from './parser.js';
+import { copyTaskRecord, newTaskRecord, type TaskRecord } from './record.js';
+
+const children: ChildProcess[] = [];
+function sleeper(): ChildProcess {
+  const c = spawn('sleep', ['60'], { stdio: 'ignore' });
+  children.push(c);
+  return c;
+}
+after(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
+describe('live sweep building blocks', { timeout: 60_000 }, () => {
+  test('copyTaskRecordInto copies every field of a TaskRecord', () => {
+    const src = newTaskRecord() as unknown as Record<string, unknown>;
+    let i = 1;
+    for (const k of Object.keys(src)) {
+      const v = src[k];
+      src[k] = typeof v === 'number' ? 1000 + i++ : typeof v === 'boolean' ? true : `${k}-${i++}`;
+    }
+    src.kind = 'exit';
+    src.aggregate = 'tgid';
+    const dst = newTaskRecord();
+    copyTaskRecordInto(src as unknown as TaskRecord, dst);
+    assert.deepEqual(dst, src);
+  });
+
+  test('listProcessIds: the numeric entries of a directory, and of /proc', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ts-procroot-'));
+    try {
+      for (const d of ['1', '22', '4194304', '333abc', 'abc', 'self', '2147483648', '99999999999']) mkdirSync(join(dir, d));
+      writeFileSync(join(dir, '7'), ''); // a file named like a pid still names one in a fake root
+      // a small id array: it must grow
+      const r = listProcessIds(dir, new Int32Array(1), Buffer.alloc(4096));
+      assert.deepEqual([...r.ids.subarray(0, r.count)].sort((a, b) => a - b), [1, 7, 22, 4194304]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const before = new Set(readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number));
+    // a tiny buffer: many getdents64 calls
+    const r = listProcessIds('/proc', new Int32Array(16), Buffer.alloc(512));
+    const after = new Set(readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number));
+    const listed = new Set(r.ids.subarray(0, r.count));
+    assert.equal(listed.size, r.count, 'no duplicates');
+    for (const id of before) if (after.has(id)) assert.ok(listed.has(id), `pid ${id} listed`);
+    for (const id of listed) assert.ok(before.has(id) || after.has(id), `pid ${id} exists`);
+    assert.throws(() => listProcessIds('/nonexistent-proc-root', new Int32Array(4), Buffer.alloc(512)), /cannot open \/nonexistent-proc-root/);
+  });
+
+  test('recvMany: many GET replies in one call, the same bytes as one recv() each', () => {
+    const sock = TaskstatsSocket.open({ receiveBuffer: 4 << 20 });
+    try {
+      const parser = new TaskstatsParser(sock.familyId);
+      const ids = [process.pid, 1, 0x7ffffff0, process.pid, 1];
+      // one recv() per reply
+      const one = Buffer.alloc(4096);
+      const single: Buffer[] = [];
+      let first = sock.sendGets('tgid', ids, 0, ids.length);
+      assert.ok(first > 0);
+      for (let i = 0; i < ids.length; i++) {
+        const n = sock.recv(one);
+        assert.ok(n > 0, `reply ${i}: ${n}`);
+        single.push(Buffer.from(one.subarray(0, n)));
+      }
+      // all at once; a batch smaller than the replies takes two calls
+      const batch = new DatagramBatch(3, 2048);
+      first = sock.sendGets('tgid', ids, 0, ids.length);
+      const many: Buffer[] = [];
+      let calls = 0;
+      while (many.length < ids.length && calls < 10) {
+        const n = sock.recvMany(batch);
+        calls++;
+        assert.ok(n > 0, `recvMany ${n}`);
+        for (let i = 0; i < n; i++) {
+          assert.equal(batch.truncated(i), false);
+          many.push(Buffer.from(batch.buf.subarray(i * batch.slotBytes, i * batch.slotBytes + batch.length(i))));
+        }
+      }
+      assert.equal(calls, 2);
+      assert.equal(sock.recvMany(batch), -11, 'then EAGAIN');
+      assert.equal(many.length, ids.length);
+      for (let i = 0; i < ids.length; i++) {
+        assert.equal(many[i]!.length, single[i]!.length, `reply ${i} length`);
+        // same message apart from the sequence number (and the CPU counters of a running process)
+        assert.equal(parser.seqOf(many[i]!, 0), first + i);
+        const st = parser.locate(many[i]!, 0, many[i]!.length);
+        if (ids[i] === 0x7ffffff0) {
+          assert.equal(st, PARSE_NETLINK_ERROR);
+          assert.equal(parser.errno, 3, 'ESRCH');
+        } else {
+          assert.equal(st, PARSED_TGID);
+          assert.equal(parser.id, ids[i]);
+        }
+      }
+      // a slot too small for a reply: seen as truncated
+      const small = new DatagramBatch(1, 64);
+      sock.sendGets('tgid', [process.pid], 0, 1);
+      assert.equal(sock.recvMany(small), 1);
+      assert.equal(small.truncated(0), true);
+      assert.equal(small.length(0), 64);
+    } finally {
+      sock.close();
+    }
+  });
+});
+
+describe('live sweep: idle processes from the cache', { timeout: 60_000 }, () => {
+  test('an idle process is served from the cache with exactly what a full query reads', async () => {
+    const idle = sleeper();
+    await new Promise((r) => setTimeout(r, 300));
+    const p = new LivePoller({ batch: 16 });
+    p.open();
+    try {
+      const first = await p.sweep(() => {});
+      assert.equal(first.cached, 0);
+      let cachedRec: TaskRecord | undefined;
+      const second = await p.sweep((r) => {
+        if (r.tgid === idle.pid) cachedRec = copyTaskRecord(r);
+        // consumers may write into the record: that must not reach the cache
+        r.cgroup = '/written-by-a-consumer';
+        r.userUs += 1e9;
+      });
+      assert.ok(second.cached > 0 && second.cached > second.records / 2, `${second.cached} of ${second.records} from the cache`);
+      assert.equal(second.errors, 0);
+      assert.equal(second.records + second.vanished, second.listed);
+      assert.ok(cachedRec, 'the idle process was delivered');
+      const fresh = p.query(idle.pid!, newTaskRecord());
+      assert.ok(fresh);
+      assert.ok(Math.abs(cachedRec.elapsedUs - fresh.elapsedUs) < 2e6, `elapsed ${cachedRec.elapsedUs} vs ${fresh.elapsedUs}`);
+      assert.deepEqual({ ...cachedRec, elapsedUs: 0 }, { ...fresh, elapsedUs: 0 }, 'cached = fresh full query');
+      assert.equal(cachedRec.comm, 'sleep');
+      // and a third sweep still serves the untouched values
+      let third: TaskRecord | undefined;
+      await p.sweep((r) => {
+        if (r.tgid === idle.pid) third = copyTaskRecord(r);
+      });
+      assert.ok(third);
+      assert.equal(third.cgroup, '');
+      assert.equal(third.userUs, fresh.userUs);
+    } finally {
+      p.close();
+    }
+  });
+
+  test('a process that ran is read again; one that ended is forgotten', async () => {
+    // perl burns a little CPU on each SIGUSR1 and sleeps otherwise.
+    const busy = spawn('perl', ['-e', '$|=1; $SIG{USR1} = sub { my $x = 0; $x += $_ for 1..300000; print "done\\n" }; print "ready\\n"; sleep 1 while 1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(busy);
+    await new Promise<void>((r) => busy.stdout!.once('data', () => r()));
+    const gone = sleeper();
+    await new Promise((r) => setTimeout(r, 200));
+    const p = new LivePoller();
+    p.open();
+    try {
+      const cpu = new Map<number, number>();
+      await p.sweep((r) => cpu.set(r.tgid, r.cpuRunRealNs));
+      const before = cpu.get(busy.pid!)!;
+      assert.ok(cpu.has(gone.pid!));
+      busy.kill('SIGUSR1');
+      await new Promise<void>((r) => busy.stdout!.once('data', () => r()));
+      gone.kill('SIGKILL');
+      await new Promise<void>((r) => gone.once('exit', () => r()));
+      const seen = new Set<number>();
+      await p.sweep((r) => {
+        seen.add(r.tgid);
+        cpu.set(r.tgid, r.cpuRunRealNs);
+      });
+      assert.ok(cpu.get(busy.pid!)! > before + 1e6, `CPU ${before} -> ${cpu.get(busy.pid!)} ns`);
+      assert.ok(!seen.has(gone.pid!), 'a reaped process is not delivered');
+      assert.ok(p.cacheSize <= seen.size, `cache ${p.cacheSize} <= ${seen.size} live`);
+    } finally {
+      p.close();
+    }
+  });
+});
