@@ -6,7 +6,13 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { ExecWatcher, ProcConnector, kernelSupportsEventMask, type ExecInfo } from './proc-connector.js';
+import { readFileSync } from 'node:fs';
+import {
+  EXEC_RESULT_CGROUP, EXEC_RESULT_DETAILS, ExecWatcher, ProcConnector, findCgroupPath, kernelSupportsEventMask,
+} from './proc-connector.js';
+import { parseProcCgroupBytes, type CgroupSelector } from './cgroup-path.js';
+
+interface Result { tgid: number; seq: number; what: number; cgroup: string; exePath: string; cmdline: string; capturedSec: number }
 
 const root = process.getuid?.() === 0;
 const skip = root ? undefined : 'needs root (CAP_NET_ADMIN)';
@@ -29,6 +35,41 @@ describe('kernelSupportsEventMask', () => {
     assert.equal(kernelSupportsEventMask('6.5.13-generic'), false);
     assert.equal(kernelSupportsEventMask('5.15.0'), false);
     assert.equal(kernelSupportsEventMask('garbage'), false);
+  });
+});
+
+describe('findCgroupPath (the watcher thread\'s parser, on bytes)', () => {
+  test('finds the same path as parseProcCgroupBytes (synthetic, mutated and real files)', () => {
+    const texts = [
+      '9:name=systemd:/user.slice/session-1.scope\n8:pids:/\n4:memory:/process_api/6d7a\n2:cpu,cpuacct:/docker/abc:def\n0::/system.slice/foo.service\n',
+      '12:cpuset:/kubepods/pod1/c1\n3:cpu,cpuacct:/kubepods/burstable/pod1/c1\n1:name=systemd:/kubepods/burstable/pod1/c1',
+      '0::/gone (deleted)\n', '0::/gone (deleted)', '0:: (deleted)\n', '1:a:\n0::', '', 'garbage\n::\n', '0::/caf\u00e9 \u2603\n',
+      readFileSync('/proc/self/cgroup', 'utf8'),
+    ];
+    // Mutations: every prefix of the first two files, and random byte flips.
+    for (const t of texts.slice(0, 2)) for (let i = 0; i < t.length; i++) texts.push(t.slice(0, i));
+    let seed = 7;
+    const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+    for (let k = 0; k < 300; k++) {
+      const b = Buffer.from(texts[k % 2]!);
+      for (let f = 0; f < 3; f++) b[Math.floor(rand() * b.length)] = ':\n,0a '.charCodeAt(Math.floor(rand() * 6));
+      texts.push(b.toString('latin1'));
+    }
+    const selectors: CgroupSelector[] = [
+      { kind: 'v2' }, { kind: 'v1', hierarchy: 'cpuacct' }, { kind: 'v1', hierarchy: 'name=systemd' }, { kind: 'v1', hierarchy: 'cpu' },
+    ];
+    const range = new Int32Array(2);
+    for (const text of texts) {
+      // Stale bytes after the end must be ignored.
+      const buf = Buffer.concat([Buffer.from(text, 'utf8'), Buffer.from('\n0::/stale\n5:cpuacct:/stale\n')]);
+      const len = Buffer.byteLength(text, 'utf8');
+      for (const sel of selectors) {
+        const hierarchy = sel.kind === 'v1' ? Buffer.from(sel.hierarchy) : undefined;
+        const found = findCgroupPath(buf, len, sel, hierarchy, range);
+        const expected = parseProcCgroupBytes(buf, len, sel);
+        assert.equal(found ? buf.toString('utf8', range[0], range[1]) : undefined, expected, `${JSON.stringify(text)} ${JSON.stringify(sel)}`);
+      }
+    }
   });
 });
 
@@ -102,10 +143,18 @@ describe('proc connector (real kernel)', { skip, timeout: 60_000 }, () => {
   });
 
   test('the watcher thread reads each exec and the main thread applies it synchronously', async () => {
-    const seen = new Map<number, ExecInfo>();
+    const seen = new Map<number, Result>();
     const w = new ExecWatcher(
       { procRoot: '/proc', selector: { kind: 'v2' }, executablePath: true, commandLine: true, maxCommandLineBytes: 4096 },
-      (info) => seen.set(info[0], info),
+      (tgid, seq, what, cgroup, exePath, cmdline, capturedSec) => {
+        // A details-only result completes the cgroup result of the same exec.
+        const prev = seen.get(tgid);
+        if ((what & EXEC_RESULT_CGROUP) === 0) {
+          if (prev?.seq === seq) seen.set(tgid, { ...prev, what: prev.what | what, exePath, cmdline });
+        } else {
+          seen.set(tgid, { tgid, seq, what, cgroup, exePath, cmdline, capturedSec });
+        }
+      },
       () => {},
     );
     await w.start();
@@ -121,12 +170,16 @@ describe('proc connector (real kernel)', { skip, timeout: 60_000 }, () => {
       }
       const info = seen.get(pid);
       assert.ok(info, 'exec of the child applied');
-      assert.equal(info[1], /^0::(.*)$/m.exec(readSelfCgroup())![1], 'cgroup of the child (the same as ours)');
-      assert.equal(info[2], '/usr/bin/sleep');
-      assert.equal(info[3], '/bin/sleep 2');
+      assert.equal(info.what, EXEC_RESULT_CGROUP | EXEC_RESULT_DETAILS);
+      assert.equal(info.cgroup, /^0::(.*)$/m.exec(readSelfCgroup())![1], 'cgroup of the child (the same as ours)');
+      assert.equal(info.exePath, '/usr/bin/sleep');
+      assert.equal(info.cmdline, '/bin/sleep 2');
+      assert.ok(Math.abs(info.capturedSec - Date.now() / 1000) < 10, 'capture time');
       assert.ok(w.execSeen(pid), 'the exec was recorded in the pid\'s slot');
-      assert.equal(w.execAfter(pid, info[5]), false, 'the result carries the number of the last exec of the pid');
-      assert.equal(w.execAfter(pid, info[5] - 1), true, 'an entry older than that exec would be distrusted');
+      assert.equal(w.execAfter(pid, info.seq), false, 'the result carries the number of the last exec of the pid');
+      assert.equal(w.execAfter(pid, info.seq - 1), true, 'an entry older than that exec would be distrusted');
+      const s = w.stats;
+      assert.ok(s.cgroupReads >= 1 && s.delaySumNs > 0 && s.delaySumNs / s.cgroupReads < 10e9, `exec-to-read delay measured: ${JSON.stringify(s)}`);
       child.kill('SIGKILL');
     } finally {
       await w.stop();
@@ -159,6 +212,42 @@ describe('proc connector (real kernel)', { skip, timeout: 60_000 }, () => {
       assert.ok(appliedWhileRunning > 100, 'results arrive while the stream goes on (no starvation of the posting step)');
     } finally {
       for (const c of loops) c.kill('SIGKILL');
+      await w.stop();
+    }
+  });
+
+  test('a main thread that does not drain: results beyond the ring are dropped and counted, then flow again', async () => {
+    let applied = 0;
+    let missedReported = 0;
+    const w = new ExecWatcher(
+      { procRoot: '/proc', selector: { kind: 'v2' }, executablePath: false, commandLine: false, maxCommandLineBytes: 4096 },
+      () => { applied++; },
+      () => {},
+      (n) => { missedReported += n; },
+    );
+    await w.start();
+    try {
+      // spawnSync blocks this thread: nothing drains (not even the nudge) while 6000 programs run.
+      const r = spawnSync('/bin/sh', ['-c', 'i=0; while [ $i -lt 6000 ]; do /bin/true; i=$((i+1)); done'], { stdio: 'ignore', timeout: 90_000 });
+      assert.equal(r.status, 0);
+      w.drain();
+      const s = w.stats;
+      console.log(`# undrained: ${s.execEvents} exec events, ${applied} results applied, ${s.dropped} dropped, ${s.missed} missed`);
+      assert.ok(applied <= 4096, 'the ring holds at most 4096 results');
+      assert.ok(s.dropped >= 1, 'results beyond the ring were dropped');
+      assert.ok(applied + s.missed >= 6000 || s.overflows > 0, 'every exec is applied, or counted as missed (process gone, or dropped)');
+      assert.equal(missedReported, s.missed, 'drops are reported as misses');
+      // And the watcher goes on.
+      const child = spawn('/bin/sleep', ['1'], { stdio: 'ignore' });
+      const before = applied;
+      const deadline = Date.now() + 5000;
+      while (applied === before && Date.now() < deadline) {
+        await new Promise((res) => setTimeout(res, 10));
+        w.drain();
+      }
+      assert.ok(applied > before, 'results flow again after the drops');
+      child.kill('SIGKILL');
+    } finally {
       await w.stop();
     }
   });

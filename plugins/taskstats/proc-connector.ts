@@ -11,12 +11,13 @@
  * That is a race, and on a busy machine the main thread loses it: measured on this 2-core machine
  * under a load average of 12, the main event loop handled exec events with p90 2.3 ms and p99
  * 15 ms of delay, and missed 14% of `sh -c 'exec /bin/true'` processes. So a dedicated worker
- * thread blocks in recv() on the connector socket (woken by the kernel directly, no event loop in
- * between), reads /proc/PID/{cgroup,exe,cmdline} at once, and runs at a raised priority (nice -10
- * by default, when permitted): it sleeps nearly all the time, so the priority only shortens its
- * wake-up. Results go to the main thread through a MessagePort; the main thread applies them
- * synchronously (receiveMessageOnPort) before it fills a record, whenever a shared counter says
- * some are pending, so an exit record never overtakes the exec it follows once that exec was read.
+ * thread blocks in recvmmsg() on the connector socket (woken by the kernel directly, no event loop
+ * in between), reads /proc/PID/{cgroup,exe,cmdline} at once, and runs at a raised priority
+ * (SCHED_FIFO 1 by default, else nice -10, when permitted): it sleeps nearly all the time, so the
+ * priority only shortens its wake-up. Results go to the main thread through a ring in shared
+ * memory (strings as UTF-8 bytes), which the main thread drains synchronously before it fills a
+ * record (one shared-memory load when nothing is pending), so an exit record never overtakes the
+ * exec it follows once that exec was read, and the main thread is not woken per exec.
  *
  * Wire format (a raw NETLINK_CONNECTOR datagram; all fields are naturally aligned u32/u64):
  *   nlmsghdr (16) | cn_msg {idx u32, val u32, seq u32, ack u32, len u16, flags u16} (20)
@@ -43,7 +44,7 @@ import { release } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
-  MessageChannel, Worker, isMainThread, receiveMessageOnPort, workerData, type MessagePort,
+  MessageChannel, Worker, isMainThread, workerData, type MessagePort,
 } from 'node:worker_threads';
 import {
   AF_NETLINK, EAGAIN, EINTR, ENOBUFS, EPERM, NETLINK_CONNECTOR, SOCK_CLOEXEC, SOCK_DGRAM,
@@ -101,6 +102,9 @@ export class ProcConnector {
   private readonly c: Libc;
   private fd = -1;
   private readonly rx = Buffer.alloc(8192);
+  private batch: RecvBatch | undefined;
+  /** [0]: the kernel timestamp (CLOCK_MONOTONIC, ns) of the exec event being handed to onExec. */
+  readonly eventTimeNs = new Float64Array(1);
   /** Our cn_msg.ack nonce: the kernel answers with nonce + 1. */
   private readonly nonce = (Math.random() * 0x7ffffff0) >>> 0;
   /** Whether the event mask was sent (Linux >= 6.6). */
@@ -170,7 +174,7 @@ export class ProcConnector {
    * length, 0 when nothing arrived (timeout, or nothing queued with `nonBlocking`), or -1 after an
    * overflow (ENOBUFS: events were lost).
    */
-  read(onExec: (pid: number, tgid: number) => void, nonBlocking = false): number {
+  read(onExec: ExecEventHandler, nonBlocking = false): number {
     if (this.fd < 0) return 0;
     const n = this.c.recv(this.fd, this.rx, this.rx.length, nonBlocking ? MSG_DONTWAIT : 0);
     if (n < 0) {
@@ -182,7 +186,7 @@ export class ProcConnector {
       return 0; // EAGAIN (timeout / nothing queued), EINTR
     }
     this.messages++;
-    this.dispatch(n, onExec, undefined);
+    this.dispatch(this.rx, 0, n, onExec, undefined);
     return n;
   }
 
@@ -211,7 +215,7 @@ export class ProcConnector {
         if (e === EAGAIN || e === EINTR || e === ENOBUFS) continue;
         throw new Error(`proc connector: recv failed: ${this.c.strerror(e)} (errno ${e})`);
       }
-      this.dispatch(n, undefined, (err) => { ack = err; });
+      this.dispatch(this.rx, 0, n, undefined, (err) => { ack = err; });
     }
     return ack;
   }
@@ -232,16 +236,46 @@ export class ProcConnector {
     return this.c.send(this.fd, m, len, 0) < 0 ? this.c.errno() : 0;
   }
 
-  private dispatch(n: number, onExec: ((pid: number, tgid: number) => void) | undefined, onAck: ((err: number) => void) | undefined): void {
-    const b = this.rx;
-    let off = 0;
-    while (off + NLMSG_HDRLEN <= n) {
+  /**
+   * Receives every datagram queued (up to RECV_BATCH) in one recvmmsg() call and calls onExec for
+   * each exec event; blocking until the first arrives unless `nonBlocking`. Returns the number of
+   * datagrams, 0 when nothing arrived (timeout, or nothing queued with `nonBlocking`), or -1 after
+   * an overflow (ENOBUFS: events were lost). One system call per wake-up however many execs are
+   * queued, and none that only finds the socket empty (see the exec watcher).
+   */
+  readBatch(onExec: ExecEventHandler, nonBlocking: boolean): number {
+    if (this.fd < 0) return 0;
+    const mm = this.batch ??= new RecvBatch();
+    if (mm.recvmmsg === undefined) return this.read(onExec, nonBlocking);
+    const n = mm.recvmmsg(this.fd, mm.buf, RECV_BATCH, nonBlocking ? MSG_DONTWAIT : MSG_WAITFORONE, null);
+    if (n < 0) {
+      const e = koffi.errno();
+      if (e === ENOBUFS) {
+        this.overflows++;
+        return -1;
+      }
+      return 0;
+    }
+    for (let i = 0; i < n; i++) {
+      this.messages++;
+      this.dispatch(mm.buf, RECV_DATA_OFFSET + i * RECV_SLOT_BYTES, mm.buf.readUInt32LE(i * MMSGHDR_BYTES + MSG_LEN_OFFSET), onExec, undefined);
+    }
+    return n;
+  }
+
+  private dispatch(b: Buffer, base: number, n: number, onExec: ExecEventHandler | undefined, onAck: ((err: number) => void) | undefined): void {
+    let off = base;
+    const end = base + n;
+    while (off + NLMSG_HDRLEN <= end) {
       const len = b.readUInt32LE(off);
-      if (len < NLMSG_HDRLEN || off + len > n) return;
+      if (len < NLMSG_HDRLEN || off + len > end) return;
       const type = b.readUInt16LE(off + 4);
       if (type !== NLMSG_ERROR && len >= EVENT_DATA_OFFSET + 8 && b.readUInt32LE(off + 16) === CN_IDX_PROC) {
         const what = b.readUInt32LE(off + EVENT_OFFSET);
         if (what === PROC_EVENT_EXEC) {
+          // proc_event.timestamp_ns (CLOCK_MONOTONIC), as a double (exact to the microsecond for
+          // years of uptime), handed over in a typed array: a double argument would be boxed.
+          this.eventTimeNs[0] = b.readUInt32LE(off + EVENT_OFFSET + 12) * 4294967296 + b.readUInt32LE(off + EVENT_OFFSET + 8);
           onExec?.(b.readUInt32LE(off + EVENT_DATA_OFFSET), b.readUInt32LE(off + EVENT_DATA_OFFSET + 4));
         } else if (what === PROC_EVENT_NONE) {
           // An acknowledgement: ours when it carries our nonce + 1 (other listeners' are multicast too).
@@ -252,6 +286,47 @@ export class ProcConnector {
       }
       off += (len + 3) & ~3;
     }
+  }
+}
+
+/** Called for each exec event: the thread's pid and its thread group (the event's time is in ProcConnector.eventTimeNs). */
+export type ExecEventHandler = (pid: number, tgid: number) => void;
+
+const MSG_WAITFORONE = 0x10000;
+/** Datagrams received per recvmmsg() call. */
+const RECV_BATCH = 64;
+/** Room per datagram: an exec event is 76 bytes; anything larger (not sent with the EXEC mask) is cut (MSG_TRUNC). */
+const RECV_SLOT_BYTES = 256;
+/** struct mmsghdr on LP64 (x86-64, arm64): struct msghdr (56 bytes), unsigned msg_len, padding. */
+const MMSGHDR_BYTES = 64;
+const MSG_LEN_OFFSET = 56;
+const IOVEC_BYTES = 16;
+const RECV_IOV_OFFSET = RECV_BATCH * MMSGHDR_BYTES;
+const RECV_DATA_OFFSET = RECV_IOV_OFFSET + RECV_BATCH * IOVEC_BYTES;
+
+/**
+ * The recvmmsg() vector: RECV_BATCH mmsghdr, their iovecs and the datagram buffers, all in one
+ * Buffer whose memory never moves (V8 does not move array buffer contents), so the pointers the
+ * structures hold stay valid. Only on LP64 Linux; elsewhere recvmmsg stays undefined and single
+ * recv() calls are used.
+ */
+class RecvBatch {
+  readonly buf = Buffer.alloc(RECV_DATA_OFFSET + RECV_BATCH * RECV_SLOT_BYTES);
+  readonly recvmmsg: ((fd: number, vec: Buffer, vlen: number, flags: number, timeout: null) => number) | undefined;
+
+  constructor() {
+    if (process.arch !== 'x64' && process.arch !== 'arm64') return;
+    const fn = koffi.load('libc.so.6').func('int recvmmsg(int fd, void *vec, unsigned int vlen, int flags, void *timeout)');
+    const base = koffi.address(this.buf);
+    for (let i = 0; i < RECV_BATCH; i++) {
+      const h = i * MMSGHDR_BYTES;
+      const iov = RECV_IOV_OFFSET + i * IOVEC_BYTES;
+      this.buf.writeBigUInt64LE(base + BigInt(iov), h + 16); // msg_iov (msg_name stays NULL)
+      this.buf.writeBigUInt64LE(1n, h + 24); // msg_iovlen
+      this.buf.writeBigUInt64LE(base + BigInt(RECV_DATA_OFFSET + i * RECV_SLOT_BYTES), iov); // iov_base
+      this.buf.writeBigUInt64LE(BigInt(RECV_SLOT_BYTES), iov + 8); // iov_len
+    }
+    this.recvmmsg = fn as (fd: number, vec: Buffer, vlen: number, flags: number, timeout: null) => number;
   }
 }
 
@@ -279,8 +354,20 @@ export interface ExecWatcherOptions {
   connector?: ProcConnectorOptions;
 }
 
-/** What the watcher read at one exec: [tgid, cgroup, exePath, cmdline, capturedSec, execSeq]. */
-export type ExecInfo = [number, string, string, string, number, number];
+/** A result carries the cgroup read at the exec (exe and cmdline too when EXEC_RESULT_DETAILS is set). */
+export const EXEC_RESULT_CGROUP = 1;
+/** A result carries the executable path and command line. Alone: the details of an exec whose cgroup came earlier. */
+export const EXEC_RESULT_DETAILS = 2;
+
+/**
+ * Receives what the watcher read at one exec (see the ring below). `what` says which fields are
+ * set: EXEC_RESULT_CGROUP (cgroup; exePath and cmdline '' unless EXEC_RESULT_DETAILS too), or
+ * EXEC_RESULT_DETAILS alone (exePath and cmdline of the exec numbered execSeq, whose cgroup result
+ * came before; cgroup ''). capturedSec: wall-clock time of the read.
+ */
+export type ExecResultHandler = (
+  tgid: number, execSeq: number, what: number, cgroup: string, exePath: string, cmdline: string, capturedSec: number,
+) => void;
 
 /**
  * Exec sequence numbers shared with the main thread. The watcher numbers every exec event it
@@ -300,20 +387,80 @@ export function seqAfter(a: number, b: number): boolean {
 }
 
 /** Counters shared with the watcher thread (Float64 slots). */
-const S_POSTED = 0; // messages posted to the port
-const S_EXECS = 1;
-const S_MISSED = 2; // exec events whose process was gone before /proc could be read
-const S_OVERFLOWS = 3;
-const S_HANDLER_NS = 4; // time from recv() returning to the result being posted
-const S_STOP = 5;
-const S_SLOTS = 6;
+const S_EXECS = 0;
+const S_MISSED = 1; // exec events whose process was gone before /proc could be read, or whose result found the ring full
+const S_OVERFLOWS = 2;
+const S_HANDLER_NS = 3; // time spent reading /proc and publishing results
+const S_STOP = 4; // read as Int32 index S_STOP * 2
+const S_CGROUP_READS = 5;
+const S_DELAY_SUM_NS = 6; // exec event (kernel timestamp) to the end of its cgroup read, summed
+const S_DELAY_OVER_500US = 7;
+const S_DROPPED = 8; // results dropped because the main thread had not taken RESULT_SLOTS of them (also in S_MISSED)
+const S_SLOTS = 9;
+
+/**
+ * The results ring, in shared memory: the watcher thread writes, the main thread reads when it
+ * needs them (before filling a record) or when nudged, with no message passing per exec (a
+ * MessagePort costs a structured clone in the thread and a wake-up of the main event loop: ~60 us
+ * of main-thread CPU per exec, measured). Each result is RESULT_INTS int32 in `slots`, its capture
+ * time in `captured`, and its strings as UTF-8 bytes in `arena`, a byte ring whose space is handed
+ * out in publication order and given back by the reader (int32 positions that wrap; ARENA_BYTES
+ * divides 2^32). Control words: published and consumed result counts, the arena position up to
+ * which the reader is done, and whether a nudge is outstanding.
+ */
+const RESULT_SLOTS = 4096;
+const RESULT_MASK = RESULT_SLOTS - 1;
+const RESULT_INTS = 10;
+const R_TGID = 0;
+const R_SEQ = 1;
+const R_WHAT = 2;
+const R_CG_OFF = 3;
+const R_CG_LEN = 4;
+const R_EXE_OFF = 5;
+const R_EXE_LEN = 6;
+const R_CMD_OFF = 7;
+const R_CMD_LEN = 8;
+const R_ARENA_END = 9;
+const C_PUBLISHED = 0;
+const C_CONSUMED = 1;
+const C_ARENA_FREED = 2;
+const C_NUDGED = 3;
+/** Longest cgroup path and executable path passed on (PATH_MAX). */
+const MAX_PATH_BYTES = 4096;
+
+interface ResultRing {
+  control: Int32Array;
+  slots: Int32Array;
+  captured: Float64Array;
+  arena: Uint8Array;
+}
+
+function newResultRing(maxCommandLineBytes: number): ResultRing {
+  // Room for at least 64 results of the largest size, and 1 MiB (thousands of typical ones).
+  const need = 64 * (2 * MAX_PATH_BYTES + maxCommandLineBytes);
+  let arenaBytes = 1 << 20;
+  while (arenaBytes < need && arenaBytes < 1 << 30) arenaBytes *= 2;
+  return {
+    control: new Int32Array(new SharedArrayBuffer(4 * 4)),
+    slots: new Int32Array(new SharedArrayBuffer(4 * RESULT_INTS * RESULT_SLOTS)),
+    captured: new Float64Array(new SharedArrayBuffer(8 * RESULT_SLOTS)),
+    arena: new Uint8Array(new SharedArrayBuffer(arenaBytes)),
+  };
+}
 
 export interface ExecWatcherStats {
   execEvents: number;
+  /** Exec events whose process had ended before its cgroup was read (or whose result was dropped). */
   missed: number;
   overflows: number;
-  /** Time the watcher spent handling exec events (/proc reads, posting), summed (ns). */
+  /** Time the watcher spent handling exec events (/proc reads, publishing), summed (ns). */
   handlerNs: number;
+  /** Cgroup reads done, and the delay from each exec (its kernel timestamp) to the end of that read. */
+  cgroupReads: number;
+  delaySumNs: number;
+  delayedOver500us: number;
+  /** Results dropped because the main thread had not taken the previous RESULT_SLOTS (counted in missed too). */
+  dropped: number;
 }
 
 /**
@@ -327,7 +474,15 @@ export class ExecWatcher {
   private readonly shared = new Float64Array(new SharedArrayBuffer(8 * S_SLOTS));
   /** [0]: exec counter; then [tgid, seq] per slot. */
   private readonly execSeq = new Int32Array(new SharedArrayBuffer(4 * (1 + 2 * EXEC_SLOTS)));
-  private received = 0;
+  private readonly ring: ResultRing;
+  private readonly arena: Buffer;
+  private consumed = 0;
+  private draining = false;
+  private drainTimer: NodeJS.Timeout | undefined;
+  /** The last cgroup decoded and its bytes: consecutive execs are mostly in one cgroup, so most results decode nothing. */
+  private lastCgroup = '';
+  private readonly lastCgroupBytes = Buffer.alloc(MAX_PATH_BYTES);
+  private lastCgroupLen = -1;
   private overflowsSeen = 0;
   private missedSeen = 0;
   masked = false;
@@ -335,32 +490,40 @@ export class ExecWatcher {
   priority = 'unchanged';
   /** The watcher thread's kernel thread id (for its CPU time in /proc/self/task/TID/schedstat). */
   threadId = 0;
-  /** Time the main thread spent applying results (receiving and caching them), nanoseconds. */
+  /** Time the main thread spent applying results (decoding and caching them), nanoseconds. */
   applyNs = 0;
 
   constructor(
     private readonly o: ExecWatcherOptions,
-    private readonly onExec: (info: ExecInfo) => void,
+    private readonly onResult: ExecResultHandler,
     private readonly onOverflow: (count: number) => void,
     private readonly onMissed: (count: number) => void = () => {},
     /** The thread ended without being asked to (a crash): attribution falls back to parents. */
     private readonly onDied: (reason: string) => void = () => {},
-  ) {}
+  ) {
+    this.ring = newResultRing(o.maxCommandLineBytes);
+    this.arena = Buffer.from(this.ring.arena.buffer);
+  }
 
   get stats(): ExecWatcherStats {
     const s = this.shared;
-    return { execEvents: s[S_EXECS]!, missed: s[S_MISSED]!, overflows: s[S_OVERFLOWS]!, handlerNs: s[S_HANDLER_NS]! };
+    return {
+      execEvents: s[S_EXECS]!, missed: s[S_MISSED]!, overflows: s[S_OVERFLOWS]!, handlerNs: s[S_HANDLER_NS]!,
+      cgroupReads: s[S_CGROUP_READS]!, delaySumNs: s[S_DELAY_SUM_NS]!, delayedOver500us: s[S_DELAY_OVER_500US]!, dropped: s[S_DROPPED]!,
+    };
   }
 
   async start(): Promise<void> {
     const { port1, port2 } = new MessageChannel();
     const worker = new Worker(fileURLToPath(import.meta.url), {
-      workerData: { kind: WORKER_KIND, options: this.o, shared: this.shared, execSeq: this.execSeq, port: port2 },
+      workerData: { kind: WORKER_KIND, options: this.o, shared: this.shared, execSeq: this.execSeq, ring: this.ring, port: port2 },
       transferList: [port2],
       // The worker needs none of the parent's flags, and inheriting them breaks its start: V8 and
       // process-wide flags (`node --max-old-space-size=... bin/taskstats-agent`, a heap cap users
       // set) are refused in a worker's execArgv, and --input-type applies only to inline scripts.
       execArgv: [],
+      // Its loop allocates next to nothing: a small heap keeps the second isolate's memory down.
+      resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 1, stackSizeMb: 1 },
     });
     this.worker = worker;
     this.port = port1;
@@ -388,8 +551,11 @@ export class ExecWatcher {
       await this.stop();
       throw e;
     }
-    // Results are applied by drain() on demand; this listener applies them when no record asks.
-    port1.on('message', (m: ExecInfo) => this.apply(m));
+    // Results are applied by drain() on demand (before a record is filled). The thread nudges
+    // through the port only when the ring is half full, and a slow timer keeps the counters fresh.
+    port1.on('message', () => this.drain());
+    this.drainTimer = setInterval(() => this.drain(), 1000);
+    this.drainTimer.unref();
     worker.on('error', (e) => { if (this.worker === worker) this.onDied(e.message); });
     worker.on('exit', (code) => { if (this.worker === worker) this.onDied(`exit code ${code}`); });
     port1.unref();
@@ -418,23 +584,56 @@ export class ExecWatcher {
     return Atomics.load(this.execSeq, 1 + 2 * (tgid & EXEC_SLOT_MASK)) === tgid;
   }
 
-  /** Applies every result the watcher posted so far. */
+  /** Applies every result the watcher published so far. */
   drain(): void {
-    if (this.port === undefined || this.shared[S_POSTED] === this.received) return;
-    for (;;) {
-      const m = receiveMessageOnPort(this.port);
-      if (m === undefined) break;
-      this.apply(m.message as ExecInfo);
+    const { control, slots, captured } = this.ring;
+    const published = Atomics.load(control, C_PUBLISHED);
+    if (published === this.consumed || this.draining) {
+      if (this.port !== undefined) this.checkOverflows();
+      return;
+    }
+    this.draining = true;
+    const t0 = performance.now();
+    const arena = this.arena;
+    let c = this.consumed;
+    let arenaEnd = 0;
+    try {
+      while (c !== published) {
+        const b = (c & RESULT_MASK) * RESULT_INTS;
+        c = (c + 1) | 0;
+        const what = slots[b + R_WHAT]!;
+        let cgroup = '';
+        if ((what & EXEC_RESULT_CGROUP) !== 0) {
+          const off = slots[b + R_CG_OFF]!;
+          const len = slots[b + R_CG_LEN]!;
+          if (len !== this.lastCgroupLen || arena.compare(this.lastCgroupBytes, 0, len, off, off + len) !== 0) {
+            this.lastCgroup = arena.toString('utf8', off, off + len);
+            arena.copy(this.lastCgroupBytes, 0, off, off + len);
+            this.lastCgroupLen = len;
+          }
+          cgroup = this.lastCgroup;
+        }
+        let exePath = '';
+        let cmdline = '';
+        if ((what & EXEC_RESULT_DETAILS) !== 0) {
+          const exeLen = slots[b + R_EXE_LEN]!;
+          if (exeLen > 0) exePath = arena.toString('utf8', slots[b + R_EXE_OFF]!, slots[b + R_EXE_OFF]! + exeLen);
+          const cmdLen = slots[b + R_CMD_LEN]!;
+          if (cmdLen > 0) cmdline = arena.toString('utf8', slots[b + R_CMD_OFF]!, slots[b + R_CMD_OFF]! + cmdLen);
+        }
+        arenaEnd = slots[b + R_ARENA_END]!;
+        this.consumed = c;
+        this.onResult(slots[b + R_TGID]!, slots[b + R_SEQ]!, what, cgroup, exePath, cmdline, captured[b / RESULT_INTS]!);
+      }
+    } finally {
+      // Hand the space back (strings were decoded before each callback).
+      Atomics.store(control, C_ARENA_FREED, arenaEnd);
+      Atomics.store(control, C_CONSUMED, this.consumed);
+      Atomics.store(control, C_NUDGED, 0);
+      this.draining = false;
+      this.applyNs += (performance.now() - t0) * 1e6;
     }
     this.checkOverflows();
-  }
-
-  private apply(m: ExecInfo): void {
-    const t0 = performance.now();
-    this.received++;
-    this.onExec(m);
-    this.checkOverflows();
-    this.applyNs += (performance.now() - t0) * 1e6;
   }
 
   /** CPU time the watcher thread has used so far (ns), from the kernel's schedstat; 0 if unknown. */
@@ -463,6 +662,8 @@ export class ExecWatcher {
   async stop(): Promise<void> {
     const worker = this.worker;
     this.worker = undefined;
+    if (this.drainTimer) clearInterval(this.drainTimer);
+    this.drainTimer = undefined;
     if (worker) {
       Atomics.store(new Int32Array(this.shared.buffer), S_STOP * 2, 1);
       // The thread notices within one read timeout (200 ms); terminate only if it does not.
@@ -475,9 +676,145 @@ export class ExecWatcher {
   }
 }
 
-/** The watcher thread's loop. */
-function runExecWatcher(data: { options: ExecWatcherOptions; shared: Float64Array; execSeq: Int32Array; port: MessagePort }): void {
-  const { options: o, shared, execSeq, port } = data;
+// ---------------------------------------------------------------------------------------------
+// The watcher thread
+// ---------------------------------------------------------------------------------------------
+
+const O_RDONLY_CLOEXEC = 0o2000000;
+
+/**
+ * /proc/PID/{cgroup,exe,cmdline} read with one open, one read and one close each (a /proc file
+ * that fits the buffer comes whole in one read: seq_file for cgroup, and cmdline's reader loops
+ * until the count is met), into buffers allocated once; paths are written as bytes (no string is
+ * built per exec).
+ */
+class ProcBytesReader {
+  private readonly path = Buffer.alloc(MAX_PATH_BYTES + 64);
+  private readonly rootLen: number;
+  /** File contents (cgroup), the link target (exe) and the command line, valid until the next read of the same kind. */
+  readonly file = Buffer.alloc(1 << 16);
+  readonly link = Buffer.alloc(MAX_PATH_BYTES);
+  readonly cmdline: Buffer;
+  private readonly open: (path: Buffer, flags: number) => number;
+  private readonly readFd: (fd: number, buf: Buffer, n: number) => number;
+  private readonly close: (fd: number) => number;
+  private readonly readlink: (path: Buffer, buf: Buffer, n: number) => number;
+
+  constructor(root: string, maxCommandLineBytes: number) {
+    const lib = koffi.load('libc.so.6');
+    // ssize_t results fit an int for these sizes; declared int, they come back as plain numbers.
+    this.open = lib.func('int open(void *path, int flags)') as (path: Buffer, flags: number) => number;
+    this.readFd = lib.func('int read(int fd, void *buf, size_t n)') as (fd: number, buf: Buffer, n: number) => number;
+    this.close = lib.func('int close(int fd)') as (fd: number) => number;
+    this.readlink = lib.func('int readlink(void *path, void *buf, size_t n)') as (path: Buffer, buf: Buffer, n: number) => number;
+    this.rootLen = this.path.write(`${root}/`, 0, 'utf8');
+    if (this.rootLen > MAX_PATH_BYTES) throw new Error(`procRoot is too long: ${root}`);
+    this.cmdline = Buffer.alloc(Math.max(1, maxCommandLineBytes));
+  }
+
+  /** Reads /proc/TGID/NAME into `into` (at most its length); returns the length, or -1 when unreadable. */
+  read(tgid: number, name: Buffer, into: Buffer): number {
+    this.setPath(tgid, name);
+    const fd = this.open(this.path, O_RDONLY_CLOEXEC);
+    if (fd < 0) return -1;
+    const n = this.readFd(fd, into, into.length);
+    this.close(fd);
+    return n;
+  }
+
+  /** Reads the link /proc/TGID/NAME into `link`; returns its length, or -1. */
+  readLink(tgid: number, name: Buffer): number {
+    this.setPath(tgid, name);
+    return this.readlink(this.path, this.link, this.link.length);
+  }
+
+  /** ROOT/TGID/NAME\0 into the path buffer, without a string. */
+  private setPath(tgid: number, name: Buffer): void {
+    const p = this.path;
+    let digits = 1;
+    for (let v = tgid; v >= 10; v = Math.floor(v / 10)) digits++;
+    let i = this.rootLen + digits;
+    for (let v = tgid; i > this.rootLen; v = Math.floor(v / 10)) p[--i] = 48 + (v % 10);
+    i = this.rootLen + digits;
+    name.copy(p, i);
+    p[i + name.length] = 0;
+  }
+}
+
+const NAME_CGROUP = Buffer.from('/cgroup');
+const NAME_EXE = Buffer.from('/exe');
+const NAME_CMDLINE = Buffer.from('/cmdline');
+const DELETED_SUFFIX = Buffer.from(' (deleted)');
+
+/**
+ * Where the cgroup path for `selector` is in /proc/PID/cgroup bytes b[0, len): sets
+ * cgroupRange[0..1] to [start, end) and returns true, or false when no line matches. The same
+ * rules as parseProcCgroupBytes (cgroup-path.ts; tested to agree), without making a string:
+ * `0::PATH` for v2, a line whose controller list holds the hierarchy for v1; ` (deleted)` dropped.
+ */
+export function findCgroupPath(b: Buffer, len: number, selector: CgroupSelector, hierarchy: Buffer | undefined, cgroupRange: Int32Array): boolean {
+  let start = 0;
+  while (start < len) {
+    let end = b.indexOf(10, start);
+    if (end < 0 || end > len) end = len;
+    const c1 = b.indexOf(58, start);
+    if (c1 > start && c1 < end) {
+      const c2 = b.indexOf(58, c1 + 1);
+      if (c2 > 0 && c2 < end) {
+        let match = false;
+        if (selector.kind === 'v2') {
+          match = c2 === c1 + 1 && c1 === start + 1 && b[start] === 48;
+        } else if (hierarchy !== undefined) {
+          let i = c1 + 1;
+          while (i < c2) {
+            let comma = b.indexOf(44, i);
+            if (comma < 0 || comma > c2) comma = c2;
+            if (comma - i === hierarchy.length && b.compare(hierarchy, 0, hierarchy.length, i, comma) === 0) { match = true; break; }
+            i = comma + 1;
+          }
+        }
+        if (match) {
+          let pathEnd = end;
+          const d = DELETED_SUFFIX.length;
+          if (pathEnd - (c2 + 1) >= d && b.compare(DELETED_SUFFIX, 0, d, pathEnd - d, pathEnd) === 0) pathEnd -= d;
+          cgroupRange[0] = c2 + 1;
+          cgroupRange[1] = pathEnd;
+          return true;
+        }
+      }
+    }
+    start = end + 1;
+  }
+  return false;
+}
+
+/** Copies short byte strings: Buffer.copy with offsets allocates a view per call (Node 20). */
+function copyBytes(from: Uint8Array, fromStart: number, to: Uint8Array, toStart: number, len: number): void {
+  for (let i = 0; i < len; i++) to[toStart + i] = from[fromStart + i]!;
+}
+
+/** /proc/PID/cmdline bytes in place: NUL separators become spaces, trailing NULs dropped; returns the length kept. */
+function cmdlineBytes(b: Buffer, n: number): number {
+  let end = n;
+  while (end > 0 && b[end - 1] === 0) end--;
+  for (let i = 0; i < end; i++) if (b[i] === 0) b[i] = 32;
+  return end;
+}
+
+interface WatcherThreadData { options: ExecWatcherOptions; shared: Float64Array; execSeq: Int32Array; ring: ResultRing; port: MessagePort }
+
+/**
+ * The watcher thread's loop. Per wake-up: one recvmmsg() takes every exec event queued (blocking
+ * only when no work is left, so no call ever just finds the socket empty); each exec is numbered
+ * at once; then the cgroups of everything queued are read (the race that matters: at most 256
+ * reads before looking at the socket again) and published; then, when configured, one process's
+ * executable and command line. With a single exec queued (the usual case) its details are read
+ * right after its cgroup and published with it, as one result. A process that exec'd twice in a
+ * row is read once, for its last image. Nothing is allocated per exec (the isolate's garbage
+ * collector runs on threads of normal priority: a collection would hold up this SCHED_FIFO one).
+ */
+function runExecWatcher(data: WatcherThreadData): void {
+  const { options: o, shared, execSeq, ring, port } = data;
   const stop = new Int32Array(shared.buffer);
   const connector = new ProcConnector(o.connector);
   try {
@@ -489,102 +826,187 @@ function runExecWatcher(data: { options: ExecWatcherOptions; shared: Float64Arra
   }
   const { priority, tid } = raiseThreadPriority(o.nice ?? -10, o.realtime ?? true);
   port.postMessage({ t: 'ready', masked: connector.masked, priority, tid });
-  const reader = new ProcFileReader();
-  const root = o.procRoot;
-  // Work queue, in order of arrival. The socket is drained (without blocking) between steps, so a
-  // new exec's slot is numbered at once. Each round reads the cgroup of everything queued (the
-  // race that matters; at most 256 reads), then one process's executable and command line and posts it;
-  // with more than DETAIL_BACKLOG processes waiting, the details are skipped (the cgroup is posted
-  // alone) so results never fall far behind. A process that exec'd twice in a row
-  // (`sh -c '...; exec prog'`) is read once, for its last image.
+  const reader = new ProcBytesReader(o.procRoot, o.maxCommandLineBytes);
+  const details = o.executablePath || o.commandLine;
+  const hierarchy = o.selector.kind === 'v1' ? Buffer.from(o.selector.hierarchy, 'latin1') : undefined;
+  const cgroupRange = new Int32Array(2);
+  // CLOCK_MONOTONIC in ns, the clock of the kernel's event timestamps (vDSO: no system call, no allocation).
+  const clockGettime = koffi.load('libc.so.6').func('int clock_gettime(int clock, void *ts)') as (clock: number, ts: Buffer) => number;
+  const timespec = Buffer.alloc(16);
+  const clock = new Float64Array(1); // doubles stay in typed arrays: a returned double would be boxed
+  const readClock = (): void => {
+    clockGettime(1 /* CLOCK_MONOTONIC */, timespec);
+    clock[0] = (timespec.readUInt32LE(4) * 4294967296 + timespec.readUInt32LE(0)) * 1e9 + timespec.readUInt32LE(8);
+  };
+
+  // Execs waiting for their cgroup read (a ring), and execs waiting for their details (a ring of
+  // at most DETAIL_BACKLOG: beyond it the oldest are skipped, so results never fall far behind).
+  const PENDING = 4096;
+  const pendTgid = new Int32Array(PENDING);
+  const pendSeq = new Int32Array(PENDING);
+  const pendTs = new Float64Array(PENDING);
+  let pendHead = 0;
+  let pendLen = 0;
   const DETAIL_BACKLOG = 64;
-  const tgids: number[] = [];
-  const seqs: number[] = [];
-  const cgroups: (string | null | undefined)[] = []; // undefined: not read yet; null: gone
-  const superseded: boolean[] = [];
-  const lastIndex = new Map<number, number>(); // tgid -> absolute index of its latest queued exec
-  let base = 0; // absolute index of tgids[0]
-  let head = 0; // next item to post
-  let cgroupsDone = 0; // items before this index have had their cgroup read
+  const detTgid = new Int32Array(DETAIL_BACKLOG);
+  const detSeq = new Int32Array(DETAIL_BACKLOG);
+  let detHead = 0;
+  let detLen = 0;
+
+  const eventTimeNs = connector.eventTimeNs;
   const collect = (_pid: number, tgid: number): void => {
     shared[S_EXECS]++;
     const seq = (Atomics.add(execSeq, 0, 1) + 1) | 0;
     const slot = 1 + 2 * (tgid & EXEC_SLOT_MASK);
     Atomics.store(execSeq, slot + 1, seq);
     Atomics.store(execSeq, slot, tgid);
-    const prev = lastIndex.get(tgid);
-    if (prev !== undefined && prev - base >= head) superseded[prev - base] = true;
-    lastIndex.set(tgid, base + tgids.length);
-    tgids.push(tgid);
-    seqs.push(seq);
-    cgroups.push(undefined);
-    superseded.push(false);
+    // An earlier exec of the same process still waiting is superseded (read once, for the last image).
+    for (let k = 0; k < pendLen; k++) {
+      const j = (pendHead + k) & (PENDING - 1);
+      if (pendTgid[j] === tgid) pendTgid[j] = 0;
+    }
+    for (let k = 0; k < detLen; k++) {
+      const j = (detHead + k) % DETAIL_BACKLOG;
+      if (detTgid[j] === tgid) detTgid[j] = 0;
+    }
+    if (pendLen === PENDING) { // the oldest waited too long to matter: its process is surely gone
+      pendHead = (pendHead + 1) & (PENDING - 1);
+      pendLen--;
+      shared[S_MISSED]++;
+    }
+    const j = (pendHead + pendLen) & (PENDING - 1);
+    pendTgid[j] = tgid;
+    pendSeq[j] = seq;
+    pendTs[j] = eventTimeNs[0]!;
+    pendLen++;
   };
-  const drainSocket = (): void => {
-    for (;;) {
-      const r = connector.read(collect, true);
-      if (r === 0) return;
-      if (r === -1) shared[S_OVERFLOWS]++;
+
+  // Publishing into the shared ring (see ResultRing). arenaWrite: int32 position, wrapping.
+  const { control, slots, captured } = ring;
+  const arena = Buffer.from(ring.arena.buffer);
+  const arenaMask = arena.length - 1;
+  let arenaWrite = 0;
+  let published = 0;
+  let recStart = 0;
+  /** Space for len bytes, contiguous; returns its offset, or -1 when the reader is too far behind. */
+  const alloc = (len: number): number => {
+    let pos = arenaWrite & arenaMask;
+    let skip = 0;
+    if (pos + len > arena.length) { skip = arena.length - pos; pos = 0; }
+    const used = (arenaWrite - Atomics.load(control, C_ARENA_FREED)) | 0;
+    if (used + skip + len > arena.length) return -1;
+    arenaWrite = (arenaWrite + skip + len) | 0;
+    return pos;
+  };
+  const publish = (tgid: number, seq: number, what: number, cgStart: number, cgEnd: number, exeLen: number, cmdLen: number): void => {
+    recStart = arenaWrite;
+    if (((published - Atomics.load(control, C_CONSUMED)) | 0) >= RESULT_SLOTS) { drop(); return; }
+    const b = (published & RESULT_MASK) * RESULT_INTS;
+    if ((what & EXEC_RESULT_CGROUP) !== 0) {
+      const len = Math.min(cgEnd - cgStart, MAX_PATH_BYTES);
+      const off = alloc(len);
+      if (off < 0) { drop(); return; }
+      copyBytes(reader.file, cgStart, arena, off, len);
+      slots[b + R_CG_OFF] = off;
+      slots[b + R_CG_LEN] = len;
+    }
+    if ((what & EXEC_RESULT_DETAILS) !== 0) {
+      const exeOff = exeLen > 0 ? alloc(exeLen) : 0;
+      const cmdOff = cmdLen > 0 && exeOff >= 0 ? alloc(cmdLen) : 0;
+      if (exeOff < 0 || cmdOff < 0) { drop(); return; }
+      copyBytes(reader.link, 0, arena, exeOff, exeLen);
+      copyBytes(reader.cmdline, 0, arena, cmdOff, cmdLen);
+      slots[b + R_EXE_OFF] = exeOff;
+      slots[b + R_EXE_LEN] = exeLen;
+      slots[b + R_CMD_OFF] = cmdOff;
+      slots[b + R_CMD_LEN] = cmdLen;
+    }
+    slots[b + R_TGID] = tgid;
+    slots[b + R_SEQ] = seq;
+    slots[b + R_WHAT] = what;
+    slots[b + R_ARENA_END] = arenaWrite;
+    captured[b / RESULT_INTS] = Date.now() / 1000;
+    published = (published + 1) | 0;
+    Atomics.store(control, C_PUBLISHED, published); // after the fields: the reader loads this first
+    // Half full: ask the main thread to drain (once until it does); otherwise it drains on its own schedule.
+    if ((((published - Atomics.load(control, C_CONSUMED)) | 0) >= RESULT_SLOTS / 2
+      || ((arenaWrite - Atomics.load(control, C_ARENA_FREED)) | 0) >= arena.length / 2)
+      && Atomics.compareExchange(control, C_NUDGED, 0, 1) === 0) {
+      port.postMessage(0);
     }
   };
+  /** The main thread has not taken the last RESULT_SLOTS results (or arena bytes): this one is lost, and counted. */
+  const drop = (): void => {
+    arenaWrite = recStart;
+    shared[S_DROPPED]++;
+    shared[S_MISSED]++;
+    if (Atomics.compareExchange(control, C_NUDGED, 0, 1) === 0) port.postMessage(0);
+  };
+  /** Reads the executable path and command line of tgid into the reader's buffers; their lengths go to exeLen and cmdLen. */
+  let exeLen = 0;
+  let cmdLen = 0;
+  const readDetails = (tgid: number): void => {
+    exeLen = o.executablePath ? Math.max(0, reader.readLink(tgid, NAME_EXE)) : 0; // 0 when ended
+    cmdLen = 0;
+    if (o.commandLine) {
+      const n = reader.read(tgid, NAME_CMDLINE, reader.cmdline);
+      if (n > 0) cmdLen = cmdlineBytes(reader.cmdline, n);
+    }
+  };
+
   while (Atomics.load(stop, S_STOP * 2) === 0) {
-    if (head === tgids.length) {
-      base += tgids.length;
-      head = 0;
-      cgroupsDone = 0;
-      tgids.length = 0;
-      seqs.length = 0;
-      cgroups.length = 0;
-      superseded.length = 0;
-      lastIndex.clear();
-      const r = connector.read(collect);
-      if (r === -1) shared[S_OVERFLOWS]++;
-      if (r === 0) continue;
-    } else if (head >= 1024) {
-      // A sustained backlog: drop what was posted from the front.
-      tgids.splice(0, head);
-      seqs.splice(0, head);
-      cgroups.splice(0, head);
-      superseded.splice(0, head);
-      base += head;
-      cgroupsDone -= head;
-      head = 0;
-    }
-    drainSocket();
-    const t0 = process.hrtime.bigint();
-    // Step 1: the cgroups of everything queued, arrivals during the step included (draining the
-    // socket between reads), up to a bound so that a sustained stream cannot starve step 2.
+    const r = connector.readBatch(collect, pendLen > 0 || detLen > 0);
+    if (r === -1) shared[S_OVERFLOWS]++;
+    if (pendLen === 0 && detLen === 0) continue;
+    readClock();
+    const t0 = clock[0]!;
+    // Step 1: the cgroups of everything queued (bounded, so that a sustained stream cannot starve step 2).
     let budget = 256;
-    while (cgroupsDone < tgids.length && budget-- > 0) {
-      const i = cgroupsDone++;
-      if (superseded[i]) { cgroups[i] = null; continue; }
-      const n = reader.readBytes(`${root}/${tgids[i]}/cgroup`, 1 << 16);
-      const cgroup = n > 0 ? parseProcCgroupBytes(reader.bytes(), n, o.selector) : undefined;
-      cgroups[i] = cgroup ?? null;
-      if (cgroup === undefined) shared[S_MISSED]++;
-      drainSocket();
-    }
-    // Step 2: one item's executable and command line, then the post.
-    if (head < cgroupsDone) {
-      const i = head++;
-      const tgid = tgids[i]!;
-      if (lastIndex.get(tgid) === base + i) lastIndex.delete(tgid);
-      const cgroup = cgroups[i];
-      if (typeof cgroup === 'string' && !superseded[i]) {
-        const details = tgids.length - head <= DETAIL_BACKLOG;
-        let exe = '';
-        if (o.executablePath && details) exe = reader.readLink(`${root}/${tgid}/exe`); // '' when ended
-        let cmdline = '';
-        if (o.commandLine && details) {
-          const m = reader.readBytes(`${root}/${tgid}/cmdline`, o.maxCommandLineBytes);
-          if (m > 0) cmdline = cmdlineText(reader.bytes(), m);
-        }
-        const info: ExecInfo = [tgid, cgroup, exe, cmdline, Date.now() / 1000, seqs[i]!];
-        port.postMessage(info);
-        shared[S_POSTED]++; // after posting: the main thread drains when this differs from what it received
+    while (pendLen > 0 && budget-- > 0) {
+      const j = pendHead;
+      pendHead = (pendHead + 1) & (PENDING - 1);
+      pendLen--;
+      const tgid = pendTgid[j]!;
+      if (tgid === 0) continue; // superseded
+      const n = reader.read(tgid, NAME_CGROUP, reader.file);
+      readClock();
+      const delayNs = clock[0]! - pendTs[j]!;
+      shared[S_CGROUP_READS]++;
+      shared[S_DELAY_SUM_NS] += delayNs;
+      if (delayNs > 500_000) shared[S_DELAY_OVER_500US]++;
+      if (n <= 0 || !findCgroupPath(reader.file, n, o.selector, hierarchy, cgroupRange)) {
+        shared[S_MISSED]++;
+        continue;
+      }
+      const seq = pendSeq[j]!;
+      if (details && pendLen === 0 && detLen === 0) {
+        // The usual case, one exec at a time: its details now, in the same result.
+        readDetails(tgid);
+        publish(tgid, seq, EXEC_RESULT_CGROUP | EXEC_RESULT_DETAILS, cgroupRange[0]!, cgroupRange[1]!, exeLen, cmdLen);
+        continue;
+      }
+      publish(tgid, seq, EXEC_RESULT_CGROUP, cgroupRange[0]!, cgroupRange[1]!, 0, 0);
+      if (details) {
+        if (detLen === DETAIL_BACKLOG) { detHead = (detHead + 1) % DETAIL_BACKLOG; detLen--; } // skipped: cgroup only
+        const k = (detHead + detLen) % DETAIL_BACKLOG;
+        detTgid[k] = tgid;
+        detSeq[k] = seq;
+        detLen++;
       }
     }
-    shared[S_HANDLER_NS] += Number(process.hrtime.bigint() - t0);
+    // Step 2: one process's details, once every queued cgroup is read.
+    if (pendLen === 0 && detLen > 0) {
+      const k = detHead;
+      detHead = (detHead + 1) % DETAIL_BACKLOG;
+      detLen--;
+      const tgid = detTgid[k]!;
+      if (tgid !== 0) {
+        readDetails(tgid);
+        if (exeLen > 0 || cmdLen > 0) publish(tgid, detSeq[k]!, EXEC_RESULT_DETAILS, 0, 0, exeLen, cmdLen);
+      }
+    }
+    readClock();
+    shared[S_HANDLER_NS] += clock[0]! - t0;
   }
   connector.close();
   port.close();
@@ -592,10 +1014,7 @@ function runExecWatcher(data: { options: ExecWatcherOptions; shared: Float64Arra
 
 /** Command line from /proc/PID/cmdline bytes: NUL separators become spaces, trailing NULs dropped. */
 export function cmdlineText(b: Buffer, n: number): string {
-  let end = n;
-  while (end > 0 && b[end - 1] === 0) end--;
-  for (let i = 0; i < end; i++) if (b[i] === 0) b[i] = 32;
-  return b.toString('utf8', 0, end);
+  return b.toString('utf8', 0, cmdlineBytes(b, n));
 }
 
 /**
@@ -625,5 +1044,5 @@ function raiseThreadPriority(nice: number, realtime: boolean): { priority: strin
 }
 
 if (!isMainThread && (workerData as { kind?: string } | null)?.kind === WORKER_KIND) {
-  runExecWatcher(workerData as { options: ExecWatcherOptions; shared: Float64Array; execSeq: Int32Array; port: MessagePort });
+  runExecWatcher(workerData as WatcherThreadData);
 }

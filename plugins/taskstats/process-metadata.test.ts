@@ -13,6 +13,7 @@ import {
   parseProcCgroupBytes,
 } from './cgroup-path.js';
 import { ProcessMetadata } from './process-metadata.js';
+import { EXEC_RESULT_CGROUP, EXEC_RESULT_DETAILS } from './proc-connector.js';
 import { newTaskRecord, type TaskRecord } from './record.js';
 import { cgroupTestSkipReason, createTestCgroup, type TestCgroup } from '../../test/support/cgroup.js';
 import type { ComponentTelemetry, Logger } from '../../src/api/index.js';
@@ -225,10 +226,12 @@ describe('ProcessMetadata on a fake /proc (v1-only host)', () => {
         pm.fillExit(r, true);
         assert.equal(r.cgroup, '/outer', 'exec seen, process gone: the parent is all that is left');
       }
-      const onExec = (pm as unknown as { onExec(i: [number, string, string, string, number, number]): void }).onExec.bind(pm);
-      onExec([600, '/target', '', '', Date.now() / 1000, 10]); // its last exec, another cgroup: wrong, counted
-      onExec([601, '/outer', '', '', Date.now() / 1000, 11]); // same cgroup: the exit was right
-      onExec([602, '/target', '', '', Date.now() / 1000, 9]); // an earlier exec of 602 (moved after it): says nothing
+      type OnExec = (tgid: number, seq: number, what: number, cgroup: string, exe: string, cmdline: string, capturedSec: number) => void;
+      const onExec = (pm as unknown as { onExec: OnExec }).onExec.bind(pm);
+      onExec(600, 10, EXEC_RESULT_CGROUP, '/target', '', '', Date.now() / 1000); // its last exec, another cgroup: wrong, counted
+      onExec(601, 11, EXEC_RESULT_CGROUP, '/outer', '', '', Date.now() / 1000); // same cgroup: the exit was right
+      onExec(602, 9, EXEC_RESULT_CGROUP, '/target', '', '', Date.now() / 1000); // an earlier exec of 602 (moved after it): says nothing
+      onExec(600, 10, EXEC_RESULT_DETAILS, '', '/bin/x', 'x', Date.now() / 1000); // details of an ended process: nothing
       assert.equal(pm.stats.lateExecResults, 1);
       assert.equal(counters.get('exec_metadata_late'), 1);
       assert.equal(warnings.length, 1, 'one warning');
@@ -239,6 +242,35 @@ describe('ProcessMetadata on a fake /proc (v1-only host)', () => {
       latest.clear();
       pm.fillLive(again);
       assert.equal(again.cgroup, '/new.scope');
+    } finally {
+      proc.remove();
+    }
+  });
+
+  test('exec results: the cgroup, then the details of the same exec when the watcher read them apart', () => {
+    const proc = fakeProc(HYBRID);
+    try {
+      const pm = new ProcessMetadata({ commandLine: true, executablePath: true, procRoot: proc.root, logger: quietLogger, telemetry: telemetry() });
+      type OnExec = (tgid: number, seq: number, what: number, cgroup: string, exe: string, cmdline: string, capturedSec: number) => void;
+      const onExec = (pm as unknown as { onExec: OnExec }).onExec.bind(pm);
+      const now = Date.now() / 1000;
+      // A burst: the watcher published the cgroup first, the executable and command line after.
+      onExec(700, 5, EXEC_RESULT_CGROUP, '/burst', '', '', now);
+      const before = record(700);
+      pm.fillLive(before);
+      assert.deepEqual([before.cgroup, before.exePath, before.cmdline], ['/burst', '', ''], 'no /proc read: the exec result stands');
+      onExec(700, 4, EXEC_RESULT_DETAILS, '', '/bin/old', 'old', now); // an earlier exec's details: ignored
+      onExec(700, 5, EXEC_RESULT_DETAILS, '', '/bin/x', 'x --y', now);
+      const after = record(700);
+      pm.fillLive(after);
+      assert.deepEqual([after.cgroup, after.exePath, after.cmdline], ['/burst', '/bin/x', 'x --y']);
+      // One exec at a time: everything in one result.
+      onExec(701, 6, EXEC_RESULT_CGROUP | EXEC_RESULT_DETAILS, '/one', '/bin/one', 'one', now);
+      const one = record(701);
+      pm.fillLive(one);
+      assert.deepEqual([one.cgroup, one.exePath, one.cmdline], ['/one', '/bin/one', 'one']);
+      assert.equal(pm.stats.execEvents, 2, 'details results are not exec events');
+      assert.equal(pm.stats.procReads, 0);
     } finally {
       proc.remove();
     }

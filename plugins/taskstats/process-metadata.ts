@@ -34,7 +34,9 @@ import type { TaskRecord } from './record.js';
 import {
   ProcFileReader, StringInterner, chooseCgroupSelector, parseProcCgroupBytes, type CgroupSelector,
 } from './cgroup-path.js';
-import { ExecWatcher, cmdlineText, seqAfter, type ExecInfo, type ExecWatcherStats } from './proc-connector.js';
+import {
+  EXEC_RESULT_CGROUP, EXEC_RESULT_DETAILS, ExecWatcher, cmdlineText, seqAfter, type ExecWatcherStats,
+} from './proc-connector.js';
 
 /** ac_flag: the task forked and never exec'd. */
 const AFORK = 0x01;
@@ -202,7 +204,7 @@ export class ProcessMetadata {
         commandLine: this.o.commandLine, maxCommandLineBytes: this.maxCmdline, nice: this.o.execWatcherNice,
         realtime: this.o.execWatcherRealtime,
       },
-      (info) => this.onExec(info),
+      (tgid, seq, what, cgroup, exePath, cmdline, capturedSec) => this.onExec(tgid, seq, what, cgroup, exePath, cmdline, capturedSec),
       (count) => this.onOverflow(count),
       (count) => this.onMissed(count),
       (reason) => this.o.logger.error(
@@ -407,9 +409,25 @@ export class ProcessMetadata {
     return p;
   }
 
-  /** Applies what the watcher thread read at an exec. */
-  private onExec(info: ExecInfo): void {
-    const [tgid, cgroupRaw, exePath, cmdline, capturedSec, execSeq] = info;
+  /**
+   * Applies what the watcher thread read at an exec: its cgroup (with the executable and command
+   * line, or those later in a result of their own when the watcher had a backlog).
+   */
+  private onExec(
+    tgid: number, execSeq: number, what: number, cgroupRaw: string, exePathRead: string, cmdlineRead: string, capturedSec: number,
+  ): void {
+    if ((what & EXEC_RESULT_CGROUP) === 0) {
+      // The details of an exec whose cgroup was applied before: only for that same exec.
+      const d = this.cache.get(tgid);
+      if (d !== undefined && !d.ended && d.execSeq === execSeq) {
+        d.exePath = exePathRead;
+        d.cmdline = cmdlineRead;
+      }
+      return;
+    }
+    const withDetails = (what & EXEC_RESULT_DETAILS) !== 0;
+    const exePath = withDetails ? exePathRead : '';
+    const cmdline = withDetails ? cmdlineRead : '';
     this.stats.execEvents++;
     const cgroup = this.interner.intern(cgroupRaw);
     const now = this.now();
