@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LivePoller, copyTaskRecordInto, listProcessIds } from './live-poller.js';
+import { LivePoller, copyTaskRecordInto, listProcessIds, listProcessIdsYielding } from './live-poller.js';
 import { DatagramBatch, TaskstatsSocket } from './libnl.js';
 import { TaskstatsParser, PARSED_TGID, PARSE_NETLINK_ERROR } from './parser.js';
 import { copyTaskRecord, newTaskRecord, type TaskRecord } from './record.js';
@@ -39,7 +39,7 @@ describe('live sweep building blocks', { timeout: 60_000 }, () => {
     assert.deepEqual(dst, src);
   });
 
-  test('listProcessIds: the numeric entries of a directory, and of /proc', () => {
+  test('listProcessIds: the numeric entries of a directory, and of /proc', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ts-procroot-'));
     try {
       for (const d of ['1', '22', '4194304', '333abc', 'abc', 'self', '2147483648', '99999999999']) mkdirSync(join(dir, d));
@@ -47,6 +47,9 @@ describe('live sweep building blocks', { timeout: 60_000 }, () => {
       // a small id array: it must grow
       const r = listProcessIds(dir, new Int32Array(1), Buffer.alloc(4096));
       assert.deepEqual([...r.ids.subarray(0, r.count)].sort((a, b) => a - b), [1, 7, 22, 4194304]);
+      // the sweep's variant: one getdents64() per ~1 entry here (a 40-byte buffer), yielding after each
+      const y = await listProcessIdsYielding(dir, new Int32Array(1), Buffer.alloc(40), 0);
+      assert.deepEqual([...y.ids.subarray(0, y.count)].sort((a, b) => a - b), [1, 7, 22, 4194304]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
