@@ -57,6 +57,7 @@ describe('agent -> VictoriaMetrics: exact per-cgroup accounting', { timeout: 240
   let processesRun = 0;
   let kernelCpuS = 0;
   let recordsCpu = { records: 0, runtimeS: 0 };
+  let recordsByName = new Map<string, number>();
 
   before(async () => {
     vm = await startVictoriaMetrics();
@@ -96,6 +97,7 @@ describe('agent -> VictoriaMetrics: exact per-cgroup accounting', { timeout: 240
     await new Promise((r) => setTimeout(r, 2500));
     await vm.flush();
     recordsCpu = records.of([SHORT_NAME, LAUNCHER_NAME, LONG_NAME]);
+    recordsByName = records.byComm([SHORT_NAME, LAUNCHER_NAME, LONG_NAME]);
   });
 
   after(async () => {
@@ -109,6 +111,16 @@ describe('agent -> VictoriaMetrics: exact per-cgroup accounting', { timeout: 240
     const exits = await sumLatest(vm!, 'process.exits', cg!.path);
     const cpu = await sumLatest(vm!, 'process.cpu.time', cg!.path);
     const run = await sumLatest(vm!, 'process.linux.cpu.run_time', cg!.path);
+    // Per executable name, backend vs records (a name only in the backend: attributed from elsewhere).
+    const backendByName = new Map<string, number>();
+    for (const s of await vm!.exportSeries('{__name__="process.linux.cpu.run_time"}')) {
+      if (s.metric['process.linux.cgroup'] !== cg!.path) continue;
+      const name = String(s.metric['process.executable.name']);
+      backendByName.set(name, (backendByName.get(name) ?? 0) + s.values[s.values.length - 1]!);
+    }
+    const perName = [...new Set([...backendByName.keys(), ...recordsByName.keys()])]
+      .map((n) => `${n} ${(backendByName.get(n) ?? 0).toFixed(4)}/${(recordsByName.get(n) ?? 0).toFixed(4)} s`)
+      .join(', ');
     const line =
       `e2e accounting for ${cg!.path}: ${processesRun} processes run, backend exits ${exits.total}; ` +
       `kernel cpu.stat ${kernelCpuS.toFixed(4)} s, backend process.cpu.time ${cpu.total.toFixed(4)} s ` +
@@ -116,7 +128,7 @@ describe('agent -> VictoriaMetrics: exact per-cgroup accounting', { timeout: 240
       `(${((100 * run.total) / kernelCpuS).toFixed(2)}%); the kernel's exit records of the ${recordsCpu.records} processes ` +
       `${recordsCpu.runtimeS.toFixed(4)} s (${((100 * recordsCpu.runtimeS) / kernelCpuS).toFixed(2)}% of cpu.stat; ` +
       `${(((kernelCpuS - recordsCpu.runtimeS) / Math.max(1, recordsCpu.records)) * 1e6).toFixed(0)} us per process in cpu.stat but in no record), ` +
-      `process.cpu.time = ${((100 * cpu.total) / recordsCpu.runtimeS).toFixed(2)}% of the records`;
+      `process.cpu.time = ${((100 * cpu.total) / recordsCpu.runtimeS).toFixed(2)}% of the records (run_time per name, backend/records: ${perName})`;
     return { exits, cpu, run, line };
   }
 

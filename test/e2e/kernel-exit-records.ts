@@ -11,6 +11,8 @@ import { agentBin } from '../support/agent.js';
 export interface KernelExitRecords {
   /** Thread records of processes whose comm is one of `comms`: count and summed runtime (s). */
   of(comms: string[]): { records: number; runtimeS: number };
+  /** Summed runtime (s) per comm of the records whose comm is one of `comms`. */
+  byComm(comms: string[]): Map<string, number>;
   stop(): Promise<void>;
 }
 
@@ -57,6 +59,11 @@ export async function startKernelExitRecords(): Promise<KernelExitRecords> {
         ns += r.runNs;
       }
       return { records: n, runtimeS: ns / 1e9 };
+    },
+    byComm(comms) {
+      const m = new Map<string, number>();
+      for (const r of records) if (comms.includes(r.comm)) m.set(r.comm, (m.get(r.comm) ?? 0) + r.runNs / 1e9);
+      return m;
     },
     stop() {
       if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
