@@ -24,6 +24,25 @@ const RUNS = Number(process.env.BENCH_EXEC_RUNS ?? 3);
 const WARMUP = 1000;
 const baseline = process.env.BENCH_EXEC_BASELINE ? (await import(process.env.BENCH_EXEC_BASELINE)).ExecWatcher : undefined;
 
+// `bench.mjs --rss MODULE`: a fresh process that only reports the memory one watcher adds (RSS
+// after start, and after 3000 execs), so that versions measured in one run do not share an allocator.
+if (process.argv[2] === '--rss') {
+  const { ExecWatcher: Watcher } = await import(process.argv[3]);
+  const loop = process.argv[4];
+  const runLoop = (n) => new Promise((resolve) => spawn(loop, [String(n)], { stdio: 'ignore' }).on('exit', resolve));
+  await runLoop(10);
+  const rss0 = rssKb();
+  const w = new Watcher({ procRoot: '/proc', selector: { kind: 'v2' }, executablePath: true, commandLine: true, maxCommandLineBytes: 4096 }, () => {}, () => {});
+  await w.start();
+  const rssStarted = rssKb();
+  await runLoop(3000);
+  await sleep(300);
+  w.drain();
+  console.log(JSON.stringify({ startedMb: (rssStarted - rss0) / 1024, after3000Mb: (rssKb() - rss0) / 1024 }));
+  await w.stop();
+  process.exit(0);
+}
+
 const floorBin = compileC(readFileSync(join(root, 'bench/exec-watcher/floor.c'), 'utf8'), 'exec-floor');
 const loopBin = compileC(readFileSync(join(root, 'bench/exec-watcher/execloop.c'), 'utf8'), 'execloop');
 
@@ -61,9 +80,17 @@ async function floorRun(details) {
   return { usPerExec: r.cpu_ns / r.events / 1000, events: r.events, gone: r.gone, delayMeanUs: r.delay_mean_ns / 1000, over500us: r.delay_over_500us };
 }
 
-const rssAddedKb = { watcher: 0, baseline: 0 };
-async function watcherRun(details, Watcher = ExecWatcher, which = 'watcher') {
-  const rss0 = rssKb();
+async function rssRun(modulePath) {
+  const out = await new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, [new URL(import.meta.url).pathname, '--rss', modulePath, loopBin], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let o = '';
+    c.stdout.on('data', (d) => (o += d));
+    c.on('exit', (code) => (code === 0 ? resolve(o) : reject(new Error(`rss run exited ${code}`))));
+  });
+  return JSON.parse(out);
+}
+
+async function watcherRun(details, Watcher = ExecWatcher) {
   const w = new Watcher(
     { procRoot: '/proc', selector: { kind: 'v2' }, executablePath: details, commandLine: details, maxCommandLineBytes: 4096 },
     () => {}, () => {},
@@ -73,7 +100,6 @@ async function watcherRun(details, Watcher = ExecWatcher, which = 'watcher') {
   await execLoop(WARMUP);
   await sleep(300);
   w.drain();
-  rssAddedKb[which] = Math.max(rssAddedKb[which], rssKb() - rss0);
   const s0 = w.stats;
   const cpu0 = w.threadCpuNs();
   const main0 = threadCpuNs(process.pid);
@@ -112,7 +138,7 @@ for (let i = 0; i < RUNS; i++) {
     log(`run ${i + 1}${details ? ' (exe+cmdline)' : ''}: floor ${fmt(f.usPerExec)} us/exec (${f.events} execs, gone ${f.gone}, delay mean ${fmt(f.delayMeanUs)} us, >500us ${f.over500us}); `
       + `watcher thread ${describe(w)}`);
     if (baseline) {
-      const b = await watcherRun(details, baseline, 'baseline');
+      const b = await watcherRun(details, baseline);
       (details ? rows.baselineD : rows.baseline).push(b);
       log(`run ${i + 1}${details ? ' (exe+cmdline)' : ''}: baseline watcher thread ${describe(b)}`);
     }
@@ -140,6 +166,21 @@ if (baseline) {
         + `main thread ${fmt(med(w, 'mainUsPerExec'))} vs ${fmt(med(b, 'mainUsPerExec'))} us per exec`,
     });
   }
-  result({ name: 'exec watcher: RSS added by the baseline watcher thread', value: Number((rssAddedKb.baseline / 1024).toFixed(1)), unit: 'MB' });
 }
-result({ name: 'exec watcher: RSS added by the watcher thread', value: Number((rssAddedKb.watcher / 1024).toFixed(1)), unit: 'MB' });
+const rssOf = async (modulePath) => {
+  const rs = [];
+  for (let i = 0; i < 2; i++) rs.push(await rssRun(modulePath));
+  return { startedMb: median(rs.map((r) => r.startedMb)), after3000Mb: median(rs.map((r) => r.after3000Mb)) };
+};
+const rss = await rssOf(join(root, 'dist/plugins/taskstats/proc-connector.js'));
+result({
+  name: 'exec watcher: RSS added by the watcher thread (after 3000 execs)', value: Number(rss.after3000Mb.toFixed(1)), unit: 'MB',
+  detail: `${rss.startedMb.toFixed(1)} MB once started (separate processes, medians of 2)`,
+});
+if (baseline) {
+  const b = await rssOf(process.env.BENCH_EXEC_BASELINE);
+  result({
+    name: 'exec watcher: RSS added by the baseline watcher thread (after 3000 execs)', value: Number(b.after3000Mb.toFixed(1)), unit: 'MB',
+    detail: `${b.startedMb.toFixed(1)} MB once started`,
+  });
+}
