@@ -7,15 +7,19 @@
  * ppid), memory, faults and I/O at zero. A GET by PID of the leader fills every field for that
  * one thread; memory peaks belong to the address space (the same for every thread), faults and
  * I/O to the thread. So per process:
- *   1. GET by TGID, then GET by PID of the leader, both queued in one send() with the other
- *      processes of the batch (one reply datagram per request, matched by sequence number);
- *   2. take identity, memory, faults and I/O from the leader's record;
- *   3. when the group's CPU exceeds the leader's (other threads run or ran: the TGID query is
+ *   1. GET by TGID, queued in one send() with the other processes of the batch, the replies read
+ *      by one recvmmsg() (one datagram per request, matched by sequence number);
+ *   2. a process none of whose threads ran since its last full query (same runs, CPU time and
+ *      context switches, read from the reply without parsing it) gets its cached complete record;
+ *   3. otherwise the TGID record is parsed and a GET by PID of the leader follows (batched the
+ *      same way); identity, memory, faults and I/O come from the leader's record;
+ *   4. when the group's CPU exceeds the leader's (other threads run or ran: the TGID query is
  *      sent first, so a single-threaded process can only show the leader ahead), the leader's
  *      faults and I/O are not the process's: read /proc/PID/io and the fault counters of
  *      /proc/PID/stat, which cover all threads including dead ones (I/O rounded down to 1024
  *      as the kernel does for taskstats, so live and exit values stay comparable).
- * The measured cost of each option is in README.md.
+ * Nothing is allocated per process in the steady state. The measured cost of each choice is in
+ * README.md (bench/live/sweep-micro.mjs): the kernel's GET and /proc listing are most of it.
  *
  * A process that ended meanwhile answers ESRCH: skipped, not an error.
  */

@@ -293,7 +293,7 @@ function u64b(b: Buffer, o: number, lim: number): number {
 /**
  * The payload's words are read through a Uint32Array over the datagram's memory (a typed-array
  * read costs ~1-2 ns; Buffer.readUInt32LE ~13 ns here, and a record has ~140 words: measured in
- * bench/live/parse-micro.mjs). That needs the payload 4-byte aligned in its ArrayBuffer, which it
+ * bench/live/sweep-micro.mjs). That needs the payload 4-byte aligned in its ArrayBuffer, which it
  * is in a receive buffer of our own (Buffer.alloc) since the kernel aligns attributes to 4 bytes.
  * Otherwise (a pooled or sliced Buffer, a fuzzed offset) the payload is first copied into an
  * aligned scratch buffer. One view is kept for the last buffer seen (a receiver reuses one).
