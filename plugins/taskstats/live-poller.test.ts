@@ -131,13 +131,19 @@ describe('live sweep: idle processes from the cache', { timeout: 60_000 }, () =>
       const first = await p.sweep(() => {});
       assert.equal(first.cached, 0);
       let cachedRec: TaskRecord | undefined;
-      const second = await p.sweep((r) => {
-        if (r.tgid === idle.pid) cachedRec = copyTaskRecord(r);
+      let idleFlags = 0;
+      const second = await p.sweep((r, isIdle) => {
+        if (isIdle) idleFlags++;
+        if (r.tgid === idle.pid) {
+          cachedRec = copyTaskRecord(r);
+          assert.equal(isIdle, true, 'flagged idle');
+        }
         // consumers may write into the record: that must not reach the cache
         r.cgroup = '/written-by-a-consumer';
         r.userUs += 1e9;
       });
       assert.ok(second.cached > 0 && second.cached > second.records / 2, `${second.cached} of ${second.records} from the cache`);
+      assert.equal(idleFlags, second.cached, 'exactly the cached records are flagged idle');
       assert.equal(second.errors, 0);
       assert.equal(second.records + second.vanished, second.listed);
       assert.ok(cachedRec, 'the idle process was delivered');
@@ -178,9 +184,10 @@ describe('live sweep: idle processes from the cache', { timeout: 60_000 }, () =>
       gone.kill('SIGKILL');
       await new Promise<void>((r) => gone.once('exit', () => r()));
       const seen = new Set<number>();
-      await p.sweep((r) => {
+      await p.sweep((r, isIdle) => {
         seen.add(r.tgid);
         cpu.set(r.tgid, r.cpuRunRealNs);
+        if (r.tgid === busy.pid) assert.equal(isIdle, false, 'a process that ran is not idle');
       });
       assert.ok(cpu.get(busy.pid!)! > before + 1e6, `CPU ${before} -> ${cpu.get(busy.pid!)} ns`);
       assert.ok(!seen.has(gone.pid!), 'a reaped process is not delivered');

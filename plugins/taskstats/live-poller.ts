@@ -55,6 +55,9 @@ export interface SweepStats {
   durationMs: number;
 }
 
+/** Called per complete record of a sweep; `idle`: see LivePoller.sweep. */
+export type SweepCallback = (rec: TaskRecord, idle: boolean) => void;
+
 /** Longest stretch of sweeping without yielding to the event loop (exit events wait meanwhile). */
 const YIELD_AFTER_MS = 20;
 /** Bytes per getdents64() call when listing /proc (~24-32 bytes per entry: ~1,000 processes, ~1.3 ms here). */
@@ -161,9 +164,12 @@ export class LivePoller {
 
   /**
    * Query every process once, calling `onRecord` per complete record (reused: copy to keep).
+   * `idle` is true when none of the process's threads ran since its last full query: every
+   * counter of the record is then what this poller delivered for the process before (only
+   * elapsedUs moved), so a consumer may take a shortcut (no growth).
    * Yields to the event loop every `chunk` processes. Concurrent calls share one sweep.
    */
-  sweep(onRecord: (rec: TaskRecord) => void): Promise<SweepStats> {
+  sweep(onRecord: SweepCallback): Promise<SweepStats> {
     if (this.running) return this.running;
     this.running = this.runSweep(onRecord).finally(() => {
       this.running = null;
@@ -171,7 +177,7 @@ export class LivePoller {
     return this.running;
   }
 
-  private async runSweep(onRecord: (rec: TaskRecord) => void): Promise<SweepStats> {
+  private async runSweep(onRecord: SweepCallback): Promise<SweepStats> {
     const t0 = performance.now();
     if (!this.sock) this.open();
     const stats: SweepStats = { listed: 0, records: 0, vanished: 0, procReads: 0, procDenied: 0, cached: 0, errors: 0, durationMs: 0 };
@@ -297,7 +303,7 @@ export class LivePoller {
    * One batch: GET by TGID for every process; then GET by PID of the leader for those that are
    * new or ran since the previous sweep; then one complete record per process to `onRecord`.
    */
-  private queryBatch(ids: ArrayLike<number>, from: number, count: number, onRecord: (rec: TaskRecord) => void, stats: SweepStats, useCache = true): void {
+  private queryBatch(ids: ArrayLike<number>, from: number, count: number, onRecord: SweepCallback, stats: SweepStats, useCache = true): void {
     const state = this.state;
     state.fill(0, 0, count);
     this.exchange('tgid', ids, from, count, null, stats, useCache);
@@ -334,7 +340,7 @@ export class LivePoller {
       }
       if (rec) {
         stats.records++;
-        onRecord(rec);
+        onRecord(rec, (s & LivePoller.IDLE) !== 0);
       }
     }
   }
