@@ -209,6 +209,10 @@ describe('ProcessAccounting', () => {
     // A 3 ms process that no tick caught: all of it is user time (as the kernel does).
     acc.exit(rec(0, 0, 3e6, 'exit'), null, T0, out);
     assert.deepEqual([ms(out[0]!.values[RAW.USER]!), ms(out[0]!.values[RAW.SYSTEM]!)], [3, 0]);
+    // (Two sweeps later: a live reading of pid 42 with the same start is no longer taken for the
+    // process that just ended.)
+    acc.endSweep(T0, out);
+    acc.endSweep(T0, out);
     // The ratio moves between readings: neither mode goes backwards, and the sum stays exact.
     out.length = 0;
     acc.live(rec(4000, 0, 10e6, 'live'), T0, out); // user 10
@@ -382,6 +386,45 @@ describe('ProcessAccounting', () => {
     acc.endSweep(T0 + 30_000, out);
     assert.equal(acc.size, 0);
     assert.equal(telemetry.counters.get('processes_lost'), 3);
+  });
+
+  test('a live reading of a process whose exit record was already handled (its teardown, a zombie) is not counted again', () => {
+    const { acc, telemetry } = accounting();
+    const out: SampleBatch = [];
+    // Seen live, then its exit record, then a sweep that still finds it (tearing itself down: its
+    // CPU a little above the record's).
+    const p = new SimProcess(1400, START).work(1400, 2);
+    acc.live(p.live(), T0, out);
+    acc.endSweep(T0, out);
+    const final = p.work(1400, 1).exit(1400);
+    acc.exit(final[0], final[1], T0 + 500, out);
+    const tearingDown = p.live();
+    tearingDown.cpuRunVirtualNs = final[0].cpuRunVirtualNs + 150_000;
+    acc.live(tearingDown, T0 + 600, out);
+    assertTotals(sums(out), p.total());
+    assert.equal(acc.size, 0);
+    // Never seen live: counted whole at its exit; a reading after it adds nothing, even a sweep later.
+    const q = new SimProcess(1500, START).work(1500, 3);
+    const [qt] = q.exit(1500);
+    acc.exit(qt, null, T0 + 700, out);
+    acc.endSweep(T0 + 1000, out);
+    acc.live(q.live(), T0 + 1100, out);
+    const both = zero();
+    for (const t of [p.total(), q.total()]) for (const f of ALL_FIELDS) both[f] += t[f];
+    assertTotals(sums(out), both);
+    assert.equal(telemetry.counters.get('live_after_exit'), 2);
+    assert.equal(acc.size, 0);
+    // A new process under the tgid that started at another time is a new process: counted.
+    const r = new SimProcess(1500, START + 30).work(1500, 1);
+    acc.live(r.live(), T0 + 1200, out);
+    assert.equal(acc.size, 1);
+    assert.equal(telemetry.counters.get('live_after_exit'), 2);
+    // Two sweeps after an end, the same tgid and start are a new process (pid reuse within a second).
+    acc.endSweep(T0 + 2000, out);
+    acc.endSweep(T0 + 3000, out);
+    acc.live(q.live(), T0 + 3100, out);
+    assert.equal(telemetry.counters.get('live_after_exit'), 2);
+    assert.ok(acc.tracks(1500));
   });
 
   test('exits only: expireGone forgets a process whose final record was lost once it is gone or its pid names another process', () => {

@@ -232,7 +232,17 @@ export class ProcessAccounting {
   /** Processes whose tgid was taken by a newer process before their exit record arrived. */
   private readonly replaced = new Map<number, ProcessState>();
   private sweep = 0;
+  /**
+   * Processes whose end (final exit record) was handled in this sweep and in the previous one:
+   * tgid -> start time (s; 0 unknown). The kernel sends the record at the start of do_exit, and the
+   * process stays visible, with its CPU still growing, while it tears itself down (exit_mm,
+   * exit_files, exit_notify: 0.1 ms for a small process, seconds for a huge one); a live sweep that
+   * reads it then must not count it again as a new process. Rotated by endSweep / expireGone.
+   */
+  private endedNow = new Map<number, number>();
+  private endedBefore = new Map<number, number>();
   private readonly lostCounter: { add(value: number): void };
+  private readonly afterEndCounter: { add(value: number): void };
   private readonly reuseCounter: { add(value: number): void };
   /** Aggregate mode: cgroup -> comm -> shared attributes object. */
   private readonly attributeCache = new Map<string, Map<string, Attributes>>();
@@ -252,6 +262,11 @@ export class ProcessAccounting {
     this.lostCounter = o.telemetry.counter(
       'processes_lost',
       'Processes forgotten without an exit record (exit events lost, e.g. to ENOBUFS); their last interval is not counted',
+      '{process}',
+    );
+    this.afterEndCounter = o.telemetry.counter(
+      'live_after_exit',
+      'Live readings of a process whose final exit record was already handled (read while it tore itself down, or as a zombie): ignored, not counted twice',
       '{process}',
     );
     this.reuseCounter = o.telemetry.counter(
@@ -302,6 +317,13 @@ export class ProcessAccounting {
       st = undefined;
     }
     if (st === undefined) {
+      if (this.endedRecently(tgid, rec.startTimeSec)) {
+        // The process already ended (its exit record was handled) and is still tearing itself
+        // down: everything it did is counted. A new process that reused the tgid within the same
+        // second is only counted a sweep or two later, never lost.
+        this.afterEndCounter.add(1);
+        return;
+      }
       st = this.newState(tgid, rec.startTimeSec, rec);
       this.table.set(tgid, st);
     } else {
@@ -397,6 +419,9 @@ export class ProcessAccounting {
       for (let i = 0; i < RAW_COUNTERS; i++) if (g[i]! > counters[i]!) counters[i] = g[i]!;
     }
 
+    const startSec = st !== undefined && st.startTimeSec > 0 ? st.startTimeSec : isLeader ? thread.startTimeSec : 0;
+    this.endedNow.set(tgid, startSec > 0 ? startSec : 0);
+
     let attributes: Attributes;
     let context: Attributes | undefined;
     if (st !== undefined) {
@@ -453,6 +478,7 @@ export class ProcessAccounting {
         this.forget(st, nowMs, out);
       }
     }
+    this.rotateEnded();
     this.sweep++;
   }
 
@@ -472,10 +498,25 @@ export class ProcessAccounting {
         this.forget(st, nowMs, out);
       }
     }
+    this.rotateEnded();
     this.sweep++;
   }
 
   // -------------------------------------------------------------------------------------------
+
+  private rotateEnded(): void {
+    const older = this.endedBefore;
+    older.clear();
+    this.endedBefore = this.endedNow;
+    this.endedNow = older;
+  }
+
+  /** Did a process with this tgid and start time end in this sweep or the previous one? */
+  private endedRecently(tgid: number, startTimeSec: number): boolean {
+    const start = this.endedNow.get(tgid) ?? this.endedBefore.get(tgid);
+    if (start === undefined) return false;
+    return start === 0 || !(startTimeSec > 0) || Math.abs(startTimeSec - start) <= 1;
+  }
 
   /** Given what the tgid names now (start time, -1 for nothing), has the tracked process ended? */
   private isGone(st: ProcessState, startSec: number): boolean {
