@@ -71,6 +71,8 @@ export interface AccountingOptions {
 const AGROUP = 0x20;
 /** A live reading whose CPU run time is this much below what was reported is another process. */
 const CPU_BACKWARDS_NS = 10e6;
+/** Slots of the table of recently ended processes (3 x 4 bytes each). */
+const ENDED_SLOTS = 1 << 16;
 /** Bound on the cached (cgroup, comm) attribute objects in aggregate mode. */
 const ATTRIBUTE_CACHE_LIMIT = 20_000;
 /**
@@ -233,14 +235,17 @@ export class ProcessAccounting {
   private readonly replaced = new Map<number, ProcessState>();
   private sweep = 0;
   /**
-   * Processes whose end (final exit record) was handled in this sweep and in the previous one:
-   * tgid -> start time (s; 0 unknown). The kernel sends the record at the start of do_exit, and the
-   * process stays visible, with its CPU still growing, while it tears itself down (exit_mm,
-   * exit_files, exit_notify: 0.1 ms for a small process, seconds for a huge one); a live sweep that
-   * reads it then must not count it again as a new process. Rotated by endSweep / expireGone.
+   * Processes whose end (final exit record) was handled, for endedRecently: the kernel sends the
+   * record at the start of do_exit, and the process stays visible, with its CPU still growing,
+   * while it tears itself down (exit_mm, exit_files, exit_notify: 0.1 ms for a small process,
+   * seconds for a huge one); a live sweep that reads it then must not count it again as a new
+   * process. Direct-mapped by the tgid's low bits (the latest end per slot: fixed memory whatever
+   * the exit rate; with pid_max <= ENDED_SLOTS no two tgids share a slot), allocated by the first
+   * live reading (exits-only mode needs none).
    */
-  private endedNow = new Map<number, number>();
-  private endedBefore = new Map<number, number>();
+  private endedTgid: Int32Array | null = null;
+  private endedStartSec = new Uint32Array(0);
+  private endedSweep = new Int32Array(0);
   private readonly lostCounter: { add(value: number): void };
   private readonly afterEndCounter: { add(value: number): void };
   private readonly reuseCounter: { add(value: number): void };
@@ -317,7 +322,11 @@ export class ProcessAccounting {
       st = undefined;
     }
     if (st === undefined) {
-      if (this.endedRecently(tgid, rec.startTimeSec)) {
+      if (this.endedTgid === null) {
+        this.endedTgid = new Int32Array(ENDED_SLOTS);
+        this.endedStartSec = new Uint32Array(ENDED_SLOTS);
+        this.endedSweep = new Int32Array(ENDED_SLOTS);
+      } else if (this.endedRecently(tgid, rec.startTimeSec)) {
         // The process already ended (its exit record was handled) and is still tearing itself
         // down: everything it did is counted. A new process that reused the tgid within the same
         // second is only counted a sweep or two later, never lost.
@@ -419,8 +428,13 @@ export class ProcessAccounting {
       for (let i = 0; i < RAW_COUNTERS; i++) if (g[i]! > counters[i]!) counters[i] = g[i]!;
     }
 
-    const startSec = st !== undefined && st.startTimeSec > 0 ? st.startTimeSec : isLeader ? thread.startTimeSec : 0;
-    this.endedNow.set(tgid, startSec > 0 ? startSec : 0);
+    if (this.endedTgid !== null) {
+      const slot = tgid & (ENDED_SLOTS - 1);
+      const startSec = st !== undefined && st.startTimeSec > 0 ? st.startTimeSec : isLeader ? thread.startTimeSec : 0;
+      this.endedTgid[slot] = tgid;
+      this.endedStartSec[slot] = startSec > 0 ? startSec : 0;
+      this.endedSweep[slot] = this.sweep;
+    }
 
     let attributes: Attributes;
     let context: Attributes | undefined;
@@ -478,7 +492,6 @@ export class ProcessAccounting {
         this.forget(st, nowMs, out);
       }
     }
-    this.rotateEnded();
     this.sweep++;
   }
 
@@ -498,23 +511,16 @@ export class ProcessAccounting {
         this.forget(st, nowMs, out);
       }
     }
-    this.rotateEnded();
     this.sweep++;
   }
 
   // -------------------------------------------------------------------------------------------
 
-  private rotateEnded(): void {
-    const older = this.endedBefore;
-    older.clear();
-    this.endedBefore = this.endedNow;
-    this.endedNow = older;
-  }
-
   /** Did a process with this tgid and start time end in this sweep or the previous one? */
   private endedRecently(tgid: number, startTimeSec: number): boolean {
-    const start = this.endedNow.get(tgid) ?? this.endedBefore.get(tgid);
-    if (start === undefined) return false;
+    const slot = tgid & (ENDED_SLOTS - 1);
+    if (this.endedTgid![slot] !== tgid || this.sweep - this.endedSweep[slot]! > 1) return false;
+    const start = this.endedStartSec[slot]!;
     return start === 0 || !(startTimeSec > 0) || Math.abs(startTimeSec - start) <= 1;
   }
 
