@@ -394,7 +394,7 @@ const S_STOP = 3; // read as Int32 index S_STOP * 2
 const S_CGROUP_READS = 4;
 const S_DELAY_SUM_NS = 5; // exec event (kernel timestamp) to the end of its cgroup read, summed
 const S_DELAY_OVER_500US = 6;
-const S_DROPPED = 7; // results dropped because the main thread had not taken RESULT_SLOTS of them (also in S_MISSED)
+const S_DROPPED = 7; // results dropped because the main thread had not taken RESULT_SLOTS of them (in S_MISSED when they carried the cgroup)
 const S_SLOTS = 8;
 
 /**
@@ -456,7 +456,7 @@ export interface ExecWatcherStats {
   cgroupReads: number;
   delaySumNs: number;
   delayedOver500us: number;
-  /** Results dropped because the main thread had not taken the previous RESULT_SLOTS (counted in missed too). */
+  /** Results dropped because the main thread had not taken the previous RESULT_SLOTS (in missed too when they carried the cgroup). */
   dropped: number;
 }
 
@@ -913,12 +913,12 @@ function runExecWatcher(data: WatcherThreadData): void {
   };
   const publish = (tgid: number, seq: number, what: number, cgStart: number, cgEnd: number, exeLen: number, cmdLen: number): void => {
     recStart = arenaWrite;
-    if (((published - Atomics.load(control, C_CONSUMED)) | 0) >= RESULT_SLOTS) { drop(); return; }
+    if (((published - Atomics.load(control, C_CONSUMED)) | 0) >= RESULT_SLOTS) { drop(what); return; }
     const b = (published & RESULT_MASK) * RESULT_INTS;
     if ((what & EXEC_RESULT_CGROUP) !== 0) {
       const len = Math.min(cgEnd - cgStart, MAX_PATH_BYTES);
       const off = alloc(len);
-      if (off < 0) { drop(); return; }
+      if (off < 0) { drop(what); return; }
       copyBytes(reader.file, cgStart, arena, off, len);
       slots[b + R_CG_OFF] = off;
       slots[b + R_CG_LEN] = len;
@@ -926,7 +926,7 @@ function runExecWatcher(data: WatcherThreadData): void {
     if ((what & EXEC_RESULT_DETAILS) !== 0) {
       const exeOff = exeLen > 0 ? alloc(exeLen) : 0;
       const cmdOff = cmdLen > 0 && exeOff >= 0 ? alloc(cmdLen) : 0;
-      if (exeOff < 0 || cmdOff < 0) { drop(); return; }
+      if (exeOff < 0 || cmdOff < 0) { drop(what); return; }
       copyBytes(reader.link, 0, arena, exeOff, exeLen);
       copyBytes(reader.cmdline, 0, arena, cmdOff, cmdLen);
       slots[b + R_EXE_OFF] = exeOff;
@@ -948,11 +948,14 @@ function runExecWatcher(data: WatcherThreadData): void {
       port.postMessage(0);
     }
   };
-  /** The main thread has not taken the last RESULT_SLOTS results (or arena bytes): this one is lost, and counted. */
-  const drop = (): void => {
+  /**
+   * The main thread has not taken the last RESULT_SLOTS results (or arena bytes): this one is lost,
+   * and counted; as a miss when it carried the cgroup (details alone leave the exec attributed).
+   */
+  const drop = (what: number): void => {
     arenaWrite = recStart;
     shared[S_DROPPED]++;
-    shared[S_MISSED]++;
+    if ((what & EXEC_RESULT_CGROUP) !== 0) shared[S_MISSED]++;
     if (Atomics.compareExchange(control, C_NUDGED, 0, 1) === 0) port.postMessage(0);
   };
   /** Reads the executable path and command line of tgid into the reader's buffers; their lengths go to exeLen and cmdLen. */
