@@ -46,7 +46,7 @@ try {
   vm = await startVictoriaMetrics();
   const config = benchAgentConfig({ otlpMetricsUrl: vm.otlpMetricsUrl, collectionInterval: `${INTERVAL_S}s` });
   // As shipped: the Dockerfile's ENTRYPOINT and `npm start` run node with this flag (docs/performance.md).
-  agent = await startAgent({ config, nodeArgs: ['--max-semi-space-size=4'] });
+  agent = await startAgent({ config, nodeArgs: ['--max-semi-space-size=2'] });
   // The first cycles see every process for the first time (identity and cgroup from /proc).
   const cpu0 = agent.cpuUs();
   await sleep(INTERVAL_S * 1000 * 2 + 200);
