@@ -9,7 +9,7 @@
 // processes that move themselves into the cgroup right before exec (kubectl exec, exec probes).
 //
 // What the kernel's exit records hold is measured too, with a second, minimal listener
-// (kernel-records.mjs): a process's record is taken in do_exit BEFORE exit_mm, exit_files,
+// (test/support/kernel-exit-records.ts): a process's record is taken in do_exit BEFORE exit_mm, exit_files,
 // exit_notify and the final schedule, whose CPU cpu.stat counts but no record carries (measured
 // by the "exit-probe" section: zombie schedstat - record). So for short-lived processes the
 // share of cpu.stat any taskstats consumer can report is below 100% by that exit path, and the
@@ -19,7 +19,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { compileC, createCgroup, execMovedIntoCgroup, forkedInCgroup, sleep, waitFor } from '../../dist/test/support/workload.js';
-import { startKernelRecords } from './kernel-records.mjs';
+import { startKernelExitRecords } from '../../dist/test/support/kernel-exit-records.js';
 import { benchAgentConfig } from '../lib/agent-config.mjs';
 import { processExporterVersion, startProcessExporter } from '../lib/process-exporter.mjs';
 import { log, mean, median, result } from '../lib/report.mjs';
@@ -36,7 +36,7 @@ const peCpu = (snap, groups) =>
 
 let vm, agent, pe, cg, kr;
 try {
-  kr = await startKernelRecords();
+  kr = await startKernelExitRecords();
   vm = await startVictoriaMetrics();
   agent = await startAgent({ config: benchAgentConfig({ otlpMetricsUrl: vm.otlpMetricsUrl, collectionInterval: `${INTERVAL_S}s` }) });
   pe = await startProcessExporter();
@@ -85,7 +85,8 @@ try {
     for (const g of groups) elsewhere += (await vm.sumOfLast(`{__name__="process.exits","process.executable.name"="${g}","process.linux.cgroup"!="${cg.path}"}`)).total;
     const agentShare = cpuS * 1e6 / usageUs;
     // The kernel's own exit records of this workload (the same processes, by their run-unique names).
-    const kernel = kr.of(groups);
+    const { records: kernelRecords, runtimeS: kernelRunS } = kr.of(groups);
+    const kernel = { n: kernelRecords, runUs: kernelRunS * 1e6 };
     const kernelShare = kernel.runUs / usageUs;
     const ofRecords = cpuS * 1e6 / kernel.runUs;
     log(`${mode}: cgroup cpu.stat ${(usageUs / 1000).toFixed(0)} ms; kernel exit records ${(kernel.runUs / 1000).toFixed(0)} ms (${(kernelShare * 100).toFixed(1)}%, ${kernel.n} records; ` +
@@ -118,7 +119,7 @@ try {
   }
   await sleep(1000);
   const usageUs = cg.usageUsec();
-  const recordUs = kr.byPid();
+  const recordUs = new Map([...kr.byPid()].map(([pid, s]) => [pid, s * 1e6]));
   const after = [];
   let zombiesUs = 0;
   for (const line of lines) {
@@ -127,7 +128,7 @@ try {
     zombiesUs += ns / 1000;
     if (rec !== undefined) after.push(ns / 1000 - rec);
   }
-  const launcherUs = kr.of(['exit-probe']).runUs;
+  const launcherUs = kr.of(['exit-probe']).runtimeS * 1e6;
   log(`exit-probe: ${probeN} processes x ${BURN_US / 1000} ms${PROBE_MB ? `, ${PROBE_MB} MB touched` : ''}; CPU after the exit record per process: median ${median(after).toFixed(0)} us, mean ${mean(after).toFixed(0)} us ` +
     `(${after.length} matched); cpu.stat ${(usageUs / 1000).toFixed(0)} ms = zombies' schedstat ${(zombiesUs / 1000).toFixed(0)} ms + launcher ${(launcherUs / 1000).toFixed(0)} ms ` +
     `(${(((zombiesUs + launcherUs) / usageUs) * 100).toFixed(2)}%)`);

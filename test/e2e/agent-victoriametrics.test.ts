@@ -19,7 +19,7 @@ import { existsSync } from 'node:fs';
 import { startAgent, type AgentProcess } from '../support/agent.js';
 import { createCgroup, forkedInCgroup, repoRoot, runTsload, tsloadAs, type TestCgroup } from '../support/workload.js';
 import { startVictoriaMetrics, type VictoriaMetrics } from '../support/victoriametrics.js';
-import { startKernelExitRecords, type KernelExitRecords } from './kernel-exit-records.js';
+import { startKernelExitRecords, type KernelExitRecords } from '../support/kernel-exit-records.js';
 
 const SHORT_LIVED = 300;
 const SHORT_BURN_US = 10_000;

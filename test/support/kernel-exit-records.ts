@@ -1,24 +1,26 @@
 /**
- * A second, minimal exit listener for end-to-end accuracy tests: `taskstats-agent exits --json`
- * (no pipeline), so a test can compare what the backend holds with what the kernel's exit records
+ * A second, minimal exit listener for end-to-end accuracy tests and the accuracy benchmark:
+ * `taskstats-agent exits --json` (no pipeline), so a test can compare what the backend holds with what the kernel's exit records
  * themselves hold. A record is taken in do_exit before the process's address space and files are
  * torn down, so cpu.stat (which counts that teardown too) is always a little more than the
  * records: the records are what any taskstats consumer can report exactly.
  */
 import { spawn } from 'node:child_process';
-import { agentBin } from '../support/agent.js';
+import { agentBin } from './agent.js';
 
 export interface KernelExitRecords {
   /** Thread records of processes whose comm is one of `comms`: count and summed runtime (s). */
   of(comms: string[]): { records: number; runtimeS: number };
   /** Summed runtime (s) per comm of the records whose comm is one of `comms`. */
   byComm(comms: string[]): Map<string, number>;
+  /** Runtime (s) in the record of each pid. */
+  byPid(): Map<number, number>;
   stop(): Promise<void>;
 }
 
 export async function startKernelExitRecords(): Promise<KernelExitRecords> {
   const child = spawn(process.execPath, [agentBin, 'exits', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const records: { comm: string; runNs: number }[] = [];
+  const records: { pid: number; comm: string; runNs: number }[] = [];
   let buf = '';
   let err = '';
   child.stdout!.setEncoding('utf8');
@@ -29,9 +31,9 @@ export async function startKernelExitRecords(): Promise<KernelExitRecords> {
       const line = buf.slice(0, i);
       buf = buf.slice(i + 1);
       if (!line.startsWith('{')) continue;
-      const r = JSON.parse(line) as { aggregate: string; comm: string; cpu_run_virtual_ns: number };
+      const r = JSON.parse(line) as { aggregate: string; pid: number; comm: string; cpu_run_virtual_ns: number };
       // Single-threaded processes: one thread record each, with the scheduler's runtime.
-      if (r.aggregate !== 'tgid') records.push({ comm: r.comm, runNs: r.cpu_run_virtual_ns });
+      if (r.aggregate !== 'tgid') records.push({ pid: r.pid, comm: r.comm, runNs: r.cpu_run_virtual_ns });
     }
   });
   child.stderr!.on('data', (d) => (err += d));
@@ -63,6 +65,11 @@ export async function startKernelExitRecords(): Promise<KernelExitRecords> {
     byComm(comms) {
       const m = new Map<string, number>();
       for (const r of records) if (comms.includes(r.comm)) m.set(r.comm, (m.get(r.comm) ?? 0) + r.runNs / 1e9);
+      return m;
+    },
+    byPid() {
+      const m = new Map<number, number>();
+      for (const r of records) m.set(r.pid, r.runNs / 1e9);
       return m;
     },
     stop() {
