@@ -10,7 +10,8 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LivePoller, copyTaskRecordInto, listProcessIds, listProcessIdsYielding } from './live-poller.js';
-import { DatagramBatch, TaskstatsSocket } from './libnl.js';
+import { TaskstatsSocket } from './libnl.js';
+import { DatagramBatch } from './libc.js';
 import { TaskstatsParser, PARSED_TGID, PARSE_NETLINK_ERROR } from './parser.js';
 import { copyTaskRecord, newTaskRecord, type TaskRecord } from './record.js';
 

@@ -24,10 +24,10 @@
  * A process that ended meanwhile answers ESRCH: skipped, not an error.
  */
 import { readFileSync } from 'node:fs';
-import { TaskstatsSocket, DatagramBatch, capNetAdminError, TaskstatsError } from './libnl.js';
+import { TaskstatsSocket, capNetAdminError, TaskstatsError } from './libnl.js';
 import { TaskstatsParser, PARSED_PID, PARSED_TGID, PARSE_NETLINK_ERROR, activityOf } from './parser.js';
 import { newTaskRecord, type TaskRecord } from './record.js';
-import { libc, EAGAIN, EINTR, EPERM, ESRCH, O_CLOEXEC, O_DIRECTORY, O_RDONLY } from './libc.js';
+import { DatagramBatch, libc, EAGAIN, EINTR, EPERM, ESRCH, O_CLOEXEC, O_DIRECTORY, O_RDONLY } from './libc.js';
 
 export interface LivePollerOptions {
   procRoot?: string;

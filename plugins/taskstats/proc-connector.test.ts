@@ -8,9 +8,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import {
-  EXEC_RESULT_CGROUP, EXEC_RESULT_DETAILS, ExecWatcher, ProcConnector, findCgroupPath, kernelSupportsEventMask,
+  EXEC_RESULT_CGROUP, EXEC_RESULT_DETAILS, ExecWatcher, ProcConnector, kernelSupportsEventMask,
 } from './proc-connector.js';
-import { parseProcCgroupBytes, type CgroupSelector } from './cgroup-path.js';
+import { findCgroupPath, parseProcCgroup, type CgroupSelector } from './cgroup-path.js';
 
 interface Result { tgid: number; seq: number; what: number; cgroup: string; exePath: string; cmdline: string; capturedSec: number }
 
@@ -39,7 +39,7 @@ describe('kernelSupportsEventMask', () => {
 });
 
 describe('findCgroupPath (the watcher thread\'s parser, on bytes)', () => {
-  test('finds the same path as parseProcCgroupBytes (synthetic, mutated and real files)', () => {
+  test('finds the same path as the text parser parseProcCgroup (synthetic, mutated and real files)', () => {
     const texts = [
       '9:name=systemd:/user.slice/session-1.scope\n8:pids:/\n4:memory:/process_api/6d7a\n2:cpu,cpuacct:/docker/abc:def\n0::/system.slice/foo.service\n',
       '12:cpuset:/kubepods/pod1/c1\n3:cpu,cpuacct:/kubepods/burstable/pod1/c1\n1:name=systemd:/kubepods/burstable/pod1/c1',
@@ -66,7 +66,7 @@ describe('findCgroupPath (the watcher thread\'s parser, on bytes)', () => {
       for (const sel of selectors) {
         const hierarchy = sel.kind === 'v1' ? Buffer.from(sel.hierarchy) : undefined;
         const found = findCgroupPath(buf, len, sel, hierarchy, range);
-        const expected = parseProcCgroupBytes(buf, len, sel);
+        const expected = parseProcCgroup(text, sel);
         assert.equal(found ? buf.toString('utf8', range[0], range[1]) : undefined, expected, `${JSON.stringify(text)} ${JSON.stringify(sel)}`);
       }
     }

@@ -47,10 +47,10 @@ import {
   MessageChannel, Worker, isMainThread, workerData, type MessagePort,
 } from 'node:worker_threads';
 import {
-  AF_NETLINK, EAGAIN, EINTR, ENOBUFS, EPERM, NETLINK_CONNECTOR, SOCK_CLOEXEC, SOCK_DGRAM,
+  AF_NETLINK, DatagramBatch, EAGAIN, EINTR, ENOBUFS, EPERM, NETLINK_CONNECTOR, SOCK_CLOEXEC, SOCK_DGRAM,
   SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, MSG_DONTWAIT, libc, setIntSockopt, type Libc,
 } from './libc.js';
-import { ProcFileReader, parseProcCgroupBytes, type CgroupSelector } from './cgroup-path.js';
+import { findCgroupPath, type CgroupSelector } from './cgroup-path.js';
 
 export const CN_IDX_PROC = 1;
 export const CN_VAL_PROC = 1;
@@ -102,7 +102,7 @@ export class ProcConnector {
   private readonly c: Libc;
   private fd = -1;
   private readonly rx = Buffer.alloc(8192);
-  private batch: RecvBatch | undefined;
+  private batch: DatagramBatch | undefined;
   /** [0]: the kernel timestamp (CLOCK_MONOTONIC, ns) of the exec event being handed to onExec. */
   readonly eventTimeNs = new Float64Array(1);
   /** Our cn_msg.ack nonce: the kernel answers with nonce + 1. */
@@ -245,11 +245,11 @@ export class ProcConnector {
    */
   readBatch(onExec: ExecEventHandler, nonBlocking: boolean): number {
     if (this.fd < 0) return 0;
-    const mm = this.batch ??= new RecvBatch();
-    if (mm.recvmmsg === undefined) return this.read(onExec, nonBlocking);
-    const n = mm.recvmmsg(this.fd, mm.buf, RECV_BATCH, nonBlocking ? MSG_DONTWAIT : MSG_WAITFORONE, null);
+    if (!LP64) return this.read(onExec, nonBlocking);
+    const mm = this.batch ??= new DatagramBatch(RECV_BATCH, RECV_SLOT_BYTES);
+    const n = this.c.recvmmsg(this.fd, mm.hdrAddress, RECV_BATCH, nonBlocking ? MSG_DONTWAIT : MSG_WAITFORONE);
     if (n < 0) {
-      const e = koffi.errno();
+      const e = this.c.errno();
       if (e === ENOBUFS) {
         this.overflows++;
         return -1;
@@ -258,7 +258,7 @@ export class ProcConnector {
     }
     for (let i = 0; i < n; i++) {
       this.messages++;
-      this.dispatch(mm.buf, RECV_DATA_OFFSET + i * RECV_SLOT_BYTES, mm.buf.readUInt32LE(i * MMSGHDR_BYTES + MSG_LEN_OFFSET), onExec, undefined);
+      this.dispatch(mm.buf, i * RECV_SLOT_BYTES, mm.length(i), onExec, undefined);
     }
     return n;
   }
@@ -297,38 +297,8 @@ const MSG_WAITFORONE = 0x10000;
 const RECV_BATCH = 64;
 /** Room per datagram: an exec event is 76 bytes; anything larger (not sent with the EXEC mask) is cut (MSG_TRUNC). */
 const RECV_SLOT_BYTES = 256;
-/** struct mmsghdr on LP64 (x86-64, arm64): struct msghdr (56 bytes), unsigned msg_len, padding. */
-const MMSGHDR_BYTES = 64;
-const MSG_LEN_OFFSET = 56;
-const IOVEC_BYTES = 16;
-const RECV_IOV_OFFSET = RECV_BATCH * MMSGHDR_BYTES;
-const RECV_DATA_OFFSET = RECV_IOV_OFFSET + RECV_BATCH * IOVEC_BYTES;
-
-/**
- * The recvmmsg() vector: RECV_BATCH mmsghdr, their iovecs and the datagram buffers, all in one
- * Buffer whose memory never moves (V8 does not move array buffer contents), so the pointers the
- * structures hold stay valid. Only on LP64 Linux; elsewhere recvmmsg stays undefined and single
- * recv() calls are used.
- */
-class RecvBatch {
-  readonly buf = Buffer.alloc(RECV_DATA_OFFSET + RECV_BATCH * RECV_SLOT_BYTES);
-  readonly recvmmsg: ((fd: number, vec: Buffer, vlen: number, flags: number, timeout: null) => number) | undefined;
-
-  constructor() {
-    if (process.arch !== 'x64' && process.arch !== 'arm64') return;
-    const fn = koffi.load('libc.so.6').func('int recvmmsg(int fd, void *vec, unsigned int vlen, int flags, void *timeout)');
-    const base = koffi.address(this.buf);
-    for (let i = 0; i < RECV_BATCH; i++) {
-      const h = i * MMSGHDR_BYTES;
-      const iov = RECV_IOV_OFFSET + i * IOVEC_BYTES;
-      this.buf.writeBigUInt64LE(base + BigInt(iov), h + 16); // msg_iov (msg_name stays NULL)
-      this.buf.writeBigUInt64LE(1n, h + 24); // msg_iovlen
-      this.buf.writeBigUInt64LE(base + BigInt(RECV_DATA_OFFSET + i * RECV_SLOT_BYTES), iov); // iov_base
-      this.buf.writeBigUInt64LE(BigInt(RECV_SLOT_BYTES), iov + 8); // iov_len
-    }
-    this.recvmmsg = fn as (fd: number, vec: Buffer, vlen: number, flags: number, timeout: null) => number;
-  }
-}
+/** recvmmsg() through DatagramBatch assumes the LP64 struct mmsghdr layout; elsewhere single recv() calls are used. */
+const LP64 = process.arch === 'x64' || process.arch === 'arm64';
 
 // ---------------------------------------------------------------------------------------------
 // The exec watcher: a worker thread that reads /proc at each exec event
@@ -741,66 +711,6 @@ class ProcBytesReader {
 const NAME_CGROUP = Buffer.from('/cgroup');
 const NAME_EXE = Buffer.from('/exe');
 const NAME_CMDLINE = Buffer.from('/cmdline');
-const DELETED_SUFFIX = Buffer.from(' (deleted)');
-
-/**
- * Where the cgroup path for `selector` is in /proc/PID/cgroup bytes b[0, len): sets
- * cgroupRange[0..1] to [start, end) and returns true, or false when no line matches. The same
- * rules as parseProcCgroupBytes (cgroup-path.ts; tested to agree), without making a string:
- * `0::PATH` for v2, a line whose controller list holds the hierarchy for v1; ` (deleted)` dropped.
- */
-export function findCgroupPath(b: Uint8Array, len: number, selector: CgroupSelector, hierarchy: Uint8Array | undefined, cgroupRange: Int32Array): boolean {
-  // One pass over the bytes in plain loops: Buffer.indexOf and compare are calls into C++ (~0.1 us
-  // each, dozens per file).
-  const v2 = selector.kind === 'v2';
-  let start = 0;
-  while (start < len) {
-    let c1 = -1;
-    let c2 = -1;
-    let end = start;
-    for (; end < len; end++) {
-      const ch = b[end]!;
-      if (ch === 10) break;
-      if (ch === 58) {
-        if (c1 < 0) c1 = end;
-        else if (c2 < 0) c2 = end;
-      }
-    }
-    if (c1 > start && c2 > 0) {
-      let match = false;
-      if (v2) {
-        match = c2 === c1 + 1 && c1 === start + 1 && b[start] === 48;
-      } else if (hierarchy !== undefined) {
-        // The controller list between the colons, comma-separated: one item equal to the hierarchy.
-        let i = c1 + 1;
-        while (i < c2 && !match) {
-          let comma = i;
-          while (comma < c2 && b[comma] !== 44) comma++;
-          if (comma - i === hierarchy.length) {
-            match = true;
-            for (let k = 0; k < hierarchy.length; k++) if (b[i + k] !== hierarchy[k]) { match = false; break; }
-          }
-          i = comma + 1;
-        }
-      }
-      if (match) {
-        let pathEnd = end;
-        const d = DELETED_SUFFIX.length;
-        if (pathEnd - (c2 + 1) >= d) {
-          let deleted = true;
-          for (let k = 0; k < d; k++) if (b[pathEnd - d + k] !== DELETED_SUFFIX[k]) { deleted = false; break; }
-          if (deleted) pathEnd -= d;
-        }
-        cgroupRange[0] = c2 + 1;
-        cgroupRange[1] = pathEnd;
-        return true;
-      }
-    }
-    start = end + 1;
-  }
-  return false;
-}
-
 /** Copies short byte strings: Buffer.copy with offsets allocates a view per call (Node 20). */
 function copyBytes(from: Uint8Array, fromStart: number, to: Uint8Array, toStart: number, len: number): void {
   for (let i = 0; i < len; i++) to[toStart + i] = from[fromStart + i]!;
