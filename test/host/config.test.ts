@@ -179,21 +179,30 @@ service: {pipelines: {metrics: {receivers: [counting_source], processors: [plain
   });
 });
 
+/** A config whose pipeline uses the `plain_upper` processor of the plugin named `plugin`. */
+function plainUpperConfig(plugin: string): string {
+  return `plugins: [${testPlugins}, ${plugin}]
+receivers: {counting_source: }
+processors: {plain_upper: }
+exporters: {file_sink: {path: /tmp/x}}
+service: {pipelines: {metrics: {receivers: [counting_source], processors: [plain_upper], exporters: [file_sink]}}}
+`;
+}
+
+/** Loads `file` without errors, and `plain_upper` came from the plugin named `source`. */
+async function assertPlainUpperFrom(file: string, source: string): Promise<void> {
+  const registry = new Registry();
+  const r = await loadConfigFile(file, registry, {});
+  assert.deepEqual(r.issues.filter((i) => i.severity === 'error').map(formatIssue), []);
+  assert.equal(registry.get('processor', 'plain_upper')!.source, source);
+}
+
 test('a relative plugin path resolves from the config file\'s directory, not the working directory', async () => {
   const d = tempDir('taskstats-rel-');
   try {
     mkdirSync(join(d.dir, 'conf', 'my-plugins'), { recursive: true });
     copyFileSync(join(fixtures, 'plain-plugin.mjs'), join(d.dir, 'conf', 'my-plugins', 'plain.mjs'));
-    const file = d.write('conf/config.yaml', `plugins: [${testPlugins}, ./my-plugins/plain.mjs]
-receivers: {counting_source: }
-processors: {plain_upper: }
-exporters: {file_sink: {path: /tmp/x}}
-service: {pipelines: {metrics: {receivers: [counting_source], processors: [plain_upper], exporters: [file_sink]}}}
-`);
-    const registry = new Registry();
-    const r = await loadConfigFile(file, registry, {});
-    assert.deepEqual(r.issues.filter((i) => i.severity === 'error').map(formatIssue), []);
-    assert.equal(registry.get('processor', 'plain_upper')!.source, './my-plugins/plain.mjs');
+    await assertPlainUpperFrom(d.write('conf/config.yaml', plainUpperConfig('./my-plugins/plain.mjs')), './my-plugins/plain.mjs');
   } finally {
     d.remove();
   }
@@ -207,16 +216,7 @@ test('a plugin named by package name resolves from the config file\'s directory'
     mkdirSync(pkg, { recursive: true });
     writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: 'my-agent-plugin', type: 'module', exports: { '.': { import: './index.mjs' } } }));
     writeFileSync(join(pkg, 'index.mjs'), `export { default } from ${JSON.stringify(pathToFileURL(join(fixtures, 'plain-plugin.mjs')).href)};`);
-    const file = d.write('config.yaml', `plugins: [${testPlugins}, my-agent-plugin]
-receivers: {counting_source: }
-processors: {plain_upper: }
-exporters: {file_sink: {path: /tmp/x}}
-service: {pipelines: {metrics: {receivers: [counting_source], processors: [plain_upper], exporters: [file_sink]}}}
-`);
-    const registry = new Registry();
-    const r = await loadConfigFile(file, registry, {});
-    assert.deepEqual(r.issues.filter((i) => i.severity === 'error').map(formatIssue), []);
-    assert.equal(registry.get('processor', 'plain_upper')!.source, 'my-agent-plugin');
+    await assertPlainUpperFrom(d.write('config.yaml', plainUpperConfig('my-agent-plugin')), 'my-agent-plugin');
   } finally {
     d.remove();
   }
