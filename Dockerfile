@@ -1,17 +1,19 @@
 # syntax=docker/dockerfile:1
-# taskstats-agent image: Node 20 on Debian 12 (bookworm) slim, the libnl runtime libraries the
+# taskstats-agent image: Node.js 26 (LTS) on Debian 12 (bookworm) slim, the libnl runtime libraries the
 # taskstats receiver loads through koffi, production dependencies from package-lock.json, and the
 # compiled JavaScript only. Build from the repository root:
 #   docker build -t taskstats-agent:0.1.0 .
 # Run (outside Kubernetes) with the kernel namespaces and the one capability it needs:
 #   docker run --pid=host --network=host --cap-drop=ALL --cap-add=NET_ADMIN --read-only --tmpfs /tmp \
 #     -v $PWD/config.yaml:/etc/taskstats-agent/config.yaml:ro taskstats-agent:0.1.0
-ARG NODE_IMAGE=node:20-bookworm-slim
+# The base is pinned by digest (docs/deploy.md, "Node.js runtime": why 26, and how to move it:
+# `docker buildx imagetools inspect node:26-bookworm-slim`, then replace the digest here).
+ARG NODE_IMAGE=node:26-bookworm-slim@sha256:2d49d876e96237d76de412761cf05dbfe5aee325cc4406a4d41d5824c5bb8beb
 
 # ---- build: every dependency (dev included) and tsc ----
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
-COPY package.json package-lock.json ./
+COPY package.json package-lock.json .npmrc ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
@@ -19,11 +21,15 @@ COPY plugins ./plugins
 RUN npm run build
 
 # ---- deps: production dependencies only, exactly as locked ----
-# Not --omit=optional: koffi's prebuilt native binary comes through an optional dependency.
+# Not --omit=optional: koffi's prebuilt native binary comes through an optional dependency. The
+# Node.js binary package (node-linux-<arch>, optional, for clones run outside an image) is removed:
+# the image runs the base image's node, which carries the file capability below.
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --omit=dev --no-audit --no-fund \
+ && rm -rf node_modules/node-linux-* node_modules/.bin/node \
+ && npm cache clean --force
 
 # ---- runtime ----
 FROM ${NODE_IMAGE} AS runtime

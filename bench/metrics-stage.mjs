@@ -18,18 +18,19 @@ const rounds = Number(process.argv[4] ?? 5);
 
 const telemetry = { dropped() {}, counter: () => ({ add() {} }), gauge() {} };
 const logger = { debug() {}, info() {}, warn() {}, error() {} };
-const newStage = () =>
-  new MetricsStage({ seriesLimit: 100_000, endedSeriesTtlMs: 60_000, resource: buildResource({}), telemetry, logger });
+const newStage = () => new MetricsStage({ seriesLimit: 100_000, endedSeriesTtlMs: 60_000, resource: buildResource({}), telemetry, logger });
 
 const size = PROCESS_SCHEMA.metrics.length;
 const shared = [];
 for (let w = 0; w < workloads; w++) {
-  shared.push(Object.freeze({
-    'process.executable.name': `comm-${w % 50}`,
-    'process.linux.cgroup': `/kubepods.slice/kubepods-burstable.slice/pod-${Math.floor(w / 50)}.slice/cri-containerd-${w}.scope`,
-    'k8s.pod.uid': `0000-${w}`,
-    'k8s.namespace.name': `ns-${w % 7}`,
-  }));
+  shared.push(
+    Object.freeze({
+      'process.executable.name': `comm-${w % 50}`,
+      'process.linux.cgroup': `/kubepods.slice/kubepods-burstable.slice/pod-${Math.floor(w / 50)}.slice/cri-containerd-${w}.scope`,
+      'k8s.pod.uid': `0000-${w}`,
+      'k8s.namespace.name': `ns-${w % 7}`,
+    }),
+  );
 }
 function values(i) {
   const v = new Float64Array(size);
@@ -57,13 +58,20 @@ function buildSamples(copyAttributes) {
 
 // CPU time of this process (not wall time): the machine is shared with other work, and CPU time
 // is what the agent costs. Batches of 1000 like a receiver's drain.
-const cpuNs = () => { const u = process.cpuUsage(); return (u.user + u.system) * 1000; };
+const cpuNs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) * 1000;
+};
 function timeAdd(stage, batches) {
   const t0 = cpuNs();
   for (const b of batches) stage.add(b);
   return (cpuNs() - t0) / perRound;
 }
-const chunk = (batch) => { const out = []; for (let i = 0; i < batch.length; i += 1000) out.push(batch.slice(i, i + 1000)); return out; };
+const chunk = (batch) => {
+  const out = [];
+  for (let i = 0; i < batch.length; i += 1000) out.push(batch.slice(i, i + 1000));
+  return out;
+};
 
 const identityStage = newStage();
 const keyStage = newStage();
@@ -74,7 +82,10 @@ for (let r = 0; r < rounds + 1; r++) {
   const b = chunk(buildSamples(true));
   const ti = timeAdd(identityStage, a);
   const tk = timeAdd(keyStage, b);
-  if (r > 0) { identity.push(ti); keyed.push(tk); } // round 0 warms up the JIT
+  if (r > 0) {
+    identity.push(ti);
+    keyed.push(tk);
+  } // round 0 warms up the JIT
 }
 const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 const ni = median(identity);
@@ -92,12 +103,15 @@ console.log(`metrics stage add(): ${workloads} workloads, ${size} values per sam
 console.log(`  identity cache (shared attributes objects): ${ni.toFixed(0)} ns/sample (CPU)`);
 console.log(`  canonical key (a new object per sample):    ${nk.toFixed(0)} ns/sample (CPU)`);
 console.log(`  ratio: ${ratio.toFixed(2)}x`);
-console.log('BENCH_RESULT ' + JSON.stringify({
-  name: 'metrics stage: canonical-key path / identity-cache path (ns per sample)',
-  value: Number(ratio.toFixed(2)),
-  unit: 'x',
-  target: '>= 2',
-  limit: '>= 1.2',
-  pass: ratio >= 1.2,
-  detail: `identity ${ni.toFixed(0)} ns/sample, canonical key ${nk.toFixed(0)} ns/sample`,
-}));
+console.log(
+  'BENCH_RESULT ' +
+    JSON.stringify({
+      name: 'metrics stage: canonical-key path / identity-cache path (ns per sample)',
+      value: Number(ratio.toFixed(2)),
+      unit: 'x',
+      target: '>= 2',
+      limit: '>= 1.2',
+      pass: ratio >= 1.2,
+      detail: `identity ${ni.toFixed(0)} ns/sample, canonical key ${nk.toFixed(0)} ns/sample`,
+    }),
+);

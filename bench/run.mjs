@@ -51,7 +51,9 @@ function machine() {
   try {
     commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
     dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: root, encoding: 'utf8' }).trim() !== '';
-  } catch { /* not a git checkout */ }
+  } catch {
+    /* not a git checkout */
+  }
   return {
     date: new Date().toISOString(),
     commit: dirty ? `${commit}+changes` : commit,
@@ -97,7 +99,9 @@ function runOne(bench) {
 }
 
 const info = machine();
-console.log(`taskstats-agent benchmarks: ${info.date}, commit ${info.commit}, Linux ${info.kernel}, ${info.cpus}, ${info.memory}, Node ${info.node}, load average ${info.loadavg1m}`);
+console.log(
+  `taskstats-agent benchmarks: ${info.date}, commit ${info.commit}, Linux ${info.kernel}, ${info.cpus}, ${info.memory}, Node ${info.node}, load average ${info.loadavg1m}`,
+);
 const runs = [];
 for (const b of benches) runs.push(await runOne(b));
 

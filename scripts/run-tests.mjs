@@ -12,7 +12,11 @@ const dist = join(root, 'dist');
 const files = [];
 function walk(dir) {
   let entries;
-  try { entries = readdirSync(dir); } catch { return; }
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return;
+  }
   for (const e of entries) {
     const p = join(dir, e);
     if (e === 'node_modules') continue;
@@ -22,9 +26,7 @@ function walk(dir) {
 }
 for (const top of ['test', 'plugins', 'src', 'examples']) walk(join(dist, top));
 const filters = process.argv.slice(2);
-const selected = files
-  .filter((f) => filters.length === 0 || filters.some((s) => relative(root, f).includes(s)))
-  .sort();
+const selected = files.filter((f) => filters.length === 0 || filters.some((s) => relative(root, f).includes(s))).sort();
 if (selected.length === 0) {
   console.error('no test files matched', filters.join(' '));
   process.exit(1);

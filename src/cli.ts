@@ -97,7 +97,10 @@ function err(text: string): void {
   process.stderr.write(text.endsWith('\n') ? text : text + '\n');
 }
 
-function parse(argv: string[], options: Record<string, { type: 'string' | 'boolean'; short?: string }>): { values: { help?: boolean; config?: string; 'log-level'?: string } } {
+function parse(
+  argv: string[],
+  options: Record<string, { type: 'string' | 'boolean'; short?: string }>,
+): { values: { help?: boolean; config?: string; 'log-level'?: string } } {
   try {
     const r = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: false, strict: true });
     return { values: r.values as { help?: boolean; config?: string; 'log-level'?: string } };
@@ -177,7 +180,8 @@ async function dispatch(argv: string[], startup: StartupSignals): Promise<number
       return componentsCommand(rest, registry);
   }
   const plugin = registry.commands.get(command);
-  if (!plugin) throw new UsageError(`unknown command "${command}" (commands: run, validate, components${[...registry.commands.keys()].map((c) => `, ${c}`).join('')})`);
+  if (!plugin)
+    throw new UsageError(`unknown command "${command}" (commands: run, validate, components${[...registry.commands.keys()].map((c) => `, ${c}`).join('')})`);
   if (rest.includes('--help') || rest.includes('-h')) {
     out(plugin.command.usage);
     return EXIT.OK;
@@ -340,10 +344,7 @@ export async function runAgent(
     return EXIT.RUNTIME;
   }
   if (first === 'started') {
-    log.info(
-      { version, config: config.file, pipelines: config.pipelines.map((p) => p.id), pid: process.pid },
-      'taskstats-agent started',
-    );
+    log.info({ version, config: config.file, pipelines: config.pipelines.map((p) => p.id), pid: process.pid }, 'taskstats-agent started');
   } else {
     log.warn({ starting: [...service.startingComponents] }, 'stop requested while starting: shutting down what started');
   }

@@ -22,7 +22,7 @@ export function consoleLine(json: string): string {
     return json;
   }
   const { time, level, msg, ...rest } = rec;
-  const lvl = typeof level === 'string' ? level.toUpperCase() : LEVEL_NAMES[level as number] ?? String(level);
+  const lvl = typeof level === 'string' ? level.toUpperCase() : (LEVEL_NAMES[level as number] ?? String(level));
   let line = `${String(time ?? '')} ${lvl.padEnd(5)} ${String(msg ?? '')}`;
   for (const [k, v] of Object.entries(rest)) {
     if (k === 'pid' || k === 'hostname') continue;
@@ -46,13 +46,15 @@ export interface RootLoggerOptions {
 
 export function createRootLogger(opts: RootLoggerOptions): PinoLogger {
   const encoding = opts.encoding ?? (process.stderr.isTTY ? 'console' : 'json');
-  const write = opts.write ?? ((line: string) => {
-    try {
-      writeSync(2, line);
-    } catch {
-      // stderr closed: nowhere left to report
-    }
-  });
+  const write =
+    opts.write ??
+    ((line: string) => {
+      try {
+        writeSync(2, line);
+      } catch {
+        // stderr closed: nowhere left to report
+      }
+    });
   const stream = { write: encoding === 'console' ? (s: string) => write(consoleLine(s)) : write };
   return pino(
     {
@@ -68,7 +70,10 @@ export function createRootLogger(opts: RootLoggerOptions): PinoLogger {
 /** Decides which repeated warnings and errors are printed. */
 export class LogRateLimiter {
   private readonly entries = new Map<string, { nextAllowedMs: number; suppressed: number }>();
-  constructor(private readonly intervalMs = 10_000, private readonly maxKeys = 10_000) {}
+  constructor(
+    private readonly intervalMs = 10_000,
+    private readonly maxKeys = 10_000,
+  ) {}
 
   /** Returns -1 to suppress, otherwise the number suppressed since the last printed one. */
   admit(key: string, nowMs = Date.now()): number {
@@ -91,10 +96,11 @@ export class LogRateLimiter {
   /** Keys with suppressed messages not yet reported (and resets them). */
   drainSuppressed(): Array<{ key: string; suppressed: number }> {
     const out: Array<{ key: string; suppressed: number }> = [];
-    for (const [key, e] of this.entries) if (e.suppressed > 0) {
-      out.push({ key, suppressed: e.suppressed });
-      e.suppressed = 0;
-    }
+    for (const [key, e] of this.entries)
+      if (e.suppressed > 0) {
+        out.push({ key, suppressed: e.suppressed });
+        e.suppressed = 0;
+      }
     return out;
   }
 }
@@ -104,7 +110,11 @@ export class LogRateLimiter {
  * (level, `fields.key` or message).
  */
 export class ComponentLogger implements Logger {
-  constructor(private readonly pinoLogger: PinoLogger, private readonly limiter: LogRateLimiter, private readonly scope: string) {}
+  constructor(
+    private readonly pinoLogger: PinoLogger,
+    private readonly limiter: LogRateLimiter,
+    private readonly scope: string,
+  ) {}
 
   debug(msg: string, fields?: Record<string, unknown>): void {
     if (fields) this.pinoLogger.debug(fields, msg);
@@ -118,13 +128,13 @@ export class ComponentLogger implements Logger {
     if (!this.pinoLogger.isLevelEnabled('warn')) return;
     const n = this.limiter.admit(`${this.scope}\0warn\0${String(fields?.key ?? msg)}`);
     if (n < 0) return;
-    this.pinoLogger.warn(n > 0 ? { ...fields, suppressed: n } : fields ?? {}, msg);
+    this.pinoLogger.warn(n > 0 ? { ...fields, suppressed: n } : (fields ?? {}), msg);
   }
   error(msg: string, fields?: Record<string, unknown>): void {
     if (!this.pinoLogger.isLevelEnabled('error')) return;
     const n = this.limiter.admit(`${this.scope}\0error\0${String(fields?.key ?? msg)}`);
     if (n < 0) return;
-    this.pinoLogger.error(n > 0 ? { ...fields, suppressed: n } : fields ?? {}, msg);
+    this.pinoLogger.error(n > 0 ? { ...fields, suppressed: n } : (fields ?? {}), msg);
   }
 }
 

@@ -80,7 +80,7 @@ function resolveEsmPackage(spec: string, fromDir: string): string | undefined {
         const isSubpathMap = typeof exp === 'object' && exp !== null && !Array.isArray(exp) && Object.keys(exp).some((k) => k.startsWith('.'));
         target = exportTarget(isSubpathMap ? (exp as Record<string, unknown>)[subpath] : subpath === '.' ? exp : undefined);
       } else {
-        target = subpath === '.' ? pkg.module ?? pkg.main ?? 'index.js' : subpath;
+        target = subpath === '.' ? (pkg.module ?? pkg.main ?? 'index.js') : subpath;
       }
       if (!target) return undefined;
       const file = resolvePath(pkgDir, target);

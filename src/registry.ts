@@ -17,7 +17,10 @@ export interface RegisteredFactory {
 
 /** A plugin module or factory that cannot be registered. */
 export class PluginError extends Error {
-  constructor(readonly source: string, message: string) {
+  constructor(
+    readonly source: string,
+    message: string,
+  ) {
     super(`plugin ${source}: ${message}`);
     this.name = 'PluginError';
   }

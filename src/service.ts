@@ -22,7 +22,12 @@ export type ServiceState = 'created' | 'starting' | 'running' | 'stopping' | 'st
 
 /** A component that threw while being created or started. */
 export class ComponentFailure extends Error {
-  constructor(readonly kind: ComponentKind, readonly componentId: string, readonly phase: 'create' | 'start', override readonly cause: unknown) {
+  constructor(
+    readonly kind: ComponentKind,
+    readonly componentId: string,
+    readonly phase: 'create' | 'start',
+    override readonly cause: unknown,
+  ) {
     super(`${kind} "${componentId}" failed to ${phase}: ${cause instanceof Error ? cause.message : String(cause)}`);
     this.name = 'ComponentFailure';
   }
@@ -141,7 +146,12 @@ export class Service {
         const ctx = { id, logger: this.componentLogger('exporter', id), telemetry: telemetry.forComponent('exporter', { 'component.id': id }) };
         const exporter = await this.createOne(entry, () => (entry.factory as ExporterFactory).create(ctx, entry.config));
         if (exporter.temporality !== 'cumulative' && exporter.temporality !== 'delta') {
-          throw new ComponentFailure('exporter', id, 'create', new TypeError(`temporality must be "cumulative" or "delta" (got ${JSON.stringify(exporter.temporality)})`));
+          throw new ComponentFailure(
+            'exporter',
+            id,
+            'create',
+            new TypeError(`temporality must be "cumulative" or "delta" (got ${JSON.stringify(exporter.temporality)})`),
+          );
         }
         if (typeof exporter.export !== 'function' || typeof exporter.forceFlush !== 'function') {
           throw new ComponentFailure('exporter', id, 'create', new TypeError('an exporter needs export() and forceFlush()'));
@@ -246,9 +256,7 @@ export class Service {
     await Promise.all(started(this.receivers).map((r) => this.step(`receiver "${r.id}": shutdown`, () => r.component.shutdown())));
     for (const f of this.fanOuts) f.close();
     await Promise.all(this.pipelines.map((p) => this.step(`pipeline "${p.id}": drain queued batches`, () => p.whenIdle())));
-    await Promise.all(
-      started(this.processors).map((r) => this.step(`processor "${r.id}" (pipeline ${r.pipelineId}): shutdown`, () => r.component.shutdown())),
-    );
+    await Promise.all(started(this.processors).map((r) => this.step(`processor "${r.id}" (pipeline ${r.pipelineId}): shutdown`, () => r.component.shutdown())));
     if (!failedStart) {
       await Promise.all(this.pipelines.map((p) => this.step(`pipeline "${p.id}": final collection and export`, () => p.flush())));
     } else {

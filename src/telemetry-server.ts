@@ -14,11 +14,7 @@ export interface TelemetryServer {
   close(): Promise<void>;
 }
 
-export async function startTelemetryServer(
-  address: string,
-  telemetry: SelfTelemetry,
-  isReady: () => boolean,
-): Promise<TelemetryServer> {
+export async function startTelemetryServer(address: string, telemetry: SelfTelemetry, isReady: () => boolean): Promise<TelemetryServer> {
   const parsed = parseAddress(address);
   if (!parsed) throw new Error(`service.telemetry.metrics.address: invalid address "${address}"`);
   const server: Server = createServer((req, res) => {

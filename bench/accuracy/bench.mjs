@@ -31,8 +31,7 @@ const INTERVAL_S = 1;
 /** exit-probe: megabytes each probe process touches (the teardown after the record grows with it). */
 const PROBE_MB = Number(process.env.BENCH_ACCURACY_PROBE_MB ?? 0);
 
-const peCpu = (snap, groups) =>
-  groups.reduce((t, g) => t + snap.sum('namedprocess_namegroup_cpu_seconds_total', { groupname: g }), 0);
+const peCpu = (snap, groups) => groups.reduce((t, g) => t + snap.sum('namedprocess_namegroup_cpu_seconds_total', { groupname: g }), 0);
 
 let vm, agent, pe, cg, kr;
 try {
@@ -40,7 +39,9 @@ try {
   vm = await startVictoriaMetrics();
   agent = await startAgent({ config: benchAgentConfig({ otlpMetricsUrl: vm.otlpMetricsUrl, collectionInterval: `${INTERVAL_S}s` }) });
   pe = await startProcessExporter();
-  log(`process-exporter ${processExporterVersion()} scraped every second; agent collection_interval ${INTERVAL_S}s; ${N} processes x ${BURN_US / 1000} ms CPU each`);
+  log(
+    `process-exporter ${processExporterVersion()} scraped every second; agent collection_interval ${INTERVAL_S}s; ${N} processes x ${BURN_US / 1000} ms CPU each`,
+  );
 
   for (const mode of (process.env.BENCH_ACCURACY_MODES ?? 'forked,exec-moved').split(',')) {
     cg = createCgroup(`ts-bench-accuracy-${mode}`);
@@ -56,7 +57,11 @@ try {
     const scraper = (async () => {
       while (scraping) {
         const t = Date.now();
-        try { lastSnap = await pe.scrape(); } catch { /* a slow scrape: keep going */ }
+        try {
+          lastSnap = await pe.scrape();
+        } catch {
+          /* a slow scrape: keep going */
+        }
         await sleep(Math.max(0, 1000 - (Date.now() - t)));
       }
     })();
@@ -66,40 +71,76 @@ try {
     await scraper;
     lastSnap = await pe.scrape();
     const usageUs = cg.usageUsec();
-    const peShare = (peCpu(lastSnap, groups) - peBefore) * 1e6 / usageUs;
+    const peShare = ((peCpu(lastSnap, groups) - peBefore) * 1e6) / usageUs;
     const peGroups = groups.map((g) => `${g} ${(peCpu(lastSnap, [g]) * 1000).toFixed(0)} ms`).join(', ');
 
     // The agent: wait until its process.exits for the cgroup stops growing (two exports).
     const sel = (name) => `{__name__="${name}","process.linux.cgroup"="${cg.path}"}`;
     let exits = 0;
     let stableSince = Date.now();
-    await waitFor('the agent\'s counts for the cgroup to settle', async () => {
-      const e = (await vm.sumOfLast(sel('process.exits'))).total;
-      if (e !== exits) { exits = e; stableSince = Date.now(); }
-      return e >= ran ? Date.now() - stableSince > INTERVAL_S * 2000 : Date.now() - stableSince > 10_000;
-    }, 60_000, 250);
+    await waitFor(
+      "the agent's counts for the cgroup to settle",
+      async () => {
+        const e = (await vm.sumOfLast(sel('process.exits'))).total;
+        if (e !== exits) {
+          exits = e;
+          stableSince = Date.now();
+        }
+        return e >= ran ? Date.now() - stableSince > INTERVAL_S * 2000 : Date.now() - stableSince > 10_000;
+      },
+      60_000,
+      250,
+    );
     const cpuS = (await vm.sumOfLast(sel('process.cpu.time'))).total;
     // This workload's processes the agent attributed to another cgroup (their names are unique to
     // the run): the attribution's misses, if any (an exec result later than the exit record).
     let elsewhere = 0;
-    for (const g of groups) elsewhere += (await vm.sumOfLast(`{__name__="process.exits","process.executable.name"="${g}","process.linux.cgroup"!="${cg.path}"}`)).total;
-    const agentShare = cpuS * 1e6 / usageUs;
+    for (const g of groups)
+      elsewhere += (await vm.sumOfLast(`{__name__="process.exits","process.executable.name"="${g}","process.linux.cgroup"!="${cg.path}"}`)).total;
+    const agentShare = (cpuS * 1e6) / usageUs;
     // The kernel's own exit records of this workload (the same processes, by their run-unique names).
     const { records: kernelRecords, runtimeS: kernelRunS } = kr.of(groups);
     const kernel = { n: kernelRecords, runUs: kernelRunS * 1e6 };
     const kernelShare = kernel.runUs / usageUs;
-    const ofRecords = cpuS * 1e6 / kernel.runUs;
-    log(`${mode}: cgroup cpu.stat ${(usageUs / 1000).toFixed(0)} ms; kernel exit records ${(kernel.runUs / 1000).toFixed(0)} ms (${(kernelShare * 100).toFixed(1)}%, ${kernel.n} records; ` +
-      `${((usageUs - kernel.runUs) / Math.max(1, kernel.n)).toFixed(0)} us per process not in any record); agent ${(cpuS * 1000).toFixed(0)} ms (${(agentShare * 100).toFixed(1)}% of cpu.stat, ` +
-      `${(ofRecords * 100).toFixed(2)}% of the records), exits ${exits}/${ran} (${elsewhere} attributed to another cgroup); process-exporter ${(peShare * 100).toFixed(1)}% (${peGroups}; before ${(peBefore * 1000).toFixed(0)} ms)`);
+    const ofRecords = (cpuS * 1e6) / kernel.runUs;
+    log(
+      `${mode}: cgroup cpu.stat ${(usageUs / 1000).toFixed(0)} ms; kernel exit records ${(kernel.runUs / 1000).toFixed(0)} ms (${(kernelShare * 100).toFixed(1)}%, ${kernel.n} records; ` +
+        `${((usageUs - kernel.runUs) / Math.max(1, kernel.n)).toFixed(0)} us per process not in any record); agent ${(cpuS * 1000).toFixed(0)} ms (${(agentShare * 100).toFixed(1)}% of cpu.stat, ` +
+        `${(ofRecords * 100).toFixed(2)}% of the records), exits ${exits}/${ran} (${elsewhere} attributed to another cgroup); process-exporter ${(peShare * 100).toFixed(1)}% (${peGroups}; before ${(peBefore * 1000).toFixed(0)} ms)`,
+    );
     // The target is the records' share: what the kernel reports of these processes (see the top).
-    result({ name: `${mode}: agent share of cgroup CPU`, value: agentShare * 100, unit: '%', target: `= records (${(kernelShare * 100).toFixed(1)})`, limit: '95..105', pass: agentShare >= 0.95 && agentShare <= 1.05,
-      detail: `exits ${exits} of ${ran}; the kernel's exit records hold ${(kernelShare * 100).toFixed(1)}%` });
-    result({ name: `${mode}: kernel exit records' share of cgroup CPU`, value: kernelShare * 100, unit: '%',
-      detail: `ceiling for any taskstats consumer; ${kernel.n} records; ${((usageUs - kernel.runUs) / Math.max(1, kernel.n)).toFixed(0)} us per process in cpu.stat but in no record (net)` });
-    result({ name: `${mode}: agent share of the kernel's exit records`, value: ofRecords * 100, unit: '%', target: '99.5..100.5', limit: '99..101', pass: ofRecords >= 0.99 && ofRecords <= 1.01 });
-    result({ name: `${mode}: agent exits counted for the cgroup`, value: exits, unit: ` of ${ran}`, target: `${ran}`, limit: `${ran}`, pass: exits === ran,
-      detail: `${elsewhere} attributed to another cgroup` });
+    result({
+      name: `${mode}: agent share of cgroup CPU`,
+      value: agentShare * 100,
+      unit: '%',
+      target: `= records (${(kernelShare * 100).toFixed(1)})`,
+      limit: '95..105',
+      pass: agentShare >= 0.95 && agentShare <= 1.05,
+      detail: `exits ${exits} of ${ran}; the kernel's exit records hold ${(kernelShare * 100).toFixed(1)}%`,
+    });
+    result({
+      name: `${mode}: kernel exit records' share of cgroup CPU`,
+      value: kernelShare * 100,
+      unit: '%',
+      detail: `ceiling for any taskstats consumer; ${kernel.n} records; ${((usageUs - kernel.runUs) / Math.max(1, kernel.n)).toFixed(0)} us per process in cpu.stat but in no record (net)`,
+    });
+    result({
+      name: `${mode}: agent share of the kernel's exit records`,
+      value: ofRecords * 100,
+      unit: '%',
+      target: '99.5..100.5',
+      limit: '99..101',
+      pass: ofRecords >= 0.99 && ofRecords <= 1.01,
+    });
+    result({
+      name: `${mode}: agent exits counted for the cgroup`,
+      value: exits,
+      unit: ` of ${ran}`,
+      target: `${ran}`,
+      limit: `${ran}`,
+      pass: exits === ran,
+      detail: `${elsewhere} attributed to another cgroup`,
+    });
     result({ name: `${mode}: process-exporter share of cgroup CPU (1 s scrapes)`, value: peShare * 100, unit: '%', detail: 'baseline' });
     await cg.remove();
     cg = undefined;
@@ -113,7 +154,9 @@ try {
   const probeN = Math.min(N, 400);
   let lines;
   try {
-    lines = execFileSync(probe, [String(probeN), String(BURN_US), probeName, cg.procsFile, String(PROBE_MB)], { encoding: 'utf8', timeout: 120_000 }).trim().split('\n');
+    lines = execFileSync(probe, [String(probeN), String(BURN_US), probeName, cg.procsFile, String(PROBE_MB)], { encoding: 'utf8', timeout: 120_000 })
+      .trim()
+      .split('\n');
   } finally {
     rmSync(dirname(probe), { recursive: true, force: true });
   }
@@ -129,11 +172,17 @@ try {
     if (rec !== undefined) after.push(ns / 1000 - rec);
   }
   const launcherUs = kr.of(['exit-probe']).runtimeS * 1e6;
-  log(`exit-probe: ${probeN} processes x ${BURN_US / 1000} ms${PROBE_MB ? `, ${PROBE_MB} MB touched` : ''}; CPU after the exit record per process: median ${median(after).toFixed(0)} us, mean ${mean(after).toFixed(0)} us ` +
-    `(${after.length} matched); cpu.stat ${(usageUs / 1000).toFixed(0)} ms = zombies' schedstat ${(zombiesUs / 1000).toFixed(0)} ms + launcher ${(launcherUs / 1000).toFixed(0)} ms ` +
-    `(${(((zombiesUs + launcherUs) / usageUs) * 100).toFixed(2)}%)`);
-  result({ name: `exit path after the exit record (not in any taskstats record)${PROBE_MB ? `, ${PROBE_MB} MB processes` : ''}`, value: mean(after), unit: ' us/process',
-    detail: `median ${median(after).toFixed(0)} us; ${(mean(after) / (BURN_US + mean(after)) * 100).toFixed(1)}% of a ${BURN_US / 1000} ms process; cpu.stat closure ${(((zombiesUs + launcherUs) / usageUs) * 100).toFixed(2)}%` });
+  log(
+    `exit-probe: ${probeN} processes x ${BURN_US / 1000} ms${PROBE_MB ? `, ${PROBE_MB} MB touched` : ''}; CPU after the exit record per process: median ${median(after).toFixed(0)} us, mean ${mean(after).toFixed(0)} us ` +
+      `(${after.length} matched); cpu.stat ${(usageUs / 1000).toFixed(0)} ms = zombies' schedstat ${(zombiesUs / 1000).toFixed(0)} ms + launcher ${(launcherUs / 1000).toFixed(0)} ms ` +
+      `(${(((zombiesUs + launcherUs) / usageUs) * 100).toFixed(2)}%)`,
+  );
+  result({
+    name: `exit path after the exit record (not in any taskstats record)${PROBE_MB ? `, ${PROBE_MB} MB processes` : ''}`,
+    value: mean(after),
+    unit: ' us/process',
+    detail: `median ${median(after).toFixed(0)} us; ${((mean(after) / (BURN_US + mean(after))) * 100).toFixed(1)}% of a ${BURN_US / 1000} ms process; cpu.stat closure ${(((zombiesUs + launcherUs) / usageUs) * 100).toFixed(2)}%`,
+  });
   await cg.remove();
   cg = undefined;
 } finally {

@@ -32,7 +32,11 @@ if (process.argv[2] === '--rss') {
   const runLoop = (n) => new Promise((resolve) => spawn(loop, [String(n)], { stdio: 'ignore' }).on('exit', resolve));
   await runLoop(10);
   const rss0 = rssKb();
-  const w = new Watcher({ procRoot: '/proc', selector: { kind: 'v2' }, executablePath: true, commandLine: true, maxCommandLineBytes: 4096 }, () => {}, () => {});
+  const w = new Watcher(
+    { procRoot: '/proc', selector: { kind: 'v2' }, executablePath: true, commandLine: true, maxCommandLineBytes: 4096 },
+    () => {},
+    () => {},
+  );
   await w.start();
   const rssStarted = rssKb();
   await runLoop(3000);
@@ -93,7 +97,8 @@ async function rssRun(modulePath) {
 async function watcherRun(details, Watcher = ExecWatcher) {
   const w = new Watcher(
     { procRoot: '/proc', selector: { kind: 'v2' }, executablePath: details, commandLine: details, maxCommandLineBytes: 4096 },
-    () => {}, () => {},
+    () => {},
+    () => {},
   );
   await w.start();
   // Warm-up: V8 optimizes the thread's loop only after some hundreds of execs; an agent runs for days.
@@ -127,16 +132,19 @@ async function watcherRun(details, Watcher = ExecWatcher) {
 
 const fmt = (x) => (x === undefined ? '-' : x.toFixed(1));
 const rows = { floor: [], watcher: [], baseline: [], floorD: [], watcherD: [], baselineD: [] };
-const describe = (w) => `${fmt(w.usPerExec)} us/exec (${w.events} execs, missed ${w.missed}, delay mean ${fmt(w.delayMeanUs)} us, >500us ${w.over500us ?? '-'}; `
-  + `${w.priority}), main thread ${fmt(w.mainUsPerExec)} us/exec (apply ${fmt(w.applyUsPerExec)})`;
+const describe = (w) =>
+  `${fmt(w.usPerExec)} us/exec (${w.events} execs, missed ${w.missed}, delay mean ${fmt(w.delayMeanUs)} us, >500us ${w.over500us ?? '-'}; ` +
+  `${w.priority}), main thread ${fmt(w.mainUsPerExec)} us/exec (apply ${fmt(w.applyUsPerExec)})`;
 for (let i = 0; i < RUNS; i++) {
   for (const details of [false, true]) {
     const f = await floorRun(details);
     const w = await watcherRun(details);
     (details ? rows.floorD : rows.floor).push(f);
     (details ? rows.watcherD : rows.watcher).push(w);
-    log(`run ${i + 1}${details ? ' (exe+cmdline)' : ''}: floor ${fmt(f.usPerExec)} us/exec (${f.events} execs, gone ${f.gone}, delay mean ${fmt(f.delayMeanUs)} us, >500us ${f.over500us}); `
-      + `watcher thread ${describe(w)}`);
+    log(
+      `run ${i + 1}${details ? ' (exe+cmdline)' : ''}: floor ${fmt(f.usPerExec)} us/exec (${f.events} execs, gone ${f.gone}, delay mean ${fmt(f.delayMeanUs)} us, >500us ${f.over500us}); ` +
+        `watcher thread ${describe(w)}`,
+    );
     if (baseline) {
       const b = await watcherRun(details, baseline);
       (details ? rows.baselineD : rows.baseline).push(b);
@@ -146,24 +154,39 @@ for (let i = 0; i < RUNS; i++) {
 }
 
 const med = (xs, k) => median(xs.map((x) => x[k]));
-for (const [label, f, w] of [['cgroup only (default)', rows.floor, rows.watcher], ['with exe + cmdline', rows.floorD, rows.watcherD]]) {
+for (const [label, f, w] of [
+  ['cgroup only (default)', rows.floor, rows.watcher],
+  ['with exe + cmdline', rows.floorD, rows.watcherD],
+]) {
   const ratio = med(w, 'usPerExec') / med(f, 'usPerExec');
   result({
-    name: `exec watcher, ${label}: thread CPU per exec / C floor`, value: Number(ratio.toFixed(2)), unit: 'x', target: '<= 1.5', limit: '<= 3',
+    name: `exec watcher, ${label}: thread CPU per exec / C floor`,
+    value: Number(ratio.toFixed(2)),
+    unit: 'x',
+    target: '<= 1.5',
+    limit: '<= 3',
     pass: ratio <= 3,
     detail: `watcher ${fmt(med(w, 'usPerExec'))} us, floor ${fmt(med(f, 'usPerExec'))} us per exec (medians of ${RUNS}; ${N} execs of /bin/true per run)`,
   });
   result({
-    name: `exec watcher, ${label}: main thread CPU per exec`, value: Number(med(w, 'mainUsPerExec').toFixed(1)), unit: 'us',
+    name: `exec watcher, ${label}: main thread CPU per exec`,
+    value: Number(med(w, 'mainUsPerExec').toFixed(1)),
+    unit: 'us',
     detail: `of which applying results ${fmt(med(w, 'applyUsPerExec'))} us (the rest: wake-ups to receive them)`,
   });
 }
 if (baseline) {
-  for (const [label, f, w, b] of [['cgroup only (default)', rows.floor, rows.watcher, rows.baseline], ['with exe + cmdline', rows.floorD, rows.watcherD, rows.baselineD]]) {
+  for (const [label, f, w, b] of [
+    ['cgroup only (default)', rows.floor, rows.watcher, rows.baseline],
+    ['with exe + cmdline', rows.floorD, rows.watcherD, rows.baselineD],
+  ]) {
     result({
-      name: `exec watcher, ${label}: thread CPU per exec, this build / baseline`, value: Number((med(w, 'usPerExec') / med(b, 'usPerExec')).toFixed(2)), unit: 'x',
-      detail: `this ${fmt(med(w, 'usPerExec'))} us, baseline ${fmt(med(b, 'usPerExec'))} us (${(med(b, 'usPerExec') / med(f, 'usPerExec')).toFixed(2)}x the floor), `
-        + `main thread ${fmt(med(w, 'mainUsPerExec'))} vs ${fmt(med(b, 'mainUsPerExec'))} us per exec`,
+      name: `exec watcher, ${label}: thread CPU per exec, this build / baseline`,
+      value: Number((med(w, 'usPerExec') / med(b, 'usPerExec')).toFixed(2)),
+      unit: 'x',
+      detail:
+        `this ${fmt(med(w, 'usPerExec'))} us, baseline ${fmt(med(b, 'usPerExec'))} us (${(med(b, 'usPerExec') / med(f, 'usPerExec')).toFixed(2)}x the floor), ` +
+        `main thread ${fmt(med(w, 'mainUsPerExec'))} vs ${fmt(med(b, 'mainUsPerExec'))} us per exec`,
     });
   }
 }
@@ -174,13 +197,17 @@ const rssOf = async (modulePath) => {
 };
 const rss = await rssOf(join(root, 'dist/plugins/taskstats/proc-connector.js'));
 result({
-  name: 'exec watcher: RSS added by the watcher thread (after 3000 execs)', value: Number(rss.after3000Mb.toFixed(1)), unit: 'MB',
+  name: 'exec watcher: RSS added by the watcher thread (after 3000 execs)',
+  value: Number(rss.after3000Mb.toFixed(1)),
+  unit: 'MB',
   detail: `${rss.startedMb.toFixed(1)} MB once started (separate processes, medians of 2)`,
 });
 if (baseline) {
   const b = await rssOf(process.env.BENCH_EXEC_BASELINE);
   result({
-    name: 'exec watcher: RSS added by the baseline watcher thread (after 3000 execs)', value: Number(b.after3000Mb.toFixed(1)), unit: 'MB',
+    name: 'exec watcher: RSS added by the baseline watcher thread (after 3000 execs)',
+    value: Number(b.after3000Mb.toFixed(1)),
+    unit: 'MB',
     detail: `${b.startedMb.toFixed(1)} MB once started`,
   });
 }

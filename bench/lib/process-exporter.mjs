@@ -51,11 +51,15 @@ export async function startProcessExporter(extraArgs = []) {
   let exited = false;
   child.on('exit', () => (exited = true));
   const url = `http://127.0.0.1:${port}/metrics`;
-  await waitFor('process-exporter to listen', async () => {
-    if (exited) throw new Error(`process-exporter exited: ${stderr}`);
-    const r = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) });
-    return r.status < 500;
-  }, 20_000);
+  await waitFor(
+    'process-exporter to listen',
+    async () => {
+      if (exited) throw new Error(`process-exporter exited: ${stderr}`);
+      const r = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) });
+      return r.status < 500;
+    },
+    20_000,
+  );
   return {
     url,
     pid: child.pid,

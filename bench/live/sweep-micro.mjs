@@ -28,7 +28,9 @@ const procs = await sleepers(N);
 try {
   const { ids, count } = listProcessIds('/proc', new Int32Array(8192), Buffer.alloc(1 << 17));
   const pids = Array.from(ids.subarray(0, count));
-  console.log(`${count} processes in /proc (${N} sleepers); load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} on ${cpus().length} cpus`);
+  console.log(
+    `${count} processes in /proc (${N} sleepers); load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} on ${cpus().length} cpus`,
+  );
 
   /** CPU (user + system) per unit of fn's work, in microseconds; fn returns how many units it did. */
   const cpuPer = async (fn) => {
@@ -56,75 +58,88 @@ try {
 
   const measures = {
     'C floor: GET by TGID, 64 per send(), recv() each, no parse': () => {
-      const out = execFileSync(floorBin, [String(ROUNDS), String(BATCH)], { encoding: 'utf8' }).trim().split(' ');
+      const out = execFileSync(floorBin, [String(ROUNDS), String(BATCH)], { encoding: 'utf8' })
+        .trim()
+        .split(' ');
       return Number(out[0]);
     },
     'C floor: list /proc (getdents64)': () => {
-      const out = execFileSync(floorBin, [String(ROUNDS), String(BATCH)], { encoding: 'utf8' }).trim().split(' ');
+      const out = execFileSync(floorBin, [String(ROUNDS), String(BATCH)], { encoding: 'utf8' })
+        .trim()
+        .split(' ');
       return Number(out[3]);
     },
-    'GETs from Node, one recv() per reply (before)': () => cpuPer(() => {
-      let got = 0;
-      for (let i = 0; i < pids.length; i += BATCH) {
-        const k = Math.min(BATCH, pids.length - i);
-        sock.sendGets('tgid', pids, i, k);
-        for (let j = 0; j < k; j++) if (sock.recv(one) > 0) got++;
-      }
-      return pids.length;
-    }),
-    'GETs from Node, recvmmsg() per 64 replies (shipped)': () => cpuPer(() => {
-      for (let i = 0; i < pids.length; i += BATCH) {
-        const k = Math.min(BATCH, pids.length - i);
-        sock.sendGets('tgid', pids, i, k);
-        for (let left = k; left > 0; ) {
-          const n = sock.recvMany(batch, left);
-          if (n <= 0) break;
-          left -= n;
+    'GETs from Node, one recv() per reply (before)': () =>
+      cpuPer(() => {
+        let got = 0;
+        for (let i = 0; i < pids.length; i += BATCH) {
+          const k = Math.min(BATCH, pids.length - i);
+          sock.sendGets('tgid', pids, i, k);
+          for (let j = 0; j < k; j++) if (sock.recv(one) > 0) got++;
         }
-      }
-      return pids.length;
-    }),
-    'list /proc: fs.readdir + Number() (before)': () => cpuPer(async () => {
-      const out = [];
-      for (const n of await readdir('/proc')) {
-        const c = n.charCodeAt(0);
-        if (c >= 48 && c <= 57) out.push(Number(n));
-      }
-      return out.length;
-    }),
-    'list /proc: getdents64, digits from the bytes (shipped)': () => cpuPer(() => {
-      const buf = Buffer.alloc(1 << 17);
-      return listProcessIds('/proc', new Int32Array(8192), buf).count;
-    }),
-    'read 140 words of a reply: Buffer.readUInt32LE (before)': () => cpuPer(() => {
-      let s = 0;
-      for (let i = 0; i < loops; i++) for (let k = 0; k < 140; k++) s += one.readUInt32LE(statsOff + 4 * k);
-      return s > 0 ? loops : loops;
-    }),
-    'read 140 words of a reply: Uint32Array (shipped)': () => cpuPer(() => {
-      let s = 0;
-      const base = statsOff >>> 2;
-      for (let i = 0; i < loops; i++) for (let k = 0; k < 140; k++) s += words[base + k];
-      return s > 0 ? loops : loops;
-    }),
-    'fillRecord, one whole record (shipped parser)': () => cpuPer(() => {
-      for (let i = 0; i < loops; i++) fillRecord(one, statsOff, statsLen, record);
-      return loops;
-    }),
-    'copy a TaskRecord: Object.assign (before)': () => cpuPer(() => {
-      for (let i = 0; i < loops; i++) {
-        record.userUs = i;
-        Object.assign(other, record);
-      }
-      return loops;
-    }),
-    'copy a TaskRecord: copyTaskRecordInto (shipped)': () => cpuPer(() => {
-      for (let i = 0; i < loops; i++) {
-        record.userUs = i;
-        copyTaskRecordInto(record, other);
-      }
-      return loops;
-    }),
+        return pids.length;
+      }),
+    'GETs from Node, recvmmsg() per 64 replies (shipped)': () =>
+      cpuPer(() => {
+        for (let i = 0; i < pids.length; i += BATCH) {
+          const k = Math.min(BATCH, pids.length - i);
+          sock.sendGets('tgid', pids, i, k);
+          for (let left = k; left > 0;) {
+            const n = sock.recvMany(batch, left);
+            if (n <= 0) break;
+            left -= n;
+          }
+        }
+        return pids.length;
+      }),
+    'list /proc: fs.readdir + Number() (before)': () =>
+      cpuPer(async () => {
+        const out = [];
+        for (const n of await readdir('/proc')) {
+          const c = n.charCodeAt(0);
+          if (c >= 48 && c <= 57) out.push(Number(n));
+        }
+        return out.length;
+      }),
+    'list /proc: getdents64, digits from the bytes (shipped)': () =>
+      cpuPer(() => {
+        const buf = Buffer.alloc(1 << 17);
+        return listProcessIds('/proc', new Int32Array(8192), buf).count;
+      }),
+    'read 140 words of a reply: Buffer.readUInt32LE (before)': () =>
+      cpuPer(() => {
+        let s = 0;
+        for (let i = 0; i < loops; i++) for (let k = 0; k < 140; k++) s += one.readUInt32LE(statsOff + 4 * k);
+        return s > 0 ? loops : loops;
+      }),
+    'read 140 words of a reply: Uint32Array (shipped)': () =>
+      cpuPer(() => {
+        let s = 0;
+        const base = statsOff >>> 2;
+        for (let i = 0; i < loops; i++) for (let k = 0; k < 140; k++) s += words[base + k];
+        return s > 0 ? loops : loops;
+      }),
+    'fillRecord, one whole record (shipped parser)': () =>
+      cpuPer(() => {
+        for (let i = 0; i < loops; i++) fillRecord(one, statsOff, statsLen, record);
+        return loops;
+      }),
+    'copy a TaskRecord: Object.assign (before)': () =>
+      cpuPer(() => {
+        for (let i = 0; i < loops; i++) {
+          record.userUs = i;
+          Object.assign(other, record);
+        }
+        return loops;
+      }),
+    'copy a TaskRecord: copyTaskRecordInto (shipped)': () =>
+      cpuPer(() => {
+        for (let i = 0; i < loops; i++) {
+          record.userUs = i;
+          copyTaskRecordInto(record, other);
+        }
+        return loops;
+      }),
     'shipped sweep, steady state (idle processes from the cache)': async () => {
       const poller = new LivePoller();
       poller.open();
@@ -158,11 +173,21 @@ try {
   const ratio = (a, b) => (m[a] / m[b]).toFixed(1);
   const floor = m['C floor: GET by TGID, 64 per send(), recv() each, no parse'] + m['C floor: list /proc (getdents64)'];
   console.log('--- ratios, same run');
-  console.log(`replies: recv() each / recvmmsg()              ${ratio('GETs from Node, one recv() per reply (before)', 'GETs from Node, recvmmsg() per 64 replies (shipped)')}x`);
-  console.log(`listing: fs.readdir / getdents64              ${ratio('list /proc: fs.readdir + Number() (before)', 'list /proc: getdents64, digits from the bytes (shipped)')}x`);
-  console.log(`words: readUInt32LE / Uint32Array             ${ratio('read 140 words of a reply: Buffer.readUInt32LE (before)', 'read 140 words of a reply: Uint32Array (shipped)')}x`);
-  console.log(`record copy: Object.assign / explicit         ${ratio('copy a TaskRecord: Object.assign (before)', 'copy a TaskRecord: copyTaskRecordInto (shipped)')}x`);
-  console.log(`steady sweep / C floor (list + GETs)          ${(m['shipped sweep, steady state (idle processes from the cache)'] / floor).toFixed(2)}x  (${m['shipped sweep, steady state (idle processes from the cache)'].toFixed(2)} vs ${floor.toFixed(2)} us per process)`);
+  console.log(
+    `replies: recv() each / recvmmsg()              ${ratio('GETs from Node, one recv() per reply (before)', 'GETs from Node, recvmmsg() per 64 replies (shipped)')}x`,
+  );
+  console.log(
+    `listing: fs.readdir / getdents64              ${ratio('list /proc: fs.readdir + Number() (before)', 'list /proc: getdents64, digits from the bytes (shipped)')}x`,
+  );
+  console.log(
+    `words: readUInt32LE / Uint32Array             ${ratio('read 140 words of a reply: Buffer.readUInt32LE (before)', 'read 140 words of a reply: Uint32Array (shipped)')}x`,
+  );
+  console.log(
+    `record copy: Object.assign / explicit         ${ratio('copy a TaskRecord: Object.assign (before)', 'copy a TaskRecord: copyTaskRecordInto (shipped)')}x`,
+  );
+  console.log(
+    `steady sweep / C floor (list + GETs)          ${(m['shipped sweep, steady state (idle processes from the cache)'] / floor).toFixed(2)}x  (${m['shipped sweep, steady state (idle processes from the cache)'].toFixed(2)} vs ${floor.toFixed(2)} us per process)`,
+  );
 } finally {
   await procs.stop();
 }

@@ -14,12 +14,18 @@ const warnings = [];
 const logger = {
   debug() {},
   info() {},
-  warn(msg) { warnings.push(msg); },
-  error(msg) { warnings.push(msg); },
+  warn(msg) {
+    warnings.push(msg);
+  },
+  error(msg) {
+    warnings.push(msg);
+  },
 };
 const telemetry = {
   dropped() {},
-  counter() { return { add() {} }; },
+  counter() {
+    return { add() {} };
+  },
   gauge() {},
 };
 // Count the exits the accounting part sees (the receiver's own path up to the samples).
@@ -37,7 +43,18 @@ const parts = {
 };
 const config = { ...defaultTaskstatsConfig(), live: false, collection_interval: 10_000, delay_accounting: 'keep' };
 const receiver = new TaskstatsReceiver(
-  { id: 'taskstats', logger, telemetry, next: { consume(b) { samples += b.length; batches++; }, collectionDone() {} } },
+  {
+    id: 'taskstats',
+    logger,
+    telemetry,
+    next: {
+      consume(b) {
+        samples += b.length;
+        batches++;
+      },
+      collectionDone() {},
+    },
+  },
   config,
   parts,
 );
@@ -48,6 +65,17 @@ process.once('SIGTERM', async () => {
   const c = process.cpuUsage(cpu0);
   const st = receiver.exitStats;
   await receiver.shutdown();
-  process.stdout.write(JSON.stringify({ exits, datagrams: st?.datagrams ?? 0, records: st?.records ?? 0, samples, batches, kernel_drops: st?.kernelDrops ?? 0, cpu_us: c.user + c.system, warnings: warnings.slice(0, 5) }) + '\n');
+  process.stdout.write(
+    JSON.stringify({
+      exits,
+      datagrams: st?.datagrams ?? 0,
+      records: st?.records ?? 0,
+      samples,
+      batches,
+      kernel_drops: st?.kernelDrops ?? 0,
+      cpu_us: c.user + c.system,
+      warnings: warnings.slice(0, 5),
+    }) + '\n',
+  );
   process.exit(0);
 });

@@ -27,9 +27,14 @@ const cleanup = () => {
 };
 process.on('exit', cleanup);
 
-const listPids = () => readdirSync('/proc').filter((n) => n.charCodeAt(0) >= 48 && n.charCodeAt(0) <= 57).map(Number);
+const listPids = () =>
+  readdirSync('/proc')
+    .filter((n) => n.charCodeAt(0) >= 48 && n.charCodeAt(0) <= 57)
+    .map(Number);
 const ids = listPids();
-console.log(`${ids.length} processes in /proc; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} on ${(await import('node:os')).cpus().length} cpus`);
+console.log(
+  `${ids.length} processes in /proc; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} on ${(await import('node:os')).cpus().length} cpus`,
+);
 
 function cpuOf(fn) {
   const c0 = process.cpuUsage();
@@ -129,7 +134,9 @@ for (let r = 0; r < rounds; r++) {
 const med = (xs, k) => [...xs].sort((p, q) => p[k] - q[k])[Math.floor(xs.length / 2)];
 for (const [name, rs] of Object.entries(results)) {
   const m = med(rs, 'cpuUsPerProcess');
-  const extra = m.st ? `, longest event-loop block ${m.maxLoopBlockMs.toFixed(1)} ms, ${m.st.cached} cached, ${m.st.procReads} multi-threaded read from /proc` : '';
+  const extra = m.st
+    ? `, longest event-loop block ${m.maxLoopBlockMs.toFixed(1)} ms, ${m.st.cached} cached, ${m.st.procReads} multi-threaded read from /proc`
+    : '';
   console.log(`${m.cpuUsPerProcess.toFixed(1).padStart(6)} us CPU/process  ${m.wallMs.toFixed(0).padStart(5)} ms wall  (${m.n} records${extra})  ${name}`);
 }
 sock.close();

@@ -58,7 +58,8 @@ export function validateTeamMapperConfig(config: TeamMapperConfig): ConfigProble
       problems.push({ path: `teams[${i}]`, message: `team "${rule.team}" needs cgroup_prefixes or namespaces` });
     }
     rule.cgroup_prefixes?.forEach((prefix, j) => {
-      if (!prefix.startsWith('/')) problems.push({ path: `teams[${i}].cgroup_prefixes[${j}]`, message: `"${prefix}" must start with "/" (cgroup paths are absolute)` });
+      if (!prefix.startsWith('/'))
+        problems.push({ path: `teams[${i}].cgroup_prefixes[${j}]`, message: `"${prefix}" must start with "/" (cgroup paths are absolute)` });
     });
     rule.namespaces?.forEach((ns, j) => {
       const owner = namespaceOwner.get(ns);

@@ -14,7 +14,10 @@ export class TeamMapperProcessor implements Processor {
   private readonly namespaceTeam = new Map<string, string>();
   private readonly mapped: { add(value: number, attributes?: Attributes): void };
 
-  constructor(private readonly ctx: ComponentContext, private readonly config: TeamMapperConfig) {
+  constructor(
+    private readonly ctx: ComponentContext,
+    private readonly config: TeamMapperConfig,
+  ) {
     for (const rule of config.teams) for (const ns of rule.namespaces ?? []) this.namespaceTeam.set(ns, rule.team);
     // Self-telemetry: served at /metrics and exported with the agent's own metrics.
     this.mapped = ctx.telemetry.counter('workloads_mapped', 'Distinct workloads (attribute sets) given a team, by team', '{workload}');

@@ -31,7 +31,10 @@ const config: TeamMapperConfig = {
 
 describe('team-mapper example plugin', () => {
   test('the module exports one processor factory through definePlugin', () => {
-    assert.deepEqual(plugin.factories.map((f) => `${f.kind}/${f.type}`), ['processor/team_mapper']);
+    assert.deepEqual(
+      plugin.factories.map((f) => `${f.kind}/${f.type}`),
+      ['processor/team_mapper'],
+    );
   });
 
   test('namespace first, then cgroup prefixes in rule order, else default_team', async () => {
@@ -47,7 +50,10 @@ describe('team-mapper example plugin', () => {
       [{ [ATTR.EXECUTABLE_NAME]: 'kthreadd' }, 'unowned'],
     ];
     const out = (await p.process(cases.map(([a]) => sample(a)))) as Sample[];
-    assert.deepEqual(out.map((s) => s.attributes.team), cases.map(([, team]) => team));
+    assert.deepEqual(
+      out.map((s) => s.attributes.team),
+      cases.map(([, team]) => team),
+    );
     assert.equal(counts.get('workloads_mapped{"team":"platform"}'), 2);
   });
 
@@ -80,6 +86,9 @@ describe('team-mapper example plugin', () => {
       }).map((p) => p.path),
       ['teams[0].cgroup_prefixes[1]', 'teams[1]', 'teams[3].namespaces[1]'],
     );
-    assert.deepEqual(teamMapperFactory.validate!({ attribute: 'team', teams: [] }).map((p) => p.path), ['teams']);
+    assert.deepEqual(
+      teamMapperFactory.validate!({ attribute: 'team', teams: [] }).map((p) => p.path),
+      ['teams'],
+    );
   });
 });

@@ -122,14 +122,19 @@ describe('debug exporter', () => {
     assert.ok(!/cores|\/s/.test(text), 'no rates in the first summary');
   });
 
-  test('the agent\'s own telemetry scope is kept out of the tables; basic shows only loss', () => {
+  test("the agent's own telemetry scope is kept out of the tables; basic shows only loss", () => {
     const s = stage();
     const state = newSummaryState(0);
     summarize(s.collect(0).delta(), { verbosity: 'basic', top: 0 }, state);
     sampleTimeMs = 10;
     s.add([sample(MAKE, [1, 0, 0, 0, 0, 0, 0])]);
     const rm = s.collect(1000).delta();
-    const point = { startTime: [0, 0] as [number, number], endTime: [1, 0] as [number, number], attributes: { 'component.id': 'otlp', reason: 'queue_full' }, value: 3 };
+    const point = {
+      startTime: [0, 0] as [number, number],
+      endTime: [1, 0] as [number, number],
+      attributes: { 'component.id': 'otlp', reason: 'queue_full' },
+      value: 3,
+    };
     const withSelf = {
       resource: rm.resource,
       scopeMetrics: [
@@ -144,7 +149,13 @@ describe('debug exporter', () => {
               isMonotonic: true,
               dataPoints: [point, { ...point, attributes: { 'component.id': 'otlp', reason: 'no_endpoint' }, value: 50 }],
             },
-            { descriptor: { name: 'taskstats_agent.exporter.sent_points', description: '', unit: '{point}', valueType: 1 }, aggregationTemporality: 0, dataPointType: 3, isMonotonic: true, dataPoints: [{ ...point, value: 40 }] },
+            {
+              descriptor: { name: 'taskstats_agent.exporter.sent_points', description: '', unit: '{point}', valueType: 1 },
+              aggregationTemporality: 0,
+              dataPointType: 3,
+              isMonotonic: true,
+              dataPoints: [{ ...point, value: 40 }],
+            },
           ],
         },
       ],

@@ -266,11 +266,12 @@ export function summarize(metrics: ResourceMetrics, config: DebugExporterConfig,
     const cpu = (w: Workload) => w.cpuUser + w.cpuSystem + w.cpuOther;
     const total = list.reduce((s, w) => s + cpu(w), 0);
     out.push(
-      first
-        ? `CPU: ${fmt(total, 3)} s in total; top workloads:`
-        : `CPU: ${fmtCores(total / intervalS)} cores in total (${fmt(total, 3)} s); top workloads:`,
+      first ? `CPU: ${fmt(total, 3)} s in total; top workloads:` : `CPU: ${fmtCores(total / intervalS)} cores in total (${fmt(total, 3)} s); top workloads:`,
     );
-    const busy = list.filter((w) => cpu(w) > 0).sort((a, b) => cpu(b) - cpu(a)).slice(0, top);
+    const busy = list
+      .filter((w) => cpu(w) > 0)
+      .sort((a, b) => cpu(b) - cpu(a))
+      .slice(0, top);
     if (busy.length === 0) out.push('  (no CPU used)');
     for (const w of busy) {
       const cores = first ? '' : `${padLeft(fmtCores(cpu(w) / intervalS), 6)} cores  `;
@@ -282,7 +283,10 @@ export function summarize(metrics: ResourceMetrics, config: DebugExporterConfig,
     const rate = first ? '' : ` (${perSecond(totalExits, '/s', 1)})`;
     out.push(`Exits: ${fmtCount(totalExits)}${rate}, ${fmtCount(failed)} non-zero or by signal`);
     if (config.verbosity !== 'basic') {
-      for (const w of list.filter((x) => x.exits > 0).sort((a, b) => b.exits - a.exits).slice(0, top)) {
+      for (const w of list
+        .filter((x) => x.exits > 0)
+        .sort((a, b) => b.exits - a.exits)
+        .slice(0, top)) {
         const r = first ? '' : ` (${padLeft(perSecond(w.exits, '/s', 1), 9)})`;
         out.push(`  ${padLeft(fmtCount(w.exits), 7)}${r}  failed ${padLeft(fmtCount(w.failedExits), 5)}  ${w.label}`);
       }
@@ -329,7 +333,9 @@ export function summarize(metrics: ResourceMetrics, config: DebugExporterConfig,
         ? names.filter((n) => /drop|lost|fail|overflow|error/.test(n) && !n.endsWith(': no_endpoint)') && selfTotals.get(n)! > 0)
         : names;
     if (shown.length > 0) {
-      out.push(`Agent: ${shown.map((n) => `${n.replace(/^taskstats_agent\./, '').replace(/ \(/, ` ${fmtCount(selfTotals.get(n)!)} (`)}${n.includes(' (') ? '' : ` ${fmtCount(selfTotals.get(n)!)}`}`).join(', ')}`);
+      out.push(
+        `Agent: ${shown.map((n) => `${n.replace(/^taskstats_agent\./, '').replace(/ \(/, ` ${fmtCount(selfTotals.get(n)!)} (`)}${n.includes(' (') ? '' : ` ${fmtCount(selfTotals.get(n)!)}`}`).join(', ')}`,
+      );
     }
   }
   if (skippedKinds.size > 0) out.push(`Not summarized (point type): ${[...skippedKinds].join(', ')}`);

@@ -97,7 +97,12 @@ test('the testdata configs of filter and k8sattributes: valid ones pass validate
   }
   const r = await runCli(['validate', '--config', tmp.write('invalid.yaml', around('plugins/filter/testdata/invalid.yaml'))]);
   assert.equal(r.code, 2);
-  for (const path of ['filter/bad_regexp.include.commands[2]', 'filter/bad_glob.exclude.cgroups[1]', 'filter/empty_block.include', 'filter/cmdline_without_commands.exclude.match_command_line']) {
+  for (const path of [
+    'filter/bad_regexp.include.commands[2]',
+    'filter/bad_glob.exclude.cgroups[1]',
+    'filter/empty_block.include',
+    'filter/cmdline_without_commands.exclude.match_command_line',
+  ]) {
     assert.ok(r.stderr.includes(`processors.${path}:`), `${path} in:\n${r.stderr}`);
   }
 });

@@ -67,10 +67,16 @@ describe('filter processor', () => {
     const p = await make({ exclude: { match_type: 'regexp', commands: ['sh'] } });
     const out = await p.process([sample(nginx), sample(bash), sample(sshd), sample(pg)]);
     // "sh" occurs in bash and sshd
-    assert.deepEqual(out.map((s) => s.attributes[ATTR.EXECUTABLE_NAME]), ['nginx', 'postgres']);
+    assert.deepEqual(
+      out.map((s) => s.attributes[ATTR.EXECUTABLE_NAME]),
+      ['nginx', 'postgres'],
+    );
     const anchored = await make({ exclude: { match_type: 'regexp', commands: ['^sh$', '^ba'] } });
     const out2 = await anchored.process([sample(nginx), sample(bash), sample(sshd)]);
-    assert.deepEqual(out2.map((s) => s.attributes[ATTR.EXECUTABLE_NAME]), ['nginx', 'sshd']);
+    assert.deepEqual(
+      out2.map((s) => s.attributes[ATTR.EXECUTABLE_NAME]),
+      ['nginx', 'sshd'],
+    );
   });
 
   test('glob on cgroups: * stays in one segment, ** spans segments', async () => {
@@ -78,9 +84,15 @@ describe('filter processor', () => {
     assert.equal((await oneLevel.process([sample(nginx)])).length, 0, '* must not cross /');
     const deep = await make({ include: { match_type: 'glob', cgroups: ['/kubepods.slice/**', '/kubepods/*/pod*/*'] } });
     const out = await deep.process([sample(nginx), sample(bash), sample(sshd), sample(pg)]);
-    assert.deepEqual(out.map((s) => s.attributes[ATTR.EXECUTABLE_NAME]), ['nginx', 'postgres']);
+    assert.deepEqual(
+      out.map((s) => s.attributes[ATTR.EXECUTABLE_NAME]),
+      ['nginx', 'postgres'],
+    );
     const cls = await make({ include: { match_type: 'glob', cgroups: ['/system.slice/[!x]sh.service', '/user.slice/user-100?.slice/**'] } });
-    assert.deepEqual((await cls.process([sample(nginx), sample(bash), sample(sshd)])).map((s) => s.attributes[ATTR.EXECUTABLE_NAME]), ['bash', 'sshd']);
+    assert.deepEqual(
+      (await cls.process([sample(nginx), sample(bash), sample(sshd)])).map((s) => s.attributes[ATTR.EXECUTABLE_NAME]),
+      ['bash', 'sshd'],
+    );
   });
 
   test('glob on commands: * matches any characters, also in command lines', async () => {
@@ -108,7 +120,10 @@ describe('filter processor', () => {
       include: { match_type: 'glob', cgroups: ['/kubepods.slice/**', '/kubepods/**'] },
       exclude: { match_type: 'strict', commands: ['postgres'] },
     });
-    assert.deepEqual((await p.process([sample(nginx), sample(bash), sample(pg)])).map((s) => s.attributes[ATTR.EXECUTABLE_NAME]), ['nginx']);
+    assert.deepEqual(
+      (await p.process([sample(nginx), sample(bash), sample(pg)])).map((s) => s.attributes[ATTR.EXECUTABLE_NAME]),
+      ['nginx'],
+    );
   });
 
   test('a sample without the attribute does not match: include drops it, exclude keeps it', async () => {
@@ -124,7 +139,10 @@ describe('filter processor', () => {
     const withLine = await make({ exclude: { match_type: 'regexp', commands: ['healthcheck\\.py'], match_command_line: true } });
     const withoutLine = await make({ exclude: { match_type: 'regexp', commands: ['healthcheck\\.py'] } });
     const batch = () => [sample(py, 'python3 /opt/healthcheck.py --once'), sample(py, 'python3 server.py')];
-    assert.deepEqual((await withLine.process(batch())).map((s) => s.context![ATTR.COMMAND_LINE]), ['python3 server.py']);
+    assert.deepEqual(
+      (await withLine.process(batch())).map((s) => s.context![ATTR.COMMAND_LINE]),
+      ['python3 server.py'],
+    );
     assert.equal((await withoutLine.process(batch())).length, 2);
   });
 
@@ -133,7 +151,10 @@ describe('filter processor', () => {
     const b = await make({ exclude: { match_type: 'strict', commands: ['postgres'] } }, 'filter/b');
     const input = [sample(nginx), sample(bash), sample(sshd), sample(pg)];
     const out = await b.process(await a.process(input));
-    assert.deepEqual(out.map((s) => s.attributes[ATTR.EXECUTABLE_NAME]), ['nginx']);
+    assert.deepEqual(
+      out.map((s) => s.attributes[ATTR.EXECUTABLE_NAME]),
+      ['nginx'],
+    );
   });
 
   test('decision is cached per (cgroup, command) and follows a replaced attributes object', async () => {
@@ -161,10 +182,19 @@ describe('filter processor', () => {
     assert.equal(regexp[0]!.path, 'include.commands[2]');
     assert.match(regexp[0]!.message, /invalid regexp pattern "\(unclosed"/);
     const glob = byId('filter/bad_glob');
-    assert.deepEqual(glob.map((p) => p.path), ['exclude.cgroups[1]']);
+    assert.deepEqual(
+      glob.map((p) => p.path),
+      ['exclude.cgroups[1]'],
+    );
     assert.match(glob[0]!.message, /unclosed "\["/);
-    assert.deepEqual(byId('filter/empty_block').map((p) => p.path), ['include']);
-    assert.deepEqual(byId('filter/cmdline_without_commands').map((p) => p.path), ['exclude.match_command_line']);
+    assert.deepEqual(
+      byId('filter/empty_block').map((p) => p.path),
+      ['include'],
+    );
+    assert.deepEqual(
+      byId('filter/cmdline_without_commands').map((p) => p.path),
+      ['exclude.match_command_line'],
+    );
   });
 });
 
@@ -193,28 +223,35 @@ describe('filter on real processes', { timeout: 60_000 }, () => {
     }
   });
 
-  test('include by cgroup glob and exclude by command line on live /proc data', { skip: !root || process.getuid?.() !== 0 ? 'needs root and cgroup v2' : false }, async () => {
-    const base = `taskstats-filter-test-${process.pid}`;
-    const podDir = join(root!, base, 'kubepods', 'burstable', 'pod7d8c2f0e-1111-4a4a-9b9b-123456789abc');
-    const ctrDir = join(podDir, 'f'.repeat(64));
-    mkdirSync(ctrDir, { recursive: true });
-    created.push(join(root!, base), join(root!, base, 'kubepods'), join(root!, base, 'kubepods', 'burstable'), podDir, ctrDir);
-    const inPod = spawn('sleep', ['30'], { stdio: 'ignore' });
-    const outside = spawn('sleep', ['31'], { stdio: 'ignore' });
-    children.push(inPod, outside);
-    writeFileSync(join(ctrDir, 'cgroup.procs'), String(inPod.pid));
-    const fromProc = (pid: number): Sample => {
-      const cgroup = readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'))!.slice(3);
-      const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
-      return sample(attrs(comm, cgroup), cmdline);
-    };
-    const a = fromProc(inPod.pid!);
-    const b = fromProc(outside.pid!);
-    assert.equal(a.attributes[ATTR.CGROUP], `/${base}/kubepods/burstable/pod7d8c2f0e-1111-4a4a-9b9b-123456789abc/${'f'.repeat(64)}`);
-    const pods = await make({ include: { match_type: 'glob', cgroups: ['/*/kubepods/**'] } });
-    assert.deepEqual(await pods.process([a, b]), [a]);
-    const noLongSleeps = await make({ exclude: { match_type: 'glob', commands: ['sleep 3?'], match_command_line: true } });
-    assert.deepEqual(await noLongSleeps.process([fromProc(inPod.pid!), fromProc(outside.pid!)]), []);
-  });
+  test(
+    'include by cgroup glob and exclude by command line on live /proc data',
+    { skip: !root || process.getuid?.() !== 0 ? 'needs root and cgroup v2' : false },
+    async () => {
+      const base = `taskstats-filter-test-${process.pid}`;
+      const podDir = join(root!, base, 'kubepods', 'burstable', 'pod7d8c2f0e-1111-4a4a-9b9b-123456789abc');
+      const ctrDir = join(podDir, 'f'.repeat(64));
+      mkdirSync(ctrDir, { recursive: true });
+      created.push(join(root!, base), join(root!, base, 'kubepods'), join(root!, base, 'kubepods', 'burstable'), podDir, ctrDir);
+      const inPod = spawn('sleep', ['30'], { stdio: 'ignore' });
+      const outside = spawn('sleep', ['31'], { stdio: 'ignore' });
+      children.push(inPod, outside);
+      writeFileSync(join(ctrDir, 'cgroup.procs'), String(inPod.pid));
+      const fromProc = (pid: number): Sample => {
+        const cgroup = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+          .split('\n')
+          .find((l) => l.startsWith('0::'))!
+          .slice(3);
+        const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+        return sample(attrs(comm, cgroup), cmdline);
+      };
+      const a = fromProc(inPod.pid!);
+      const b = fromProc(outside.pid!);
+      assert.equal(a.attributes[ATTR.CGROUP], `/${base}/kubepods/burstable/pod7d8c2f0e-1111-4a4a-9b9b-123456789abc/${'f'.repeat(64)}`);
+      const pods = await make({ include: { match_type: 'glob', cgroups: ['/*/kubepods/**'] } });
+      assert.deepEqual(await pods.process([a, b]), [a]);
+      const noLongSleeps = await make({ exclude: { match_type: 'glob', commands: ['sleep 3?'], match_command_line: true } });
+      assert.deepEqual(await noLongSleeps.process([fromProc(inPod.pid!), fromProc(outside.pid!)]), []);
+    },
+  );
 });

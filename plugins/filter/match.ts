@@ -12,7 +12,10 @@ export type MatchSubject = 'command' | 'cgroup';
 
 /** A pattern that does not compile: `index` is its position in the list. */
 export class PatternError extends Error {
-  constructor(readonly index: number, message: string) {
+  constructor(
+    readonly index: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -67,7 +70,11 @@ export class StringListMatcher {
   private readonly cache = new Map<string, boolean>();
 
   /** Throws PatternError naming the first pattern that does not compile. */
-  constructor(readonly matchType: MatchType, readonly patterns: readonly string[], subject: MatchSubject) {
+  constructor(
+    readonly matchType: MatchType,
+    readonly patterns: readonly string[],
+    subject: MatchSubject,
+  ) {
     patterns.forEach((p, index) => {
       if (typeof p !== 'string' || p === '') throw new PatternError(index, 'empty pattern');
       if (matchType === 'strict') {

@@ -26,7 +26,10 @@ export class FilterProcessor implements Processor {
   private decisions = new Map<unknown, Map<unknown, boolean>>();
   private decisionCount = 0;
 
-  constructor(private readonly ctx: ComponentContext, config: FilterConfig) {
+  constructor(
+    private readonly ctx: ComponentContext,
+    config: FilterConfig,
+  ) {
     const problems: { path: string; message: string }[] = [];
     if (config.include) this.include = compileBlock(config.include, 'include', problems);
     if (config.exclude) this.exclude = compileBlock(config.exclude, 'exclude', problems);

@@ -39,7 +39,8 @@ describe('parseCgroupPath (path strings)', () => {
 
   test('systemd + CRI-O path quoted in the Kubernetes node e2e tests (conmon scope)', () => {
     // "example path (systemd): /sys/fs/cgroup/ kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0b7632a2_..."
-    const p = '/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0b7632a2_a56e_4278_987a_22de18008dbe.slice/crio-conmon-0bc5eac79e3ae7a0c2651f14722aa10fa333eb2325c2ca97da33aa284cda81b0.scope';
+    const p =
+      '/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0b7632a2_a56e_4278_987a_22de18008dbe.slice/crio-conmon-0bc5eac79e3ae7a0c2651f14722aa10fa333eb2325c2ca97da33aa284cda81b0.scope';
     assert.deepEqual(parseCgroupPath(p), { podUid: '0b7632a2-a56e-4278-987a-22de18008dbe', qosClass: 'Burstable' });
     const ctr = p.replace('crio-conmon-', 'crio-');
     assert.deepEqual(parseCgroupPath(ctr), {
@@ -61,7 +62,14 @@ describe('parseCgroupPath (path strings)', () => {
   });
 
   test('paths that say nothing', () => {
-    for (const p of ['/', '/system.slice/ssh.service', '/user.slice/user-1000.slice/session-2.scope', '/podman/pod123', '/kubepods/burstable/podnot-a-uid/x', '/other/pod74c13223-5a00-11e9-b385-42010a80018d/x']) {
+    for (const p of [
+      '/',
+      '/system.slice/ssh.service',
+      '/user.slice/user-1000.slice/session-2.scope',
+      '/podman/pod123',
+      '/kubepods/burstable/podnot-a-uid/x',
+      '/other/pod74c13223-5a00-11e9-b385-42010a80018d/x',
+    ]) {
       assert.equal(parseCgroupPath(p), undefined, p);
     }
   });

@@ -1,10 +1,5 @@
 import { defineProcessor } from '../../src/api/index.js';
-import {
-  defaultK8sAttributesConfig,
-  k8sAttributesConfigSchema,
-  validateK8sAttributesConfig,
-  type K8sAttributesConfig,
-} from './config.js';
+import { defaultK8sAttributesConfig, k8sAttributesConfigSchema, validateK8sAttributesConfig, type K8sAttributesConfig } from './config.js';
 
 export const k8sAttributesFactory = defineProcessor<K8sAttributesConfig>({
   type: 'k8sattributes',

@@ -133,7 +133,10 @@ export class PodStore {
   private readonly deletedAt = new Map<string, number>();
   private sweepTimer?: NodeJS.Timeout;
 
-  constructor(private readonly builder: PodInfoBuilder, private readonly deleteGraceMs: number) {}
+  constructor(
+    private readonly builder: PodInfoBuilder,
+    private readonly deleteGraceMs: number,
+  ) {}
 
   get size(): number {
     return this.pods.size;

@@ -48,7 +48,10 @@ export class K8sAttributesProcessor implements Processor {
   private enriched = new WeakMap<Attributes, Enrichment>();
   private readonly podsNotFound: { add(v: number): void };
 
-  constructor(private readonly ctx: ComponentContext, private readonly config: K8sAttributesConfig) {
+  constructor(
+    private readonly ctx: ComponentContext,
+    private readonly config: K8sAttributesConfig,
+  ) {
     this.want = new Set(config.extract.metadata);
     this.store = new PodStore(new PodInfoBuilder(config), config.pod_delete_grace);
     this.podsNotFound = ctx.telemetry.counter(
@@ -71,7 +74,9 @@ export class K8sAttributesProcessor implements Processor {
     let kubeconfigPath: string | undefined;
     if (auth === 'serviceAccount') {
       if (!process.env.KUBERNETES_SERVICE_HOST || !process.env.KUBERNETES_SERVICE_PORT) {
-        throw new Error(`${ctx.id}: auth_type serviceAccount needs KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT (set in every pod); use auth_type kubeConfig outside a cluster`);
+        throw new Error(
+          `${ctx.id}: auth_type serviceAccount needs KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT (set in every pod); use auth_type kubeConfig outside a cluster`,
+        );
       }
     } else {
       kubeconfigPath = config.kube_config_path ?? process.env.KUBECONFIG?.split(':')[0] ?? join(homedir(), '.kube', 'config');

@@ -52,7 +52,9 @@ export class TestCgroups {
       child.once('error', reject);
     });
     writeFileSync(join(dir, 'cgroup.procs'), String(child.pid));
-    const line = readFileSync(`/proc/${child.pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'));
+    const line = readFileSync(`/proc/${child.pid}/cgroup`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('0::'));
     if (!line) throw new Error(`/proc/${child.pid}/cgroup has no cgroup v2 line`);
     return { pid: child.pid!, cgroupPath: line.slice(3) };
   }

@@ -169,15 +169,18 @@ export class PodWatcher {
 
   private armWatchdog(): void {
     if (this.stopped) return;
-    this.watchdogTimer = setTimeout(() => {
-      const request = this.watchRequest;
-      if (request && Date.now() - this.lastActivityMs > this.idleTimeoutMs) {
-        this.opts.logger.warn('Kubernetes API: the pod watch has been silent too long; reconnecting', { idleMs: Date.now() - this.lastActivityMs });
-        this.watchRequest = undefined;
-        request.abort(); // ends in the error callback, which resumes from the last resourceVersion
-      }
-      this.armWatchdog();
-    }, Math.max(50, Math.min(this.idleTimeoutMs / 4, 30_000)));
+    this.watchdogTimer = setTimeout(
+      () => {
+        const request = this.watchRequest;
+        if (request && Date.now() - this.lastActivityMs > this.idleTimeoutMs) {
+          this.opts.logger.warn('Kubernetes API: the pod watch has been silent too long; reconnecting', { idleMs: Date.now() - this.lastActivityMs });
+          this.watchRequest = undefined;
+          request.abort(); // ends in the error callback, which resumes from the last resourceVersion
+        }
+        this.armWatchdog();
+      },
+      Math.max(50, Math.min(this.idleTimeoutMs / 4, 30_000)),
+    );
     this.watchdogTimer.unref();
   }
 

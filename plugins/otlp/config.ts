@@ -211,12 +211,15 @@ function appendMetricsPath(base: string): string {
  * generic one, then the default. Throws OtlpConfigError naming the key or variable at fault.
  */
 export function resolveOtlpSettings(config: OtlpExporterConfig, env: Env = process.env): ResolvedOtlpSettings {
-  const protocolText =
-    config.protocol ?? envValue(env, 'OTEL_EXPORTER_OTLP_METRICS_PROTOCOL') ?? envValue(env, 'OTEL_EXPORTER_OTLP_PROTOCOL');
+  const protocolText = config.protocol ?? envValue(env, 'OTEL_EXPORTER_OTLP_METRICS_PROTOCOL') ?? envValue(env, 'OTEL_EXPORTER_OTLP_PROTOCOL');
   let protocol = DEFAULTS.protocol;
   if (protocolText !== undefined) {
     if (!(OTLP_PROTOCOLS as readonly string[]).includes(protocolText)) {
-      const where = config.protocol ? 'protocol' : env.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL ? 'OTEL_EXPORTER_OTLP_METRICS_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+      const where = config.protocol
+        ? 'protocol'
+        : env.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL
+          ? 'OTEL_EXPORTER_OTLP_METRICS_PROTOCOL'
+          : 'OTEL_EXPORTER_OTLP_PROTOCOL';
       throw new OtlpConfigError(`${where}: "${protocolText}" is not one of ${OTLP_PROTOCOLS.join(', ')}`);
     }
     protocol = protocolText as OtlpProtocol;
@@ -249,8 +252,7 @@ export function resolveOtlpSettings(config: OtlpExporterConfig, env: Env = proce
     ...(config.headers ?? {}),
   };
 
-  const compressionText =
-    config.compression ?? envValue(env, 'OTEL_EXPORTER_OTLP_METRICS_COMPRESSION') ?? envValue(env, 'OTEL_EXPORTER_OTLP_COMPRESSION');
+  const compressionText = config.compression ?? envValue(env, 'OTEL_EXPORTER_OTLP_METRICS_COMPRESSION') ?? envValue(env, 'OTEL_EXPORTER_OTLP_COMPRESSION');
   if (compressionText !== undefined && compressionText !== 'gzip' && compressionText !== 'none') {
     throw new OtlpConfigError(`OTEL_EXPORTER_OTLP_COMPRESSION: "${compressionText}" is not gzip or none`);
   }
@@ -275,9 +277,7 @@ export function resolveOtlpSettings(config: OtlpExporterConfig, env: Env = proce
     if (temporalityText === 'delta' || temporalityText === 'lowmemory') temporality = 'delta';
     else if (temporalityText === 'cumulative') temporality = 'cumulative';
     else {
-      throw new OtlpConfigError(
-        `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: "${temporalityText}" is not cumulative, delta or lowmemory`,
-      );
+      throw new OtlpConfigError(`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: "${temporalityText}" is not cumulative, delta or lowmemory`);
     }
   }
 

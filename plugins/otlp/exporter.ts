@@ -147,11 +147,7 @@ export class OtlpExporter implements Exporter {
   ) {
     this.temporality = settings.temporality;
     this.requestCounter = ctx.telemetry.counter('requests', 'OTLP requests (HTTP requests or gRPC calls) by outcome', '{request}');
-    this.retryCounter = ctx.telemetry.counter(
-      'batch_retries',
-      'Batches re-sent after an export failed for a retryable reason',
-      '{batch}',
-    );
+    this.retryCounter = ctx.telemetry.counter('batch_retries', 'Batches re-sent after an export failed for a retryable reason', '{batch}');
     ctx.telemetry.gauge('queue_size', 'Batches waiting in the sending queue', () => this.queue.length, '{batch}');
     ctx.telemetry.gauge('queue_capacity', 'Capacity of the sending queue', () => settings.queue.queueSize, '{batch}');
   }
@@ -448,10 +444,7 @@ export class OtlpExporter implements Exporter {
     this.agent?.destroy();
     if (this.inner) {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        this.inner.shutdown().catch(() => undefined),
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, SHUTDOWN_GRACE_MS))),
-      ]);
+      await Promise.race([this.inner.shutdown().catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, SHUTDOWN_GRACE_MS)))]);
       clearTimeout(timer);
     }
     for (const u of this.unsubscribe.splice(0)) u();

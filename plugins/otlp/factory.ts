@@ -1,12 +1,5 @@
 import { defineExporter, type ExporterFactory } from '../../src/api/index.js';
-import {
-  defaultOtlpConfig,
-  otlpConfigSchema,
-  OtlpConfigError,
-  resolveOtlpSettings,
-  validateOtlpConfig,
-  type OtlpExporterConfig,
-} from './config.js';
+import { defaultOtlpConfig, otlpConfigSchema, OtlpConfigError, resolveOtlpSettings, validateOtlpConfig, type OtlpExporterConfig } from './config.js';
 
 export const otlpExporterFactory: ExporterFactory<OtlpExporterConfig> = defineExporter<OtlpExporterConfig>({
   type: 'otlp',

@@ -78,15 +78,15 @@ describe('otlp settings', () => {
   test('endpoint gets /v1/metrics, metrics_endpoint is taken as is and wins', () => {
     assert.equal(resolveOtlpSettings({ endpoint: 'http://c:4318' }, {}).url, 'http://c:4318/v1/metrics');
     assert.equal(resolveOtlpSettings({ endpoint: 'http://c:4318/otlp/' }, {}).url, 'http://c:4318/otlp/v1/metrics');
-    assert.equal(
-      resolveOtlpSettings({ endpoint: 'http://c:4318', metrics_endpoint: 'http://m:1/x' }, {}).url,
-      'http://m:1/x',
-    );
+    assert.equal(resolveOtlpSettings({ endpoint: 'http://c:4318', metrics_endpoint: 'http://m:1/x' }, {}).url, 'http://m:1/x');
     assert.equal(resolveOtlpSettings({ endpoint: 'http://c:4317', protocol: 'grpc' }, {}).url, 'http://c:4317');
     // gRPC takes host:port as the Collector does; HTTP needs a URL.
     assert.equal(resolveOtlpSettings({ endpoint: 'otel-collector:4317', protocol: 'grpc' }, {}).url, 'http://otel-collector:4317');
     assert.deepEqual(validateOtlpConfig({ endpoint: 'otel-collector:4317', protocol: 'grpc' }), []);
-    assert.deepEqual(validateOtlpConfig({ endpoint: 'otel-collector:4318' }).map((p) => p.path), ['endpoint']);
+    assert.deepEqual(
+      validateOtlpConfig({ endpoint: 'otel-collector:4318' }).map((p) => p.path),
+      ['endpoint'],
+    );
   });
 
   test('environment variables apply when the config is silent, and the config wins', () => {
@@ -278,7 +278,10 @@ describe('otlp exporter over HTTP', () => {
     assert.equal(ctx.dropped.send_failed, 2);
     assert.ok(exporter.stats.batchRetries >= 2, `batch retries ${exporter.stats.batchRetries}`);
     assert.ok(exporter.stats.requests.retryable >= 3, `requests ${JSON.stringify(exporter.stats.requests)}`);
-    assert.ok(ctx.logs.every((l) => l.level !== 'error'), 'backend down is a warning, not an error');
+    assert.ok(
+      ctx.logs.every((l) => l.level !== 'error'),
+      'backend down is a warning, not an error',
+    );
     const warnKeys = new Set(ctx.logs.filter((l) => l.level === 'warn').map((l) => l.fields?.key));
     assert.deepEqual([...warnKeys].sort(), ['retrying', 'send_failed'], 'warnings carry a rate-limit key');
     assert.ok(!JSON.stringify(ctx.logs).includes('TOPSECRET-VALUE'));

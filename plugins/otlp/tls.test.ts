@@ -27,10 +27,27 @@ describe('otlp exporter over HTTPS', { skip: openssl ? undefined : 'needs openss
   let received = 0;
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'otlp-tls-'));
-    execFileSync(openssl!, [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
-      '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-    ], { stdio: 'ignore' });
+    execFileSync(
+      openssl!,
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
     server = https.createServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (req, res) => {
       req.resume();
       req.on('end', () => {
@@ -77,6 +94,9 @@ describe('otlp exporter over HTTPS', { skip: openssl ? undefined : 'needs openss
   test('an unreadable file fails start() naming the key; cert_file needs key_file', async () => {
     const exporter = new OtlpExporter(recordingContext(), resolveOtlpSettings({ endpoint: url, tls: { ca_file: join(dir, 'missing.pem') } }, {}));
     await assert.rejects(exporter.start(), /tls\.ca_file: cannot read ".*missing\.pem": ENOENT/);
-    assert.deepEqual(validateOtlpConfig({ tls: { cert_file: 'c.pem' } }).map((p) => p.path), ['tls.key_file']);
+    assert.deepEqual(
+      validateOtlpConfig({ tls: { cert_file: 'c.pem' } }).map((p) => p.path),
+      ['tls.key_file'],
+    );
   });
 });

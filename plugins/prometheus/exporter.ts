@@ -26,11 +26,7 @@ export class PrometheusExporter implements Exporter {
     private readonly ctx: ComponentContext,
     private readonly config: PrometheusExporterConfig,
   ) {
-    this.serializer = new PrometheusSerializer(
-      config.namespace || undefined,
-      false,
-      config.resource_to_telemetry_conversion?.enabled ? /.*/ : undefined,
-    );
+    this.serializer = new PrometheusSerializer(config.namespace || undefined, false, config.resource_to_telemetry_conversion?.enabled ? /.*/ : undefined);
     this.scrapes = ctx.telemetry.counter('scrapes', 'Requests served at /metrics', '{request}');
   }
 

@@ -1,10 +1,5 @@
 import { defineExporter } from '../../src/api/index.js';
-import {
-  defaultPrometheusConfig,
-  prometheusConfigSchema,
-  validatePrometheusConfig,
-  type PrometheusExporterConfig,
-} from './config.js';
+import { defaultPrometheusConfig, prometheusConfigSchema, validatePrometheusConfig, type PrometheusExporterConfig } from './config.js';
 
 export const prometheusExporterFactory = defineExporter<PrometheusExporterConfig>({
   type: 'prometheus',

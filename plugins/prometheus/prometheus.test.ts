@@ -26,7 +26,10 @@ describe('prometheus exporter', () => {
     assert.deepEqual(parseListenAddress('[::1]:80'), { host: '::1', port: 80 });
     assert.equal(parseListenAddress('9464'), undefined);
     assert.equal(parseListenAddress('host:99999'), undefined);
-    assert.deepEqual(validatePrometheusConfig({ ...defaultPrometheusConfig(), endpoint: 'http://x:1' }).map((p) => p.path), ['endpoint']);
+    assert.deepEqual(
+      validatePrometheusConfig({ ...defaultPrometheusConfig(), endpoint: 'http://x:1' }).map((p) => p.path),
+      ['endpoint'],
+    );
   });
 
   test('serves the latest collection as Prometheus text; empty before the first; 404 elsewhere', async () => {

@@ -21,13 +21,51 @@ const START = 1_700_000_000;
 
 /** Per-thread cumulative counters of the simulation (a subset of TaskRecord's fields). */
 interface ThreadCounters {
-  userUs: number; systemUs: number; cpuRunVirtualNs: number; voluntaryCtxSwitches: number; involuntaryCtxSwitches: number;
-  cpuDelayTotalNs: number; cpuDelayCount: number; blkioDelayTotalNs: number; blkioDelayCount: number;
-  readBytes: number; writeBytes: number; minorFaults: number; majorFaults: number; readCharBytes: number; writeCharBytes: number;
-  readSyscalls: number; writeSyscalls: number; cancelledWriteBytes: number; coreMemMbUs: number; virtMemMbUs: number;
+  userUs: number;
+  systemUs: number;
+  cpuRunVirtualNs: number;
+  voluntaryCtxSwitches: number;
+  involuntaryCtxSwitches: number;
+  cpuDelayTotalNs: number;
+  cpuDelayCount: number;
+  blkioDelayTotalNs: number;
+  blkioDelayCount: number;
+  readBytes: number;
+  writeBytes: number;
+  minorFaults: number;
+  majorFaults: number;
+  readCharBytes: number;
+  writeCharBytes: number;
+  readSyscalls: number;
+  writeSyscalls: number;
+  cancelledWriteBytes: number;
+  coreMemMbUs: number;
+  virtMemMbUs: number;
 }
-const GROUP_FIELDS = ['userUs', 'systemUs', 'cpuRunVirtualNs', 'voluntaryCtxSwitches', 'involuntaryCtxSwitches', 'cpuDelayTotalNs', 'cpuDelayCount', 'blkioDelayTotalNs', 'blkioDelayCount'] as const;
-const THREAD_FIELDS = ['readBytes', 'writeBytes', 'minorFaults', 'majorFaults', 'readCharBytes', 'writeCharBytes', 'readSyscalls', 'writeSyscalls', 'cancelledWriteBytes', 'coreMemMbUs', 'virtMemMbUs'] as const;
+const GROUP_FIELDS = [
+  'userUs',
+  'systemUs',
+  'cpuRunVirtualNs',
+  'voluntaryCtxSwitches',
+  'involuntaryCtxSwitches',
+  'cpuDelayTotalNs',
+  'cpuDelayCount',
+  'blkioDelayTotalNs',
+  'blkioDelayCount',
+] as const;
+const THREAD_FIELDS = [
+  'readBytes',
+  'writeBytes',
+  'minorFaults',
+  'majorFaults',
+  'readCharBytes',
+  'writeCharBytes',
+  'readSyscalls',
+  'writeSyscalls',
+  'cancelledWriteBytes',
+  'coreMemMbUs',
+  'virtMemMbUs',
+] as const;
 const ALL_FIELDS = [...GROUP_FIELDS, ...THREAD_FIELDS];
 
 function zero(): ThreadCounters {
@@ -44,7 +82,13 @@ class SimProcess {
   cgroup: string;
   /** Simulate kernels whose TGID exit record lacks utime/stime/context switches. */
   groupLacksCpuTimes = false;
-  constructor(readonly tgid: number, readonly start: number, comm = 'work', cgroup = '/test.slice', threads = 1) {
+  constructor(
+    readonly tgid: number,
+    readonly start: number,
+    comm = 'work',
+    cgroup = '/test.slice',
+    threads = 1,
+  ) {
     this.comm = comm;
     this.cgroup = cgroup;
     for (let i = 0; i < threads; i++) this.threads.set(tgid + i, zero());
@@ -52,7 +96,9 @@ class SimProcess {
   /** Thread `pid` does some work (each unit moves every counter by a different amount). */
   work(pid: number, units: number): this {
     const t = this.threads.get(pid)!;
-    ALL_FIELDS.forEach((f, k) => { t[f] += units * (k + 1) * (f === 'readBytes' || f === 'writeBytes' ? 4096 : f.endsWith('Us') ? 1000 : f.endsWith('Ns') ? 1e6 : 1); });
+    ALL_FIELDS.forEach((f, k) => {
+      t[f] += units * (k + 1) * (f === 'readBytes' || f === 'writeBytes' ? 4096 : f.endsWith('Us') ? 1000 : f.endsWith('Ns') ? 1e6 : 1);
+    });
     return this;
   }
   /** The truth: everything every thread ever did. */
@@ -132,12 +178,26 @@ function sums(batch: SampleBatch, where: (s: Sample) => boolean = () => true): F
 }
 
 const RAW_OF: Record<(typeof ALL_FIELDS)[number], number> = {
-  userUs: RAW.USER, systemUs: RAW.SYSTEM, cpuRunVirtualNs: RAW.RUN_TIME, voluntaryCtxSwitches: RAW.VOLUNTARY,
-  involuntaryCtxSwitches: RAW.INVOLUNTARY, cpuDelayTotalNs: RAW.DELAY_TIME, cpuDelayCount: RAW.DELAY_COUNT,
-  blkioDelayTotalNs: RAW.DELAY_TIME + 1, blkioDelayCount: RAW.DELAY_COUNT + 1, readBytes: RAW.DISK_READ,
-  writeBytes: RAW.DISK_WRITE, minorFaults: RAW.MINOR, majorFaults: RAW.MAJOR, readCharBytes: RAW.CHAR_READ,
-  writeCharBytes: RAW.CHAR_WRITE, readSyscalls: RAW.SYSCALL_READ, writeSyscalls: RAW.SYSCALL_WRITE,
-  cancelledWriteBytes: RAW.CANCELLED_WRITE, coreMemMbUs: RAW.RSS_TIME, virtMemMbUs: RAW.VIRTUAL_TIME,
+  userUs: RAW.USER,
+  systemUs: RAW.SYSTEM,
+  cpuRunVirtualNs: RAW.RUN_TIME,
+  voluntaryCtxSwitches: RAW.VOLUNTARY,
+  involuntaryCtxSwitches: RAW.INVOLUNTARY,
+  cpuDelayTotalNs: RAW.DELAY_TIME,
+  cpuDelayCount: RAW.DELAY_COUNT,
+  blkioDelayTotalNs: RAW.DELAY_TIME + 1,
+  blkioDelayCount: RAW.DELAY_COUNT + 1,
+  readBytes: RAW.DISK_READ,
+  writeBytes: RAW.DISK_WRITE,
+  minorFaults: RAW.MINOR,
+  majorFaults: RAW.MAJOR,
+  readCharBytes: RAW.CHAR_READ,
+  writeCharBytes: RAW.CHAR_WRITE,
+  readSyscalls: RAW.SYSCALL_READ,
+  writeSyscalls: RAW.SYSCALL_WRITE,
+  cancelledWriteBytes: RAW.CANCELLED_WRITE,
+  coreMemMbUs: RAW.RSS_TIME,
+  virtMemMbUs: RAW.VIRTUAL_TIME,
 };
 
 /** user/system as the kernel reports them for /proc: the runtime split by the tick ratio. */
@@ -151,7 +211,10 @@ function assertTotals(got: Float64Array, truth: ThreadCounters, label = ''): voi
   // CPU: user + system is exactly the scheduler's runtime; the split follows the tick ratio
   // (exactly here, because the simulated threads keep one ratio).
   const cpu = cpuSplitNs(truth);
-  assert.ok(near(got[RAW.USER]! + got[RAW.SYSTEM]!, truth.cpuRunVirtualNs), `${label}user+system ${got[RAW.USER]! + got[RAW.SYSTEM]!} ns, runtime ${truth.cpuRunVirtualNs} ns`);
+  assert.ok(
+    near(got[RAW.USER]! + got[RAW.SYSTEM]!, truth.cpuRunVirtualNs),
+    `${label}user+system ${got[RAW.USER]! + got[RAW.SYSTEM]!} ns, runtime ${truth.cpuRunVirtualNs} ns`,
+  );
   assert.ok(near(got[RAW.USER]!, cpu.user), `${label}user ${got[RAW.USER]} ns, expected ${cpu.user}`);
   for (const f of ALL_FIELDS) {
     if (f === 'userUs' || f === 'systemUs') continue;
@@ -187,7 +250,7 @@ describe('ProcessAccounting', () => {
     assert.equal(last.final, true);
     assert.deepEqual(last.pointAttributes, { 'process.exit.code': 3 });
     // the exit sample holds exactly what was left since the last live reading
-    const runGrowthS = (4 * 3 * 1e6) * 1e-9;
+    const runGrowthS = 4 * 3 * 1e6 * 1e-9;
     assert.ok(near(last.values[RAW.USER]! + last.values[RAW.SYSTEM]!, runGrowthS));
     assert.ok(near(last.values[RAW.RUN_TIME]!, runGrowthS));
     assert.equal(acc.size, 0);
@@ -201,7 +264,20 @@ describe('ProcessAccounting', () => {
     const { acc } = accounting();
     const rec = (u: number, s: number, runNs: number, kind: 'live' | 'exit') => {
       const r = newTaskRecord();
-      Object.assign(r, { kind, aggregate: kind === 'live' ? 'tgid' : 'pid', version: 16, pid: 42, tgid: 42, comm: 'c', startTimeSec: START, userUs: u, systemUs: s, cpuRunVirtualNs: runNs, flags: AGROUP, exitCode: 0 });
+      Object.assign(r, {
+        kind,
+        aggregate: kind === 'live' ? 'tgid' : 'pid',
+        version: 16,
+        pid: 42,
+        tgid: 42,
+        comm: 'c',
+        startTimeSec: START,
+        userUs: u,
+        systemUs: s,
+        cpuRunVirtualNs: runNs,
+        flags: AGROUP,
+        exitCode: 0,
+      });
       return r;
     };
     const ms = (v: number) => Math.round(v * 1e6) / 1e3; // seconds -> ms, rounded to µs
@@ -218,7 +294,14 @@ describe('ProcessAccounting', () => {
     acc.live(rec(4000, 0, 10e6, 'live'), T0, out); // user 10
     acc.live(rec(4000, 8000, 12e6, 'live'), T0 + 1, out); // ratio says user 4, system 8: user stays 10, system 2
     acc.exit(rec(8000, 8000, 20e6, 'exit'), null, T0 + 2, out); // half and half: user 10, system 10
-    assert.deepEqual(out.map((s) => [ms(s.values[RAW.USER]!), ms(s.values[RAW.SYSTEM]!)]), [[10, 0], [0, 2], [0, 8]]);
+    assert.deepEqual(
+      out.map((s) => [ms(s.values[RAW.USER]!), ms(s.values[RAW.SYSTEM]!)]),
+      [
+        [10, 0],
+        [0, 2],
+        [0, 8],
+      ],
+    );
     // A kernel without the scheduler runtime: the ticks as they are.
     out.length = 0;
     acc.exit(rec(4000, 8000, 0, 'exit'), null, T0, out);
@@ -287,7 +370,7 @@ describe('ProcessAccounting', () => {
     assert.equal(acc.size, 0);
   });
 
-  test('pid reuse: a new start time is a new process; the old one\'s late exit still finds its state', () => {
+  test("pid reuse: a new start time is a new process; the old one's late exit still finds its state", () => {
     const { acc, telemetry } = accounting();
     const out: SampleBatch = [];
     const a = new SimProcess(500, START, 'old').work(500, 10);
@@ -306,8 +389,16 @@ describe('ProcessAccounting', () => {
     acc.endSweep(T0 + 20_000, out);
     const [t2, g2] = b.exit(500, 0);
     acc.exit(t2, g2, T0 + 20_001, out);
-    assertTotals(sums(out, (s) => s.attributes['process.executable.name'] === 'old'), a.total(), 'old: ');
-    assertTotals(sums(out, (s) => s.attributes['process.executable.name'] === 'new'), b.total(), 'new: ');
+    assertTotals(
+      sums(out, (s) => s.attributes['process.executable.name'] === 'old'),
+      a.total(),
+      'old: ',
+    );
+    assertTotals(
+      sums(out, (s) => s.attributes['process.executable.name'] === 'new'),
+      b.total(),
+      'new: ',
+    );
     assert.equal(exits(out), 2);
     assert.equal(acc.size, 0);
     assert.equal(telemetry.counters.get('processes_lost') ?? 0, 0);
@@ -328,8 +419,16 @@ describe('ProcessAccounting', () => {
     acc.live(newer.live(), T0 + 10_000, out);
     const [t, g] = newer.exit(550, 0);
     acc.exit(t, g, T0 + 10_001, out);
-    assertTotals(sums(out, (s) => s.attributes['process.executable.name'] === 'older'), older.total(), 'older: ');
-    assertTotals(sums(out, (s) => s.attributes['process.executable.name'] === 'newer'), newer.total(), 'newer: ');
+    assertTotals(
+      sums(out, (s) => s.attributes['process.executable.name'] === 'older'),
+      older.total(),
+      'older: ',
+    );
+    assertTotals(
+      sums(out, (s) => s.attributes['process.executable.name'] === 'newer'),
+      newer.total(),
+      'newer: ',
+    );
     assert.equal(exits(out), 2);
     assert.equal(acc.size, 0);
   });
@@ -483,7 +582,9 @@ describe('ProcessAccounting', () => {
     acc.endSweep(T0, out);
     assert.equal(out[0]!.schema, PROCESS_SCHEMA_PER_PROCESS);
     assert.deepEqual(out[0]!.attributes, {
-      'process.executable.name': 'db', 'process.linux.cgroup': '/db', 'process.pid': 1000,
+      'process.executable.name': 'db',
+      'process.linux.cgroup': '/db',
+      'process.pid': 1000,
       'process.creation.time': new Date(START * 1000).toISOString().replace('.000Z', 'Z'),
     });
     assert.notEqual(out[0]!.attributes, out[1]!.attributes);
@@ -504,14 +605,20 @@ describe('ProcessAccounting', () => {
     const [t, g] = p.exit(1000, 0, 9);
     acc.exit(t, g, T0 + 11_000, out);
     assert.deepEqual(out[4]!.pointAttributes, { 'process.linux.exit.signal': 'SIGKILL' });
-    assertTotals(sums(out, (s) => s.attributes['process.pid'] === 1000), p.total());
+    assertTotals(
+      sums(out, (s) => s.attributes['process.pid'] === 1000),
+      p.total(),
+    );
   });
 
   test('per-process mode: a process renamed by exec ends its old series (final sample), totals stay whole', () => {
     const { acc } = accounting(true);
     const stage = new MetricsStage({
-      seriesLimit: 100, endedSeriesTtlMs: 0, resource: buildResource({}),
-      telemetry: new RecordingTelemetry(), logger: new RecordingLogger(),
+      seriesLimit: 100,
+      endedSeriesTtlMs: 0,
+      resource: buildResource({}),
+      telemetry: new RecordingTelemetry(),
+      logger: new RecordingLogger(),
     });
     const p = new SimProcess(1200, START, 'sh', '/c').work(1200, 1);
     let out: SampleBatch = [];
@@ -539,14 +646,13 @@ describe('ProcessAccounting', () => {
   test('through the metrics stage: cumulative sums per workload equal the truth', () => {
     const { acc } = accounting();
     const stage = new MetricsStage({
-      seriesLimit: 100, endedSeriesTtlMs: 60_000, resource: buildResource({}),
-      telemetry: new RecordingTelemetry(), logger: new RecordingLogger(),
+      seriesLimit: 100,
+      endedSeriesTtlMs: 60_000,
+      resource: buildResource({}),
+      telemetry: new RecordingTelemetry(),
+      logger: new RecordingLogger(),
     });
-    const procs = [
-      new SimProcess(1100, START, 'nginx', '/web', 2),
-      new SimProcess(1110, START, 'nginx', '/web'),
-      new SimProcess(1120, START, 'sh', '/web'),
-    ];
+    const procs = [new SimProcess(1100, START, 'nginx', '/web', 2), new SimProcess(1110, START, 'nginx', '/web'), new SimProcess(1120, START, 'sh', '/web')];
     const exited: SimProcess[] = [];
     let now = T0;
     for (let round = 0; round < 4; round++) {
@@ -576,8 +682,10 @@ describe('ProcessAccounting', () => {
     const sh = { 'process.executable.name': 'sh', 'process.linux.cgroup': '/web', 'cpu.mode': 'user' };
     assert.ok(Math.abs(valueOf(rm, 'process.cpu.time', nginx) - truthOf(procs)) < 1e-9);
     assert.ok(Math.abs(valueOf(rm, 'process.cpu.time', sh) - truthOf(exited)) < 1e-9);
-    assert.equal(valueOf(rm, 'process.disk.io', { 'process.executable.name': 'sh', 'disk.io.direction': 'read' }),
-      exited.reduce((a, p) => a + p.total().readBytes, 0));
+    assert.equal(
+      valueOf(rm, 'process.disk.io', { 'process.executable.name': 'sh', 'disk.io.direction': 'read' }),
+      exited.reduce((a, p) => a + p.total().readBytes, 0),
+    );
     assert.equal(valueOf(rm, 'process.exits', { 'process.executable.name': 'sh' }), 2);
     assert.equal(valueOf(rm, 'process.exits', { 'process.exit.code': 2 }), 1);
     assert.equal(valueOf(rm, 'process.exits', { 'process.executable.name': 'nginx' }), 0);
@@ -585,29 +693,374 @@ describe('ProcessAccounting', () => {
 });
 /** Exit records of a real 3-thread process (node with 2 workers, process.exit(3)) on Linux 6.18, from `taskstats-agent exits --json` (delays: cpu only). */
 const REAL_EXITS_6_18 = [
-  {"kind":"exit","aggregate":"pid","version":16,"pid":13119,"tgid":12686,"comm":"node","flags":0,"start_time":1795778672,"exit_status":0,"exit_code":0,"exit_signal":0,"utime_us":47978,"stime_us":8000,"cpu_run_real_ns":55978390,"cpu_run_virtual_ns":56323177,"minflt":2271,"majflt":0,"hiwater_rss_kb":67324,"hiwater_vm_kb":2196872,"coremem_mb_us":3013602,"virtmem_mb_us":110160580,"read_char":5120,"write_char":99328,"read_syscalls":0,"write_syscalls":0,"read_bytes":0,"write_bytes":102400,"cancelled_write_bytes":0,"nvcsw":7,"nivcsw":27,"cpu_delay":[35,352544049]},
-  {"kind":"exit","aggregate":"pid","version":16,"pid":13118,"tgid":12686,"comm":"node","flags":0,"start_time":1795778672,"exit_status":0,"exit_code":0,"exit_signal":0,"utime_us":43871,"stime_us":20000,"cpu_run_real_ns":63871050,"cpu_run_virtual_ns":56183776,"minflt":2212,"majflt":0,"hiwater_rss_kb":67324,"hiwater_vm_kb":2196872,"coremem_mb_us":3488884,"virtmem_mb_us":126576084,"read_char":5120,"write_char":99328,"read_syscalls":0,"write_syscalls":0,"read_bytes":0,"write_bytes":102400,"cancelled_write_bytes":0,"nvcsw":4,"nivcsw":35,"cpu_delay":[40,356604975]},
-  {"kind":"exit","aggregate":"pid","version":16,"pid":13009,"tgid":12686,"comm":"node","flags":0,"start_time":1795778672,"exit_status":0,"exit_code":0,"exit_signal":0,"utime_us":0,"stime_us":0,"cpu_run_real_ns":0,"cpu_run_virtual_ns":1308861,"minflt":45,"majflt":0,"hiwater_rss_kb":67324,"hiwater_vm_kb":2196872,"coremem_mb_us":0,"virtmem_mb_us":0,"read_char":0,"write_char":0,"read_syscalls":0,"write_syscalls":0,"read_bytes":0,"write_bytes":0,"cancelled_write_bytes":0,"nvcsw":14,"nivcsw":1,"cpu_delay":[16,22162422]},
-  {"kind":"exit","aggregate":"pid","version":16,"pid":13012,"tgid":12686,"comm":"node","flags":0,"start_time":1795778672,"exit_status":0,"exit_code":0,"exit_signal":0,"utime_us":0,"stime_us":0,"cpu_run_real_ns":0,"cpu_run_virtual_ns":946433,"minflt":73,"majflt":0,"hiwater_rss_kb":67324,"hiwater_vm_kb":2196872,"coremem_mb_us":0,"virtmem_mb_us":0,"read_char":0,"write_char":0,"read_syscalls":0,"write_syscalls":0,"read_bytes":0,"write_bytes":0,"cancelled_write_bytes":0,"nvcsw":13,"nivcsw":0,"cpu_delay":[14,12179454]},
-  {"kind":"exit","aggregate":"pid","version":16,"pid":13008,"tgid":12686,"comm":"node","flags":0,"start_time":1795778672,"exit_status":0,"exit_code":0,"exit_signal":0,"utime_us":0,"stime_us":0,"cpu_run_real_ns":0,"cpu_run_virtual_ns":1210635,"minflt":70,"majflt":0,"hiwater_rss_kb":67324,"hiwater_vm_kb":2196872,"coremem_mb_us":0,"virtmem_mb_us":0,"read_char":0,"write_char":0,"read_syscalls":0,"write_syscalls":0,"read_bytes":0,"write_bytes":0,"cancelled_write_bytes":0,"nvcsw":14,"nivcsw":0,"cpu_delay":[15,17164812]},
-  {"kind":"exit","aggregate":"pid","version":16,"pid":13013,"tgid":12686,"comm":"node","flags":0,"start_time":1795778672,"exit_status":0,"exit_code":0,"exit_signal":0,"utime_us":0,"stime_us":0,"cpu_run_real_ns":0,"cpu_run_virtual_ns":1536066,"minflt":85,"majflt":0,"hiwater_rss_kb":67324,"hiwater_vm_kb":2196872,"coremem_mb_us":0,"virtmem_mb_us":0,"read_char":0,"write_char":0,"read_syscalls":0,"write_syscalls":0,"read_bytes":0,"write_bytes":0,"cancelled_write_bytes":0,"nvcsw":12,"nivcsw":1,"cpu_delay":[14,9248406]},
-  {"kind":"exit","aggregate":"pid","version":16,"pid":13005,"tgid":12686,"comm":"node","flags":0,"start_time":1795778672,"exit_status":0,"exit_code":0,"exit_signal":0,"utime_us":0,"stime_us":0,"cpu_run_real_ns":0,"cpu_run_virtual_ns":135252,"minflt":4,"majflt":0,"hiwater_rss_kb":67324,"hiwater_vm_kb":2196872,"coremem_mb_us":0,"virtmem_mb_us":0,"read_char":0,"write_char":0,"read_syscalls":0,"write_syscalls":0,"read_bytes":0,"write_bytes":0,"cancelled_write_bytes":0,"nvcsw":1,"nivcsw":0,"cpu_delay":[2,2912762]},
-  {"kind":"exit","aggregate":"pid","version":16,"pid":12686,"tgid":12686,"comm":"node","flags":0,"start_time":1795778671,"exit_status":768,"exit_code":3,"exit_signal":0,"utime_us":111810,"stime_us":19926,"cpu_run_real_ns":131737481,"cpu_run_virtual_ns":138855921,"minflt":2330,"majflt":0,"hiwater_rss_kb":67324,"hiwater_vm_kb":2196872,"coremem_mb_us":3099407,"virtmem_mb_us":29162430,"read_char":249856,"write_char":0,"read_syscalls":0,"write_syscalls":0,"read_bytes":0,"write_bytes":0,"cancelled_write_bytes":0,"nvcsw":15,"nivcsw":53,"cpu_delay":[69,1115601256]},
-  {"kind":"exit","aggregate":"pid","version":16,"pid":13108,"tgid":12686,"comm":"node","flags":48,"start_time":1795778672,"exit_status":768,"exit_code":3,"exit_signal":0,"utime_us":0,"stime_us":0,"cpu_run_real_ns":0,"cpu_run_virtual_ns":25628,"minflt":1,"majflt":0,"hiwater_rss_kb":67324,"hiwater_vm_kb":2196872,"coremem_mb_us":0,"virtmem_mb_us":0,"read_char":0,"write_char":0,"read_syscalls":0,"write_syscalls":0,"read_bytes":0,"write_bytes":0,"cancelled_write_bytes":0,"nvcsw":1,"nivcsw":0,"cpu_delay":[2,12549003]},
-  {"kind":"exit","aggregate":"tgid","version":16,"pid":12686,"tgid":12686,"comm":"","flags":0,"start_time":0,"exit_status":0,"exit_code":0,"exit_signal":0,"utime_us":203659,"stime_us":47926,"cpu_run_real_ns":251586921,"cpu_run_virtual_ns":256525749,"minflt":0,"majflt":0,"hiwater_rss_kb":0,"hiwater_vm_kb":0,"coremem_mb_us":0,"virtmem_mb_us":0,"read_char":0,"write_char":0,"read_syscalls":0,"write_syscalls":0,"read_bytes":0,"write_bytes":0,"cancelled_write_bytes":0,"nvcsw":81,"nivcsw":117,"cpu_delay":[207,1900967139]},
+  {
+    kind: 'exit',
+    aggregate: 'pid',
+    version: 16,
+    pid: 13119,
+    tgid: 12686,
+    comm: 'node',
+    flags: 0,
+    start_time: 1795778672,
+    exit_status: 0,
+    exit_code: 0,
+    exit_signal: 0,
+    utime_us: 47978,
+    stime_us: 8000,
+    cpu_run_real_ns: 55978390,
+    cpu_run_virtual_ns: 56323177,
+    minflt: 2271,
+    majflt: 0,
+    hiwater_rss_kb: 67324,
+    hiwater_vm_kb: 2196872,
+    coremem_mb_us: 3013602,
+    virtmem_mb_us: 110160580,
+    read_char: 5120,
+    write_char: 99328,
+    read_syscalls: 0,
+    write_syscalls: 0,
+    read_bytes: 0,
+    write_bytes: 102400,
+    cancelled_write_bytes: 0,
+    nvcsw: 7,
+    nivcsw: 27,
+    cpu_delay: [35, 352544049],
+  },
+  {
+    kind: 'exit',
+    aggregate: 'pid',
+    version: 16,
+    pid: 13118,
+    tgid: 12686,
+    comm: 'node',
+    flags: 0,
+    start_time: 1795778672,
+    exit_status: 0,
+    exit_code: 0,
+    exit_signal: 0,
+    utime_us: 43871,
+    stime_us: 20000,
+    cpu_run_real_ns: 63871050,
+    cpu_run_virtual_ns: 56183776,
+    minflt: 2212,
+    majflt: 0,
+    hiwater_rss_kb: 67324,
+    hiwater_vm_kb: 2196872,
+    coremem_mb_us: 3488884,
+    virtmem_mb_us: 126576084,
+    read_char: 5120,
+    write_char: 99328,
+    read_syscalls: 0,
+    write_syscalls: 0,
+    read_bytes: 0,
+    write_bytes: 102400,
+    cancelled_write_bytes: 0,
+    nvcsw: 4,
+    nivcsw: 35,
+    cpu_delay: [40, 356604975],
+  },
+  {
+    kind: 'exit',
+    aggregate: 'pid',
+    version: 16,
+    pid: 13009,
+    tgid: 12686,
+    comm: 'node',
+    flags: 0,
+    start_time: 1795778672,
+    exit_status: 0,
+    exit_code: 0,
+    exit_signal: 0,
+    utime_us: 0,
+    stime_us: 0,
+    cpu_run_real_ns: 0,
+    cpu_run_virtual_ns: 1308861,
+    minflt: 45,
+    majflt: 0,
+    hiwater_rss_kb: 67324,
+    hiwater_vm_kb: 2196872,
+    coremem_mb_us: 0,
+    virtmem_mb_us: 0,
+    read_char: 0,
+    write_char: 0,
+    read_syscalls: 0,
+    write_syscalls: 0,
+    read_bytes: 0,
+    write_bytes: 0,
+    cancelled_write_bytes: 0,
+    nvcsw: 14,
+    nivcsw: 1,
+    cpu_delay: [16, 22162422],
+  },
+  {
+    kind: 'exit',
+    aggregate: 'pid',
+    version: 16,
+    pid: 13012,
+    tgid: 12686,
+    comm: 'node',
+    flags: 0,
+    start_time: 1795778672,
+    exit_status: 0,
+    exit_code: 0,
+    exit_signal: 0,
+    utime_us: 0,
+    stime_us: 0,
+    cpu_run_real_ns: 0,
+    cpu_run_virtual_ns: 946433,
+    minflt: 73,
+    majflt: 0,
+    hiwater_rss_kb: 67324,
+    hiwater_vm_kb: 2196872,
+    coremem_mb_us: 0,
+    virtmem_mb_us: 0,
+    read_char: 0,
+    write_char: 0,
+    read_syscalls: 0,
+    write_syscalls: 0,
+    read_bytes: 0,
+    write_bytes: 0,
+    cancelled_write_bytes: 0,
+    nvcsw: 13,
+    nivcsw: 0,
+    cpu_delay: [14, 12179454],
+  },
+  {
+    kind: 'exit',
+    aggregate: 'pid',
+    version: 16,
+    pid: 13008,
+    tgid: 12686,
+    comm: 'node',
+    flags: 0,
+    start_time: 1795778672,
+    exit_status: 0,
+    exit_code: 0,
+    exit_signal: 0,
+    utime_us: 0,
+    stime_us: 0,
+    cpu_run_real_ns: 0,
+    cpu_run_virtual_ns: 1210635,
+    minflt: 70,
+    majflt: 0,
+    hiwater_rss_kb: 67324,
+    hiwater_vm_kb: 2196872,
+    coremem_mb_us: 0,
+    virtmem_mb_us: 0,
+    read_char: 0,
+    write_char: 0,
+    read_syscalls: 0,
+    write_syscalls: 0,
+    read_bytes: 0,
+    write_bytes: 0,
+    cancelled_write_bytes: 0,
+    nvcsw: 14,
+    nivcsw: 0,
+    cpu_delay: [15, 17164812],
+  },
+  {
+    kind: 'exit',
+    aggregate: 'pid',
+    version: 16,
+    pid: 13013,
+    tgid: 12686,
+    comm: 'node',
+    flags: 0,
+    start_time: 1795778672,
+    exit_status: 0,
+    exit_code: 0,
+    exit_signal: 0,
+    utime_us: 0,
+    stime_us: 0,
+    cpu_run_real_ns: 0,
+    cpu_run_virtual_ns: 1536066,
+    minflt: 85,
+    majflt: 0,
+    hiwater_rss_kb: 67324,
+    hiwater_vm_kb: 2196872,
+    coremem_mb_us: 0,
+    virtmem_mb_us: 0,
+    read_char: 0,
+    write_char: 0,
+    read_syscalls: 0,
+    write_syscalls: 0,
+    read_bytes: 0,
+    write_bytes: 0,
+    cancelled_write_bytes: 0,
+    nvcsw: 12,
+    nivcsw: 1,
+    cpu_delay: [14, 9248406],
+  },
+  {
+    kind: 'exit',
+    aggregate: 'pid',
+    version: 16,
+    pid: 13005,
+    tgid: 12686,
+    comm: 'node',
+    flags: 0,
+    start_time: 1795778672,
+    exit_status: 0,
+    exit_code: 0,
+    exit_signal: 0,
+    utime_us: 0,
+    stime_us: 0,
+    cpu_run_real_ns: 0,
+    cpu_run_virtual_ns: 135252,
+    minflt: 4,
+    majflt: 0,
+    hiwater_rss_kb: 67324,
+    hiwater_vm_kb: 2196872,
+    coremem_mb_us: 0,
+    virtmem_mb_us: 0,
+    read_char: 0,
+    write_char: 0,
+    read_syscalls: 0,
+    write_syscalls: 0,
+    read_bytes: 0,
+    write_bytes: 0,
+    cancelled_write_bytes: 0,
+    nvcsw: 1,
+    nivcsw: 0,
+    cpu_delay: [2, 2912762],
+  },
+  {
+    kind: 'exit',
+    aggregate: 'pid',
+    version: 16,
+    pid: 12686,
+    tgid: 12686,
+    comm: 'node',
+    flags: 0,
+    start_time: 1795778671,
+    exit_status: 768,
+    exit_code: 3,
+    exit_signal: 0,
+    utime_us: 111810,
+    stime_us: 19926,
+    cpu_run_real_ns: 131737481,
+    cpu_run_virtual_ns: 138855921,
+    minflt: 2330,
+    majflt: 0,
+    hiwater_rss_kb: 67324,
+    hiwater_vm_kb: 2196872,
+    coremem_mb_us: 3099407,
+    virtmem_mb_us: 29162430,
+    read_char: 249856,
+    write_char: 0,
+    read_syscalls: 0,
+    write_syscalls: 0,
+    read_bytes: 0,
+    write_bytes: 0,
+    cancelled_write_bytes: 0,
+    nvcsw: 15,
+    nivcsw: 53,
+    cpu_delay: [69, 1115601256],
+  },
+  {
+    kind: 'exit',
+    aggregate: 'pid',
+    version: 16,
+    pid: 13108,
+    tgid: 12686,
+    comm: 'node',
+    flags: 48,
+    start_time: 1795778672,
+    exit_status: 768,
+    exit_code: 3,
+    exit_signal: 0,
+    utime_us: 0,
+    stime_us: 0,
+    cpu_run_real_ns: 0,
+    cpu_run_virtual_ns: 25628,
+    minflt: 1,
+    majflt: 0,
+    hiwater_rss_kb: 67324,
+    hiwater_vm_kb: 2196872,
+    coremem_mb_us: 0,
+    virtmem_mb_us: 0,
+    read_char: 0,
+    write_char: 0,
+    read_syscalls: 0,
+    write_syscalls: 0,
+    read_bytes: 0,
+    write_bytes: 0,
+    cancelled_write_bytes: 0,
+    nvcsw: 1,
+    nivcsw: 0,
+    cpu_delay: [2, 12549003],
+  },
+  {
+    kind: 'exit',
+    aggregate: 'tgid',
+    version: 16,
+    pid: 12686,
+    tgid: 12686,
+    comm: '',
+    flags: 0,
+    start_time: 0,
+    exit_status: 0,
+    exit_code: 0,
+    exit_signal: 0,
+    utime_us: 203659,
+    stime_us: 47926,
+    cpu_run_real_ns: 251586921,
+    cpu_run_virtual_ns: 256525749,
+    minflt: 0,
+    majflt: 0,
+    hiwater_rss_kb: 0,
+    hiwater_vm_kb: 0,
+    coremem_mb_us: 0,
+    virtmem_mb_us: 0,
+    read_char: 0,
+    write_char: 0,
+    read_syscalls: 0,
+    write_syscalls: 0,
+    read_bytes: 0,
+    write_bytes: 0,
+    cancelled_write_bytes: 0,
+    nvcsw: 81,
+    nivcsw: 117,
+    cpu_delay: [207, 1900967139],
+  },
 ];
 
 function fromJson(j: (typeof REAL_EXITS_6_18)[number]): TaskRecord {
   const r = newTaskRecord();
   Object.assign(r, {
-    kind: j.kind, aggregate: j.aggregate, version: j.version, pid: j.pid, tgid: j.tgid, comm: j.comm, flags: j.flags,
-    startTimeSec: j.start_time, exitStatus: j.exit_status, exitCode: j.exit_code, exitSignal: j.exit_signal,
-    userUs: j.utime_us, systemUs: j.stime_us, cpuRunRealNs: j.cpu_run_real_ns, cpuRunVirtualNs: j.cpu_run_virtual_ns,
-    minorFaults: j.minflt, majorFaults: j.majflt, hiwaterRssKb: j.hiwater_rss_kb, hiwaterVmKb: j.hiwater_vm_kb,
-    coreMemMbUs: j.coremem_mb_us, virtMemMbUs: j.virtmem_mb_us, readCharBytes: j.read_char, writeCharBytes: j.write_char,
-    readSyscalls: j.read_syscalls, writeSyscalls: j.write_syscalls, readBytes: j.read_bytes, writeBytes: j.write_bytes,
-    cancelledWriteBytes: j.cancelled_write_bytes, voluntaryCtxSwitches: j.nvcsw, involuntaryCtxSwitches: j.nivcsw,
-    cpuDelayCount: j.cpu_delay[0], cpuDelayTotalNs: j.cpu_delay[1], cgroup: '/user.slice',
+    kind: j.kind,
+    aggregate: j.aggregate,
+    version: j.version,
+    pid: j.pid,
+    tgid: j.tgid,
+    comm: j.comm,
+    flags: j.flags,
+    startTimeSec: j.start_time,
+    exitStatus: j.exit_status,
+    exitCode: j.exit_code,
+    exitSignal: j.exit_signal,
+    userUs: j.utime_us,
+    systemUs: j.stime_us,
+    cpuRunRealNs: j.cpu_run_real_ns,
+    cpuRunVirtualNs: j.cpu_run_virtual_ns,
+    minorFaults: j.minflt,
+    majorFaults: j.majflt,
+    hiwaterRssKb: j.hiwater_rss_kb,
+    hiwaterVmKb: j.hiwater_vm_kb,
+    coreMemMbUs: j.coremem_mb_us,
+    virtMemMbUs: j.virtmem_mb_us,
+    readCharBytes: j.read_char,
+    writeCharBytes: j.write_char,
+    readSyscalls: j.read_syscalls,
+    writeSyscalls: j.write_syscalls,
+    readBytes: j.read_bytes,
+    writeBytes: j.write_bytes,
+    cancelledWriteBytes: j.cancelled_write_bytes,
+    voluntaryCtxSwitches: j.nvcsw,
+    involuntaryCtxSwitches: j.nivcsw,
+    cpuDelayCount: j.cpu_delay[0],
+    cpuDelayTotalNs: j.cpu_delay[1],
+    cgroup: '/user.slice',
   });
   return r;
 }

@@ -50,15 +50,7 @@
 import { constants as osConstants } from 'node:os';
 import { ATTR, type Attributes, type ComponentTelemetry, type Logger, type SampleBatch, type SampleSchema } from '../../src/api/index.js';
 import type { TaskRecord } from './record.js';
-import {
-  PROCESS_SCHEMA,
-  PROCESS_SCHEMA_PER_PROCESS,
-  RAW,
-  RAW_COUNTERS,
-  RAW_SCALE,
-  TASKSTATS_ATTR,
-  VALUE,
-} from './schema.js';
+import { PROCESS_SCHEMA, PROCESS_SCHEMA_PER_PROCESS, RAW, RAW_COUNTERS, RAW_SCALE, TASKSTATS_ATTR, VALUE } from './schema.js';
 
 export interface AccountingOptions {
   /** Add process.pid and process.creation.time to the attributes (one series per process). */
@@ -274,11 +266,7 @@ export class ProcessAccounting {
       'Live readings of a process whose final exit record was already handled (read while it tore itself down, or as a zombie): ignored, not counted twice',
       '{process}',
     );
-    this.reuseCounter = o.telemetry.counter(
-      'pid_reuses',
-      'Live readings of a new process under a tgid still tracked for an older one',
-      '{process}',
-    );
+    this.reuseCounter = o.telemetry.counter('pid_reuses', 'Live readings of a new process under a tgid still tracked for an older one', '{process}');
   }
 
   /** The schema of the samples produced (depends on perProcess). */
@@ -705,4 +693,3 @@ export class ProcessAccounting {
     }
   }
 }
-

@@ -17,8 +17,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import koffi from 'koffi';
 import {
-  AF_NETLINK, EAGAIN, EINTR, ENOBUFS, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET,
-  SO_RCVBUFFORCE, libc, setIntSockopt,
+  AF_NETLINK,
+  EAGAIN,
+  EINTR,
+  ENOBUFS,
+  MSG_DONTWAIT,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOCK_NONBLOCK,
+  SOL_SOCKET,
+  SO_RCVBUFFORCE,
+  libc,
+  setIntSockopt,
 } from './libc.js';
 import { newTaskRecord, type TaskRecord } from './record.js';
 import { ProcessMetadata } from './process-metadata.js';
@@ -122,7 +132,10 @@ class TestExitListener {
         const e = this.c.errno();
         if (e === EAGAIN) return;
         if (e === EINTR) continue;
-        if (e === ENOBUFS) { this.lost++; continue; }
+        if (e === ENOBUFS) {
+          this.lost++;
+          continue;
+        }
         return;
       }
       this.datagrams++;
@@ -147,7 +160,9 @@ class TestExitListener {
               const ilen = b.readUInt16LE(i);
               if (ilen < 4) break;
               if ((b.readUInt16LE(i + 2) & 0x3fff) === TASKSTATS_TYPE_STATS) pidStats = i + 4;
-              else if ((b.readUInt16LE(i + 2) & 0x3fff) === TASKSTATS_TYPE_PID) { /* id; also in the struct */ }
+              else if ((b.readUInt16LE(i + 2) & 0x3fff) === TASKSTATS_TYPE_PID) {
+                /* id; also in the struct */
+              }
               i += (ilen + 3) & ~3;
             }
           } else if (type === TASKSTATS_TYPE_AGGR_TGID) {
@@ -177,13 +192,30 @@ class TestExitListener {
 }
 
 function testLogger(warnings: string[]): Logger {
-  return { debug() {}, info() {}, warn: (m) => { warnings.push(m); }, error: (m) => { warnings.push(m); } };
+  return {
+    debug() {},
+    info() {},
+    warn: (m) => {
+      warnings.push(m);
+    },
+    error: (m) => {
+      warnings.push(m);
+    },
+  };
 }
 
 function testTelemetry(counters: Map<string, number>): ComponentTelemetry {
   return {
-    dropped(count, reason) { counters.set(`dropped:${reason}`, (counters.get(`dropped:${reason}`) ?? 0) + count); },
-    counter(name) { return { add(v: number) { counters.set(name, (counters.get(name) ?? 0) + v); } }; },
+    dropped(count, reason) {
+      counters.set(`dropped:${reason}`, (counters.get(`dropped:${reason}`) ?? 0) + count);
+    },
+    counter(name) {
+      return {
+        add(v: number) {
+          counters.set(name, (counters.get(name) ?? 0) + v);
+        },
+      };
+    },
     gauge() {},
   };
 }
@@ -191,9 +223,15 @@ function testTelemetry(counters: Map<string, number>): ComponentTelemetry {
 function run(cmd: string, args: string[], timeoutMs = 60_000): Promise<number> {
   return new Promise((resolve, reject) => {
     const ch = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
-    const t = setTimeout(() => { ch.kill('SIGKILL'); reject(new Error(`${cmd} timed out`)); }, timeoutMs);
+    const t = setTimeout(() => {
+      ch.kill('SIGKILL');
+      reject(new Error(`${cmd} timed out`));
+    }, timeoutMs);
     ch.on('error', reject);
-    ch.on('exit', (code, sig) => { clearTimeout(t); resolve(code ?? (sig ? 128 : 1)); });
+    ch.on('exit', (code, sig) => {
+      clearTimeout(t);
+      resolve(code ?? (sig ? 128 : 1));
+    });
   });
 }
 
@@ -202,7 +240,15 @@ async function waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
   while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }
 
-interface Seen { cgroup: string; flags: number; exePath: string; cmdline: string; ns: number; source: string; pid: number }
+interface Seen {
+  cgroup: string;
+  flags: number;
+  exePath: string;
+  cmdline: string;
+  ns: number;
+  source: string;
+  pid: number;
+}
 
 const skip = cgroupTestSkipReason();
 
@@ -228,7 +274,10 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
     target = createTestCgroup('attribution-target');
     outer = createTestCgroup('attribution-outer');
     pm = new ProcessMetadata({
-      commandLine: true, executablePath: true, logger: testLogger(warnings), telemetry: testTelemetry(counters),
+      commandLine: true,
+      executablePath: true,
+      logger: testLogger(warnings),
+      telemetry: testTelemetry(counters),
       // ATTRIBUTION_WATCHER_REALTIME=0 measures the watcher at nice -10 instead of SCHED_FIFO.
       execWatcherRealtime: process.env.ATTRIBUTION_WATCHER_REALTIME !== '0',
     });
@@ -236,7 +285,10 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
     const tracked = new Set(Object.values(names));
     // Cost of the timing itself, subtracted from the per-call figures below.
     let t = performance.now();
-    for (let i = 0; i < 100_000; i++) { const a = performance.now(); timerOverheadNs += performance.now() - a; }
+    for (let i = 0; i < 100_000; i++) {
+      const a = performance.now();
+      timerOverheadNs += performance.now() - a;
+    }
     timerOverheadNs = (timerOverheadNs / 100_000) * 1e6;
     t = performance.now() - t;
     listener = new TestExitListener((rec, ended) => {
@@ -259,7 +311,7 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  test('a shell that moved itself into the group: 2000 exec\'d programs and 2000 forked subshells', async () => {
+  test("a shell that moved itself into the group: 2000 exec'd programs and 2000 forked subshells", async () => {
     const N = 2000;
     const script = `echo $$ > ${target.procsFile}; i=0; while [ $i -lt ${N} ]; do ${join(dir, names.true1)}; (exit 0); i=$((i+1)); done`;
     const lostBefore = listener.lost;
@@ -273,16 +325,27 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
     assert.equal(listener.lost - lostBefore, 0, 'the test exit listener lost records (ENOBUFS): cannot check every exit');
     const trues = seen.get(names.true1) ?? [];
     const shells = seen.get(names.loopSh) ?? [];
-    assert.equal(trues.length, N, 'exit records of the exec\'d program');
+    assert.equal(trues.length, N, "exit records of the exec'd program");
     assert.equal(shells.length, expectedLoopSh, 'exit records of the subshells and the shell');
     const wrongTrue = trues.filter((s) => s.cgroup !== target.cgroupPath);
     const wrongSh = shells.filter((s) => s.cgroup !== target.cgroupPath);
-    assert.deepEqual(wrongTrue.map((s) => s.cgroup), [], 'exec\'d programs attributed elsewhere');
-    assert.deepEqual(wrongSh.map((s) => s.cgroup), [], 'subshells attributed elsewhere');
+    assert.deepEqual(
+      wrongTrue.map((s) => s.cgroup),
+      [],
+      "exec'd programs attributed elsewhere",
+    );
+    assert.deepEqual(
+      wrongSh.map((s) => s.cgroup),
+      [],
+      'subshells attributed elsewhere',
+    );
     // Forked children take their parent's executable and command line.
     const forked = shells.filter((s) => (s.flags & 1) !== 0);
     assert.equal(forked.length, N, 'subshells carry AFORK');
-    assert.ok(forked.every((s) => s.exePath === join(dir, names.loopSh)), 'subshells have the shell\'s executable');
+    assert.ok(
+      forked.every((s) => s.exePath === join(dir, names.loopSh)),
+      "subshells have the shell's executable",
+    );
     // An exec'd program's executable and command line come from its exec event. When the watcher
     // lost the race to the reaper, or its result came after the exit record and the process was
     // already reaped, they are its parent's; when the exit record overtook the watcher's result
@@ -292,22 +355,28 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
     const parentsExe = trues.filter((s) => s.exePath === join(dir, names.loopSh));
     const empty = trues.filter((s) => s.exePath === '' && s.cmdline === '');
     const other = trues.filter((s) => !own(s) && s.exePath !== join(dir, names.loopSh) && !(s.exePath === '' && s.cmdline === ''));
-    assert.deepEqual(other.slice(0, 3), [], 'exe/cmdline: own, parent\'s or empty');
+    assert.deepEqual(other.slice(0, 3), [], "exe/cmdline: own, parent's or empty");
     const notFromExec = [...parentsExe, ...empty];
-    console.log(`# exec watcher priority: ${pm.execWatcherPriority}; exec'd programs with exe/cmdline from their exec event: ${N - notFromExec.length}/${N} `
-      + `(parent's: ${parentsExe.length}, empty: ${empty.length}); cgroup right: ${N}/${N}`);
+    console.log(
+      `# exec watcher priority: ${pm.execWatcherPriority}; exec'd programs with exe/cmdline from their exec event: ${N - notFromExec.length}/${N} ` +
+        `(parent's: ${parentsExe.length}, empty: ${empty.length}); cgroup right: ${N}/${N}`,
+    );
     // Wall-clock per call (minus the timer's own cost): the median, since a call that the
     // scheduler preempts on this shared 2-core machine would dominate a mean.
     const pct = (xs: Seen[], q: number) => {
       const v = xs.map((s) => s.ns).sort((a, b) => a - b);
       return Math.max(0, v[Math.floor(q * (v.length - 1))]! - timerOverheadNs).toFixed(0);
     };
-    console.log(`# fillExit ns/exit (median, p90): exec'd program (own entry) ${pct(trues, 0.5)}, ${pct(trues, 0.9)}; `
-      + `forked subshell (parent entry) ${pct(forked, 0.5)}, ${pct(forked, 0.9)}; timer overhead ${timerOverheadNs.toFixed(0)} ns subtracted`);
+    console.log(
+      `# fillExit ns/exit (median, p90): exec'd program (own entry) ${pct(trues, 0.5)}, ${pct(trues, 0.9)}; ` +
+        `forked subshell (parent entry) ${pct(forked, 0.5)}, ${pct(forked, 0.9)}; timer overhead ${timerOverheadNs.toFixed(0)} ns subtracted`,
+    );
     console.log(`# metadata stats: ${JSON.stringify(pm.stats)}`);
     const execs = pm.stats.execEvents - execsBefore;
-    console.log(`# exec cost (no cgroup moves): watcher thread CPU ${((pm.execWatcher!.threadCpuNs() - threadCpuBefore) / execs / 1000).toFixed(1)} us/exec, `
-      + `main thread ${((pm.execWatcher!.applyNs - applyBefore) / execs / 1000).toFixed(1)} us/exec over ${execs} exec events`);
+    console.log(
+      `# exec cost (no cgroup moves): watcher thread CPU ${((pm.execWatcher!.threadCpuNs() - threadCpuBefore) / execs / 1000).toFixed(1)} us/exec, ` +
+        `main thread ${((pm.execWatcher!.applyNs - applyBefore) / execs / 1000).toFixed(1)} us/exec over ${execs} exec events`,
+    );
   });
 
   test('processes that move themselves into the group right before exec, from a parent in another cgroup', async () => {
@@ -328,7 +397,9 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(listener.lost - lostBefore, 0, 'the test exit listener lost records (ENOBUFS): cannot check every exit');
     const moved = seen.get(names.true2) ?? [];
-    console.log(`# watcher during the self-moving run: ${JSON.stringify(pm.execWatcherStats)}; metadata ${JSON.stringify(pm.stats)}; sources ${JSON.stringify(Object.fromEntries(['entry', 'zombie', 'read', 'parent', 'none'].map((k) => [k, moved.filter((s) => s.source === k).length])))}`);
+    console.log(
+      `# watcher during the self-moving run: ${JSON.stringify(pm.execWatcherStats)}; metadata ${JSON.stringify(pm.stats)}; sources ${JSON.stringify(Object.fromEntries(['entry', 'zombie', 'read', 'parent', 'none'].map((k) => [k, moved.filter((s) => s.source === k).length])))}`,
+    );
     assert.equal(moved.length, N, 'exit records of the self-moving programs');
     // The cgroup of a self-moving program can only be read between its exec and its reaping
     // (~0.5 ms for this one): by the watcher thread at its exec event, else by the read at exit.
@@ -340,10 +411,15 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
     const wrong = moved.filter((s) => s.cgroup !== target.cgroupPath);
     const missed = pm.execWatcherStats!.missed - missedBefore;
     const late = pm.stats.lateExecResults - lateBefore;
-    console.log(`# self-moving programs in the right cgroup: ${N - wrong.length}/${N}; counted: ${missed} exec events missed, ${late} late results `
-      + `(wrong ones: ${JSON.stringify(Object.fromEntries(['entry', 'zombie', 'read', 'parent', 'none'].map((k) => [k, wrong.filter((s) => s.source === k).length])))})`);
-    assert.ok(wrong.length <= missed + late, `${wrong.length} self-moving programs attributed elsewhere, but only ${missed} misses and ${late} late results counted: `
-      + JSON.stringify(wrong.slice(0, 3)));
+    console.log(
+      `# self-moving programs in the right cgroup: ${N - wrong.length}/${N}; counted: ${missed} exec events missed, ${late} late results ` +
+        `(wrong ones: ${JSON.stringify(Object.fromEntries(['entry', 'zombie', 'read', 'parent', 'none'].map((k) => [k, wrong.filter((s) => s.source === k).length])))})`,
+    );
+    assert.ok(
+      wrong.length <= missed + late,
+      `${wrong.length} self-moving programs attributed elsewhere, but only ${missed} misses and ${late} late results counted: ` +
+        JSON.stringify(wrong.slice(0, 3)),
+    );
     // Measured here: 0-1 of 1000 on a quiet machine, up to 203 of 1000 in a stretch of heavy steal.
     // A watcher that works at all stays well under a quarter.
     assert.ok(wrong.length <= N / 4, `self-moving programs attributed elsewhere: ${wrong.length} of ${N} (the watcher thread is starved)`);
@@ -357,20 +433,30 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
     cmdlines.delete(ownCmdline);
     cmdlines.delete('');
     for (const c of [...cmdlines]) if (moverCmdline(c)) cmdlines.delete(c);
-    assert.deepEqual([...cmdlines], [], 'command line of the exec\'d image, the mover\'s, or empty');
+    assert.deepEqual([...cmdlines], [], "command line of the exec'd image, the mover's, or empty");
     const withCmdline = moved.filter((s) => s.cmdline === ownCmdline).length;
     const parent = seen.get(names.outerSh) ?? [];
-    assert.deepEqual(parent.map((s) => s.cgroup), [outer.cgroupPath], 'the parent stays in the other cgroup');
+    assert.deepEqual(
+      parent.map((s) => s.cgroup),
+      [outer.cgroupPath],
+      'the parent stays in the other cgroup',
+    );
     const execs = pm.stats.execEvents - execsBefore;
     const threadCpuPerExec = (pm.execWatcher!.threadCpuNs() - threadCpuBefore) / execs;
     const applyPerExec = (pm.execWatcher!.applyNs - applyBefore) / execs;
-    console.log(`# exec cost: watcher thread CPU ${(threadCpuPerExec / 1000).toFixed(1)} us/exec (schedstat: recvmmsg, /proc cgroup+exe+cmdline, shared ring), `
-      + `main thread ${(applyPerExec / 1000).toFixed(1)} us/exec (drain: decode + cache; wall time, preemptions included)`);
+    console.log(
+      `# exec cost: watcher thread CPU ${(threadCpuPerExec / 1000).toFixed(1)} us/exec (schedstat: recvmmsg, /proc cgroup+exe+cmdline, shared ring), ` +
+        `main thread ${(applyPerExec / 1000).toFixed(1)} us/exec (drain: decode + cache; wall time, preemptions included)`,
+    );
     const fromZombie = moved.filter((s) => s.source === 'zombie').length;
-    console.log(`# self-moving programs: ${N - wrong.length}/${N} in the right cgroup (${fromZombie} confirmed by a read at exit), ${withCmdline} with the command line read at exec`);
+    console.log(
+      `# self-moving programs: ${N - wrong.length}/${N} in the right cgroup (${fromZombie} confirmed by a read at exit), ${withCmdline} with the command line read at exec`,
+    );
     const w = pm.execWatcherStats!;
-    console.log(`# exec watcher: ${execs} exec events, ${missed} missed; `
-      + `exec to cgroup read: mean ${(w.delaySumNs / Math.max(1, w.cgroupReads) / 1000).toFixed(0)} us, ${w.delayedOver500us} of ${w.cgroupReads} over 500 us (whole run)`);
+    console.log(
+      `# exec watcher: ${execs} exec events, ${missed} missed; ` +
+        `exec to cgroup read: mean ${(w.delaySumNs / Math.max(1, w.cgroupReads) / 1000).toFixed(0)} us, ${w.delayedOver500us} of ${w.cgroupReads} over 500 us (whole run)`,
+    );
   });
 
   test('cost of applying exec results on the main thread (CPU time)', () => {
@@ -380,7 +466,10 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
     const w = pm.execWatcher!;
     const N = 1000;
     const before = pm.stats.execEvents;
-    assert.equal(spawnSync('/bin/sh', ['-c', `i=0; while [ $i -lt ${N} ]; do ${join(dir, names.true1)}; i=$((i+1)); done`], { stdio: 'ignore', timeout: 60_000 }).status, 0);
+    assert.equal(
+      spawnSync('/bin/sh', ['-c', `i=0; while [ $i -lt ${N} ]; do ${join(dir, names.true1)}; i=$((i+1)); done`], { stdio: 'ignore', timeout: 60_000 }).status,
+      0,
+    );
     const c0 = process.cpuUsage();
     w.drain();
     const c = process.cpuUsage(c0);
@@ -407,24 +496,38 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
     };
     // Forked child: unknown pid, AFORK, parent = this process.
     const forked = cpuNs(() => {
-      rec.pid = rec.tgid = 4_000_000; rec.ppid = process.pid; rec.flags = 0x01; rec.startTimeSec = 0;
+      rec.pid = rec.tgid = 4_000_000;
+      rec.ppid = process.pid;
+      rec.flags = 0x01;
+      rec.startTimeSec = 0;
       pm.fillExit(rec, true);
     });
     assert.equal(rec.cgroup, pm.cgroupSelector.kind === 'v2' ? readFileSync('/proc/self/cgroup', 'utf8').match(/^0::(.*)$/m)![1] : rec.cgroup);
     // Own entry (exec'd process, or a thread of one): the entry of this process, not ended.
     const own = cpuNs(() => {
-      rec.pid = rec.tgid = process.pid; rec.ppid = 1; rec.flags = 0; rec.startTimeSec = 0;
+      rec.pid = rec.tgid = process.pid;
+      rec.ppid = 1;
+      rec.flags = 0;
+      rec.startTimeSec = 0;
       pm.fillExit(rec, false);
     });
     const baseline = cpuNs(() => {
-      rec.pid = rec.tgid = process.pid; rec.ppid = 1; rec.flags = 0; rec.startTimeSec = 0;
+      rec.pid = rec.tgid = process.pid;
+      rec.ppid = 1;
+      rec.flags = 0;
+      rec.startTimeSec = 0;
     });
     // The exit of an exec'd process adds one read of its cgroup (exitReread): measured on this process.
     const reader = new ProcFileReader();
     const path = `/proc/${process.pid}/cgroup`;
-    const reread = cpuNs(() => { const n = reader.readBytes(path, 1 << 16); parseProcCgroupBytes(reader.bytes(), n, pm.cgroupSelector); }, 20_000);
-    console.log(`# fillExit CPU: forked child via parent entry ${(forked - baseline).toFixed(0)} ns/exit, own entry ${(own - baseline).toFixed(0)} ns/exit `
-      + `(loop baseline ${baseline.toFixed(0)} ns subtracted); exit of an exec'd process adds a cgroup re-read of ${(reread / 1000).toFixed(1)} us`);
+    const reread = cpuNs(() => {
+      const n = reader.readBytes(path, 1 << 16);
+      parseProcCgroupBytes(reader.bytes(), n, pm.cgroupSelector);
+    }, 20_000);
+    console.log(
+      `# fillExit CPU: forked child via parent entry ${(forked - baseline).toFixed(0)} ns/exit, own entry ${(own - baseline).toFixed(0)} ns/exit ` +
+        `(loop baseline ${baseline.toFixed(0)} ns subtracted); exit of an exec'd process adds a cgroup re-read of ${(reread / 1000).toFixed(1)} us`,
+    );
     assert.ok(forked - baseline < 5000 && own - baseline < 5000, 'fillExit stays in the sub-microsecond range, not a /proc read per exit');
   });
 });

@@ -64,8 +64,18 @@ export function parseCgroupMounts(mountinfo: string): CgroupMounts {
     } else if (fsType === 'cgroup') {
       const superOptions = (right[2] ?? '').split(',');
       for (const opt of superOptions) {
-        if (opt === 'rw' || opt === 'ro' || opt === '' || opt.startsWith('release_agent=') || opt === 'clone_children'
-          || opt === 'noprefix' || opt === 'xattr' || opt === 'cpuset_v2_mode' || opt === 'favordynmods') continue;
+        if (
+          opt === 'rw' ||
+          opt === 'ro' ||
+          opt === '' ||
+          opt.startsWith('release_agent=') ||
+          opt === 'clone_children' ||
+          opt === 'noprefix' ||
+          opt === 'xattr' ||
+          opt === 'cpuset_v2_mode' ||
+          opt === 'favordynmods'
+        )
+          continue;
         if (!v1.has(opt)) v1.set(opt, unescapeMountField(mountPoint));
       }
     }
@@ -90,9 +100,7 @@ export function chooseCgroupSelector(sampleProcCgroup: string, cgroupV1Hierarchy
   if (cgroupV1Hierarchy !== undefined && cgroupV1Hierarchy !== '') {
     const selector: CgroupSelector = { kind: 'v1', hierarchy: cgroupV1Hierarchy };
     if (parseProcCgroup(sampleProcCgroup, selector) === undefined) {
-      throw new Error(
-        `cgroup v1 hierarchy "${cgroupV1Hierarchy}" does not exist on this host (v1 hierarchies: ${v1Names.join(', ') || 'none'})`,
-      );
+      throw new Error(`cgroup v1 hierarchy "${cgroupV1Hierarchy}" does not exist on this host (v1 hierarchies: ${v1Names.join(', ') || 'none'})`);
     }
     return selector;
   }
@@ -100,8 +108,8 @@ export function chooseCgroupSelector(sampleProcCgroup: string, cgroupV1Hierarchy
   if (v1Names.length === 0) throw new Error('no cgroup hierarchy found in /proc/self/cgroup (kernel without cgroups?)');
   const suggestion = v1Names.includes('name=systemd') ? 'name=systemd' : v1Names.includes('cpuacct') ? 'cpuacct' : v1Names[0];
   throw new Error(
-    'this host has no cgroup v2 hierarchy: configure which cgroup v1 hierarchy names a process\'s cgroup '
-    + `(cgroup_v1_hierarchy, e.g. "${suggestion}"; available: ${v1Names.join(', ')})`,
+    "this host has no cgroup v2 hierarchy: configure which cgroup v1 hierarchy names a process's cgroup " +
+      `(cgroup_v1_hierarchy, e.g. "${suggestion}"; available: ${v1Names.join(', ')})`,
   );
 }
 
@@ -202,7 +210,11 @@ export function findCgroupPath(b: Uint8Array, len: number, selector: CgroupSelec
           while (comma < c2 && b[comma] !== 44) comma++;
           if (comma - i === hierarchy.length) {
             match = true;
-            for (let k = 0; k < hierarchy.length; k++) if (b[i + k] !== hierarchy[k]) { match = false; break; }
+            for (let k = 0; k < hierarchy.length; k++)
+              if (b[i + k] !== hierarchy[k]) {
+                match = false;
+                break;
+              }
           }
           i = comma + 1;
         }
@@ -212,7 +224,11 @@ export function findCgroupPath(b: Uint8Array, len: number, selector: CgroupSelec
         const d = DELETED_SUFFIX_BYTES.length;
         if (pathEnd - (c2 + 1) >= d) {
           let deleted = true;
-          for (let k = 0; k < d; k++) if (b[pathEnd - d + k] !== DELETED_SUFFIX_BYTES[k]) { deleted = false; break; }
+          for (let k = 0; k < d; k++)
+            if (b[pathEnd - d + k] !== DELETED_SUFFIX_BYTES[k]) {
+              deleted = false;
+              break;
+            }
           if (deleted) pathEnd -= d;
         }
         cgroupRange[0] = c2 + 1;

@@ -18,8 +18,26 @@ function agent(args: string[], timeout = 20_000) {
 }
 
 const DELAY_KINDS = ['cpu', 'blkio', 'swapin', 'freepages', 'thrashing', 'compact', 'wpcopy', 'irq'];
-const REQUIRED = ['version', 'pid', 'tgid', 'ppid', 'comm', 'uid', 'gid', 'aggregate', 'exit_code', 'exit_signal', 'utime_us', 'stime_us',
-  'read_char', 'write_char', 'read_bytes', 'write_bytes', 'hiwater_rss_kb', 'delays'];
+const REQUIRED = [
+  'version',
+  'pid',
+  'tgid',
+  'ppid',
+  'comm',
+  'uid',
+  'gid',
+  'aggregate',
+  'exit_code',
+  'exit_signal',
+  'utime_us',
+  'stime_us',
+  'read_char',
+  'write_char',
+  'read_bytes',
+  'write_bytes',
+  'hiwater_rss_kb',
+  'delays',
+];
 
 function checkShape(o: Record<string, any>): void {
   for (const k of REQUIRED) assert.ok(k in o, `field ${k}`);
@@ -71,8 +89,14 @@ describe('taskstats-agent pid', { timeout: 60_000 }, () => {
   });
 
   test('without privileges: non-zero and a message naming CAP_NET_ADMIN', () => {
-    for (const args of [['pid', '1'], ['exits', '--count', '1']]) {
-      const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, bin, ...args], { encoding: 'utf8', timeout: 20_000 });
+    for (const args of [
+      ['pid', '1'],
+      ['exits', '--count', '1'],
+    ]) {
+      const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, bin, ...args], {
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
       assert.notEqual(r.status, 0, `${args.join(' ')}: ${r.stdout}`);
       assert.match(r.stderr, /CAP_NET_ADMIN/, `${args.join(' ')}: ${r.stderr}`);
       assert.equal(r.stderr.trim().split('\n').length, 1, `one clear error: ${r.stderr}`);
@@ -86,7 +110,10 @@ describe('clear errors for the other ways it cannot start', { timeout: 60_000 },
     // A private mount namespace where libnl-genl-3.so.200 is /dev/null: what dlopen sees without the package.
     const lib = spawnSync('sh', ['-c', 'readlink -f "$(ldconfig -p | awk \'/libnl-genl-3.so.200 /{print $NF; exit}\')"'], { encoding: 'utf8' }).stdout.trim();
     if (!lib) return t.skip('libnl-genl-3.so.200 not found by ldconfig');
-    const r = spawnSync('unshare', ['-m', 'sh', '-c', `mount --bind /dev/null "${lib}" && exec "${process.execPath}" "${bin}" pid 1`], { encoding: 'utf8', timeout: 20_000 });
+    const r = spawnSync('unshare', ['-m', 'sh', '-c', `mount --bind /dev/null "${lib}" && exec "${process.execPath}" "${bin}" pid 1`], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
     if (/unshare failed|Operation not permitted/.test(r.stderr) && !/taskstats-agent/.test(r.stderr)) return t.skip(`no mount namespace here: ${r.stderr}`);
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /libnl-3-200 libnl-genl-3-200/);
@@ -121,7 +148,10 @@ describe('taskstats-agent exits', { timeout: 60_000 }, () => {
       pids.push(s.pid!);
     }
     assert.equal(await done, 0, err);
-    const recs = out.trim().split('\n').map((l) => JSON.parse(l));
+    const recs = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     for (const o of recs) checkShape(o);
     const mine = recs.filter((o) => pids.includes(o.pid));
     assert.equal(mine.length, pids.length, 'every shell that ended while listening');

@@ -82,11 +82,7 @@ export function formatRecord(r: TaskRecord): string {
   lines.push(`  pid ${r.pid}  tgid ${r.tgid}  ppid ${r.ppid}  uid ${r.uid}  gid ${r.gid}  nice ${r.nice}  flags 0x${r.flags.toString(16)}`);
   if (r.startTimeSec > 0) lines.push(`  started ${new Date(r.startTimeSec * 1000).toISOString()}  elapsed ${(r.elapsedUs / 1e6).toFixed(3)} s`);
   if (r.kind === 'exit') {
-    lines.push(
-      r.exitSignal !== 0
-        ? `  killed by signal ${r.exitSignal}${r.coreDumped ? ' (core dumped)' : ''}`
-        : `  exit code ${r.exitCode}`,
-    );
+    lines.push(r.exitSignal !== 0 ? `  killed by signal ${r.exitSignal}${r.coreDumped ? ' (core dumped)' : ''}` : `  exit code ${r.exitCode}`);
   }
   lines.push(`  cpu: user ${usAsMs(r.userUs)}, system ${usAsMs(r.systemUs)}, on cpu ${ms(r.cpuRunRealNs)} (virtual ${ms(r.cpuRunVirtualNs)})`);
   lines.push(`  memory: peak rss ${r.hiwaterRssKb} KiB, peak vm ${r.hiwaterVmKb} KiB; faults: minor ${r.minorFaults}, major ${r.majorFaults}`);
@@ -203,7 +199,8 @@ export const exitsCommand: CliCommand = {
     const cpus = (a.flags.get('cpumask') as string | undefined) ?? possibleCpus();
     if (!CPULIST_RE.test(cpus) || !parseCpulist(cpus)) return fail('exits', `invalid --cpumask "${cpus}" (expected e.g. 0-3,5)`);
     const missing = impossibleCpus(cpus);
-    if (missing.length > 0) return fail('exits', `--cpumask "${cpus}" names CPUs this machine does not have (${missing.slice(0, 5).join(', ')}); possible CPUs: ${possibleCpus()}`);
+    if (missing.length > 0)
+      return fail('exits', `--cpumask "${cpus}" names CPUs this machine does not have (${missing.slice(0, 5).join(', ')}); possible CPUs: ${possibleCpus()}`);
     const duration = a.flags.has('duration') ? Number(a.flags.get('duration')) : Infinity;
     if (!(duration > 0)) return fail('exits', '--duration must be a positive number of seconds');
     const count = a.flags.has('count') ? Number(a.flags.get('count')) : Infinity;

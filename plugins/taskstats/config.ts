@@ -50,14 +50,23 @@ export const taskstatsConfigSchema: ConfigSchema = {
     exits: { type: 'boolean', description: 'Listen to exit events (every process that ends, without loss).' },
     cpus: { type: 'string', description: 'CPUs whose exits are listened to: a cpulist such as "0-3,5", or "all".' },
     receive_buffer: sizeSchema({ minBytes: 65536, description: 'Receive buffer of the exit listener (SO_RCVBUFFORCE), e.g. 16MiB.' }),
-    exit_listeners: { type: 'integer', minimum: 1, maximum: 64, description: 'Exit sockets, each listening to a share of the CPUs with its own receive_buffer (against drops on many-CPU hosts).' },
+    exit_listeners: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 64,
+      description: 'Exit sockets, each listening to a share of the CPUs with its own receive_buffer (against drops on many-CPU hosts).',
+    },
     live: { type: 'boolean', description: 'Query every live process each collection_interval.' },
     per_process: { type: 'boolean', description: 'One series per process (pid and start time as attributes) instead of per command and cgroup.' },
     delay_accounting: { enum: ['keep', 'enable'], description: 'enable: write 1 to kernel.task_delayacct at start (needs CAP_SYS_ADMIN).' },
     metadata: {
       type: 'object',
       properties: {
-        cgroup_v1_hierarchy: { type: 'string', minLength: 1, description: 'cgroup v1-only hosts: the hierarchy naming a process\'s group, e.g. "memory" or "name=systemd".' },
+        cgroup_v1_hierarchy: {
+          type: 'string',
+          minLength: 1,
+          description: 'cgroup v1-only hosts: the hierarchy naming a process\'s group, e.g. "memory" or "name=systemd".',
+        },
         command_line: { type: 'boolean' },
         executable_path: { type: 'boolean' },
       },
@@ -99,7 +108,7 @@ export function splitCpulist(list: string, parts: number): string[] {
 export function formatCpulist(cpus: number[]): string {
   const sorted = [...new Set(cpus)].sort((a, b) => a - b);
   const ranges: string[] = [];
-  for (let i = 0; i < sorted.length; ) {
+  for (let i = 0; i < sorted.length;) {
     let j = i;
     while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
     ranges.push(i === j ? `${sorted[i]}` : `${sorted[i]}-${sorted[j]}`);
@@ -125,7 +134,10 @@ export function validateTaskstatsConfig(config: TaskstatsReceiverConfig): Config
     } else {
       const bad = impossibleCpus(config.cpus);
       if (bad.length > 0) {
-        problems.push({ path: 'cpus', message: `cpulist "${config.cpus}" names CPUs this machine does not have (${bad.slice(0, 5).join(', ')}); possible CPUs: ${possibleCpus()}` });
+        problems.push({
+          path: 'cpus',
+          message: `cpulist "${config.cpus}" names CPUs this machine does not have (${bad.slice(0, 5).join(', ')}); possible CPUs: ${possibleCpus()}`,
+        });
       }
     }
   }
@@ -142,4 +154,3 @@ export function possibleCpus(path = '/sys/devices/system/cpu/possible'): string 
     return '0';
   }
 }
-

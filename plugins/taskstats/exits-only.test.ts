@@ -97,7 +97,7 @@ describe('taskstats receiver, exits only', { timeout: 60_000 }, () => {
           child.once('exit', (code) => rej(new Error(`test program ended early (${code})`)));
         });
         const pid = child.pid!;
-        await waitFor(() => acc!.tracks(pid), 5000, 'the worker threads\' exits to be kept for the process');
+        await waitFor(() => acc!.tracks(pid), 5000, "the worker threads' exits to be kept for the process");
         // Still running: kept across several collections, whatever their number.
         const c0 = h.cycles();
         await waitFor(() => h.cycles() >= c0 + 5, 5000, 'five collections');
@@ -105,7 +105,7 @@ describe('taskstats receiver, exits only', { timeout: 60_000 }, () => {
         const lostBefore = h.counters.get('processes_lost') ?? 0;
         // The last thread ends on the CPU nobody listens to: its records are never heard.
         child.stdin!.end();
-        await new Promise((res) => child.exitCode !== null ? res(null) : child.once('exit', res));
+        await new Promise((res) => (child.exitCode !== null ? res(null) : child.once('exit', res)));
         await waitFor(() => !acc!.tracks(pid), 5000, 'the ended process to be forgotten');
         assert.ok((h.counters.get('processes_lost') ?? 0) >= lostBefore + 1, 'counted in processes_lost');
       } finally {

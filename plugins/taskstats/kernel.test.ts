@@ -214,7 +214,9 @@ describe('zero loss under two fork loops', { timeout: 60_000 }, () => {
       const forkloop = compileForkloop();
       const perl = 'use POSIX; $n=0; $e=time+3; while(time<$e){ $p=fork; if(!$p){ POSIX::_exit(0) } waitpid($p,0); $n++ } print "$n\\n"';
       const loops = [0, 1].map(() =>
-        track(forkloop ? spawn(forkloop, ['3'], { stdio: ['pipe', 'pipe', 'inherit'] }) : spawn('perl', ['-e', perl], { stdio: ['ignore', 'pipe', 'inherit'] })),
+        track(
+          forkloop ? spawn(forkloop, ['3'], { stdio: ['pipe', 'pipe', 'inherit'] }) : spawn('perl', ['-e', perl], { stdio: ['ignore', 'pipe', 'inherit'] }),
+        ),
       );
       for (const l of loops) loopPids.add(l.pid!);
       for (const l of loops) l.stdin?.end('g');
@@ -246,12 +248,13 @@ describe('zero loss under two fork loops', { timeout: 60_000 }, () => {
 });
 
 describe('kernel drops (ENOBUFS)', { timeout: 90_000 }, () => {
-  for (const coalesceMs of [0, 5]) test(`a stopped listener with a small buffer overflows: the drop is reported and the listener keeps hearing (coalesce ${coalesceMs} ms)`, async (t) => {
-    // The listener runs in a child that we stop (SIGSTOP) while a fork loop overflows its 64 KiB
-    // buffer; libuv then sees POLLERR and stops the poll handle, which must be restarted.
-    const mod = fileURLToPath(new URL('./exit-listener.js', import.meta.url));
-    const cfg = fileURLToPath(new URL('./config.js', import.meta.url));
-    const script = `
+  for (const coalesceMs of [0, 5])
+    test(`a stopped listener with a small buffer overflows: the drop is reported and the listener keeps hearing (coalesce ${coalesceMs} ms)`, async (t) => {
+      // The listener runs in a child that we stop (SIGSTOP) while a fork loop overflows its 64 KiB
+      // buffer; libuv then sees POLLERR and stops the poll handle, which must be restarted.
+      const mod = fileURLToPath(new URL('./exit-listener.js', import.meta.url));
+      const cfg = fileURLToPath(new URL('./config.js', import.meta.url));
+      const script = `
       const { ExitListener } = await import(${JSON.stringify(mod)});
       const { possibleCpus } = await import(${JSON.stringify(cfg)});
       const l = new ExitListener({ cpus: possibleCpus(), receiveBuffer: 65536, coalesceMs: ${coalesceMs}, handler: {
@@ -260,33 +263,33 @@ describe('kernel drops (ENOBUFS)', { timeout: 90_000 }, () => {
       l.start();
       process.stdout.write('ready\\n');
       process.on('SIGTERM', () => { process.stdout.write('pollErrors ' + l.pollErrors + ' drops ' + l.kernelDrops + '\\n'); l.stop(); process.exit(0); });`;
-    const c = track(spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] }));
-    let out = '';
-    c.stdout!.on('data', (d) => (out += d));
-    await waitFor(() => out.includes('ready'), 15_000, 'the listener child');
-    process.kill(c.pid!, 'SIGSTOP');
-    const perl = 'use POSIX; for (1..3000) { $p=fork; if(!$p){ POSIX::_exit(0) } waitpid($p,0) }';
-    await new Promise((r) => track(spawn('perl', ['-e', perl], { stdio: 'ignore' })).once('exit', r));
-    process.kill(c.pid!, 'SIGCONT');
-    await waitFor(() => out.includes('drop'), 10_000, 'the drop report');
-    // Still listening: shells that exit with code 5 from now on are seen. (Other exits on a busy
-    // machine can overflow the small buffer again, so keep spawning until 5 of them arrived;
-    // a deaf listener sees none.)
-    const pids: number[] = [];
-    const seenCount = () => pids.filter((p) => out.includes(`seen ${p}\n`)).length;
-    const end = Date.now() + 20_000;
-    while (seenCount() < 5 && Date.now() < end) {
-      const s = spawn('/bin/sh', ['-c', 'exit 5'], { stdio: 'ignore' });
-      pids.push(s.pid!);
-      await exited(s);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.ok(seenCount() >= 5, `exits after the drop: ${seenCount()} of ${pids.length} seen (${out.slice(-200)})`);
-    c.kill('SIGTERM');
-    await exited(c);
-    assert.match(out, /drops [1-9]/);
-    t.diagnostic(out.split('\n').find((l) => l.startsWith('pollErrors'))!);
-  });
+      const c = track(spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] }));
+      let out = '';
+      c.stdout!.on('data', (d) => (out += d));
+      await waitFor(() => out.includes('ready'), 15_000, 'the listener child');
+      process.kill(c.pid!, 'SIGSTOP');
+      const perl = 'use POSIX; for (1..3000) { $p=fork; if(!$p){ POSIX::_exit(0) } waitpid($p,0) }';
+      await new Promise((r) => track(spawn('perl', ['-e', perl], { stdio: 'ignore' })).once('exit', r));
+      process.kill(c.pid!, 'SIGCONT');
+      await waitFor(() => out.includes('drop'), 10_000, 'the drop report');
+      // Still listening: shells that exit with code 5 from now on are seen. (Other exits on a busy
+      // machine can overflow the small buffer again, so keep spawning until 5 of them arrived;
+      // a deaf listener sees none.)
+      const pids: number[] = [];
+      const seenCount = () => pids.filter((p) => out.includes(`seen ${p}\n`)).length;
+      const end = Date.now() + 20_000;
+      while (seenCount() < 5 && Date.now() < end) {
+        const s = spawn('/bin/sh', ['-c', 'exit 5'], { stdio: 'ignore' });
+        pids.push(s.pid!);
+        await exited(s);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(seenCount() >= 5, `exits after the drop: ${seenCount()} of ${pids.length} seen (${out.slice(-200)})`);
+      c.kill('SIGTERM');
+      await exited(c);
+      assert.match(out, /drops [1-9]/);
+      t.diagnostic(out.split('\n').find((l) => l.startsWith('pollErrors'))!);
+    });
 });
 
 describe('live queries', { timeout: 60_000 }, () => {
@@ -318,7 +321,7 @@ describe('live queries', { timeout: 60_000 }, () => {
     assert.equal(poller.query(pidMax + 1000, newTaskRecord()), null);
   });
 
-  test('a multi-threaded process: I/O done by another thread is the group\'s', async () => {
+  test("a multi-threaded process: I/O done by another thread is the group's", async () => {
     // A worker thread reads 6 MiB from /dev/zero; the main thread only waits.
     const script = `
       const { Worker } = require('worker_threads');
@@ -338,7 +341,13 @@ describe('live queries', { timeout: 60_000 }, () => {
 
   test('the next sweep reuses idle processes and re-reads those that ran', async () => {
     // perl reads 4 MiB from /dev/zero on each SIGUSR1, and sleeps otherwise.
-    const reader = track(spawn('perl', ['-e', '$|=1; $SIG{USR1} = sub { open my $f, "<", "/dev/zero"; read $f, my $b, 4194304; print "read\\n" }; print "ready\\n"; sleep 1 while 1'], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    const reader = track(
+      spawn(
+        'perl',
+        ['-e', '$|=1; $SIG{USR1} = sub { open my $f, "<", "/dev/zero"; read $f, my $b, 4194304; print "read\\n" }; print "ready\\n"; sleep 1 while 1'],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      ),
+    );
     const idle = track(spawn('sleep', ['30'], { stdio: 'ignore' }));
     await new Promise<void>((r) => reader.stdout!.once('data', () => r()));
     const p = new LivePoller();

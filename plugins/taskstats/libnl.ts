@@ -20,8 +20,20 @@
 import koffi from 'koffi';
 import { impossibleCpus, parseCpulist, possibleCpus } from './config.js';
 import {
-  libc, setIntSockopt, getIntSockopt, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, MSG_DONTWAIT, EAGAIN, EINTR, EPERM, EINVAL, ESRCH,
-  DatagramBatch, type Libc,
+  libc,
+  setIntSockopt,
+  getIntSockopt,
+  SOL_SOCKET,
+  SO_RCVBUF,
+  SO_RCVBUFFORCE,
+  MSG_DONTWAIT,
+  EAGAIN,
+  EINTR,
+  EPERM,
+  EINVAL,
+  ESRCH,
+  DatagramBatch,
+  type Libc,
 } from './libc.js';
 
 export const LIBNL_SONAME = 'libnl-3.so.200';
@@ -44,12 +56,7 @@ export const NLMSG_DONE = 3;
 
 export const GET_MESSAGE_BYTES = 28;
 
-export type TaskstatsErrorCode =
-  | 'library_missing'
-  | 'no_cap_net_admin'
-  | 'not_initial_namespace'
-  | 'family_missing'
-  | 'system_error';
+export type TaskstatsErrorCode = 'library_missing' | 'no_cap_net_admin' | 'not_initial_namespace' | 'family_missing' | 'system_error';
 
 /** One clear error for each way the receiver cannot start. `message` says what to do. */
 export class TaskstatsError extends Error {
@@ -367,7 +374,11 @@ export class TaskstatsSocket {
           // The kernel says EINVAL for a cpulist outside the possible CPUs too: tell them apart.
           const bad = impossibleCpus(cpulist);
           if (bad.length > 0 || !parseCpulist(cpulist)) {
-            throw new TaskstatsError('system_error', `${what}: invalid argument (EINVAL): the cpulist names CPUs this machine does not have (possible: ${possibleCpus()})`, err);
+            throw new TaskstatsError(
+              'system_error',
+              `${what}: invalid argument (EINVAL): the cpulist names CPUs this machine does not have (possible: ${possibleCpus()})`,
+              err,
+            );
           }
           throw deregister ? new TaskstatsError('system_error', `${what}: invalid argument`, err) : namespaceError(what);
         }

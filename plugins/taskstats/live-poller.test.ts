@@ -47,17 +47,31 @@ describe('live sweep building blocks', { timeout: 60_000 }, () => {
       writeFileSync(join(dir, '7'), ''); // a file named like a pid still names one in a fake root
       // a small id array: it must grow
       const r = listProcessIds(dir, new Int32Array(1), Buffer.alloc(4096));
-      assert.deepEqual([...r.ids.subarray(0, r.count)].sort((a, b) => a - b), [1, 7, 22, 4194304]);
+      assert.deepEqual(
+        [...r.ids.subarray(0, r.count)].sort((a, b) => a - b),
+        [1, 7, 22, 4194304],
+      );
       // the sweep's variant: one getdents64() per ~1 entry here (a 40-byte buffer), yielding after each
       const y = await listProcessIdsYielding(dir, new Int32Array(1), Buffer.alloc(40), 0);
-      assert.deepEqual([...y.ids.subarray(0, y.count)].sort((a, b) => a - b), [1, 7, 22, 4194304]);
+      assert.deepEqual(
+        [...y.ids.subarray(0, y.count)].sort((a, b) => a - b),
+        [1, 7, 22, 4194304],
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-    const before = new Set(readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number));
+    const before = new Set(
+      readdirSync('/proc')
+        .filter((n) => /^\d+$/.test(n))
+        .map(Number),
+    );
     // a tiny buffer: many getdents64 calls
     const r = listProcessIds('/proc', new Int32Array(16), Buffer.alloc(512));
-    const after = new Set(readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number));
+    const after = new Set(
+      readdirSync('/proc')
+        .filter((n) => /^\d+$/.test(n))
+        .map(Number),
+    );
     const listed = new Set(r.ids.subarray(0, r.count));
     assert.equal(listed.size, r.count, 'no duplicates');
     for (const id of before) if (after.has(id)) assert.ok(listed.has(id), `pid ${id} listed`);
@@ -168,7 +182,9 @@ describe('live sweep: idle processes from the cache', { timeout: 60_000 }, () =>
 
   test('a process that ran is read again; one that ended is forgotten', async () => {
     // perl burns a little CPU on each SIGUSR1 and sleeps otherwise.
-    const busy = spawn('perl', ['-e', '$|=1; $SIG{USR1} = sub { my $x = 0; $x += $_ for 1..300000; print "done\\n" }; print "ready\\n"; sleep 1 while 1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const busy = spawn('perl', ['-e', '$|=1; $SIG{USR1} = sub { my $x = 0; $x += $_ for 1..300000; print "done\\n" }; print "ready\\n"; sleep 1 while 1'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     children.push(busy);
     await new Promise<void>((r) => busy.stdout!.once('data', () => r()));
     const gone = sleeper();

@@ -155,10 +155,17 @@ export class LivePoller {
     this.ids.push(tgid);
     let found: TaskRecord | null = null;
     const stats: SweepStats = { listed: 0, records: 0, vanished: 0, procReads: 0, procDenied: 0, cached: 0, errors: 0, durationMs: 0 };
-    this.queryBatch(this.ids, 0, 1, (r) => {
-      copyTaskRecordInto(r, out);
-      found = out;
-    }, stats, false);
+    this.queryBatch(
+      this.ids,
+      0,
+      1,
+      (r) => {
+        copyTaskRecordInto(r, out);
+        found = out;
+      },
+      stats,
+      false,
+    );
     return found;
   }
 
@@ -228,7 +235,15 @@ export class LivePoller {
    * handed to onGroupReply / parsed as the leader's record; marks `state` GONE for a vanished
    * process; counts errors.
    */
-  private exchange(by: 'pid' | 'tgid', ids: ArrayLike<number>, from: number, count: number, slots: Uint16Array | null, stats: SweepStats, useCache: boolean): void {
+  private exchange(
+    by: 'pid' | 'tgid',
+    ids: ArrayLike<number>,
+    from: number,
+    count: number,
+    slots: Uint16Array | null,
+    stats: SweepStats,
+    useCache: boolean,
+  ): void {
     const sock = this.sock!;
     const p = this.parser!;
     const firstSeq = sock.sendGets(by, ids, from, count);
@@ -484,7 +499,12 @@ export function listProcessIds(procRoot: string, ids: Int32Array, buf: Buffer): 
 }
 
 /** listProcessIds, yielding to the event loop between getdents64() calls after `yieldAfterMs` of work. */
-export async function listProcessIdsYielding(procRoot: string, ids: Int32Array, buf: Buffer, yieldAfterMs: number): Promise<{ ids: Int32Array; count: number }> {
+export async function listProcessIdsYielding(
+  procRoot: string,
+  ids: Int32Array,
+  buf: Buffer,
+  yieldAfterMs: number,
+): Promise<{ ids: Int32Array; count: number }> {
   const listing = new ProcessListing(procRoot, ids, buf);
   try {
     let stretchStart = performance.now();
@@ -532,7 +552,7 @@ class ProcessListing {
     // struct linux_dirent64: d_ino u64, d_off s64, d_reclen u16 @16, d_type u8 @18, d_name @19.
     let ids = this.ids;
     let count = this.count;
-    for (let off = 0; off + 19 < n; ) {
+    for (let off = 0; off + 19 < n;) {
       const reclen = buf[off + 16]! | (buf[off + 17]! << 8);
       if (reclen < 20 || off + reclen > n) break;
       const end = off + reclen;
@@ -569,32 +589,78 @@ class ProcessListing {
  * this ~40 ns (bench/live/sweep-micro.mjs). The test checks it covers every field.
  */
 export function copyTaskRecordInto(s: TaskRecord, d: TaskRecord): void {
-  d.kind = s.kind; d.aggregate = s.aggregate; d.version = s.version; d.pid = s.pid; d.tgid = s.tgid;
-  d.ppid = s.ppid; d.comm = s.comm; d.uid = s.uid; d.gid = s.gid; d.flags = s.flags; d.nice = s.nice;
-  d.sched = s.sched; d.startTimeSec = s.startTimeSec; d.exitStatus = s.exitStatus; d.exitCode = s.exitCode;
-  d.exitSignal = s.exitSignal; d.coreDumped = s.coreDumped; d.elapsedUs = s.elapsedUs; d.userUs = s.userUs;
-  d.systemUs = s.systemUs; d.userScaledUs = s.userScaledUs; d.systemScaledUs = s.systemScaledUs;
-  d.cpuRunRealNs = s.cpuRunRealNs; d.cpuRunVirtualNs = s.cpuRunVirtualNs; d.minorFaults = s.minorFaults;
-  d.majorFaults = s.majorFaults; d.hiwaterRssKb = s.hiwaterRssKb; d.hiwaterVmKb = s.hiwaterVmKb;
-  d.coreMemMbUs = s.coreMemMbUs; d.virtMemMbUs = s.virtMemMbUs; d.readCharBytes = s.readCharBytes;
-  d.writeCharBytes = s.writeCharBytes; d.readSyscalls = s.readSyscalls; d.writeSyscalls = s.writeSyscalls;
-  d.readBytes = s.readBytes; d.writeBytes = s.writeBytes; d.cancelledWriteBytes = s.cancelledWriteBytes;
-  d.voluntaryCtxSwitches = s.voluntaryCtxSwitches; d.involuntaryCtxSwitches = s.involuntaryCtxSwitches;
-  d.cpuDelayCount = s.cpuDelayCount; d.cpuDelayTotalNs = s.cpuDelayTotalNs;
-  d.cpuDelayMaxNs = s.cpuDelayMaxNs; d.cpuDelayMinNs = s.cpuDelayMinNs;
-  d.blkioDelayCount = s.blkioDelayCount; d.blkioDelayTotalNs = s.blkioDelayTotalNs;
-  d.blkioDelayMaxNs = s.blkioDelayMaxNs; d.blkioDelayMinNs = s.blkioDelayMinNs;
-  d.swapinDelayCount = s.swapinDelayCount; d.swapinDelayTotalNs = s.swapinDelayTotalNs;
-  d.swapinDelayMaxNs = s.swapinDelayMaxNs; d.swapinDelayMinNs = s.swapinDelayMinNs;
-  d.freepagesDelayCount = s.freepagesDelayCount; d.freepagesDelayTotalNs = s.freepagesDelayTotalNs;
-  d.freepagesDelayMaxNs = s.freepagesDelayMaxNs; d.freepagesDelayMinNs = s.freepagesDelayMinNs;
-  d.thrashingDelayCount = s.thrashingDelayCount; d.thrashingDelayTotalNs = s.thrashingDelayTotalNs;
-  d.thrashingDelayMaxNs = s.thrashingDelayMaxNs; d.thrashingDelayMinNs = s.thrashingDelayMinNs;
-  d.compactDelayCount = s.compactDelayCount; d.compactDelayTotalNs = s.compactDelayTotalNs;
-  d.compactDelayMaxNs = s.compactDelayMaxNs; d.compactDelayMinNs = s.compactDelayMinNs;
-  d.wpcopyDelayCount = s.wpcopyDelayCount; d.wpcopyDelayTotalNs = s.wpcopyDelayTotalNs;
-  d.wpcopyDelayMaxNs = s.wpcopyDelayMaxNs; d.wpcopyDelayMinNs = s.wpcopyDelayMinNs;
-  d.irqDelayCount = s.irqDelayCount; d.irqDelayTotalNs = s.irqDelayTotalNs;
-  d.irqDelayMaxNs = s.irqDelayMaxNs; d.irqDelayMinNs = s.irqDelayMinNs; d.cgroup = s.cgroup;
-  d.exePath = s.exePath; d.cmdline = s.cmdline;
+  d.kind = s.kind;
+  d.aggregate = s.aggregate;
+  d.version = s.version;
+  d.pid = s.pid;
+  d.tgid = s.tgid;
+  d.ppid = s.ppid;
+  d.comm = s.comm;
+  d.uid = s.uid;
+  d.gid = s.gid;
+  d.flags = s.flags;
+  d.nice = s.nice;
+  d.sched = s.sched;
+  d.startTimeSec = s.startTimeSec;
+  d.exitStatus = s.exitStatus;
+  d.exitCode = s.exitCode;
+  d.exitSignal = s.exitSignal;
+  d.coreDumped = s.coreDumped;
+  d.elapsedUs = s.elapsedUs;
+  d.userUs = s.userUs;
+  d.systemUs = s.systemUs;
+  d.userScaledUs = s.userScaledUs;
+  d.systemScaledUs = s.systemScaledUs;
+  d.cpuRunRealNs = s.cpuRunRealNs;
+  d.cpuRunVirtualNs = s.cpuRunVirtualNs;
+  d.minorFaults = s.minorFaults;
+  d.majorFaults = s.majorFaults;
+  d.hiwaterRssKb = s.hiwaterRssKb;
+  d.hiwaterVmKb = s.hiwaterVmKb;
+  d.coreMemMbUs = s.coreMemMbUs;
+  d.virtMemMbUs = s.virtMemMbUs;
+  d.readCharBytes = s.readCharBytes;
+  d.writeCharBytes = s.writeCharBytes;
+  d.readSyscalls = s.readSyscalls;
+  d.writeSyscalls = s.writeSyscalls;
+  d.readBytes = s.readBytes;
+  d.writeBytes = s.writeBytes;
+  d.cancelledWriteBytes = s.cancelledWriteBytes;
+  d.voluntaryCtxSwitches = s.voluntaryCtxSwitches;
+  d.involuntaryCtxSwitches = s.involuntaryCtxSwitches;
+  d.cpuDelayCount = s.cpuDelayCount;
+  d.cpuDelayTotalNs = s.cpuDelayTotalNs;
+  d.cpuDelayMaxNs = s.cpuDelayMaxNs;
+  d.cpuDelayMinNs = s.cpuDelayMinNs;
+  d.blkioDelayCount = s.blkioDelayCount;
+  d.blkioDelayTotalNs = s.blkioDelayTotalNs;
+  d.blkioDelayMaxNs = s.blkioDelayMaxNs;
+  d.blkioDelayMinNs = s.blkioDelayMinNs;
+  d.swapinDelayCount = s.swapinDelayCount;
+  d.swapinDelayTotalNs = s.swapinDelayTotalNs;
+  d.swapinDelayMaxNs = s.swapinDelayMaxNs;
+  d.swapinDelayMinNs = s.swapinDelayMinNs;
+  d.freepagesDelayCount = s.freepagesDelayCount;
+  d.freepagesDelayTotalNs = s.freepagesDelayTotalNs;
+  d.freepagesDelayMaxNs = s.freepagesDelayMaxNs;
+  d.freepagesDelayMinNs = s.freepagesDelayMinNs;
+  d.thrashingDelayCount = s.thrashingDelayCount;
+  d.thrashingDelayTotalNs = s.thrashingDelayTotalNs;
+  d.thrashingDelayMaxNs = s.thrashingDelayMaxNs;
+  d.thrashingDelayMinNs = s.thrashingDelayMinNs;
+  d.compactDelayCount = s.compactDelayCount;
+  d.compactDelayTotalNs = s.compactDelayTotalNs;
+  d.compactDelayMaxNs = s.compactDelayMaxNs;
+  d.compactDelayMinNs = s.compactDelayMinNs;
+  d.wpcopyDelayCount = s.wpcopyDelayCount;
+  d.wpcopyDelayTotalNs = s.wpcopyDelayTotalNs;
+  d.wpcopyDelayMaxNs = s.wpcopyDelayMaxNs;
+  d.wpcopyDelayMinNs = s.wpcopyDelayMinNs;
+  d.irqDelayCount = s.irqDelayCount;
+  d.irqDelayTotalNs = s.irqDelayTotalNs;
+  d.irqDelayMaxNs = s.irqDelayMaxNs;
+  d.irqDelayMinNs = s.irqDelayMinNs;
+  d.cgroup = s.cgroup;
+  d.exePath = s.exePath;
+  d.cmdline = s.cmdline;
 }

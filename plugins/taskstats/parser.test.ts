@@ -7,7 +7,15 @@ import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import {
-  TaskstatsParser, PARSED_PID, PARSED_TGID, PARSE_IGNORED, PARSE_TRUNCATED, PARSE_NETLINK_ERROR, PARSE_MALFORMED, fillRecord, activityOf,
+  TaskstatsParser,
+  PARSED_PID,
+  PARSED_TGID,
+  PARSE_IGNORED,
+  PARSE_TRUNCATED,
+  PARSE_NETLINK_ERROR,
+  PARSE_MALFORMED,
+  fillRecord,
+  activityOf,
 } from './parser.js';
 import { newTaskRecord, type TaskRecord } from './record.js';
 import { TaskstatsSocket } from './libnl.js';
@@ -78,7 +86,19 @@ describe('parser: struct versions', () => {
 
   // (version, payload length as sent by kernels of that version)
   const cases: [number, number][] = [
-    [1, 80], [4, 264], [7, 312], [8, 328], [9, 344], [10, 352], [11, 368], [12, 400], [13, 416], [14, 432], [16, 560], [17, 688], [21, 760],
+    [1, 80],
+    [4, 264],
+    [7, 312],
+    [8, 328],
+    [9, 344],
+    [10, 352],
+    [11, 368],
+    [12, 400],
+    [13, 416],
+    [14, 432],
+    [16, 560],
+    [17, 688],
+    [21, 760],
   ];
   for (const [version, len] of cases) {
     test(`v${version} (${len} bytes): fields up to the payload's end, the rest absent`, () => {
@@ -150,7 +170,17 @@ describe('parser: struct versions', () => {
     g.fill(0, 368, 372);
     const pidRec = newTaskRecord();
     const tgidRec = newTaskRecord();
-    const st = p.parseMessage(datagram([{ aggr: 'pid', id: 4242, stats: t }, { aggr: 'tgid', id: 4000, stats: g }]), 0, 5000, 'exit', pidRec, tgidRec);
+    const st = p.parseMessage(
+      datagram([
+        { aggr: 'pid', id: 4242, stats: t },
+        { aggr: 'tgid', id: 4000, stats: g },
+      ]),
+      0,
+      5000,
+      'exit',
+      pidRec,
+      tgidRec,
+    );
     assert.equal(st, PARSED_PID | PARSED_TGID);
     assert.equal(pidRec.exitSignal, 11);
     assert.equal(pidRec.exitCode, -1);
@@ -295,10 +325,16 @@ describe('parser: fuzzing', () => {
     const a = newTaskRecord();
     const g = newTaskRecord();
     let seed = 12345;
-    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+    const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296;
     const seeds = captured.length > 0 ? captured : [datagram([{ aggr: 'pid', id: 5, stats: stats(16, 560) }], familyId)];
     const synthetic = [
-      datagram([{ aggr: 'pid', id: 5, stats: stats(16, 560) }, { aggr: 'tgid', id: 5, stats: stats(16, 560) }], familyId),
+      datagram(
+        [
+          { aggr: 'pid', id: 5, stats: stats(16, 560) },
+          { aggr: 'tgid', id: 5, stats: stats(16, 560) },
+        ],
+        familyId,
+      ),
       datagram([{ aggr: 'pid', id: 5, stats: stats(1, 80) }], familyId),
       datagram([{ aggr: 'pid', id: 5, stats: stats(17, 688) }], familyId),
     ];
@@ -337,7 +373,7 @@ describe('parser: fuzzing', () => {
   test('fillRecord reads the same at aligned and unaligned offsets, and never past the buffer', () => {
     // Aligned payloads are read through a Uint32Array view, others through an aligned copy.
     let seed = 7;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
     const aligned = newTaskRecord();
     const unaligned = newTaskRecord();
     const backing = Buffer.alloc(2048);

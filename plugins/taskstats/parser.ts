@@ -42,40 +42,138 @@ const TWO32 = 4294967296;
 
 /** Offsets of struct taskstats fields (x86-64 / all 64-bit and 32-bit ABIs: the struct is packed by design). */
 interface Layout {
-  cpuCount: number; cpuTotal: number; cpuMax: number; cpuMin: number;
-  blkioCount: number; blkioTotal: number; blkioMax: number; blkioMin: number;
-  swapinCount: number; swapinTotal: number; swapinMax: number; swapinMin: number;
-  runReal: number; runVirtual: number;
-  comm: number; sched: number; uid: number; gid: number; pid: number; ppid: number; btime: number;
-  etime: number; utime: number; stime: number; minflt: number; majflt: number;
-  coremem: number; virtmem: number; hiwaterRss: number; hiwaterVm: number;
-  readChar: number; writeChar: number; readSyscalls: number; writeSyscalls: number;
-  readBytes: number; writeBytes: number; cancelledWriteBytes: number;
-  nvcsw: number; nivcsw: number; utimeScaled: number; stimeScaled: number;
-  freepagesCount: number; freepagesTotal: number; freepagesMax: number; freepagesMin: number;
-  thrashingCount: number; thrashingTotal: number; thrashingMax: number; thrashingMin: number;
+  cpuCount: number;
+  cpuTotal: number;
+  cpuMax: number;
+  cpuMin: number;
+  blkioCount: number;
+  blkioTotal: number;
+  blkioMax: number;
+  blkioMin: number;
+  swapinCount: number;
+  swapinTotal: number;
+  swapinMax: number;
+  swapinMin: number;
+  runReal: number;
+  runVirtual: number;
+  comm: number;
+  sched: number;
+  uid: number;
+  gid: number;
+  pid: number;
+  ppid: number;
+  btime: number;
+  etime: number;
+  utime: number;
+  stime: number;
+  minflt: number;
+  majflt: number;
+  coremem: number;
+  virtmem: number;
+  hiwaterRss: number;
+  hiwaterVm: number;
+  readChar: number;
+  writeChar: number;
+  readSyscalls: number;
+  writeSyscalls: number;
+  readBytes: number;
+  writeBytes: number;
+  cancelledWriteBytes: number;
+  nvcsw: number;
+  nivcsw: number;
+  utimeScaled: number;
+  stimeScaled: number;
+  freepagesCount: number;
+  freepagesTotal: number;
+  freepagesMax: number;
+  freepagesMin: number;
+  thrashingCount: number;
+  thrashingTotal: number;
+  thrashingMax: number;
+  thrashingMin: number;
   btime64: number;
-  compactCount: number; compactTotal: number; compactMax: number; compactMin: number;
+  compactCount: number;
+  compactTotal: number;
+  compactMax: number;
+  compactMin: number;
   tgid: number;
-  wpcopyCount: number; wpcopyTotal: number; wpcopyMax: number; wpcopyMin: number;
-  irqCount: number; irqTotal: number; irqMax: number; irqMin: number;
+  wpcopyCount: number;
+  wpcopyTotal: number;
+  wpcopyMax: number;
+  wpcopyMin: number;
+  irqCount: number;
+  irqTotal: number;
+  irqMax: number;
+  irqMin: number;
   /** Size of the struct this table describes fully. */
   size: number;
 }
 
 /** Versions 1-14, 16, 17: append-only; max/min at the end since v16. v17 adds 8 timespecs (688 bytes). */
 const LAYOUT: Layout = {
-  cpuCount: 16, cpuTotal: 24, blkioCount: 32, blkioTotal: 40, swapinCount: 48, swapinTotal: 56,
-  runReal: 64, runVirtual: 72, comm: 80, sched: 112, uid: 120, gid: 124, pid: 128, ppid: 132, btime: 136,
-  etime: 144, utime: 152, stime: 160, minflt: 168, majflt: 176, coremem: 184, virtmem: 192,
-  hiwaterRss: 200, hiwaterVm: 208, readChar: 216, writeChar: 224, readSyscalls: 232, writeSyscalls: 240,
-  readBytes: 248, writeBytes: 256, cancelledWriteBytes: 264, nvcsw: 272, nivcsw: 280,
-  utimeScaled: 288, stimeScaled: 296, freepagesCount: 312, freepagesTotal: 320,
-  thrashingCount: 328, thrashingTotal: 336, btime64: 344, compactCount: 352, compactTotal: 360,
-  tgid: 368, wpcopyCount: 400, wpcopyTotal: 408, irqCount: 416, irqTotal: 424,
-  cpuMax: 432, cpuMin: 440, blkioMax: 448, blkioMin: 456, swapinMax: 464, swapinMin: 472,
-  freepagesMax: 480, freepagesMin: 488, thrashingMax: 496, thrashingMin: 504,
-  compactMax: 512, compactMin: 520, wpcopyMax: 528, wpcopyMin: 536, irqMax: 544, irqMin: 552,
+  cpuCount: 16,
+  cpuTotal: 24,
+  blkioCount: 32,
+  blkioTotal: 40,
+  swapinCount: 48,
+  swapinTotal: 56,
+  runReal: 64,
+  runVirtual: 72,
+  comm: 80,
+  sched: 112,
+  uid: 120,
+  gid: 124,
+  pid: 128,
+  ppid: 132,
+  btime: 136,
+  etime: 144,
+  utime: 152,
+  stime: 160,
+  minflt: 168,
+  majflt: 176,
+  coremem: 184,
+  virtmem: 192,
+  hiwaterRss: 200,
+  hiwaterVm: 208,
+  readChar: 216,
+  writeChar: 224,
+  readSyscalls: 232,
+  writeSyscalls: 240,
+  readBytes: 248,
+  writeBytes: 256,
+  cancelledWriteBytes: 264,
+  nvcsw: 272,
+  nivcsw: 280,
+  utimeScaled: 288,
+  stimeScaled: 296,
+  freepagesCount: 312,
+  freepagesTotal: 320,
+  thrashingCount: 328,
+  thrashingTotal: 336,
+  btime64: 344,
+  compactCount: 352,
+  compactTotal: 360,
+  tgid: 368,
+  wpcopyCount: 400,
+  wpcopyTotal: 408,
+  irqCount: 416,
+  irqTotal: 424,
+  cpuMax: 432,
+  cpuMin: 440,
+  blkioMax: 448,
+  blkioMin: 456,
+  swapinMax: 464,
+  swapinMin: 472,
+  freepagesMax: 480,
+  freepagesMin: 488,
+  thrashingMax: 496,
+  thrashingMin: 504,
+  compactMax: 512,
+  compactMin: 520,
+  wpcopyMax: 528,
+  wpcopyMin: 536,
+  irqMax: 544,
+  irqMin: 552,
   size: 688,
 };
 
@@ -85,19 +183,69 @@ const LAYOUT: Layout = {
  * version 15"). Same total size as v16 (560).
  */
 const LAYOUT_V15: Layout = {
-  cpuCount: 16, cpuTotal: 24, cpuMax: 32, cpuMin: 40,
-  blkioCount: 48, blkioTotal: 56, blkioMax: 64, blkioMin: 72,
-  swapinCount: 80, swapinTotal: 88, swapinMax: 96, swapinMin: 104,
-  runReal: 112, runVirtual: 120, comm: 128, sched: 160, uid: 168, gid: 172, pid: 176, ppid: 180, btime: 184,
-  etime: 192, utime: 200, stime: 208, minflt: 216, majflt: 224, coremem: 232, virtmem: 240,
-  hiwaterRss: 248, hiwaterVm: 256, readChar: 264, writeChar: 272, readSyscalls: 280, writeSyscalls: 288,
-  readBytes: 296, writeBytes: 304, cancelledWriteBytes: 312, nvcsw: 320, nivcsw: 328,
-  utimeScaled: 336, stimeScaled: 344,
-  freepagesCount: 360, freepagesTotal: 368, freepagesMax: 376, freepagesMin: 384,
-  thrashingCount: 392, thrashingTotal: 400, thrashingMax: 408, thrashingMin: 416,
-  btime64: 424, compactCount: 432, compactTotal: 440, compactMax: 448, compactMin: 456,
-  tgid: 464, wpcopyCount: 496, wpcopyTotal: 504, wpcopyMax: 512, wpcopyMin: 520,
-  irqCount: 528, irqTotal: 536, irqMax: 544, irqMin: 552,
+  cpuCount: 16,
+  cpuTotal: 24,
+  cpuMax: 32,
+  cpuMin: 40,
+  blkioCount: 48,
+  blkioTotal: 56,
+  blkioMax: 64,
+  blkioMin: 72,
+  swapinCount: 80,
+  swapinTotal: 88,
+  swapinMax: 96,
+  swapinMin: 104,
+  runReal: 112,
+  runVirtual: 120,
+  comm: 128,
+  sched: 160,
+  uid: 168,
+  gid: 172,
+  pid: 176,
+  ppid: 180,
+  btime: 184,
+  etime: 192,
+  utime: 200,
+  stime: 208,
+  minflt: 216,
+  majflt: 224,
+  coremem: 232,
+  virtmem: 240,
+  hiwaterRss: 248,
+  hiwaterVm: 256,
+  readChar: 264,
+  writeChar: 272,
+  readSyscalls: 280,
+  writeSyscalls: 288,
+  readBytes: 296,
+  writeBytes: 304,
+  cancelledWriteBytes: 312,
+  nvcsw: 320,
+  nivcsw: 328,
+  utimeScaled: 336,
+  stimeScaled: 344,
+  freepagesCount: 360,
+  freepagesTotal: 368,
+  freepagesMax: 376,
+  freepagesMin: 384,
+  thrashingCount: 392,
+  thrashingTotal: 400,
+  thrashingMax: 408,
+  thrashingMin: 416,
+  btime64: 424,
+  compactCount: 432,
+  compactTotal: 440,
+  compactMax: 448,
+  compactMin: 456,
+  tgid: 464,
+  wpcopyCount: 496,
+  wpcopyTotal: 504,
+  wpcopyMax: 512,
+  wpcopyMin: 520,
+  irqCount: 528,
+  irqTotal: 536,
+  irqMax: 544,
+  irqMin: 552,
   size: 560,
 };
 

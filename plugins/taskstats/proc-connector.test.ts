@@ -7,12 +7,18 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
-import {
-  EXEC_RESULT_CGROUP, EXEC_RESULT_DETAILS, ExecWatcher, ProcConnector, kernelSupportsEventMask,
-} from './proc-connector.js';
+import { EXEC_RESULT_CGROUP, EXEC_RESULT_DETAILS, ExecWatcher, ProcConnector, kernelSupportsEventMask } from './proc-connector.js';
 import { findCgroupPath, parseProcCgroup, type CgroupSelector } from './cgroup-path.js';
 
-interface Result { tgid: number; seq: number; what: number; cgroup: string; exePath: string; cmdline: string; capturedSec: number }
+interface Result {
+  tgid: number;
+  seq: number;
+  what: number;
+  cgroup: string;
+  exePath: string;
+  cmdline: string;
+  capturedSec: number;
+}
 
 const root = process.getuid?.() === 0;
 const skip = root ? undefined : 'needs root (CAP_NET_ADMIN)';
@@ -38,12 +44,18 @@ describe('kernelSupportsEventMask', () => {
   });
 });
 
-describe('findCgroupPath (the watcher thread\'s parser, on bytes)', () => {
+describe("findCgroupPath (the watcher thread's parser, on bytes)", () => {
   test('finds the same path as the text parser parseProcCgroup (synthetic, mutated and real files)', () => {
     const texts = [
       '9:name=systemd:/user.slice/session-1.scope\n8:pids:/\n4:memory:/process_api/6d7a\n2:cpu,cpuacct:/docker/abc:def\n0::/system.slice/foo.service\n',
       '12:cpuset:/kubepods/pod1/c1\n3:cpu,cpuacct:/kubepods/burstable/pod1/c1\n1:name=systemd:/kubepods/burstable/pod1/c1',
-      '0::/gone (deleted)\n', '0::/gone (deleted)', '0:: (deleted)\n', '1:a:\n0::', '', 'garbage\n::\n', '0::/caf\u00e9 \u2603\n',
+      '0::/gone (deleted)\n',
+      '0::/gone (deleted)',
+      '0:: (deleted)\n',
+      '1:a:\n0::',
+      '',
+      'garbage\n::\n',
+      '0::/caf\u00e9 \u2603\n',
       readFileSync('/proc/self/cgroup', 'utf8'),
     ];
     // Mutations: every prefix of the first two files, and random byte flips.
@@ -56,7 +68,10 @@ describe('findCgroupPath (the watcher thread\'s parser, on bytes)', () => {
       texts.push(b.toString('latin1'));
     }
     const selectors: CgroupSelector[] = [
-      { kind: 'v2' }, { kind: 'v1', hierarchy: 'cpuacct' }, { kind: 'v1', hierarchy: 'name=systemd' }, { kind: 'v1', hierarchy: 'cpu' },
+      { kind: 'v2' },
+      { kind: 'v1', hierarchy: 'cpuacct' },
+      { kind: 'v1', hierarchy: 'name=systemd' },
+      { kind: 'v1', hierarchy: 'cpu' },
     ];
     const range = new Int32Array(2);
     for (const text of texts) {
@@ -175,7 +190,7 @@ describe('proc connector (real kernel)', { skip, timeout: 60_000 }, () => {
       assert.equal(info.exePath, '/usr/bin/sleep');
       assert.equal(info.cmdline, '/bin/sleep 2');
       assert.ok(Math.abs(info.capturedSec - Date.now() / 1000) < 10, 'capture time');
-      assert.ok(w.execSeen(pid), 'the exec was recorded in the pid\'s slot');
+      assert.ok(w.execSeen(pid), "the exec was recorded in the pid's slot");
       assert.equal(w.execAfter(pid, info.seq), false, 'the result carries the number of the last exec of the pid');
       assert.equal(w.execAfter(pid, info.seq - 1), true, 'an entry older than that exec would be distrusted');
       const s = w.stats;
@@ -190,7 +205,9 @@ describe('proc connector (real kernel)', { skip, timeout: 60_000 }, () => {
     let applied = 0;
     const w = new ExecWatcher(
       { procRoot: '/proc', selector: { kind: 'v2' }, executablePath: true, commandLine: true, maxCommandLineBytes: 4096 },
-      () => { applied++; },
+      () => {
+        applied++;
+      },
       () => {},
     );
     await w.start();
@@ -198,7 +215,9 @@ describe('proc connector (real kernel)', { skip, timeout: 60_000 }, () => {
     const running = loops.map((c) => new Promise((r) => c.once('exit', r)));
     let appliedWhileRunning = 0;
     let done = false;
-    void Promise.all(running).then(() => { done = true; });
+    void Promise.all(running).then(() => {
+      done = true;
+    });
     try {
       const deadline = Date.now() + 60_000;
       while (!done && Date.now() < deadline) {
@@ -221,9 +240,13 @@ describe('proc connector (real kernel)', { skip, timeout: 60_000 }, () => {
     let missedReported = 0;
     const w = new ExecWatcher(
       { procRoot: '/proc', selector: { kind: 'v2' }, executablePath: false, commandLine: false, maxCommandLineBytes: 4096 },
-      () => { applied++; },
+      () => {
+        applied++;
+      },
       () => {},
-      (n) => { missedReported += n; },
+      (n) => {
+        missedReported += n;
+      },
     );
     await w.start();
     try {
@@ -264,8 +287,11 @@ describe('proc connector (real kernel)', { skip, timeout: 60_000 }, () => {
       while (pc.read((_p, t) => seen.push(t), true) !== 0);
       console.log(seen.includes(r.pid) ? 'events: ok' : 'events: missing');
       pc.close();`;
-    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all',
-      process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', cwd: fileURLToPath(new URL('.', import.meta.url)), timeout: 20_000 });
+    const r = spawnSync(
+      'setpriv',
+      ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', process.execPath, '--input-type=module', '-e', script],
+      { encoding: 'utf8', cwd: fileURLToPath(new URL('.', import.meta.url)), timeout: 20_000 },
+    );
     assert.equal(r.status, 0, r.stderr);
     const out = r.stdout.trim();
     if (out.startsWith('error: ')) {
@@ -288,8 +314,11 @@ describe('proc connector outside the initial user namespace', { skip, timeout: 3
       try { await w.start(); console.log('started'); } catch (e) { console.log('error: ' + e.message); }
       await w.stop();
       console.log('stopped');`;
-    const r = spawnSync('unshare', ['--user', '--map-root-user', process.execPath, '--input-type=module', '-e', script],
-      { encoding: 'utf8', cwd: fileURLToPath(new URL('.', import.meta.url)), timeout: 20_000 });
+    const r = spawnSync('unshare', ['--user', '--map-root-user', process.execPath, '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      cwd: fileURLToPath(new URL('.', import.meta.url)),
+      timeout: 20_000,
+    });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /error: .*initial user and PID namespaces.*hostPID/);
     assert.match(r.stdout, /stopped/);

@@ -43,12 +43,24 @@ import koffi from 'koffi';
 import { release } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { MessageChannel, Worker, isMainThread, workerData, type MessagePort } from 'node:worker_threads';
 import {
-  MessageChannel, Worker, isMainThread, workerData, type MessagePort,
-} from 'node:worker_threads';
-import {
-  AF_NETLINK, DatagramBatch, EAGAIN, EINTR, ENOBUFS, EPERM, NETLINK_CONNECTOR, SOCK_CLOEXEC, SOCK_DGRAM,
-  SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, MSG_DONTWAIT, libc, setIntSockopt, type Libc,
+  AF_NETLINK,
+  DatagramBatch,
+  EAGAIN,
+  EINTR,
+  ENOBUFS,
+  EPERM,
+  NETLINK_CONNECTOR,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOL_SOCKET,
+  SO_RCVBUF,
+  SO_RCVBUFFORCE,
+  MSG_DONTWAIT,
+  libc,
+  setIntSockopt,
+  type Libc,
 } from './libc.js';
 import { findCgroupPath, type CgroupSelector } from './cgroup-path.js';
 
@@ -79,8 +91,8 @@ export function kernelSupportsEventMask(osRelease = release()): boolean {
 
 export function capNetAdminError(): Error {
   return new Error(
-    'proc connector: permission denied: process events need CAP_NET_ADMIN (run as root or grant the capability, '
-    + 'e.g. securityContext.capabilities.add: [NET_ADMIN])',
+    'proc connector: permission denied: process events need CAP_NET_ADMIN (run as root or grant the capability, ' +
+      'e.g. securityContext.capabilities.add: [NET_ADMIN])',
   );
 }
 
@@ -150,8 +162,8 @@ export class ProcConnector {
       const err = this.awaitAck(this.o.ackTimeoutMs ?? 2000);
       if (err === undefined) {
         throw new Error(
-          'proc connector: the kernel did not acknowledge PROC_CN_MCAST_LISTEN; it only answers processes in the '
-          + 'initial user and PID namespaces (in Kubernetes: hostPID: true, no user namespace)',
+          'proc connector: the kernel did not acknowledge PROC_CN_MCAST_LISTEN; it only answers processes in the ' +
+            'initial user and PID namespaces (in Kubernetes: hostPID: true, no user namespace)',
         );
       }
       if (err === EPERM) throw capNetAdminError();
@@ -215,7 +227,9 @@ export class ProcConnector {
         if (e === EAGAIN || e === EINTR || e === ENOBUFS) continue;
         throw new Error(`proc connector: recv failed: ${this.c.strerror(e)} (errno ${e})`);
       }
-      this.dispatch(this.rx, 0, n, undefined, (err) => { ack = err; });
+      this.dispatch(this.rx, 0, n, undefined, (err) => {
+        ack = err;
+      });
     }
     return ack;
   }
@@ -246,7 +260,7 @@ export class ProcConnector {
   readBatch(onExec: ExecEventHandler, nonBlocking: boolean): number {
     if (this.fd < 0) return 0;
     if (!LP64) return this.read(onExec, nonBlocking);
-    const mm = this.batch ??= new DatagramBatch(RECV_BATCH, RECV_SLOT_BYTES);
+    const mm = (this.batch ??= new DatagramBatch(RECV_BATCH, RECV_SLOT_BYTES));
     const n = this.c.recvmmsg(this.fd, mm.hdrAddress, RECV_BATCH, nonBlocking ? MSG_DONTWAIT : MSG_WAITFORONE);
     if (n < 0) {
       const e = this.c.errno();
@@ -279,7 +293,7 @@ export class ProcConnector {
           onExec?.(b.readUInt32LE(off + EVENT_DATA_OFFSET), b.readUInt32LE(off + EVENT_DATA_OFFSET + 4));
         } else if (what === PROC_EVENT_NONE) {
           // An acknowledgement: ours when it carries our nonce + 1 (other listeners' are multicast too).
-          if (onAck && b.readUInt32LE(off + 28) === ((this.nonce + 1) >>> 0)) onAck(b.readUInt32LE(off + EVENT_DATA_OFFSET));
+          if (onAck && b.readUInt32LE(off + 28) === (this.nonce + 1) >>> 0) onAck(b.readUInt32LE(off + EVENT_DATA_OFFSET));
         } else {
           this.otherEvents++;
         }
@@ -335,9 +349,7 @@ export const EXEC_RESULT_DETAILS = 2;
  * EXEC_RESULT_DETAILS alone (exePath and cmdline of the exec numbered execSeq, whose cgroup result
  * came before; cgroup ''). capturedSec: wall-clock time of the read.
  */
-export type ExecResultHandler = (
-  tgid: number, execSeq: number, what: number, cgroup: string, exePath: string, cmdline: string, capturedSec: number,
-) => void;
+export type ExecResultHandler = (tgid: number, execSeq: number, what: number, cgroup: string, exePath: string, cmdline: string, capturedSec: number) => void;
 
 /**
  * Exec sequence numbers shared with the main thread. The watcher numbers every exec event it
@@ -475,8 +487,13 @@ export class ExecWatcher {
   get stats(): ExecWatcherStats {
     const s = this.shared;
     return {
-      execEvents: s[S_EXECS]!, missed: s[S_MISSED]!, overflows: s[S_OVERFLOWS]!,
-      cgroupReads: s[S_CGROUP_READS]!, delaySumNs: s[S_DELAY_SUM_NS]!, delayedOver500us: s[S_DELAY_OVER_500US]!, dropped: s[S_DROPPED]!,
+      execEvents: s[S_EXECS]!,
+      missed: s[S_MISSED]!,
+      overflows: s[S_OVERFLOWS]!,
+      cgroupReads: s[S_CGROUP_READS]!,
+      delaySumNs: s[S_DELAY_SUM_NS]!,
+      delayedOver500us: s[S_DELAY_OVER_500US]!,
+      dropped: s[S_DROPPED]!,
     };
   }
 
@@ -523,8 +540,12 @@ export class ExecWatcher {
     port1.on('message', () => this.drain());
     this.drainTimer = setInterval(() => this.drain(), 1000);
     this.drainTimer.unref();
-    worker.on('error', (e) => { if (this.worker === worker) this.onDied(e.message); });
-    worker.on('exit', (code) => { if (this.worker === worker) this.onDied(`exit code ${code}`); });
+    worker.on('error', (e: Error) => {
+      if (this.worker === worker) this.onDied(e.message);
+    });
+    worker.on('exit', (code) => {
+      if (this.worker === worker) this.onDied(`exit code ${code}`);
+    });
     port1.unref();
     worker.unref();
   }
@@ -724,7 +745,13 @@ function cmdlineBytes(b: Buffer, n: number): number {
   return end;
 }
 
-interface WatcherThreadData { options: ExecWatcherOptions; shared: Float64Array; execSeq: Int32Array; ring: ResultRing; port: MessagePort }
+interface WatcherThreadData {
+  options: ExecWatcherOptions;
+  shared: Float64Array;
+  execSeq: Int32Array;
+  ring: ResultRing;
+  port: MessagePort;
+}
 
 /**
  * The watcher thread's loop. Per wake-up: one recvmmsg() takes every exec event queued (blocking
@@ -778,7 +805,7 @@ function runExecWatcher(data: WatcherThreadData): void {
 
   const eventTimeNs = connector.eventTimeNs;
   const collect = (_pid: number, tgid: number): void => {
-    shared[S_EXECS]++;
+    shared[S_EXECS] = shared[S_EXECS]! + 1;
     const seq = (Atomics.add(execSeq, 0, 1) + 1) | 0;
     const slot = 1 + 2 * (tgid & EXEC_SLOT_MASK);
     Atomics.store(execSeq, slot + 1, seq);
@@ -792,10 +819,11 @@ function runExecWatcher(data: WatcherThreadData): void {
       const j = (detHead + k) % DETAIL_BACKLOG;
       if (detTgid[j] === tgid) detTgid[j] = 0;
     }
-    if (pendLen === PENDING) { // the oldest waited too long to matter: its process is surely gone
+    if (pendLen === PENDING) {
+      // the oldest waited too long to matter: its process is surely gone
       pendHead = (pendHead + 1) & (PENDING - 1);
       pendLen--;
-      shared[S_MISSED]++;
+      shared[S_MISSED] = shared[S_MISSED]! + 1;
     }
     const j = (pendHead + pendLen) & (PENDING - 1);
     pendTgid[j] = tgid;
@@ -815,7 +843,10 @@ function runExecWatcher(data: WatcherThreadData): void {
   const alloc = (len: number): number => {
     let pos = arenaWrite & arenaMask;
     let skip = 0;
-    if (pos + len > arena.length) { skip = arena.length - pos; pos = 0; }
+    if (pos + len > arena.length) {
+      skip = arena.length - pos;
+      pos = 0;
+    }
     const used = (arenaWrite - Atomics.load(control, C_ARENA_FREED)) | 0;
     if (used + skip + len > arena.length) return -1;
     arenaWrite = (arenaWrite + skip + len) | 0;
@@ -823,12 +854,18 @@ function runExecWatcher(data: WatcherThreadData): void {
   };
   const publish = (tgid: number, seq: number, what: number, cgStart: number, cgEnd: number, exeLen: number, cmdLen: number): void => {
     recStart = arenaWrite;
-    if (((published - Atomics.load(control, C_CONSUMED)) | 0) >= RESULT_SLOTS) { drop(what); return; }
+    if (((published - Atomics.load(control, C_CONSUMED)) | 0) >= RESULT_SLOTS) {
+      drop(what);
+      return;
+    }
     const b = (published & RESULT_MASK) * RESULT_INTS;
     if ((what & EXEC_RESULT_CGROUP) !== 0) {
       const len = Math.min(cgEnd - cgStart, MAX_PATH_BYTES);
       const off = alloc(len);
-      if (off < 0) { drop(what); return; }
+      if (off < 0) {
+        drop(what);
+        return;
+      }
       copyBytes(reader.file, cgStart, arena, off, len);
       slots[b + R_CG_OFF] = off;
       slots[b + R_CG_LEN] = len;
@@ -836,7 +873,10 @@ function runExecWatcher(data: WatcherThreadData): void {
     if ((what & EXEC_RESULT_DETAILS) !== 0) {
       const exeOff = exeLen > 0 ? alloc(exeLen) : 0;
       const cmdOff = cmdLen > 0 && exeOff >= 0 ? alloc(cmdLen) : 0;
-      if (exeOff < 0 || cmdOff < 0) { drop(what); return; }
+      if (exeOff < 0 || cmdOff < 0) {
+        drop(what);
+        return;
+      }
       copyBytes(reader.link, 0, arena, exeOff, exeLen);
       copyBytes(reader.cmdline, 0, arena, cmdOff, cmdLen);
       slots[b + R_EXE_OFF] = exeOff;
@@ -852,9 +892,11 @@ function runExecWatcher(data: WatcherThreadData): void {
     published = (published + 1) | 0;
     Atomics.store(control, C_PUBLISHED, published); // after the fields: the reader loads this first
     // Half full: ask the main thread to drain (once until it does); otherwise it drains on its own schedule.
-    if ((((published - Atomics.load(control, C_CONSUMED)) | 0) >= RESULT_SLOTS / 2
-      || ((arenaWrite - Atomics.load(control, C_ARENA_FREED)) | 0) >= arena.length / 2)
-      && Atomics.compareExchange(control, C_NUDGED, 0, 1) === 0) {
+    if (
+      (((published - Atomics.load(control, C_CONSUMED)) | 0) >= RESULT_SLOTS / 2 ||
+        ((arenaWrite - Atomics.load(control, C_ARENA_FREED)) | 0) >= arena.length / 2) &&
+      Atomics.compareExchange(control, C_NUDGED, 0, 1) === 0
+    ) {
       port.postMessage(0);
     }
   };
@@ -864,8 +906,8 @@ function runExecWatcher(data: WatcherThreadData): void {
    */
   const drop = (what: number): void => {
     arenaWrite = recStart;
-    shared[S_DROPPED]++;
-    if ((what & EXEC_RESULT_CGROUP) !== 0) shared[S_MISSED]++;
+    shared[S_DROPPED] = shared[S_DROPPED]! + 1;
+    if ((what & EXEC_RESULT_CGROUP) !== 0) shared[S_MISSED] = shared[S_MISSED]! + 1;
     if (Atomics.compareExchange(control, C_NUDGED, 0, 1) === 0) port.postMessage(0);
   };
   /** Reads the executable path and command line of tgid into the reader's buffers; their lengths go to exeLen and cmdLen. */
@@ -885,7 +927,7 @@ function runExecWatcher(data: WatcherThreadData): void {
   // (measured: still unoptimized, boxing doubles, after thousands of execs).
   const wake = (): void => {
     const r = connector.readBatch(collect, pendLen > 0 || detLen > 0);
-    if (r === -1) shared[S_OVERFLOWS]++;
+    if (r === -1) shared[S_OVERFLOWS] = shared[S_OVERFLOWS]! + 1;
     if (pendLen === 0 && detLen === 0) return;
     // Step 1: the cgroups of everything queued (bounded, so that a sustained stream cannot starve step 2).
     let budget = 256;
@@ -898,11 +940,11 @@ function runExecWatcher(data: WatcherThreadData): void {
       const n = reader.read(tgid, NAME_CGROUP, reader.file);
       readClock();
       const delayNs = clock[0]! - pendTs[j]!;
-      shared[S_CGROUP_READS]++;
-      shared[S_DELAY_SUM_NS] += delayNs;
-      if (delayNs > 500_000) shared[S_DELAY_OVER_500US]++;
+      shared[S_CGROUP_READS] = shared[S_CGROUP_READS]! + 1;
+      shared[S_DELAY_SUM_NS] = shared[S_DELAY_SUM_NS]! + delayNs;
+      if (delayNs > 500_000) shared[S_DELAY_OVER_500US] = shared[S_DELAY_OVER_500US]! + 1;
       if (n <= 0 || !findCgroupPath(reader.file, n, o.selector, hierarchy, cgroupRange)) {
-        shared[S_MISSED]++;
+        shared[S_MISSED] = shared[S_MISSED]! + 1;
         continue;
       }
       const seq = pendSeq[j]!;
@@ -914,7 +956,10 @@ function runExecWatcher(data: WatcherThreadData): void {
       }
       publish(tgid, seq, EXEC_RESULT_CGROUP, cgroupRange[0]!, cgroupRange[1]!, 0, 0);
       if (details) {
-        if (detLen === DETAIL_BACKLOG) { detHead = (detHead + 1) % DETAIL_BACKLOG; detLen--; } // skipped: cgroup only
+        if (detLen === DETAIL_BACKLOG) {
+          detHead = (detHead + 1) % DETAIL_BACKLOG;
+          detLen--;
+        } // skipped: cgroup only
         const k = (detHead + detLen) % DETAIL_BACKLOG;
         detTgid[k] = tgid;
         detSeq[k] = seq;

@@ -9,7 +9,12 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  ProcFileReader, chooseCgroupSelector, detectCgroupMounts, listV1Hierarchies, parseCgroupMounts, parseProcCgroup,
+  ProcFileReader,
+  chooseCgroupSelector,
+  detectCgroupMounts,
+  listV1Hierarchies,
+  parseCgroupMounts,
+  parseProcCgroup,
   parseProcCgroupBytes,
 } from './cgroup-path.js';
 import { ProcessMetadata } from './process-metadata.js';
@@ -32,7 +37,13 @@ const quietLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 function telemetry(counters = new Map<string, number>()): ComponentTelemetry {
   return {
     dropped() {},
-    counter(name) { return { add(v: number) { counters.set(name, (counters.get(name) ?? 0) + v); } }; },
+    counter(name) {
+      return {
+        add(v: number) {
+          counters.set(name, (counters.get(name) ?? 0) + v);
+        },
+      };
+    },
     gauge() {},
   };
 }
@@ -52,7 +63,12 @@ describe('cgroup-path', () => {
   });
 
   test('the byte parser agrees with the text parser (synthetic and real files)', () => {
-    const selectors = [{ kind: 'v2' as const }, { kind: 'v1' as const, hierarchy: 'cpuacct' }, { kind: 'v1' as const, hierarchy: 'name=systemd' }, { kind: 'v1' as const, hierarchy: 'memory' }];
+    const selectors = [
+      { kind: 'v2' as const },
+      { kind: 'v1' as const, hierarchy: 'cpuacct' },
+      { kind: 'v1' as const, hierarchy: 'name=systemd' },
+      { kind: 'v1' as const, hierarchy: 'memory' },
+    ];
     const real = readFileSync('/proc/self/cgroup', 'utf8');
     for (const text of [HYBRID, V1_ONLY, real, '0::/gone (deleted)', '1:a:\n0::']) {
       // Stale bytes after the end must be ignored.
@@ -88,7 +104,10 @@ describe('cgroup-path', () => {
     assert.equal(m.v1.has('xattr'), false);
     assert.equal(parseCgroupMounts(mountinfo.split('\n').slice(0, 3).join('\n')).v2, undefined);
     // This machine: the real cgroup2 mount (from /proc/mounts, a different file).
-    const fromMounts = readFileSync('/proc/mounts', 'utf8').split('\n').find((l) => l.split(' ')[2] === 'cgroup2')?.split(' ')[1];
+    const fromMounts = readFileSync('/proc/mounts', 'utf8')
+      .split('\n')
+      .find((l) => l.split(' ')[2] === 'cgroup2')
+      ?.split(' ')[1];
     assert.equal(detectCgroupMounts().v2, fromMounts);
   });
 
@@ -125,7 +144,9 @@ function fakeProc(selfCgroup: string): { root: string; add(pid: number, cgroup: 
       symlinkSync(exe, join(d, 'exe'));
       writeFileSync(join(d, 'cmdline'), cmdline);
     },
-    remove() { rmSync(root, { recursive: true, force: true }); },
+    remove() {
+      rmSync(root, { recursive: true, force: true });
+    },
   };
 }
 
@@ -141,9 +162,19 @@ describe('ProcessMetadata on a fake /proc (v1-only host)', () => {
   test('the configured v1 hierarchy, exe and cmdline, cached per (pid, start time)', () => {
     const proc = fakeProc(V1_ONLY);
     try {
-      assert.throws(() => new ProcessMetadata({ commandLine: false, executablePath: false, procRoot: proc.root, logger: quietLogger, telemetry: telemetry() }),
-        /cgroup_v1_hierarchy/, 'a v1-only host needs the hierarchy named');
-      const pm = new ProcessMetadata({ cgroupV1Hierarchy: 'cpuacct', commandLine: true, executablePath: true, procRoot: proc.root, logger: quietLogger, telemetry: telemetry() });
+      assert.throws(
+        () => new ProcessMetadata({ commandLine: false, executablePath: false, procRoot: proc.root, logger: quietLogger, telemetry: telemetry() }),
+        /cgroup_v1_hierarchy/,
+        'a v1-only host needs the hierarchy named',
+      );
+      const pm = new ProcessMetadata({
+        cgroupV1Hierarchy: 'cpuacct',
+        commandLine: true,
+        executablePath: true,
+        procRoot: proc.root,
+        logger: quietLogger,
+        telemetry: telemetry(),
+      });
       proc.add(100, V1_ONLY.replace(/pod1\/c1/g, 'pod9/c9'), '/usr/bin/python3', 'python3\0app.py\0\0');
       const rec = record(100, { startTimeSec: 1_700_000_000 });
       pm.fillLive(rec);
@@ -169,7 +200,14 @@ describe('ProcessMetadata on a fake /proc (v1-only host)', () => {
   test('exit records: own entry, forked children via the parent, unknown, and forgetting ended processes', () => {
     const proc = fakeProc(HYBRID);
     try {
-      const pm = new ProcessMetadata({ commandLine: true, executablePath: true, procRoot: proc.root, logger: quietLogger, telemetry: telemetry(), cgroupRecheckMs: 60_000 });
+      const pm = new ProcessMetadata({
+        commandLine: true,
+        executablePath: true,
+        procRoot: proc.root,
+        logger: quietLogger,
+        telemetry: telemetry(),
+        cgroupRecheckMs: 60_000,
+      });
       proc.add(200, '0::/parent.slice\n', '/bin/bash', 'bash\0-c\0loop\0');
       pm.fillLive(record(200));
       // A forked child that never exec'd: no /proc entry of its own, AFORK set, parent 200.
@@ -177,7 +215,7 @@ describe('ProcessMetadata on a fake /proc (v1-only host)', () => {
       const reads = pm.stats.procReads;
       pm.fillExit(child, true);
       assert.deepEqual([child.cgroup, child.exePath, child.cmdline], ['/parent.slice', '/bin/bash', 'bash -c loop']);
-      assert.equal(pm.stats.procReads, reads + 1, 'the parent\'s cgroup is re-read the first time it serves as a parent');
+      assert.equal(pm.stats.procReads, reads + 1, "the parent's cgroup is re-read the first time it serves as a parent");
       // The parent moves: within the recheck interval its children keep the entry (no read per child).
       proc.add(200, '0::/elsewhere\n', '/bin/bash', 'bash\0-c\0loop\0');
       for (let i = 0; i < 100; i++) pm.fillExit(record(300 + i, { ppid: 200, flags: 0x01 }), true);
@@ -211,12 +249,24 @@ describe('ProcessMetadata on a fake /proc (v1-only host)', () => {
     try {
       const counters = new Map<string, number>();
       const warnings: unknown[] = [];
-      const logger: Logger = { ...quietLogger, warn(_m: string, f?: unknown) { warnings.push(f); } };
+      const logger: Logger = {
+        ...quietLogger,
+        warn(_m: string, f?: unknown) {
+          warnings.push(f);
+        },
+      };
       const pm = new ProcessMetadata({ commandLine: false, executablePath: false, procRoot: proc.root, logger, telemetry: telemetry(counters) });
-      const latest = new Map([[600, 10], [601, 11], [602, 12]]);
+      const latest = new Map([
+        [600, 10],
+        [601, 11],
+        [602, 12],
+      ]);
       const stub = {
-        drain() {}, currentSeq: () => 12, priority: 'SCHED_FIFO 1',
-        execAfter: (tgid: number) => latest.has(tgid), execSeen: (tgid: number) => latest.has(tgid),
+        drain() {},
+        currentSeq: () => 12,
+        priority: 'SCHED_FIFO 1',
+        execAfter: (tgid: number) => latest.has(tgid),
+        execSeen: (tgid: number) => latest.has(tgid),
         isLatestExec: (tgid: number, seq: number) => latest.get(tgid) === seq,
       };
       (pm as unknown as { watcher: typeof stub }).watcher = stub;
@@ -279,7 +329,14 @@ describe('ProcessMetadata on a fake /proc (v1-only host)', () => {
   test('a parent re-read after the recheck interval sees where it moved', async () => {
     const proc = fakeProc(HYBRID);
     try {
-      const pm = new ProcessMetadata({ commandLine: false, executablePath: false, procRoot: proc.root, logger: quietLogger, telemetry: telemetry(), cgroupRecheckMs: 30 });
+      const pm = new ProcessMetadata({
+        commandLine: false,
+        executablePath: false,
+        procRoot: proc.root,
+        logger: quietLogger,
+        telemetry: telemetry(),
+        cgroupRecheckMs: 30,
+      });
       proc.add(200, '0::/before\n');
       const a = record(201, { ppid: 200, flags: 0x01 });
       pm.fillExit(a, true);
@@ -298,7 +355,14 @@ describe('ProcessMetadata on a fake /proc (v1-only host)', () => {
     const proc = fakeProc(HYBRID);
     try {
       const counters = new Map<string, number>();
-      const pm = new ProcessMetadata({ commandLine: false, executablePath: false, procRoot: proc.root, logger: quietLogger, telemetry: telemetry(counters), maxEntries: 32 });
+      const pm = new ProcessMetadata({
+        commandLine: false,
+        executablePath: false,
+        procRoot: proc.root,
+        logger: quietLogger,
+        telemetry: telemetry(counters),
+        maxEntries: 32,
+      });
       for (let pid = 1000; pid < 1100; pid++) proc.add(pid, `0::/g${pid % 7}\n`);
       for (let pid = 1000; pid < 1100; pid++) {
         pm.fillLive(record(pid));
@@ -353,7 +417,10 @@ describe('ProcessMetadata with real processes (root)', { skip, timeout: 60_000 }
     const c = startIn(a, 30);
     await until(() => readFileSync(`/proc/${c.pid}/cmdline`, 'utf8').startsWith('/bin/sleep'));
     const rec = record(c.pid!, { ppid: process.pid });
-    await until(() => { pm.fillLive(rec); return rec.cmdline === '/bin/sleep 30'; });
+    await until(() => {
+      pm.fillLive(rec);
+      return rec.cmdline === '/bin/sleep 30';
+    });
     assert.deepEqual([rec.cgroup, rec.exePath, rec.cmdline], [a.cgroupPath, '/usr/bin/sleep', '/bin/sleep 30']);
     // A live record costs no /proc read once known.
     const reads = pm.stats.procReads;

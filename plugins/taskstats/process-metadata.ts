@@ -31,12 +31,8 @@
  */
 import type { ComponentTelemetry, Logger } from '../../src/api/index.js';
 import type { TaskRecord } from './record.js';
-import {
-  ProcFileReader, StringInterner, chooseCgroupSelector, parseProcCgroupBytes, type CgroupSelector,
-} from './cgroup-path.js';
-import {
-  EXEC_RESULT_CGROUP, EXEC_RESULT_DETAILS, ExecWatcher, cmdlineText, seqAfter, type ExecWatcherStats,
-} from './proc-connector.js';
+import { ProcFileReader, StringInterner, chooseCgroupSelector, parseProcCgroupBytes, type CgroupSelector } from './cgroup-path.js';
+import { EXEC_RESULT_CGROUP, EXEC_RESULT_DETAILS, ExecWatcher, cmdlineText, seqAfter, type ExecWatcherStats } from './proc-connector.js';
 
 /** ac_flag: the task forked and never exec'd. */
 const AFORK = 0x01;
@@ -143,7 +139,14 @@ export class ProcessMetadata {
   /** Where the last fillExit took its metadata from (diagnostics in tests). */
   lastExitSource: 'entry' | 'zombie' | 'read' | 'parent' | 'none' = 'none';
   readonly stats: ProcessMetadataStats = {
-    procReads: 0, execEvents: 0, exitOwn: 0, exitParent: 0, exitUnknown: 0, evictions: 0, overflows: 0, lateExecResults: 0,
+    procReads: 0,
+    execEvents: 0,
+    exitOwn: 0,
+    exitParent: 0,
+    exitUnknown: 0,
+    evictions: 0,
+    overflows: 0,
+    lateExecResults: 0,
   };
   private readonly overflowCounter: { add(v: number): void };
   private readonly evictionCounter: { add(v: number): void };
@@ -167,17 +170,15 @@ export class ProcessMetadata {
       'proc_connector_overflows',
       'Times the kernel dropped process events because the proc connector socket was full (exec metadata lost)',
     );
-    this.evictionCounter = o.telemetry.counter(
-      'process_metadata_evictions', 'Process metadata cache entries evicted because the cache reached its size bound',
-    );
+    this.evictionCounter = o.telemetry.counter('process_metadata_evictions', 'Process metadata cache entries evicted because the cache reached its size bound');
     this.execMissedCounter = o.telemetry.counter(
       'exec_metadata_missed',
-      'Exec events whose process had ended before its cgroup could be read (its exit, unless read as a zombie, '
-      + 'carries the cgroup of its previous image or of its parent)',
+      'Exec events whose process had ended before its cgroup could be read (its exit, unless read as a zombie, ' +
+        'carries the cgroup of its previous image or of its parent)',
     );
     this.execLateCounter = o.telemetry.counter(
       'exec_metadata_late',
-      'Exit records given a cgroup before the result of the process\'s last exec arrived, which then named another cgroup',
+      "Exit records given a cgroup before the result of the process's last exec arrived, which then named another cgroup",
     );
   }
 
@@ -200,25 +201,34 @@ export class ProcessMetadata {
     if (this.watcher) return;
     const watcher = new ExecWatcher(
       {
-        procRoot: this.procRoot, selector: this.selector, executablePath: this.o.executablePath,
-        commandLine: this.o.commandLine, maxCommandLineBytes: this.maxCmdline, nice: this.o.execWatcherNice,
+        procRoot: this.procRoot,
+        selector: this.selector,
+        executablePath: this.o.executablePath,
+        commandLine: this.o.commandLine,
+        maxCommandLineBytes: this.maxCmdline,
+        nice: this.o.execWatcherNice,
         realtime: this.o.execWatcherRealtime,
       },
       (tgid, seq, what, cgroup, exePath, cmdline, capturedSec) => this.onExec(tgid, seq, what, cgroup, exePath, cmdline, capturedSec),
       (count) => this.onOverflow(count),
       (count) => this.onMissed(count),
-      (reason) => this.o.logger.error(
-        'process metadata: the exec watcher thread ended unexpectedly; processes that move to another cgroup before exec '
-        + 'are now attributed to their parent\'s cgroup', { key: 'exec_watcher_died', reason },
-      ),
+      (reason) =>
+        this.o.logger.error(
+          'process metadata: the exec watcher thread ended unexpectedly; processes that move to another cgroup before exec ' +
+            "are now attributed to their parent's cgroup",
+          { key: 'exec_watcher_died', reason },
+        ),
     );
     await watcher.start();
     this.watcher = watcher;
     this.coarseNowMs = performance.now();
-    this.clockTimer = setInterval(() => { this.coarseNowMs = performance.now(); }, 100);
+    this.clockTimer = setInterval(() => {
+      this.coarseNowMs = performance.now();
+    }, 100);
     this.clockTimer.unref();
     this.o.logger.info('process metadata: exec events from the proc connector', {
-      eventMask: watcher.masked ? 'exec' : 'all (kernel < 6.6)', watcherPriority: watcher.priority,
+      eventMask: watcher.masked ? 'exec' : 'all (kernel < 6.6)',
+      watcherPriority: watcher.priority,
     });
   }
 
@@ -291,8 +301,7 @@ export class ProcessMetadata {
     }
     // An exec of this pid that the watcher received but whose result is not applied yet: the
     // exit record overtook the watcher's /proc reads (or the reads missed the process).
-    const execPending = w !== undefined
-      && (e !== undefined ? w.execAfter(key, e.execSeq) : (rec.flags & AFORK) === 0 && w.execSeen(key));
+    const execPending = w !== undefined && (e !== undefined ? w.execAfter(key, e.execSeq) : (rec.flags & AFORK) === 0 && w.execSeen(key));
     if (e !== undefined && (execPending || (processEnded && this.exitReread && (rec.flags & AFORK) === 0))) {
       // The process itself, a zombie until its parent reaps it, tells its final cgroup: right even
       // when an exec result is still in the watcher's hands (or was never received because the
@@ -367,8 +376,16 @@ export class ProcessMetadata {
       e.lastUsed = ++this.tick;
     } else {
       this.insert(key, {
-        cgroup: usedCgroup, exePath: '', cmdline: '', startTimeSec: 0, capturedSec: 0, readMs: 0, checkedAsParent: false,
-        lastUsed: ++this.tick, execSeq: seq, ended: true,
+        cgroup: usedCgroup,
+        exePath: '',
+        cmdline: '',
+        startTimeSec: 0,
+        capturedSec: 0,
+        readMs: 0,
+        checkedAsParent: false,
+        lastUsed: ++this.tick,
+        execSeq: seq,
+        ended: true,
       });
     }
   }
@@ -413,9 +430,7 @@ export class ProcessMetadata {
    * Applies what the watcher thread read at an exec: its cgroup (with the executable and command
    * line, or those later in a result of their own when the watcher had a backlog).
    */
-  private onExec(
-    tgid: number, execSeq: number, what: number, cgroupRaw: string, exePathRead: string, cmdlineRead: string, capturedSec: number,
-  ): void {
+  private onExec(tgid: number, execSeq: number, what: number, cgroupRaw: string, exePathRead: string, cmdlineRead: string, capturedSec: number): void {
     if ((what & EXEC_RESULT_CGROUP) === 0) {
       // The details of an exec whose cgroup was applied before: only for that same exec.
       const d = this.cache.get(tgid);
@@ -473,12 +488,14 @@ export class ProcessMetadata {
     const now = Date.now();
     if (now - this.lastMissLogMs < 10_000) return;
     this.o.logger.warn(
-      'process metadata: exec\'d processes ended before the exec watcher read their cgroup; unless read as a zombie at '
-      + 'exit, their exit records carry the cgroup of their previous image or of their parent, which is wrong for a '
-      + 'process that moved itself into another cgroup before exec (kubectl exec, exec probes). The watcher thread '
-      + 'is not getting the CPU in time (CAP_SYS_NICE lets it run SCHED_FIFO; see exec_metadata_missed/late)',
+      "process metadata: exec'd processes ended before the exec watcher read their cgroup; unless read as a zombie at " +
+        'exit, their exit records carry the cgroup of their previous image or of their parent, which is wrong for a ' +
+        'process that moved itself into another cgroup before exec (kubectl exec, exec probes). The watcher thread ' +
+        'is not getting the CPU in time (CAP_SYS_NICE lets it run SCHED_FIFO; see exec_metadata_missed/late)',
       {
-        key: 'exec_metadata_missed', missed: this.missedSinceLog, lateAndMisattributed: this.lateSinceLog,
+        key: 'exec_metadata_missed',
+        missed: this.missedSinceLog,
+        lateAndMisattributed: this.lateSinceLog,
         watcherPriority: this.execWatcherPriority,
       },
     );
@@ -494,8 +511,8 @@ export class ProcessMetadata {
     const now = Date.now();
     if (now - this.lastOverflowLogMs >= 10_000) {
       this.o.logger.warn(
-        'proc connector overflowed: exec events were lost, so processes that moved to another cgroup right before exec '
-        + 'may be attributed to their parent\'s cgroup; the agent is not keeping up with the exec rate (CPU-starved?)',
+        'proc connector overflowed: exec events were lost, so processes that moved to another cgroup right before exec ' +
+          "may be attributed to their parent's cgroup; the agent is not keeping up with the exec rate (CPU-starved?)",
         { key: 'proc_connector_overflow', overflows: this.overflowsSinceLog },
       );
       this.lastOverflowLogMs = now;

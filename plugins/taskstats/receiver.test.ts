@@ -14,7 +14,15 @@ import { ATTR, type Receiver, type Sample } from '../../src/api/index.js';
 import plugin from './index.js';
 import { taskstatsReceiverFactory, defaultReceiverParts } from './factory.js';
 import { TaskstatsReceiver, networkNamespaceWarning, type ReceiverParts } from './receiver.js';
-import { defaultTaskstatsConfig, validateTaskstatsConfig, splitCpulist, formatCpulist, parseCpulist, possibleCpus, type TaskstatsReceiverConfig } from './config.js';
+import {
+  defaultTaskstatsConfig,
+  validateTaskstatsConfig,
+  splitCpulist,
+  formatCpulist,
+  parseCpulist,
+  possibleCpus,
+  type TaskstatsReceiverConfig,
+} from './config.js';
 import { setupDelayAccounting } from './delayacct.js';
 import type { TaskRecord } from './record.js';
 
@@ -56,8 +64,14 @@ async function waitFor(cond: () => boolean, ms: number, what: string): Promise<v
 
 describe('taskstats receiver', { timeout: 60_000 }, () => {
   test('plugin module: the receiver factory and the pid/exits commands', () => {
-    assert.deepEqual(plugin.factories.map((f) => `${f.kind}/${f.type}`), ['receiver/taskstats']);
-    assert.deepEqual(plugin.commands!.map((c) => c.name), ['pid', 'exits']);
+    assert.deepEqual(
+      plugin.factories.map((f) => `${f.kind}/${f.type}`),
+      ['receiver/taskstats'],
+    );
+    assert.deepEqual(
+      plugin.commands!.map((c) => c.name),
+      ['pid', 'exits'],
+    );
   });
 
   test('exits and live sweeps become samples; cycles; telemetry; clean shutdown', async () => {
@@ -68,13 +82,20 @@ describe('taskstats receiver', { timeout: 60_000 }, () => {
     try {
       const child = spawn('/bin/sh', ['-c', 'exit 3'], { stdio: 'ignore' });
       await new Promise((r) => child.once('exit', r));
-      await waitFor(() => h.samples.some((s) => s.final && (s.detail as TaskRecord | undefined)?.pid === child.pid || s.final && s.attributes[ATTR.PID] === child.pid), 5000, 'the final sample of the exited shell');
+      await waitFor(
+        () => h.samples.some((s) => (s.final && (s.detail as TaskRecord | undefined)?.pid === child.pid) || (s.final && s.attributes[ATTR.PID] === child.pid)),
+        5000,
+        'the final sample of the exited shell',
+      );
       const fin = h.samples.find((s) => s.final && s.attributes[ATTR.PID] === child.pid)!;
       assert.equal(fin.attributes[ATTR.EXECUTABLE_NAME], 'sh');
       assert.equal(typeof fin.attributes[ATTR.CGROUP], 'string');
       // live: a sample for this very process after a sweep, and collection cycles
       await waitFor(() => h.cycles() >= 2, 5000, 'two collection cycles');
-      assert.ok(h.samples.some((s) => !s.final && s.attributes[ATTR.PID] === process.pid), 'a live sample of this process');
+      assert.ok(
+        h.samples.some((s) => !s.final && s.attributes[ATTR.PID] === process.pid),
+        'a live sample of this process',
+      );
       assert.ok((h.counters.get('exits_received') ?? 0) >= 1);
       assert.ok((h.counters.get('records_parsed') ?? 0) >= 1);
       assert.ok((h.counters.get('live_records') ?? 0) >= 10);
@@ -95,7 +116,11 @@ describe('taskstats receiver', { timeout: 60_000 }, () => {
 
   test('exit_listeners: 2 splits the CPUs over two sockets feeding one accounting table', async () => {
     const h = harness();
-    const r = new TaskstatsReceiver(h.ctx, { ...defaultTaskstatsConfig(), live: false, per_process: true, exit_listeners: 2, collection_interval: 300 }, defaultReceiverParts);
+    const r = new TaskstatsReceiver(
+      h.ctx,
+      { ...defaultTaskstatsConfig(), live: false, per_process: true, exit_listeners: 2, collection_interval: 300 },
+      defaultReceiverParts,
+    );
     await r.start();
     try {
       const cpus = parseCpulist(possibleCpus())!;
@@ -156,7 +181,11 @@ describe('taskstats receiver: containment and warnings', { timeout: 90_000 }, ()
 
   test('kernel drops: counted, and one rate-limited warning that says how to avoid them', async () => {
     const h = harness();
-    const r = new TaskstatsReceiver(h.ctx, { ...defaultTaskstatsConfig(), live: false, receive_buffer: 65536, collection_interval: 1000 }, defaultReceiverParts);
+    const r = new TaskstatsReceiver(
+      h.ctx,
+      { ...defaultTaskstatsConfig(), live: false, receive_buffer: 65536, collection_interval: 1000 },
+      defaultReceiverParts,
+    );
     await r.start();
     try {
       for (let storm = 0; storm < 2; storm++) {
@@ -174,7 +203,7 @@ describe('taskstats receiver: containment and warnings', { timeout: 90_000 }, ()
     }
   });
 
-  test('network namespace check: warns when ours differs from pid 1\'s', () => {
+  test("network namespace check: warns when ours differs from pid 1's", () => {
     const dir = mkdtempSync(join(tmpdir(), 'netns-'));
     try {
       mkdirSync(join(dir, 'self', 'ns'), { recursive: true });
@@ -252,7 +281,10 @@ describe('delay accounting', () => {
     if (readFileSync('/proc/sys/kernel/task_delayacct', 'utf8').trim() !== '0') return t.skip('delay accounting is already on');
     const mod = fileURLToPath(new URL('./delayacct.js', import.meta.url));
     const script = `import(${JSON.stringify(mod)}).then((m) => { const w = []; const st = m.setupDelayAccounting('enable', { debug() {}, info() {}, error() {}, warn: (x) => w.push(x) }); console.log(JSON.stringify({ st, w })); })`;
-    const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
     assert.equal(r.status, 0, r.stderr);
     const { st, w } = JSON.parse(r.stdout);
     assert.equal(st.enabled, false);

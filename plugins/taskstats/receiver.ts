@@ -235,8 +235,7 @@ export class TaskstatsReceiver implements Receiver {
     // a single-threaded process), and a group record follows it when there were several threads.
     // Older structs have no AGROUP: there the leader's record is taken as the end. The same rule
     // as ProcessAccounting.exit, so metadata is never forgotten while the process still runs.
-    const ended =
-      group !== null || (thread.version >= 12 ? (thread.flags & AGROUP) !== 0 : thread.pid === thread.tgid);
+    const ended = group !== null || (thread.version >= 12 ? (thread.flags & AGROUP) !== 0 : thread.pid === thread.tgid);
     this.metadata.fillExit(thread, ended);
     if (group) {
       group.cgroup = thread.cgroup;
@@ -280,7 +279,13 @@ export class TaskstatsReceiver implements Receiver {
       this.ctx.logger.warn(
         'the kernel dropped exit events: the receive buffer overflowed (ENOBUFS), so some processes that ended are not counted. ' +
           'Avoid it with a bigger receive_buffer (e.g. 64MiB), or more exit_listeners (each listens to a subset of the CPUs with a buffer of its own)',
-        { key: 'kernel_drops', incidents: this.dropsSinceWarning, cpus: this.cpus, exit_listeners: this.listeners.length, receive_buffer: this.listeners[0]?.receiveBufferBytes },
+        {
+          key: 'kernel_drops',
+          incidents: this.dropsSinceWarning,
+          cpus: this.cpus,
+          exit_listeners: this.listeners.length,
+          receive_buffer: this.listeners[0]?.receiveBufferBytes,
+        },
       );
       this.lastDropWarning = now;
       this.dropsSinceWarning = 0;

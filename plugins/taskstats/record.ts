@@ -76,14 +76,38 @@ export interface TaskRecord {
   involuntaryCtxSwitches: number;
 
   // delay accounting: count, total (ns), and max/min (ns, version >= 16; else -1)
-  cpuDelayCount: number; cpuDelayTotalNs: number; cpuDelayMaxNs: number; cpuDelayMinNs: number;
-  blkioDelayCount: number; blkioDelayTotalNs: number; blkioDelayMaxNs: number; blkioDelayMinNs: number;
-  swapinDelayCount: number; swapinDelayTotalNs: number; swapinDelayMaxNs: number; swapinDelayMinNs: number;
-  freepagesDelayCount: number; freepagesDelayTotalNs: number; freepagesDelayMaxNs: number; freepagesDelayMinNs: number;
-  thrashingDelayCount: number; thrashingDelayTotalNs: number; thrashingDelayMaxNs: number; thrashingDelayMinNs: number;
-  compactDelayCount: number; compactDelayTotalNs: number; compactDelayMaxNs: number; compactDelayMinNs: number;
-  wpcopyDelayCount: number; wpcopyDelayTotalNs: number; wpcopyDelayMaxNs: number; wpcopyDelayMinNs: number;
-  irqDelayCount: number; irqDelayTotalNs: number; irqDelayMaxNs: number; irqDelayMinNs: number;
+  cpuDelayCount: number;
+  cpuDelayTotalNs: number;
+  cpuDelayMaxNs: number;
+  cpuDelayMinNs: number;
+  blkioDelayCount: number;
+  blkioDelayTotalNs: number;
+  blkioDelayMaxNs: number;
+  blkioDelayMinNs: number;
+  swapinDelayCount: number;
+  swapinDelayTotalNs: number;
+  swapinDelayMaxNs: number;
+  swapinDelayMinNs: number;
+  freepagesDelayCount: number;
+  freepagesDelayTotalNs: number;
+  freepagesDelayMaxNs: number;
+  freepagesDelayMinNs: number;
+  thrashingDelayCount: number;
+  thrashingDelayTotalNs: number;
+  thrashingDelayMaxNs: number;
+  thrashingDelayMinNs: number;
+  compactDelayCount: number;
+  compactDelayTotalNs: number;
+  compactDelayMaxNs: number;
+  compactDelayMinNs: number;
+  wpcopyDelayCount: number;
+  wpcopyDelayTotalNs: number;
+  wpcopyDelayMaxNs: number;
+  wpcopyDelayMinNs: number;
+  irqDelayCount: number;
+  irqDelayTotalNs: number;
+  irqDelayMaxNs: number;
+  irqDelayMinNs: number;
 
   // process metadata (from the receiver's caches, not the kernel struct)
   /** cgroup v2 path, e.g. `/system.slice/foo.service`; '' when unknown. */
@@ -99,22 +123,80 @@ export type DelayKind = (typeof DELAY_KINDS)[number];
 
 export function newTaskRecord(): TaskRecord {
   return {
-    kind: 'live', aggregate: 'pid', version: 0,
-    pid: 0, tgid: 0, ppid: 0, comm: '', uid: 0, gid: 0, flags: 0, nice: 0, sched: 0, startTimeSec: 0,
-    exitStatus: 0, exitCode: -1, exitSignal: 0, coreDumped: false,
-    elapsedUs: 0, userUs: 0, systemUs: 0, userScaledUs: 0, systemScaledUs: 0, cpuRunRealNs: 0, cpuRunVirtualNs: 0,
-    minorFaults: 0, majorFaults: 0, hiwaterRssKb: 0, hiwaterVmKb: 0, coreMemMbUs: 0, virtMemMbUs: 0,
-    readCharBytes: 0, writeCharBytes: 0, readSyscalls: 0, writeSyscalls: 0, readBytes: 0, writeBytes: 0, cancelledWriteBytes: 0,
-    voluntaryCtxSwitches: 0, involuntaryCtxSwitches: 0,
-    cpuDelayCount: 0, cpuDelayTotalNs: 0, cpuDelayMaxNs: -1, cpuDelayMinNs: -1,
-    blkioDelayCount: 0, blkioDelayTotalNs: 0, blkioDelayMaxNs: -1, blkioDelayMinNs: -1,
-    swapinDelayCount: 0, swapinDelayTotalNs: 0, swapinDelayMaxNs: -1, swapinDelayMinNs: -1,
-    freepagesDelayCount: 0, freepagesDelayTotalNs: 0, freepagesDelayMaxNs: -1, freepagesDelayMinNs: -1,
-    thrashingDelayCount: 0, thrashingDelayTotalNs: 0, thrashingDelayMaxNs: -1, thrashingDelayMinNs: -1,
-    compactDelayCount: 0, compactDelayTotalNs: 0, compactDelayMaxNs: -1, compactDelayMinNs: -1,
-    wpcopyDelayCount: 0, wpcopyDelayTotalNs: 0, wpcopyDelayMaxNs: -1, wpcopyDelayMinNs: -1,
-    irqDelayCount: 0, irqDelayTotalNs: 0, irqDelayMaxNs: -1, irqDelayMinNs: -1,
-    cgroup: '', exePath: '', cmdline: '',
+    kind: 'live',
+    aggregate: 'pid',
+    version: 0,
+    pid: 0,
+    tgid: 0,
+    ppid: 0,
+    comm: '',
+    uid: 0,
+    gid: 0,
+    flags: 0,
+    nice: 0,
+    sched: 0,
+    startTimeSec: 0,
+    exitStatus: 0,
+    exitCode: -1,
+    exitSignal: 0,
+    coreDumped: false,
+    elapsedUs: 0,
+    userUs: 0,
+    systemUs: 0,
+    userScaledUs: 0,
+    systemScaledUs: 0,
+    cpuRunRealNs: 0,
+    cpuRunVirtualNs: 0,
+    minorFaults: 0,
+    majorFaults: 0,
+    hiwaterRssKb: 0,
+    hiwaterVmKb: 0,
+    coreMemMbUs: 0,
+    virtMemMbUs: 0,
+    readCharBytes: 0,
+    writeCharBytes: 0,
+    readSyscalls: 0,
+    writeSyscalls: 0,
+    readBytes: 0,
+    writeBytes: 0,
+    cancelledWriteBytes: 0,
+    voluntaryCtxSwitches: 0,
+    involuntaryCtxSwitches: 0,
+    cpuDelayCount: 0,
+    cpuDelayTotalNs: 0,
+    cpuDelayMaxNs: -1,
+    cpuDelayMinNs: -1,
+    blkioDelayCount: 0,
+    blkioDelayTotalNs: 0,
+    blkioDelayMaxNs: -1,
+    blkioDelayMinNs: -1,
+    swapinDelayCount: 0,
+    swapinDelayTotalNs: 0,
+    swapinDelayMaxNs: -1,
+    swapinDelayMinNs: -1,
+    freepagesDelayCount: 0,
+    freepagesDelayTotalNs: 0,
+    freepagesDelayMaxNs: -1,
+    freepagesDelayMinNs: -1,
+    thrashingDelayCount: 0,
+    thrashingDelayTotalNs: 0,
+    thrashingDelayMaxNs: -1,
+    thrashingDelayMinNs: -1,
+    compactDelayCount: 0,
+    compactDelayTotalNs: 0,
+    compactDelayMaxNs: -1,
+    compactDelayMinNs: -1,
+    wpcopyDelayCount: 0,
+    wpcopyDelayTotalNs: 0,
+    wpcopyDelayMaxNs: -1,
+    wpcopyDelayMinNs: -1,
+    irqDelayCount: 0,
+    irqDelayTotalNs: 0,
+    irqDelayMaxNs: -1,
+    irqDelayMinNs: -1,
+    cgroup: '',
+    exePath: '',
+    cmdline: '',
   };
 }
 

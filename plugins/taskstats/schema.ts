@@ -27,13 +27,7 @@ export const TASKSTATS_ATTR = {
   EXIT_CODE: 'process.exit.code',
 } as const;
 
-function counter(
-  name: string,
-  unit: string,
-  valueType: 'int' | 'double',
-  description: string,
-  pointAttributes?: Record<string, string>,
-): MetricDescriptor {
+function counter(name: string, unit: string, valueType: 'int' | 'double', description: string, pointAttributes?: Record<string, string>): MetricDescriptor {
   return { name, unit, description, instrument: 'counter', valueType, ...(pointAttributes ? { pointAttributes } : {}) };
 }
 function gauge(name: string, unit: string, valueType: 'int' | 'double', description: string, pointAttributes?: Record<string, string>): MetricDescriptor {

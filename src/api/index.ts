@@ -15,10 +15,7 @@
  * @opentelemetry/sdk-metrics data model) to every exporter of the pipeline.
  */
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import type {
-  AggregationTemporality as SdkAggregationTemporality,
-  DataPointType as SdkDataPointType,
-} from '@opentelemetry/sdk-metrics';
+import type { AggregationTemporality as SdkAggregationTemporality, DataPointType as SdkDataPointType } from '@opentelemetry/sdk-metrics';
 import type { ValueType as SdkValueType } from '@opentelemetry/api';
 
 export type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
@@ -373,9 +370,9 @@ export function sizeSchema(opts: { minBytes?: number; maxBytes?: number; descrip
 /** Parse `10s`, `500ms`, `1m`, `1h30m`, `2.5s` into milliseconds; undefined when malformed. */
 export function parseDuration(text: string): number | undefined {
   const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/y;
-  const unitMs: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const unitMs: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
   const s = text.trim();
-  if (s === '' ) return undefined;
+  if (s === '') return undefined;
   if (s === '0') return 0;
   let total = 0;
   re.lastIndex = 0;
@@ -394,8 +391,19 @@ export function parseSize(text: string | number): number | undefined {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB|k|K|M|G)?\s*$/.exec(text);
   if (!m) return undefined;
   const mult: Record<string, number> = {
-    B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4,
-    KB: 1000, MB: 1000 ** 2, GB: 1000 ** 3, TB: 1000 ** 4, k: 1024, K: 1024, M: 1024 ** 2, G: 1024 ** 3,
+    B: 1,
+    KiB: 1024,
+    MiB: 1024 ** 2,
+    GiB: 1024 ** 3,
+    TiB: 1024 ** 4,
+    KB: 1000,
+    MB: 1000 ** 2,
+    GB: 1000 ** 3,
+    TB: 1000 ** 4,
+    k: 1024,
+    K: 1024,
+    M: 1024 ** 2,
+    G: 1024 ** 3,
   };
   return Math.floor(Number(m[1]) * mult[m[2] ?? 'B']!);
 }

@@ -46,7 +46,11 @@ export function formatMs(ms: number): string {
 
 /** Human form of a byte count for messages: 8388608 -> "8MiB". */
 export function formatBytes(n: number): string {
-  for (const [unit, m] of [['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]] as const) {
+  for (const [unit, m] of [
+    ['GiB', 1024 ** 3],
+    ['MiB', 1024 ** 2],
+    ['KiB', 1024],
+  ] as const) {
     if (n >= m && n % m === 0) return `${n / m}${unit}`;
   }
   return `${n}B`;
@@ -107,7 +111,10 @@ export function prepareSchema(schema: unknown): unknown {
   for (const [k, v] of Object.entries(schema)) {
     if (k === 'properties' || k === 'patternProperties' || k === '$defs' || k === 'definitions' || k === 'dependentSchemas') {
       out[k] = isPlainObject(v) ? Object.fromEntries(Object.entries(v).map(([pk, pv]) => [pk, prepareSchema(pv)])) : v;
-    } else if (['items', 'additionalProperties', 'not', 'if', 'then', 'else', 'contains', 'propertyNames', 'unevaluatedItems'].includes(k) || ['allOf', 'anyOf', 'oneOf', 'prefixItems'].includes(k)) {
+    } else if (
+      ['items', 'additionalProperties', 'not', 'if', 'then', 'else', 'contains', 'propertyNames', 'unevaluatedItems'].includes(k) ||
+      ['allOf', 'anyOf', 'oneOf', 'prefixItems'].includes(k)
+    ) {
       out[k] = prepareSchema(v);
     } else {
       out[k] = v;

@@ -123,7 +123,11 @@ export async function loadConfigText(text: string, file: string, registry: Regis
 }
 
 class Checker {
-  constructor(private readonly src: YamlSource, private readonly registry: Registry, private readonly issues: ConfigIssue[]) {}
+  constructor(
+    private readonly src: YamlSource,
+    private readonly registry: Registry,
+    private readonly issues: ConfigIssue[],
+  ) {}
 
   private error(path: string, message: string, preferKey = false): void {
     this.issues.push({ severity: 'error', path, message, file: this.src.file, pos: positionOf(this.src, path, preferKey) });
@@ -270,11 +274,13 @@ class Checker {
       else {
         this.unknownKeys(logs, 'service.telemetry.logs', ['level', 'encoding']);
         if (logs.level !== undefined && logs.level !== null) {
-          if (typeof logs.level === 'string' && (LOG_LEVELS as readonly string[]).includes(logs.level.toLowerCase())) out.logs.level = logs.level.toLowerCase() as LogLevel;
+          if (typeof logs.level === 'string' && (LOG_LEVELS as readonly string[]).includes(logs.level.toLowerCase()))
+            out.logs.level = logs.level.toLowerCase() as LogLevel;
           else this.error('service.telemetry.logs.level', `must be one of ${LOG_LEVELS.join(', ')} (got ${describe(logs.level)})`);
         }
         if (logs.encoding !== undefined && logs.encoding !== null) {
-          if (typeof logs.encoding === 'string' && (LOG_ENCODINGS as readonly string[]).includes(logs.encoding)) out.logs.encoding = logs.encoding as LogEncoding;
+          if (typeof logs.encoding === 'string' && (LOG_ENCODINGS as readonly string[]).includes(logs.encoding))
+            out.logs.encoding = logs.encoding as LogEncoding;
           else this.error('service.telemetry.logs.encoding', `must be one of ${LOG_ENCODINGS.join(', ')} (got ${describe(logs.encoding)})`);
         }
       }
@@ -329,14 +335,7 @@ class Checker {
     return out;
   }
 
-  private checkRefs(
-    value: unknown,
-    ppath: string,
-    key: string,
-    kind: ComponentKind,
-    configured: Map<ComponentKind, Set<string>>,
-    required: boolean,
-  ): string[] {
+  private checkRefs(value: unknown, ppath: string, key: string, kind: ComponentKind, configured: Map<ComponentKind, Set<string>>, required: boolean): string[] {
     const path = joinPath(ppath, key);
     if (value === undefined || value === null || (Array.isArray(value) && value.length === 0)) {
       if (required) this.error(path, `a pipeline needs at least one ${kind}`, true);

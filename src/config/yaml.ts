@@ -114,9 +114,7 @@ export function parseYamlConfig(text: string, file: string, env: NodeJS.ProcessE
   // Expands environment references in a string value (never in keys), before conversion to JS.
   const expandScalar = (node: Scalar, path: string, pos: SourcePosition | undefined): void => {
     const original = node.value as string;
-    const { text: expanded, wholeReference } = expandEnv(original, env, (message, severity) =>
-      issues.push({ severity, path, message, file, pos }),
-    );
+    const { text: expanded, wholeReference } = expandEnv(original, env, (message, severity) => issues.push({ severity, path, message, file, pos }));
     if (expanded === original) return;
     // `port: ${env:PORT}` gives a number, as in the Collector; quoted scalars stay strings.
     if (wholeReference && node.type === 'PLAIN') {

@@ -59,7 +59,10 @@ export class AgentResource implements Resource {
   readonly asyncAttributesPending = false;
   readonly attributes: Readonly<OtelAttributes>;
 
-  constructor(attributes: OtelAttributes, readonly schemaUrl?: string) {
+  constructor(
+    attributes: OtelAttributes,
+    readonly schemaUrl?: string,
+  ) {
     this.attributes = Object.freeze({ ...attributes });
   }
 

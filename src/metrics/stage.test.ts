@@ -13,7 +13,14 @@ const SCHEMA: SampleSchema = {
     { name: 'process.cpu.time', unit: 's', description: 'CPU time', instrument: 'counter', valueType: 'double', pointAttributes: { 'cpu.mode': 'user' } },
     { name: 'process.cpu.time', unit: 's', description: 'CPU time', instrument: 'counter', valueType: 'double', pointAttributes: { 'cpu.mode': 'system' } },
     { name: 'process.disk.io', unit: 'By', description: 'Disk I/O', instrument: 'counter', valueType: 'int', pointAttributes: { 'disk.io.direction': 'read' } },
-    { name: 'process.exits', unit: '{process}', description: 'Ended processes', instrument: 'counter', valueType: 'int', samplePointAttributes: ['process.exit.code'] },
+    {
+      name: 'process.exits',
+      unit: '{process}',
+      description: 'Ended processes',
+      instrument: 'counter',
+      valueType: 'int',
+      samplePointAttributes: ['process.exit.code'],
+    },
     { name: 'process.linux.memory.peak_rss', unit: 'By', description: 'Peak RSS', instrument: 'gauge', valueType: 'int' },
   ],
 };
@@ -98,10 +105,11 @@ describe('metrics stage', () => {
     ]);
     const rm = s.collect(T0 + 1).cumulative();
     const exits = pointsOf(rm, 'process.exits');
-    assert.deepEqual(
-      exits.map((p) => `${String(p.attributes['process.exit.code'])}:${p.value}:${p.attributes['process.executable.name']}`).sort(),
-      ['0:2:sh', '2:1:sh', 'undefined:1:sh'],
-    );
+    assert.deepEqual(exits.map((p) => `${String(p.attributes['process.exit.code'])}:${p.value}:${p.attributes['process.executable.name']}`).sort(), [
+      '0:2:sh',
+      '2:1:sh',
+      'undefined:1:sh',
+    ]);
     // the exit code is not an attribute of the other metrics of the same samples
     for (const p of pointsOf(rm, 'process.cpu.time')) assert.equal('process.exit.code' in p.attributes, false);
     assert.equal(valueOf(rm, 'process.cpu.time', { 'cpu.mode': 'user' }), 1);
@@ -250,7 +258,9 @@ describe('metrics stage', () => {
     const { s } = stage();
     const other: SampleSchema = {
       id: 'other',
-      metrics: [{ name: 'process.cpu.time', unit: 's', description: 'CPU time', instrument: 'counter', valueType: 'double', pointAttributes: { 'cpu.mode': 'user' } }],
+      metrics: [
+        { name: 'process.cpu.time', unit: 's', description: 'CPU time', instrument: 'counter', valueType: 'double', pointAttributes: { 'cpu.mode': 'user' } },
+      ],
     };
     s.add([sample({ src: 'a' }, [1, 0, 0]), { schema: other, attributes: { src: 'b' }, values: new Float64Array([2]), final: false, timeMs: T0 }]);
     const rm = s.collect(T0 + 1).cumulative();
@@ -264,7 +274,10 @@ describe('metrics stage', () => {
     s.add([sample(a, [1.25, 0.5, 3072, 1, 4096], { pointAttributes: { 'process.exit.code': 3 } })]);
     const c = s.collect(T0 + 10_000);
 
-    for (const [rm, temporality] of [[c.cumulative(), 2], [c.delta(), 1]] as [ResourceMetrics, number][]) {
+    for (const [rm, temporality] of [
+      [c.cumulative(), 2],
+      [c.delta(), 1],
+    ] as [ResourceMetrics, number][]) {
       const bytes = ProtobufMetricsSerializer.serializeRequest(rm);
       assert.ok(bytes && bytes.length > 100);
       const decoded = decodeExportRequest(bytes!);
@@ -340,11 +353,16 @@ const dv = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength)
 function anyValue(buf: Uint8Array): string | number | boolean | bigint {
   const f = readFields(buf)[0]!;
   switch (f.n) {
-    case 1: return str(f.bytes!);
-    case 2: return f.varint! !== 0n;
-    case 3: return Number(BigInt.asIntN(64, f.varint!));
-    case 4: return dv(f.fixed64!).getFloat64(0, true);
-    default: return `<field ${f.n}>`;
+    case 1:
+      return str(f.bytes!);
+    case 2:
+      return f.varint! !== 0n;
+    case 3:
+      return Number(BigInt.asIntN(64, f.varint!));
+    case 4:
+      return dv(f.fixed64!).getFloat64(0, true);
+    default:
+      return `<field ${f.n}>`;
   }
 }
 function keyValues(fields: Field[], n: number): Record<string, unknown> {
@@ -356,8 +374,20 @@ function keyValues(fields: Field[], n: number): Record<string, unknown> {
   return out;
 }
 
-interface DecodedPoint { attributes: Record<string, unknown>; startNs: bigint; timeNs: bigint; double?: number; int?: bigint }
-interface DecodedMetric { unit: string; kind: 'sum' | 'gauge'; temporality?: number; monotonic?: boolean; points: DecodedPoint[] }
+interface DecodedPoint {
+  attributes: Record<string, unknown>;
+  startNs: bigint;
+  timeNs: bigint;
+  double?: number;
+  int?: bigint;
+}
+interface DecodedMetric {
+  unit: string;
+  kind: 'sum' | 'gauge';
+  temporality?: number;
+  monotonic?: boolean;
+  points: DecodedPoint[];
+}
 
 function decodeExportRequest(bytes: Uint8Array) {
   const rms = readFields(bytes).filter((f) => f.n === 1);
@@ -376,18 +406,20 @@ function decodeExportRequest(bytes: Uint8Array) {
     const sum = m.find((f) => f.n === 7);
     const gauge = m.find((f) => f.n === 5);
     const body = readFields((sum ?? gauge)!.bytes!);
-    const points = body.filter((f) => f.n === 1).map((pf) => {
-      const p = readFields(pf.bytes!);
-      const d = p.find((f) => f.n === 4);
-      const i64 = p.find((f) => f.n === 6);
-      return {
-        attributes: keyValues(p, 7),
-        startNs: dv(p.find((f) => f.n === 2)!.fixed64!).getBigUint64(0, true),
-        timeNs: dv(p.find((f) => f.n === 3)!.fixed64!).getBigUint64(0, true),
-        double: d ? dv(d.fixed64!).getFloat64(0, true) : undefined,
-        int: i64 ? dv(i64.fixed64!).getBigInt64(0, true) : undefined,
-      };
-    });
+    const points = body
+      .filter((f) => f.n === 1)
+      .map((pf) => {
+        const p = readFields(pf.bytes!);
+        const d = p.find((f) => f.n === 4);
+        const i64 = p.find((f) => f.n === 6);
+        return {
+          attributes: keyValues(p, 7),
+          startNs: dv(p.find((f) => f.n === 2)!.fixed64!).getBigUint64(0, true),
+          timeNs: dv(p.find((f) => f.n === 3)!.fixed64!).getBigUint64(0, true),
+          double: d ? dv(d.fixed64!).getFloat64(0, true) : undefined,
+          int: i64 ? dv(i64.fixed64!).getBigInt64(0, true) : undefined,
+        };
+      });
     metrics.set(name, {
       unit: unitField ? str(unitField.bytes!) : '',
       kind: sum ? 'sum' : 'gauge',

@@ -27,15 +27,7 @@ import type { HrTime } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { DataPoint, MetricData, ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { AggregationTemporality, DataPointType, ValueType } from '../api/index.js';
-import type {
-  Attributes,
-  ComponentTelemetry,
-  Logger,
-  MetricDescriptor,
-  Sample,
-  SampleBatch,
-  SampleSchema,
-} from '../api/index.js';
+import type { Attributes, ComponentTelemetry, Logger, MetricDescriptor, Sample, SampleBatch, SampleSchema } from '../api/index.js';
 
 export interface MetricsStageOptions {
   /** Maximum number of series (attribute sets) per schema; more go to the overflow series. */
@@ -166,7 +158,10 @@ function sameLayout(a: SampleSchema, b: SampleSchema): boolean {
   return a.metrics.every((x, i) => {
     const y = b.metrics[i]!;
     return (
-      x.name === y.name && x.unit === y.unit && x.instrument === y.instrument && x.valueType === y.valueType &&
+      x.name === y.name &&
+      x.unit === y.unit &&
+      x.instrument === y.instrument &&
+      x.valueType === y.valueType &&
       JSON.stringify(x.pointAttributes ?? {}) === JSON.stringify(y.pointAttributes ?? {}) &&
       JSON.stringify(x.samplePointAttributes ?? []) === JSON.stringify(y.samplePointAttributes ?? [])
     );
@@ -188,10 +183,17 @@ function canonicalKey(attributes: Attributes): string | typeof INVALID {
   for (const k of keys) {
     const v = attributes[k];
     switch (typeof v) {
-      case 'string': key += k + '\u0000s' + v + '\u0001'; break;
-      case 'number': key += k + '\u0000n' + String(v) + '\u0001'; break;
-      case 'boolean': key += k + '\u0000b' + (v ? '1' : '0') + '\u0001'; break;
-      default: return INVALID;
+      case 'string':
+        key += k + '\u0000s' + v + '\u0001';
+        break;
+      case 'number':
+        key += k + '\u0000n' + String(v) + '\u0001';
+        break;
+      case 'boolean':
+        key += k + '\u0000b' + (v ? '1' : '0') + '\u0001';
+        break;
+      default:
+        return INVALID;
     }
   }
   return key;
@@ -285,7 +287,10 @@ export class MetricsStage {
       const i = plain[p]!;
       const v = values[i]!;
       if (isCounter[i]) sums[i]! += v;
-      else if (v === v) { sums[i] = v; series.gaugeUpdates++; }
+      else if (v === v) {
+        sums[i] = v;
+        series.gaugeUpdates++;
+      }
     }
     const split = state.split;
     for (let p = 0; p < split.length; p++) {
@@ -295,7 +300,10 @@ export class MetricsStage {
       if (isCounter[i] ? v === 0 : v !== v) continue;
       const sub = this.subSeries(series, i, sample.pointAttributes, sample.timeMs);
       if (isCounter[i]) sub.value += v;
-      else { sub.value = v; series.gaugeUpdates++; }
+      else {
+        sub.value = v;
+        series.gaugeUpdates++;
+      }
     }
     const t = sample.timeMs;
     // A sample without a usable time still counts as activity now (else its series could expire).
@@ -504,8 +512,7 @@ export class MetricsStage {
       }
     }
     if (expired > 0) this.expiredCounter.add(expired);
-    const build = (temporality: AggregationTemporality) =>
-      this.build(snapshots, temporality, nowMs, previousCollectMs);
+    const build = (temporality: AggregationTemporality) => this.build(snapshots, temporality, nowMs, previousCollectMs);
     let cumulative: ResourceMetrics | undefined;
     let delta: ResourceMetrics | undefined;
     return {
@@ -538,12 +545,7 @@ export class MetricsStage {
     return { series, values, previous, gaugesUpdated, subs };
   }
 
-  private build(
-    snapshots: SeriesSnapshot[],
-    temporality: AggregationTemporality,
-    nowMs: number,
-    previousCollectMs: number | null,
-  ): ResourceMetrics {
+  private build(snapshots: SeriesSnapshot[], temporality: AggregationTemporality, nowMs: number, previousCollectMs: number | null): ResourceMetrics {
     const isDelta = temporality === AggregationTemporality.DELTA;
     const endTime = toHrTime(nowMs);
     const pointsBySlot = new Map<MetricSlot, DataPoint<number>[]>();

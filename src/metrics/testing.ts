@@ -22,10 +22,18 @@ export class RecordingTelemetry implements ComponentTelemetry {
 
 export class RecordingLogger implements Logger {
   readonly lines: { level: string; msg: string; fields?: Record<string, unknown> }[] = [];
-  debug(msg: string, fields?: Record<string, unknown>): void { this.lines.push({ level: 'debug', msg, fields }); }
-  info(msg: string, fields?: Record<string, unknown>): void { this.lines.push({ level: 'info', msg, fields }); }
-  warn(msg: string, fields?: Record<string, unknown>): void { this.lines.push({ level: 'warn', msg, fields }); }
-  error(msg: string, fields?: Record<string, unknown>): void { this.lines.push({ level: 'error', msg, fields }); }
+  debug(msg: string, fields?: Record<string, unknown>): void {
+    this.lines.push({ level: 'debug', msg, fields });
+  }
+  info(msg: string, fields?: Record<string, unknown>): void {
+    this.lines.push({ level: 'info', msg, fields });
+  }
+  warn(msg: string, fields?: Record<string, unknown>): void {
+    this.lines.push({ level: 'warn', msg, fields });
+  }
+  error(msg: string, fields?: Record<string, unknown>): void {
+    this.lines.push({ level: 'error', msg, fields });
+  }
   count(level: string, contains = ''): number {
     return this.lines.filter((l) => l.level === level && l.msg.includes(contains)).length;
   }

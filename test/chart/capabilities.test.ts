@@ -63,8 +63,15 @@ async function runProbe(otherPid: number): Promise<ProbeResult> {
   const bind = lib.func('int bind(int fd, void *addr, uint32_t len)');
   const setsockopt = lib.func('int setsockopt(int fd, int level, int name, void *value, uint32_t len)');
   const close = lib.func('int close(int fd)');
-  const AF_NETLINK = 16, SOCK_DGRAM = 2, SOCK_CLOEXEC = 0o2000000, NETLINK_GENERIC = 16, NETLINK_CONNECTOR = 11;
-  const MSG_DONTWAIT = 0x40, NLMSG_ERROR = 2, NLMSG_DONE = 3, GENL_ID_CTRL = 0x10;
+  const AF_NETLINK = 16,
+    SOCK_DGRAM = 2,
+    SOCK_CLOEXEC = 0o2000000,
+    NETLINK_GENERIC = 16,
+    NETLINK_CONNECTOR = 11;
+  const MSG_DONTWAIT = 0x40,
+    NLMSG_ERROR = 2,
+    NLMSG_DONE = 3,
+    GENL_ID_CTRL = 0x10;
   const sleeper = new Int32Array(new SharedArrayBuffer(4));
   const errText = (e: number) => (e === 1 ? 'EPERM' : e === 22 ? 'EINVAL' : e === 13 ? 'EACCES' : `errno ${e}`);
 
@@ -111,7 +118,7 @@ async function runProbe(otherPid: number): Promise<ProbeResult> {
   const fam = recvOne(fd, (t) => t === GENL_ID_CTRL, 2000);
   out.family = 0;
   if (fam.msg) {
-    for (let off = 20; off + 4 <= fam.msg.length; ) {
+    for (let off = 20; off + 4 <= fam.msg.length;) {
       const len = fam.msg.readUInt16LE(off);
       if (fam.msg.readUInt16LE(off + 2) === 1 /* CTRL_ATTR_FAMILY_ID */) out.family = fam.msg.readUInt16LE(off + 4);
       off += (len + 3) & ~3;
@@ -211,12 +218,7 @@ const nonRootCanRead = () => readableByUid(1000) && readableByUid(10001);
 const nonRootSkip = `non-root uids cannot read ${repoRoot} (a private parent directory)`;
 
 /** The container's capability set, as the chart renders it: uid 0, bounding = effective = `caps`. */
-const asRootWith = (caps: string[]) => [
-  'setpriv',
-  '--inh-caps=-all',
-  `--bounding-set=-all${caps.map((c) => `,+${c}`).join('')}`,
-  '--',
-];
+const asRootWith = (caps: string[]) => ['setpriv', '--inh-caps=-all', `--bounding-set=-all${caps.map((c) => `,+${c}`).join('')}`, '--'];
 
 describe('capabilities the agent needs (real kernel)', { skip, timeout: 120_000 }, () => {
   let other: ChildProcess;
@@ -322,7 +324,7 @@ describe('capabilities the agent needs (real kernel)', { skip, timeout: 120_000 
     assert.equal(bounding.register, 'EPERM');
   });
 
-  test('the image\'s way for a non-root uid: file capability cap_net_admin+ep on node works under no_new_privs', async (t) => {
+  test("the image's way for a non-root uid: file capability cap_net_admin+ep on node works under no_new_privs", async (t) => {
     if (!nonRootCanRead()) return t.skip(nonRootSkip);
     const dir = mkdtempSync(join(tmpdir(), 'taskstats-filecaps-'));
     try {
@@ -335,8 +337,14 @@ describe('capabilities the agent needs (real kernel)', { skip, timeout: 120_000 
       // What the runtime does for the chart's container: uid 10001, capabilities drop ALL + add
       // NET_ADMIN (bounding and permitted set), allowPrivilegeEscalation: false (no_new_privs).
       const container = (caps: string[]) => [
-        'setpriv', '--reuid=10001', '--regid=10001', '--clear-groups', '--inh-caps=-all',
-        `--bounding-set=-all${caps.map((c) => `,+${c}`).join('')}`, '--no-new-privs', '--',
+        'setpriv',
+        '--reuid=10001',
+        '--regid=10001',
+        '--clear-groups',
+        '--inh-caps=-all',
+        `--bounding-set=-all${caps.map((c) => `,+${c}`).join('')}`,
+        '--no-new-privs',
+        '--',
       ];
       const plainNode = probeUnder(container(['net_admin']), otherPid);
       assert.equal(plainNode.register, 'EPERM', 'without file capabilities a non-root agent has no effective CAP_NET_ADMIN');

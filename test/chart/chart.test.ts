@@ -146,7 +146,10 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
     assert.equal(pod.hostNetwork, true, 'hostNetwork: exit events only in the initial network namespace');
     assert.equal(pod.dnsPolicy, 'ClusterFirstWithHostNet');
     assert.equal(ds.spec.updateStrategy.type, 'RollingUpdate');
-    assert.ok(pod.tolerations?.some((t) => t.operator === 'Exists' && !t.key), 'tolerates every taint');
+    assert.ok(
+      pod.tolerations?.some((t) => t.operator === 'Exists' && !t.key),
+      'tolerates every taint',
+    );
     assert.equal(pod.initContainers, undefined, 'no privileged init container by default');
 
     const agent = agentContainer(ds);
@@ -187,10 +190,14 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
     const role = findObject(objects, 'ClusterRole') as (K8sObject & { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] }) | undefined;
     assert.ok(role);
     assert.deepEqual(role.rules, [{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] }]);
-    const binding = findObject(objects, 'ClusterRoleBinding') as (K8sObject & { subjects: { name: string; namespace: string }[]; roleRef: { name: string } }) | undefined;
+    const binding = findObject(objects, 'ClusterRoleBinding') as
+      (K8sObject & { subjects: { name: string; namespace: string }[]; roleRef: { name: string } }) | undefined;
     assert.ok(binding);
     assert.equal(binding.roleRef.name, role.metadata.name);
-    assert.deepEqual(binding.subjects.map((s) => [s.name, s.namespace]), [[pod.serviceAccountName, 'monitoring']]);
+    assert.deepEqual(
+      binding.subjects.map((s) => [s.name, s.namespace]),
+      [[pod.serviceAccountName, 'monitoring']],
+    );
     assert.ok(findObject(objects, 'ServiceAccount', pod.serviceAccountName));
     assert.equal(pod.automountServiceAccountToken, true);
     const k8s = agentConfig(objects).processors.k8sattributes;
@@ -211,7 +218,10 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
 
   test('clusterName and resourceAttributes become OTEL_RESOURCE_ATTRIBUTES; none by default', () => {
     const plain = agentContainer(daemonSet(renderChart()));
-    assert.equal(plain.env!.find((e) => e.name === 'OTEL_RESOURCE_ATTRIBUTES'), undefined);
+    assert.equal(
+      plain.env!.find((e) => e.name === 'OTEL_RESOURCE_ATTRIBUTES'),
+      undefined,
+    );
     const agent = agentContainer(
       daemonSet(renderChart({ set: { clusterName: 'prod-eu', 'resourceAttributes.deployment\\.environment': 'prod', 'resourceAttributes.team': 'infra' } })),
     );
@@ -306,7 +316,18 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
     assert.match(notes, /node-local OpenTelemetry Collector/);
     assert.match(notes, /rollout status daemonset\/tsa-taskstats-agent/);
     assert.match(notes, /API lookups .*: on/);
-    const vm = helm(['install', 'tsa', chartDir, '--dry-run=client', '--namespace', 'monitoring', '--values', ci('victoriametrics'), '--values', ci('delay-accounting')]);
+    const vm = helm([
+      'install',
+      'tsa',
+      chartDir,
+      '--dry-run=client',
+      '--namespace',
+      'monitoring',
+      '--values',
+      ci('victoriametrics'),
+      '--values',
+      ci('delay-accounting'),
+    ]);
     assert.equal(vm.status, 0, vm.stderr);
     const vmNotes = vm.stdout.slice(vm.stdout.indexOf('NOTES:'));
     assert.match(vmNotes, /victoria-metrics\.monitoring\.svc:8428\/opentelemetry\/v1\/metrics/);
@@ -359,10 +380,15 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
       } as Record<string, string>;
       for (const e of agent.env ?? []) if (e.valueFrom?.secretKeyRef) env[e.name] = 'Bearer test-token';
       return new Promise<{ values: string; code: number | null; out: string }>((resolve) => {
-        execFile(process.execPath, [join(repoRoot, 'bin', 'taskstats-agent'), 'validate', '--config', file], { env, timeout: 90_000 }, (err, stdout, stderr) => {
-          const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
-          resolve({ values: values ?? 'default values', code, out: `${stderr}\n${stdout}` });
-        });
+        execFile(
+          process.execPath,
+          [join(repoRoot, 'bin', 'taskstats-agent'), 'validate', '--config', file],
+          { env, timeout: 90_000 },
+          (err, stdout, stderr) => {
+            const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
+            resolve({ values: values ?? 'default values', code, out: `${stderr}\n${stdout}` });
+          },
+        );
       });
     });
     for (const r of await Promise.all(runs)) {

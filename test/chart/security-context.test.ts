@@ -20,11 +20,12 @@ import { CAP_NET_ADMIN, findObject, readableByUid, renderChart, repoRoot, setFil
 
 const isRoot = process.getuid?.() === 0;
 const hasTools = spawnSync('setpriv', ['--version']).status === 0 && spawnSync('unshare', ['--version']).status === 0;
-const skip = !isRoot || !hasTools
-  ? 'needs root, setpriv and unshare (util-linux)'
-  : !readableByUid(10001)
-    ? `uid 10001 cannot read ${repoRoot} (a private parent directory): the agent cannot run as that user from here`
-    : false;
+const skip =
+  !isRoot || !hasTools
+    ? 'needs root, setpriv and unshare (util-linux)'
+    : !readableByUid(10001)
+      ? `uid 10001 cannot read ${repoRoot} (a private parent directory): the agent cannot run as that user from here`
+      : false;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -109,7 +110,9 @@ describe("the agent under the chart's security context (real kernel)", { skip, t
       },
     });
     const ds = findObject(objects, 'DaemonSet') as K8sObject & {
-      spec: { template: { spec: { containers: { name: string; env: DownwardEnv[]; securityContext: { runAsUser: number; capabilities: { add: string[] } } }[] } } };
+      spec: {
+        template: { spec: { containers: { name: string; env: DownwardEnv[]; securityContext: { runAsUser: number; capabilities: { add: string[] } } }[] } };
+      };
     };
     const container = ds.spec.template.spec.containers.find((c) => c.name === 'agent')!;
     const sc = container.securityContext;
@@ -148,12 +151,26 @@ describe("the agent under the chart's security context (real kernel)", { skip, t
         // namespace. /tmp stays the host's (a bind mount of itself, which keeps its own rw flag):
         // a fresh tmpfs there would hide a checkout that lives under /tmp. The mkdir proves the
         // root is read-only before the agent starts (the && chain stops otherwise).
-        '--mount', '--propagation', 'private', 'sh', '-c',
-        `mount --bind /tmp /tmp && mount -o remount,bind,ro / && ! mkdir ${rwProbe} 2>/dev/null && exec "$@"`, 'sh',
+        '--mount',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        `mount --bind /tmp /tmp && mount -o remount,bind,ro / && ! mkdir ${rwProbe} 2>/dev/null && exec "$@"`,
+        'sh',
         'setpriv',
-        `--reuid=${sc.runAsUser}`, `--regid=${sc.runAsUser}`, '--clear-groups', '--inh-caps=-all',
-        `--bounding-set=-all${caps}`, '--no-new-privs', '--',
-        node, join(repoRoot, 'bin', 'taskstats-agent'), 'run', '--config', config,
+        `--reuid=${sc.runAsUser}`,
+        `--regid=${sc.runAsUser}`,
+        '--clear-groups',
+        '--inh-caps=-all',
+        `--bounding-set=-all${caps}`,
+        '--no-new-privs',
+        '--',
+        node,
+        join(repoRoot, 'bin', 'taskstats-agent'),
+        'run',
+        '--config',
+        config,
       ],
       {
         env,
@@ -185,9 +202,15 @@ describe("the agent under the chart's security context (real kernel)", { skip, t
     }
     assert.ok(exits >= 20, `exits_received = ${exits} after 20 exits\n${metrics}\n${stderr}`);
     assert.ok(exports.length > 0, `no OTLP export arrived\n${stderr}`);
-    assert.ok(exports.every((e) => e.path === '/v1/metrics'), JSON.stringify(exports.map((e) => e.path)));
+    assert.ok(
+      exports.every((e) => e.path === '/v1/metrics'),
+      JSON.stringify(exports.map((e) => e.path)),
+    );
     // The Secret's value travelled env -> ${env:...} in the ConfigMap -> the HTTP header.
-    assert.ok(exports.every((e) => e.authorization === 'Bearer s3cr3t-token'), `authorization: ${exports[0]!.authorization}`);
+    assert.ok(
+      exports.every((e) => e.authorization === 'Bearer s3cr3t-token'),
+      `authorization: ${exports[0]!.authorization}`,
+    );
     assert.ok(!cm.data['config.yaml']!.includes('s3cr3t'), 'the secret is not in the ConfigMap');
     // Resource attributes: k8s.node.name from the downward API, k8s.cluster.name from clusterName.
     const withProcesses = exports.find((e) => e.body.includes('"process.'));
@@ -199,7 +222,10 @@ describe("the agent under the chart's security context (real kernel)", { skip, t
     assert.equal(attrs.get('k8s.node.name'), 'node-a');
     assert.equal(attrs.get('k8s.cluster.name'), 'prod-eu');
     const names = body.resourceMetrics.flatMap((r) => r.scopeMetrics.flatMap((sm) => sm.metrics.map((m) => m.name)));
-    assert.ok(names.some((n) => n.startsWith('process.')), `process metrics exported: ${names.join(', ')}`);
+    assert.ok(
+      names.some((n) => n.startsWith('process.')),
+      `process metrics exported: ${names.join(', ')}`,
+    );
     assert.doesNotMatch(stderr, /EPERM|permission denied|EINVAL|EROFS|read-only file system/i);
 
     agent.kill('SIGTERM');

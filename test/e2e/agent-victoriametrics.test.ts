@@ -82,7 +82,7 @@ describe('agent -> VictoriaMetrics: exact per-cgroup accounting', { timeout: 240
       runTsload(['burn', String(LONG_BURN_US)], { cgroupProcs: cg.procsFile, timeoutMs: 150_000, bin: tsloadAs(LONG_NAME) }),
     ]);
     assert.equal(short, SHORT_LIVED);
-    processesRun = SHORT_LIVED + 1 /* launcher */ + 1 /* long burner */;
+    processesRun = SHORT_LIVED + 1 /* launcher */ + 1; /* long burner */
     kernelCpuS = cg.usageUsec() / 1e6;
     assert.ok(kernelCpuS > ((SHORT_LIVED * SHORT_BURN_US + LONG_BURN_US) / 1e6) * 0.95, `cpu.stat usage ${kernelCpuS} s`);
     // Every exit reached the backend (or the wait times out and the tests report what is there).
@@ -154,21 +154,21 @@ describe('agent -> VictoriaMetrics: exact per-cgroup accounting', { timeout: 240
 
   // process.cpu.time is the scheduler's exact runtime split by the kernel's user/system tick
   // ratio (the raw ac_utime + ac_stime, tick-sampled, measured 88-107% of cpu.stat here).
-  test(
-    'the CPU the backend holds for the group (process.cpu.time over cpu.mode) is within 3% of cpu.stat usage_usec',
-    async () => {
-      const r = await report();
-      console.log(r.line);
-      const ratio = r.cpu.total / kernelCpuS;
-      assert.ok(r.cpu.series >= 2, 'user and system (and names) as separate series');
-      assert.ok(Math.abs(ratio - 1) <= 0.03, r.line);
-    },
-  );
+  test('the CPU the backend holds for the group (process.cpu.time over cpu.mode) is within 3% of cpu.stat usage_usec', async () => {
+    const r = await report();
+    console.log(r.line);
+    const ratio = r.cpu.total / kernelCpuS;
+    assert.ok(r.cpu.series >= 2, 'user and system (and names) as separate series');
+    assert.ok(Math.abs(ratio - 1) <= 0.03, r.line);
+  });
 
-  test('the CPU the backend holds for the group equals what the kernel\'s exit records of its processes hold (within 0.5%)', async () => {
+  test("the CPU the backend holds for the group equals what the kernel's exit records of its processes hold (within 0.5%)", async () => {
     const r = await report();
     assert.equal(recordsCpu.records, processesRun, `every process's exit record heard by the second listener\n${r.line}`);
-    for (const [what, total] of [['process.cpu.time', r.cpu.total], ['process.linux.cpu.run_time', r.run.total]] as const) {
+    for (const [what, total] of [
+      ['process.cpu.time', r.cpu.total],
+      ['process.linux.cpu.run_time', r.run.total],
+    ] as const) {
       assert.ok(Math.abs(total / recordsCpu.runtimeS - 1) <= 0.005, `${what}: ${r.line}`);
     }
     // The records hold less than cpu.stat: the teardown after each record (~0.1 ms x 302) outweighs

@@ -64,8 +64,14 @@ describe('the default config.yaml', { timeout: 120_000, skip: skipReason() }, ()
     const records = agent.logRecords();
     const otlp = records.filter((r) => r.component === 'otlp');
     assert.equal(otlp.filter((r) => /idle/.test(r.msg)).length, 1, JSON.stringify(otlp));
-    assert.deepEqual(otlp.filter((r) => r.level === 'warn' || r.level === 'error'), []);
-    assert.deepEqual(records.filter((r) => r.level === 'error'), []);
+    assert.deepEqual(
+      otlp.filter((r) => r.level === 'warn' || r.level === 'error'),
+      [],
+    );
+    assert.deepEqual(
+      records.filter((r) => r.level === 'error'),
+      [],
+    );
     console.log(`default config: first summary ${tookMs} ms after the agent was ready`);
     const stop = await agent.stop();
     assert.equal(stop.code, 0);
@@ -90,15 +96,17 @@ describe('the default config.yaml', { timeout: 120_000, skip: skipReason() }, ()
     assert.ok(labels['service.name'], `resource attributes become labels: ${JSON.stringify(labels)}`);
     // Exits arrive with the first regular collection (10 s).
     await withExits(
-      vm.waitFor(
-        async () => ((await vm!.exportSeries('{__name__="process.exits"}')).length > 0 ? true : undefined),
-        'process.exits from the agent',
-        40_000,
-      ),
+      vm.waitFor(async () => ((await vm!.exportSeries('{__name__="process.exits"}')).length > 0 ? true : undefined), 'process.exits from the agent', 40_000),
     );
     const otlp = agent.logRecords().filter((r) => r.component === 'otlp');
-    assert.ok(otlp.some((r) => r.msg === 'otlp exporter ready'), JSON.stringify(otlp));
-    assert.deepEqual(otlp.filter((r) => r.level === 'warn' || r.level === 'error'), []);
+    assert.ok(
+      otlp.some((r) => r.msg === 'otlp exporter ready'),
+      JSON.stringify(otlp),
+    );
+    assert.deepEqual(
+      otlp.filter((r) => r.level === 'warn' || r.level === 'error'),
+      [],
+    );
     const stop = await agent.stop();
     assert.equal(stop.code, 0);
   });

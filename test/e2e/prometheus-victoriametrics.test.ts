@@ -40,10 +40,14 @@ describe('prometheus exporter <- VictoriaMetrics scrape', { timeout: 90_000 }, (
       cpu.add(5.5, { 'cpu.mode': 'system', 'process.executable.name': 'postgres', 'process.linux.cgroup': '/db' });
       exits.add(300, { 'process.exit.code': 0, 'process.executable.name': 'postgres', 'process.linux.cgroup': '/db' });
       await exporter.export(await sdk.collect());
-      const first = await vm.waitFor(async () => {
-        const r = await vm.query('process_cpu_time_total{process_executable_name="postgres",cpu_mode="system"}');
-        return r.length === 1 ? r[0] : undefined;
-      }, 'scraped process_cpu_time_total', 20_000);
+      const first = await vm.waitFor(
+        async () => {
+          const r = await vm.query('process_cpu_time_total{process_executable_name="postgres",cpu_mode="system"}');
+          return r.length === 1 ? r[0] : undefined;
+        },
+        'scraped process_cpu_time_total',
+        20_000,
+      );
       assert.equal(first.value, 5.5);
       assert.equal(first.metric.process_linux_cgroup, '/db');
       assert.equal(first.metric.job, 'taskstats-agent');
@@ -52,10 +56,14 @@ describe('prometheus exporter <- VictoriaMetrics scrape', { timeout: 90_000 }, (
 
       cpu.add(1, { 'cpu.mode': 'system', 'process.executable.name': 'postgres', 'process.linux.cgroup': '/db' });
       await exporter.export(await sdk.collect());
-      const second = await vm.waitFor(async () => {
-        const r = await vm.query('process_cpu_time_total{process_executable_name="postgres",cpu_mode="system"}');
-        return r[0]?.value === 6.5 ? r[0] : undefined;
-      }, 'the next collection scraped', 20_000);
+      const second = await vm.waitFor(
+        async () => {
+          const r = await vm.query('process_cpu_time_total{process_executable_name="postgres",cpu_mode="system"}');
+          return r[0]?.value === 6.5 ? r[0] : undefined;
+        },
+        'the next collection scraped',
+        20_000,
+      );
       assert.equal(second.value, 6.5);
       await sdk.shutdown();
     } finally {

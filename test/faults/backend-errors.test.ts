@@ -151,7 +151,7 @@ describe('backend answering errors', () => {
       const s = await agent.metrics();
       assert.ok(s.sum('taskstats_agent_exporter_queue_size') <= 2, 'queue grew past its capacity');
     }
-    assert.ok(m.sum("taskstats_agent_component_dropped_items_total", { reason: "queue_full" }) > 0);
+    assert.ok(m.sum('taskstats_agent_component_dropped_items_total', { reason: 'queue_full' }) > 0);
     const stop = await agent.stop();
     assert.equal(stop.code, 0, `exit code after SIGTERM with an unavailable backend:\n${agent.logs.slice(-3000)}`);
     assert.ok(stop.ms < 5000, `SIGTERM took ${Math.round(stop.ms)} ms with an unavailable backend`);

@@ -67,7 +67,10 @@ describe('backend down at start and for a while', { timeout: 150_000 }, () => {
     const seen = await waitForExits(vm, cg.path, expected, 30_000);
     if (seen !== expected) {
       const after = await agent.metrics();
-      const exporter = after.select(/exporter|dropped/).map((x) => `${x.name} ${JSON.stringify(x.labels)} ${x.value}`).join('\n');
+      const exporter = after
+        .select(/exporter|dropped/)
+        .map((x) => `${x.name} ${JSON.stringify(x.labels)} ${x.value}`)
+        .join('\n');
       assert.fail(`after the outage the backend holds ${seen} of the ${expected} exits (all ran while it was down)\n${exporter}\n${agent.logs.slice(-4000)}`);
     }
     const wideSeen = await waitForExits(vm, wide.path, wideExpected, 10_000);

@@ -29,7 +29,6 @@ export function faultConfig(o: FaultConfigOptions): Record<string, any> {
   };
 }
 
-
 /**
  * Sum over the series matching `match` of each one's newest value (for cumulative counters: the
  * total the backend holds), after making VictoriaMetrics' recent data searchable.

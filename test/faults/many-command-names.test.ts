@@ -84,14 +84,24 @@ describe('many distinct command names', { timeout: 240_000 }, () => {
     const run = WARM + NAMES;
 
     assert.ok(stage.size <= LIMIT + 1, `${stage.size} series held (limit ${LIMIT} + overflow)`);
-    const exitPoints = rm.scopeMetrics.flatMap((s) => s.metrics).filter((m) => m.descriptor.name === 'process.exits').flatMap((m) => m.dataPoints as DataPoint<number>[]);
+    const exitPoints = rm.scopeMetrics
+      .flatMap((s) => s.metrics)
+      .filter((m) => m.descriptor.name === 'process.exits')
+      .flatMap((m) => m.dataPoints as DataPoint<number>[]);
     const total = exitPoints.reduce((t, p) => t + p.value, 0);
     assert.equal(total, run, 'every exit is counted, in its own series or in the overflow series');
     const overflowPoints = exitPoints.filter((p) => p.attributes[OVERFLOW_ATTRIBUTE] === true);
-    assert.equal(overflowPoints.reduce((t, p) => t + p.value, 0), run - LIMIT, 'the overflow series holds the rest');
+    assert.equal(
+      overflowPoints.reduce((t, p) => t + p.value, 0),
+      run - LIMIT,
+      'the overflow series holds the rest',
+    );
     assert.equal(telemetry.counters.get('series_overflow'), run - LIMIT, 'overflow counted in self-telemetry');
-    const cpu = rm.scopeMetrics.flatMap((s) => s.metrics).filter((m) => m.descriptor.name === 'process.cpu.time')
-      .flatMap((m) => m.dataPoints as DataPoint<number>[]).reduce((t, p) => t + p.value, 0);
+    const cpu = rm.scopeMetrics
+      .flatMap((s) => s.metrics)
+      .filter((m) => m.descriptor.name === 'process.cpu.time')
+      .flatMap((m) => m.dataPoints as DataPoint<number>[])
+      .reduce((t, p) => t + p.value, 0);
     assert.ok(Math.abs(cpu - run * 0.002) < 1e-6, `CPU time is kept across the overflow (${cpu} s, expected ${run * 0.002} s)`);
     // 100,000 more names must not cost memory per name (a cache per name would: ~110 bytes each,
     // 11 MB; bounded caches cycling through their limit stay within a few MB).
@@ -128,10 +138,14 @@ describe('many distinct command names', { timeout: 240_000 }, () => {
       cgroups.push(cg);
       let expected = 0;
       for (let first = 0; first < REAL_NAMES; first += STEP) expected += (await distinctNamesInCgroup(cg, STEP, 'n', first)) + 1;
-      const m = await waitFor('the agent to receive every exit', async () => {
-        const s = await agent!.metrics();
-        return s.sum('taskstats_agent_receiver_exits_received_total') - received0 >= expected ? s : undefined;
-      }, 30_000);
+      const m = await waitFor(
+        'the agent to receive every exit',
+        async () => {
+          const s = await agent!.metrics();
+          return s.sum('taskstats_agent_receiver_exits_received_total') - received0 >= expected ? s : undefined;
+        },
+        30_000,
+      );
       assert.ok(agent.running, `the agent died (heap ${HEAP_MB} MB)`);
       assert.equal(m.sum(/kernel_drops_total$/), 0, 'no kernel drops (else the exact count below is meaningless)');
       const overflow = m.sum(/series_overflow_total$/);
@@ -142,16 +156,24 @@ describe('many distinct command names', { timeout: 240_000 }, () => {
       // overflow series (other processes of the host may land there too, never fewer than ours).
       let inCgroup = { total: 0, series: 0 };
       let inOverflow = { total: 0, series: 0 };
-      await waitFor('the backend to hold every exit', async () => {
-        inCgroup = await latestSum(backend, 'process.exits', { 'process.linux.cgroup': cg.path });
-        inOverflow = await latestSum(backend, 'process.exits', { [OVERFLOW_ATTRIBUTE]: 'true' });
-        return inCgroup.total + inOverflow.total >= expected;
-      }, 60_000, 1000).catch(() => undefined);
-      assert.ok(inCgroup.total + inOverflow.total >= expected,
-        `exits: ${inCgroup.total} in the cgroup's series + ${inOverflow.total} in overflow < ${expected} run`);
+      await waitFor(
+        'the backend to hold every exit',
+        async () => {
+          inCgroup = await latestSum(backend, 'process.exits', { 'process.linux.cgroup': cg.path });
+          inOverflow = await latestSum(backend, 'process.exits', { [OVERFLOW_ATTRIBUTE]: 'true' });
+          return inCgroup.total + inOverflow.total >= expected;
+        },
+        60_000,
+        1000,
+      ).catch(() => undefined);
+      assert.ok(
+        inCgroup.total + inOverflow.total >= expected,
+        `exits: ${inCgroup.total} in the cgroup's series + ${inOverflow.total} in overflow < ${expected} run`,
+      );
       assert.ok(inCgroup.total <= expected, `${inCgroup.total} exits counted for the cgroup, more than the ${expected} run`);
-      const sets = new Set((await backend.exportSeries('{__name__="process.exits"}'))
-        .map((s) => `${s.metric['process.executable.name']}\0${s.metric['process.linux.cgroup']}`));
+      const sets = new Set(
+        (await backend.exportSeries('{__name__="process.exits"}')).map((s) => `${s.metric['process.executable.name']}\0${s.metric['process.linux.cgroup']}`),
+      );
       assert.ok(sets.size <= REAL_LIMIT + 1, `${sets.size} attribute sets of process.exits in the backend (limit ${REAL_LIMIT} + overflow)`);
       const stop = await agent.stop();
       assert.equal(stop.code, 0);

@@ -101,9 +101,18 @@ describe('secrets and exposure', { timeout: 120_000 }, () => {
       return;
     }
     agent = await startAgent({ config, telemetryPort: false, waitReady: false });
-    const line = await waitFor('the agent to listen', () => listening().split('\n').find((l) => l.includes(`pid=${agent!.pid},`)), 20_000);
+    const line = await waitFor(
+      'the agent to listen',
+      () =>
+        listening()
+          .split('\n')
+          .find((l) => l.includes(`pid=${agent!.pid},`)),
+      20_000,
+    );
     assert.match(line, /\s127\.0\.0\.1:8888\s/, `the agent listens on ${line}`);
-    const all = listening().split('\n').filter((l) => l.includes(`pid=${agent!.pid},`));
+    const all = listening()
+      .split('\n')
+      .filter((l) => l.includes(`pid=${agent!.pid},`));
     assert.equal(all.length, 1, `the agent should listen on one address only:\n${all.join('\n')}`);
     const stop = await agent.stop();
     assert.equal(stop.code, 0);

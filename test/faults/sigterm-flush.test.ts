@@ -32,8 +32,11 @@ describe('SIGTERM flushes and exits 0 within 5 s', { timeout: 120_000 }, () => {
       const received0 = before.sum('taskstats_agent_receiver_exits_received_total');
       const expected = (await forkCountInCgroup(cg, 300)) + 1;
       // The listener has seen them (its own counter), but nothing was exported yet.
-      await waitFor('the agent to receive the exits', async () =>
-        (await agent!.metrics()).sum('taskstats_agent_receiver_exits_received_total') - received0 >= expected, 10_000);
+      await waitFor(
+        'the agent to receive the exits',
+        async () => (await agent!.metrics()).sum('taskstats_agent_receiver_exits_received_total') - received0 >= expected,
+        10_000,
+      );
       await sleep(500);
       assert.equal(await exitsInBackend(vm, cg.path), 0, 'nothing should be exported before the signal (interval 1h)');
 

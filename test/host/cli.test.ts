@@ -81,7 +81,10 @@ describe('cli', { timeout: 90_000 }, () => {
     assert.ok(lines.some((l) => /^exporter\s+file_sink\s+development\s+/.test(l)));
     // Kinds are grouped: receivers, then processors, then exporters.
     const order = lines.map((l) => l.split(/\s+/)[0]);
-    assert.deepEqual([...new Set(order)], ['receiver', 'processor', 'exporter'].filter((k) => order.includes(k)));
+    assert.deepEqual(
+      [...new Set(order)],
+      ['receiver', 'processor', 'exporter'].filter((k) => order.includes(k)),
+    );
   });
 
   test('validate: 0 for a valid file', async () => {
@@ -108,8 +111,14 @@ service:
     const lines = r.stderr.trim().split('\n');
     assert.ok(lines.includes(`${file}:3:31: receivers.counting_source.interval: invalid duration "soon" (expected e.g. 500ms, 10s, 1m, 1h30m)`), r.stderr);
     assert.ok(lines.includes(`${file}:3:49: receivers.counting_source.batch_size: must be >= 1 (got 0)`), r.stderr);
-    assert.ok(lines.some((l) => l.startsWith(`${file}:4:39: exporters.file_sink.extra: unknown key "extra"`)), r.stderr);
-    assert.ok(lines.some((l) => l.startsWith(`${file}:7:58: service.pipelines.metrics.processors[0]: processor "filter/x" is not configured`)), r.stderr);
+    assert.ok(
+      lines.some((l) => l.startsWith(`${file}:4:39: exporters.file_sink.extra: unknown key "extra"`)),
+      r.stderr,
+    );
+    assert.ok(
+      lines.some((l) => l.startsWith(`${file}:7:58: service.pipelines.metrics.processors[0]: processor "filter/x" is not configured`)),
+      r.stderr,
+    );
     assert.equal(lines[lines.length - 1], `${file}: 4 errors`);
   });
 

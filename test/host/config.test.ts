@@ -86,7 +86,8 @@ service:
 
   test('env expansion: ${env:VAR}, defaults, $$ escape, typed whole references, quoted stays string', async () => {
     const env = { SINK: '/tmp/sink.jsonl', BATCH: '7', WL: 'web', EMPTY: '' };
-    const r = await load(`${HEADER}receivers:
+    const r = await load(
+      `${HEADER}receivers:
   counting_source:
     batch_size: \${env:BATCH}
     workload: pre-\${env:WL}-\${env:MISSING:-fallback}-$\${env:WL}-\${env:EMPTY:-e}
@@ -100,7 +101,9 @@ service:
     metrics:
       receivers: [counting_source, counting_source/q]
       exporters: [file_sink]
-`, env);
+`,
+      env,
+    );
     assert.deepEqual(r.errors, [], r.text);
     const c = r.config!.receivers.get('counting_source')!.config as Record<string, unknown>;
     assert.equal(c.batch_size, 7);
@@ -135,7 +138,8 @@ ${PIPELINE}`);
   });
 
   test('anchors, aliases and merge keys (env expanded inside them too)', async () => {
-    const r = await load(`${HEADER}receivers:
+    const r = await load(
+      `${HEADER}receivers:
   counting_source/a: &common
     batch_size: \${env:BATCH}
     workload: a
@@ -148,7 +152,9 @@ exporters: {file_sink: {path: /tmp/x}}
 service:
   pipelines:
     metrics: {receivers: [counting_source/a, counting_source/b, counting_source/c], exporters: [file_sink]}
-`, { BATCH: '9', WL: 'merged' });
+`,
+      { BATCH: '9', WL: 'merged' },
+    );
     assert.deepEqual(r.errors, [], r.text);
     const cfg = (id: string) => r.config!.receivers.get(id)!.config as Record<string, unknown>;
     assert.deepEqual([cfg('counting_source/a').batch_size, cfg('counting_source/a').workload], [9, 'a']);
@@ -168,12 +174,14 @@ ${PIPELINE}`);
   });
 
   test('a plain-object plugin (no API import) is accepted', async () => {
-    const r = await load(`plugins: ["${testPlugins}", ./plain.mjs]
+    const r = await load(
+      `plugins: ["${testPlugins}", ./plain.mjs]
 receivers: {counting_source: }
 processors: {plain_upper: }
 exporters: {file_sink: {path: /tmp/x}}
 service: {pipelines: {metrics: {receivers: [counting_source], processors: [plain_upper], exporters: [file_sink]}}}
-`.replace('./plain.mjs', join(fixtures, 'plain-plugin.mjs')));
+`.replace('./plain.mjs', join(fixtures, 'plain-plugin.mjs')),
+    );
     assert.deepEqual(r.errors, [], r.text);
     assert.deepEqual(r.config!.processors.get('plain_upper')!.config, { attribute: 'workload' });
   });
@@ -197,7 +205,7 @@ async function assertPlainUpperFrom(file: string, source: string): Promise<void>
   assert.equal(registry.get('processor', 'plain_upper')!.source, source);
 }
 
-test('a relative plugin path resolves from the config file\'s directory, not the working directory', async () => {
+test("a relative plugin path resolves from the config file's directory, not the working directory", async () => {
   const d = tempDir('taskstats-rel-');
   try {
     mkdirSync(join(d.dir, 'conf', 'my-plugins'), { recursive: true });
@@ -208,7 +216,7 @@ test('a relative plugin path resolves from the config file\'s directory, not the
   }
 });
 
-test('a plugin named by package name resolves from the config file\'s directory', async () => {
+test("a plugin named by package name resolves from the config file's directory", async () => {
   const d = tempDir('taskstats-pkg-');
   try {
     d.write('package.json', '{"name":"x","private":true}');
@@ -343,7 +351,10 @@ service:
     assert.match(find(r.errors, 'receivers.counting_source/a.buffer').message, /must not be negative \(got -1\)/);
     assert.match(find(r.errors, 'receivers.counting_source/b.buffer').message, /must not be negative \(got "-5MiB"\)/);
     assert.match(find(r.errors, 'receivers.counting_source/c.buffer').message, /must be string,integer \(got 1\.5\)|invalid size 1\.5/);
-    assert.ok(r.errors.some((e) => e.path === 'receivers.counting_source/d.buffer'), r.text);
+    assert.ok(
+      r.errors.some((e) => e.path === 'receivers.counting_source/d.buffer'),
+      r.text,
+    );
     assert.equal(r.errors.filter((e) => e.path === 'receivers.counting_source/e.buffer').length, 0, '0.5KiB is 512 bytes');
     for (const p of ['a', 'b', 'c']) assert.equal(find(r.errors, `receivers.counting_source/${p}.buffer`).pos?.line, 'abc'.indexOf(p) + 3);
   });
@@ -384,9 +395,12 @@ ${PIPELINE}`);
   });
 
   test('a quoted env reference stays a string and fails an integer schema', async () => {
-    const r = await load(`${HEADER}receivers: {counting_source: {batch_size: "\${env:N}"}}
+    const r = await load(
+      `${HEADER}receivers: {counting_source: {batch_size: "\${env:N}"}}
 exporters: {file_sink: {path: /tmp/x}}
-${PIPELINE}`, { N: '4' });
+${PIPELINE}`,
+      { N: '4' },
+    );
     assert.match(find(r.errors, 'receivers.counting_source.batch_size').message, /must be integer \(got "4"\)/);
   });
 

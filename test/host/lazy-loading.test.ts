@@ -72,7 +72,10 @@ describe('lazy loading of components', { timeout: 90_000 }, () => {
       assert.ok(!loaded(modules, unused), `${unused} loaded`);
     }
     // The host needs no OpenTelemetry package at run time; an idle otlp exporter loads none either.
-    assert.deepEqual(modules.filter((m) => m.includes('/node_modules/@opentelemetry/')), []);
+    assert.deepEqual(
+      modules.filter((m) => m.includes('/node_modules/@opentelemetry/')),
+      [],
+    );
     assert.ok(!loaded(modules, '/node_modules/@kubernetes/'));
   });
 

@@ -61,7 +61,10 @@ describe('pipeline', () => {
     assert.deepEqual(stage.events, ['add:1:2', 'collect']);
     const m = parsePrometheus(t.toPrometheus());
     assert.equal(m.get('taskstats_agent_processor_incoming_samples_total{component_id="keep_two",pipeline_id="metrics"}'), 5);
-    assert.equal(m.get('taskstats_agent_component_dropped_items_total{component_id="keep_two",pipeline_id="metrics",component_kind="processor",reason="filtered"}'), 3);
+    assert.equal(
+      m.get('taskstats_agent_component_dropped_items_total{component_id="keep_two",pipeline_id="metrics",component_kind="processor",reason="filtered"}'),
+      3,
+    );
   });
 
   test('asynchronous processors keep batch and collection order', async () => {
@@ -70,7 +73,17 @@ describe('pipeline', () => {
     // Delays that would reorder batches if they were not queued: 30, 1, 20, 1, ...
     const slow = processor((b) => new Promise((r) => setTimeout(() => r(b), [30, 1, 20, 1, 10][k++ % 5])));
     const sometimesAsync = processor((b) => (Number(b[0]!.detail) % 2 === 0 ? Promise.resolve(b) : b));
-    const p = new Pipeline('metrics', [{ id: 'slow', processor: slow }, { id: 'mixed', processor: sometimesAsync }], stage, [], new SelfTelemetry('t'), quietLogger().logger);
+    const p = new Pipeline(
+      'metrics',
+      [
+        { id: 'slow', processor: slow },
+        { id: 'mixed', processor: sometimesAsync },
+      ],
+      stage,
+      [],
+      new SelfTelemetry('t'),
+      quietLogger().logger,
+    );
     const expected: string[] = [];
     for (let i = 0; i < 10; i++) {
       p.consume(batchOf(1, i));
@@ -92,7 +105,13 @@ describe('pipeline', () => {
     const p = new Pipeline(
       'metrics/x',
       [
-        { id: 'thrower', processor: processor((b) => { if (b[0]!.detail === 2) throw new Error('bad batch'); return b; }) },
+        {
+          id: 'thrower',
+          processor: processor((b) => {
+            if (b[0]!.detail === 2) throw new Error('bad batch');
+            return b;
+          }),
+        },
         { id: 'rejecter', processor: processor((b) => (b[0]!.detail === 3 ? Promise.reject(new Error('async bad')) : b)) },
         { id: 'undefined_returner', processor: processor((b) => (b[0]!.detail === 4 ? (undefined as unknown as SampleBatch) : b)) },
       ],
@@ -106,7 +125,13 @@ describe('pipeline', () => {
     assert.deepEqual(stage.events, ['add:1:4', 'add:5:4']);
     const m = parsePrometheus(t.toPrometheus());
     for (const id of ['thrower', 'rejecter', 'undefined_returner']) {
-      assert.equal(m.get(`taskstats_agent_component_dropped_items_total{component_id="${id}",pipeline_id="metrics/x",component_kind="processor",reason="processor_error"}`), 4, id);
+      assert.equal(
+        m.get(
+          `taskstats_agent_component_dropped_items_total{component_id="${id}",pipeline_id="metrics/x",component_kind="processor",reason="processor_error"}`,
+        ),
+        4,
+        id,
+      );
     }
     const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.ok(logged.some((l) => l.component === 'thrower' && l.error === 'Error: bad batch'));
@@ -115,9 +140,20 @@ describe('pipeline', () => {
 
   test('exporters run concurrently: one hanging and one failing do not hold back the third', async () => {
     const t = new SelfTelemetry('t');
-    const stage = new MetricsStage({ seriesLimit: 100, endedSeriesTtlMs: 60_000, resource: buildResource({}), telemetry: t.forComponent('pipeline', { 'component.id': 'metrics_stage' }), logger: quietLogger().logger });
+    const stage = new MetricsStage({
+      seriesLimit: 100,
+      endedSeriesTtlMs: 60_000,
+      resource: buildResource({}),
+      telemetry: t.forComponent('pipeline', { 'component.id': 'metrics_stage' }),
+      logger: quietLogger().logger,
+    });
     const received: ResourceMetrics[] = [];
-    const exporter = (exp: (rm: ResourceMetrics) => Promise<void>): Exporter => ({ ...noop, temporality: 'cumulative', export: exp, forceFlush: async () => {} });
+    const exporter = (exp: (rm: ResourceMetrics) => Promise<void>): Exporter => ({
+      ...noop,
+      temporality: 'cumulative',
+      export: exp,
+      forceFlush: async () => {},
+    });
     let releaseHang: () => void = () => undefined;
     const p = new Pipeline(
       'metrics',
@@ -125,8 +161,22 @@ describe('pipeline', () => {
       stage,
       [
         { id: 'hang', exporter: exporter(() => new Promise<void>((r) => (releaseHang = r))), temporality: 'cumulative', withSelfTelemetry: false },
-        { id: 'fail', exporter: exporter(async () => { throw new Error('backend down'); }), temporality: 'cumulative', withSelfTelemetry: false },
-        { id: 'good', exporter: exporter(async (rm) => { received.push(rm); }), temporality: 'cumulative', withSelfTelemetry: true },
+        {
+          id: 'fail',
+          exporter: exporter(async () => {
+            throw new Error('backend down');
+          }),
+          temporality: 'cumulative',
+          withSelfTelemetry: false,
+        },
+        {
+          id: 'good',
+          exporter: exporter(async (rm) => {
+            received.push(rm);
+          }),
+          temporality: 'cumulative',
+          withSelfTelemetry: true,
+        },
       ],
       t,
       quietLogger().logger,
@@ -151,10 +201,21 @@ describe('pipeline', () => {
 
   test('an exporter that never settles is skipped after 8 unfinished exports (counted), the others still export', async () => {
     const t = new SelfTelemetry('t');
-    const stage = new MetricsStage({ seriesLimit: 100, endedSeriesTtlMs: 60_000, resource: buildResource({}), telemetry: t.forComponent('pipeline', { 'component.id': 'metrics_stage' }), logger: quietLogger().logger });
+    const stage = new MetricsStage({
+      seriesLimit: 100,
+      endedSeriesTtlMs: 60_000,
+      resource: buildResource({}),
+      telemetry: t.forComponent('pipeline', { 'component.id': 'metrics_stage' }),
+      logger: quietLogger().logger,
+    });
     let hangingCalls = 0;
     let goodCalls = 0;
-    const exporter = (exp: (rm: ResourceMetrics) => Promise<void>): Exporter => ({ ...noop, temporality: 'cumulative', export: exp, forceFlush: async () => {} });
+    const exporter = (exp: (rm: ResourceMetrics) => Promise<void>): Exporter => ({
+      ...noop,
+      temporality: 'cumulative',
+      export: exp,
+      forceFlush: async () => {},
+    });
     const { lines, logger } = quietLogger();
     const p = new Pipeline(
       'metrics',
@@ -175,7 +236,10 @@ describe('pipeline', () => {
     assert.equal(hangingCalls, 8);
     assert.equal(goodCalls, 12);
     const m = parsePrometheus(t.toPrometheus());
-    assert.equal(m.get('taskstats_agent_component_dropped_items_total{component_id="stuck",component_kind="exporter",pipeline_id="metrics",reason="export_backlog"}'), 4);
+    assert.equal(
+      m.get('taskstats_agent_component_dropped_items_total{component_id="stuck",component_kind="exporter",pipeline_id="metrics",reason="export_backlog"}'),
+      4,
+    );
     assert.equal(lines.filter((l) => l.includes('too many unfinished exports')).length, 1, 'logged once (rate-limited)');
   });
 
@@ -199,7 +263,13 @@ describe('pipeline', () => {
     fan.consume(batchOf(2, 7));
     assert.deepEqual(a.events, ['add:7:2']);
     assert.deepEqual(b.events, ['add:7:2']);
-    assert.deepEqual(seenByB.map((s) => [s.attributes, s.values[0]]), [[{ w: 'a' }, 1], [{ w: 'a' }, 1]]);
+    assert.deepEqual(
+      seenByB.map((s) => [s.attributes, s.values[0]]),
+      [
+        [{ w: 'a' }, 1],
+        [{ w: 'a' }, 1],
+      ],
+    );
     fan.close();
     fan.consume(batchOf(5, 8));
     assert.equal(c.value, 5, 'batches after close are counted as dropped');
@@ -224,7 +294,15 @@ describe('logging and self-telemetry', () => {
     logger.info('not limited');
     logger.info('not limited');
     const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-    assert.deepEqual(parsed.map((l) => [l.level, l.msg]), [['warn', 'disk full'], ['error', 'disk full'], ['info', 'not limited'], ['info', 'not limited']]);
+    assert.deepEqual(
+      parsed.map((l) => [l.level, l.msg]),
+      [
+        ['warn', 'disk full'],
+        ['error', 'disk full'],
+        ['info', 'not limited'],
+        ['info', 'not limited'],
+      ],
+    );
   });
 
   test('component counters and gauges, Prometheus text, delta state', () => {
@@ -234,7 +312,9 @@ describe('logging and self-telemetry', () => {
     lost.add(3);
     lost.add(2, { cpu: 1 });
     ct.gauge('queue_size', 'Queued records.', () => 7);
-    ct.gauge('broken', 'Throws.', () => { throw new Error('x'); });
+    ct.gauge('broken', 'Throws.', () => {
+      throw new Error('x');
+    });
     ct.dropped(4, 'too_old');
     assert.throws(() => ct.counter('Bad-Name', 'x'), /snake_case/);
     const text = t.toPrometheus();
@@ -250,7 +330,8 @@ describe('logging and self-telemetry', () => {
     const first = t.toScopeMetrics(Date.now(), delta);
     assert.equal(first.scope.name, 'taskstats-agent.self');
     assert.equal(first.scope.version, '1.2.3');
-    const v = (sm: typeof first) => sm.metrics.find((x) => x.descriptor.name === 'taskstats_agent.receiver.exits_lost')!.dataPoints.find((p) => !('cpu' in p.attributes))!.value;
+    const v = (sm: typeof first) =>
+      sm.metrics.find((x) => x.descriptor.name === 'taskstats_agent.receiver.exits_lost')!.dataPoints.find((p) => !('cpu' in p.attributes))!.value;
     assert.equal(v(first), 3);
     lost.add(10);
     assert.equal(v(t.toScopeMetrics(Date.now(), delta)), 10, 'delta: growth since the previous call');

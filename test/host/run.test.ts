@@ -72,7 +72,11 @@ service:
     // Let several collections happen (the thrower drops every third batch).
     const deadline = Date.now() + 20_000;
     let m = await agent.metrics();
-    while ((m.get('taskstats_agent_component_dropped_items_total{component_id="thrower",pipeline_id="metrics",component_kind="processor",reason="processor_error"}') ?? 0) < 6) {
+    while (
+      (m.get(
+        'taskstats_agent_component_dropped_items_total{component_id="thrower",pipeline_id="metrics",component_kind="processor",reason="processor_error"}',
+      ) ?? 0) < 6
+    ) {
       assert.ok(Date.now() < deadline, 'the thrower did not drop two batches in time');
       await sleep(100);
       m = await agent.metrics();
@@ -87,7 +91,9 @@ service:
     // Processor accounting: thrower lets 2 of 3 batches through, tagger sees exactly those.
     const thrIn = m.get('taskstats_agent_processor_incoming_samples_total{component_id="thrower",pipeline_id="metrics"}')!;
     const thrOut = m.get('taskstats_agent_processor_outgoing_samples_total{component_id="thrower",pipeline_id="metrics"}')!;
-    const thrErr = m.get('taskstats_agent_component_dropped_items_total{component_id="thrower",pipeline_id="metrics",component_kind="processor",reason="processor_error"}')!;
+    const thrErr = m.get(
+      'taskstats_agent_component_dropped_items_total{component_id="thrower",pipeline_id="metrics",component_kind="processor",reason="processor_error"}',
+    )!;
     assert.equal(thrIn, thrOut + thrErr);
     assert.equal(m.get('taskstats_agent_processor_incoming_samples_total{component_id="tagger",pipeline_id="metrics"}'), thrOut);
     assert.ok(m.get('taskstats_agent_receiver_accepted_samples_total{component_id="counting_source"}')! >= thrIn);
@@ -99,7 +105,10 @@ service:
     assert.ok(stopped.ms < 5000, `exit took ${stopped.ms} ms`);
 
     // Start order exporters -> processors -> receivers (debug log lines "starting component").
-    const kinds = agent.logs().filter((l) => l.msg === 'starting component').map((l) => l.kind);
+    const kinds = agent
+      .logs()
+      .filter((l) => l.msg === 'starting component')
+      .map((l) => l.kind);
     assert.deepEqual(kinds, ['exporter', 'exporter', 'exporter', 'processor', 'processor', 'receiver']);
 
     // Pipeline two (no processors, delta): the exports add up to everything the receiver emitted,
@@ -110,10 +119,16 @@ service:
     const last = exports[exports.length - 1]!;
     const emitted = last.scopes!['taskstats-agent.self']!['taskstats_agent.receiver.emitted_samples{"component.id":"counting_source"}']!;
     // Self-metrics to a delta exporter are deltas too: sum them.
-    const emittedTotal = exports.reduce((s, e) => s + (e.scopes!['taskstats-agent.self']?.['taskstats_agent.receiver.emitted_samples{"component.id":"counting_source"}'] ?? 0), 0);
+    const emittedTotal = exports.reduce(
+      (s, e) => s + (e.scopes!['taskstats-agent.self']?.['taskstats_agent.receiver.emitted_samples{"component.id":"counting_source"}'] ?? 0),
+      0,
+    );
     assert.ok(emitted > 0);
     assert.equal(items, emittedTotal, 'every emitted sample reached pipeline two exactly once');
-    assert.deepEqual(two.slice(-2).map((e) => e.event), ['flush', 'shutdown']);
+    assert.deepEqual(
+      two.slice(-2).map((e) => e.event),
+      ['flush', 'shutdown'],
+    );
     assert.equal(two[0]!.event, 'start');
 
     // Pipeline one (cumulative): the tagger's attribute is there; the final value equals what the
@@ -176,7 +191,10 @@ service:
     const line = agent.logs().find((l) => l.component === 'counting_source/broken' && l.phase === 'start');
     assert.ok(line, agent.stderr);
     assert.match(String(line.msg), /receiver "counting_source\/broken" failed to start: counting_source refuses to start/);
-    assert.deepEqual(sink('startfail.jsonl').map((e) => e.event), ['start', 'flush', 'shutdown']);
+    assert.deepEqual(
+      sink('startfail.jsonl').map((e) => e.event),
+      ['start', 'flush', 'shutdown'],
+    );
   });
 
   test('a receiver that throws at create: reported with its id, exit 1', async () => {
@@ -219,7 +237,12 @@ service:
     assert.ok(line, agent.stderr);
     assert.deepEqual(line.unfinished, ['exporter "file_sink/hang": flush and shutdown']);
     // The other exporter finished its shutdown and got the final export.
-    assert.deepEqual(sink('ok.jsonl').slice(-2).map((e) => e.event), ['flush', 'shutdown']);
+    assert.deepEqual(
+      sink('ok.jsonl')
+        .slice(-2)
+        .map((e) => e.event),
+      ['flush', 'shutdown'],
+    );
   });
 
   test('an error thrown in a component callback is contained, logged and counted', async () => {
@@ -264,7 +287,12 @@ service:
     assert.ok(stopped.ms < 5000, `exit took ${stopped.ms} ms`);
     const warn = agent.logs().find((l) => String(l.msg).startsWith('stop requested while starting'));
     assert.deepEqual(warn?.starting, ['receiver "counting_source"']);
-    assert.deepEqual(sink('hangstart.jsonl').map((e) => e.event).slice(-2), ['flush', 'shutdown']);
+    assert.deepEqual(
+      sink('hangstart.jsonl')
+        .map((e) => e.event)
+        .slice(-2),
+      ['flush', 'shutdown'],
+    );
   });
 
   test('SIGTERM during start-up (while the config loads): exit 0, nothing started', async () => {
@@ -280,7 +308,10 @@ service:
     );
     const exit = await agent.exited;
     assert.deepEqual(exit, { code: 0, signal: null }, agent.stderr);
-    assert.ok(agent.logs().some((l) => l.msg === 'stop requested before start: nothing started'), agent.stderr);
+    assert.ok(
+      agent.logs().some((l) => l.msg === 'stop requested before start: nothing started'),
+      agent.stderr,
+    );
     assert.deepEqual(sink('early.jsonl'), []);
   });
 

@@ -130,7 +130,8 @@ service:
     const agent = startAgent(['run', '--config', file]);
     agents.push(agent);
     await agent.waitReady(20_000);
-    const dropped = 'taskstats_agent_component_dropped_items_total{component_id="explode",pipeline_id="metrics/broken",component_kind="processor",reason="processor_error"}';
+    const dropped =
+      'taskstats_agent_component_dropped_items_total{component_id="explode",pipeline_id="metrics/broken",component_kind="processor",reason="processor_error"}';
     const deadline = Date.now() + 20_000;
     let m = await agent.metrics();
     while ((m.get(dropped) ?? 0) < 9 || points('points.jsonl').length < 3) {
@@ -145,34 +146,42 @@ service:
     assert.equal(byCgroup.get('/user.slice/user-1000.slice/session-1.scope')?.team, 'unowned');
     assert.equal(points('broken.jsonl').length, 0, 'the broken pipeline delivered nothing');
     // the plugin's own counter, at the agent's /metrics
-    const mapped = [...m.entries()].find(([k]) => k.startsWith('taskstats_agent_processor_workloads_mapped_total{') && k.includes('component_id="team_mapper"') && k.includes('team="platform"'));
+    const mapped = [...m.entries()].find(
+      ([k]) => k.startsWith('taskstats_agent_processor_workloads_mapped_total{') && k.includes('component_id="team_mapper"') && k.includes('team="platform"'),
+    );
     assert.equal(mapped?.[1], 1, 'one workload mapped to platform');
-    assert.ok(agent.logs().some((l) => l.msg === 'processor failed: batch dropped'), 'the failure is logged');
+    assert.ok(
+      agent.logs().some((l) => l.msg === 'processor failed: batch dropped'),
+      'the failure is logged',
+    );
     const stop = await agent.stop();
     assert.equal(stop.code, 0, agent.stderr);
   });
 
-  test('real kernel: taskstats -> filter -> k8sattributes (API) -> team_mapper, team from the pod namespace', {
-    skip: canUseCgroups() ? false : 'needs root and a cgroup v2 hierarchy',
-  }, async () => {
-    const server = new FakeKubeApiServer({ token: 'plugin-test' });
-    const cgroups = new TestCgroups('teamtest');
-    try {
-      await server.start();
-      const kubeconfig = join(tmp.dir, 'kubeconfig');
-      server.writeKubeconfig(kubeconfig);
-      const pods = JSON.parse(readFileSync(join(repoRoot, 'plugins', 'k8sattributes', 'testdata', 'pods.json'), 'utf8')).items;
-      const coredns = pods[0];
-      coredns.spec.nodeName = 'plugin-test-node';
-      server.addPod(coredns);
-      const uid = coredns.metadata.uid as string;
-      const cid = (coredns.status.containerStatuses[0].containerID as string).replace('containerd://', '');
-      const dir = `kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${uid.replace(/-/g, '_')}.slice/cri-containerd-${cid}.scope`;
-      // create the cgroup (and check the path the kernel reports) with a sleeper, then run short workers there
-      const { cgroupPath } = await cgroups.runIn(dir);
-      const file = tmp.write(
-        'kernel.yaml',
-        `plugins: [${rel(teamMapperJs)}, ${rel(fixturePlugins)}]
+  test(
+    'real kernel: taskstats -> filter -> k8sattributes (API) -> team_mapper, team from the pod namespace',
+    {
+      skip: canUseCgroups() ? false : 'needs root and a cgroup v2 hierarchy',
+    },
+    async () => {
+      const server = new FakeKubeApiServer({ token: 'plugin-test' });
+      const cgroups = new TestCgroups('teamtest');
+      try {
+        await server.start();
+        const kubeconfig = join(tmp.dir, 'kubeconfig');
+        server.writeKubeconfig(kubeconfig);
+        const pods = JSON.parse(readFileSync(join(repoRoot, 'plugins', 'k8sattributes', 'testdata', 'pods.json'), 'utf8')).items;
+        const coredns = pods[0];
+        coredns.spec.nodeName = 'plugin-test-node';
+        server.addPod(coredns);
+        const uid = coredns.metadata.uid as string;
+        const cid = (coredns.status.containerStatuses[0].containerID as string).replace('containerd://', '');
+        const dir = `kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${uid.replace(/-/g, '_')}.slice/cri-containerd-${cid}.scope`;
+        // create the cgroup (and check the path the kernel reports) with a sleeper, then run short workers there
+        const { cgroupPath } = await cgroups.runIn(dir);
+        const file = tmp.write(
+          'kernel.yaml',
+          `plugins: [${rel(teamMapperJs)}, ${rel(fixturePlugins)}]
 receivers:
   taskstats:
     collection_interval: 1s
@@ -198,40 +207,44 @@ service:
       processors: [filter/test_cgroup, k8sattributes, team_mapper]
       exporters: [point_sink]
 `,
-      );
-      const agent = startAgent(['run', '--config', file]);
-      agents.push(agent);
-      await agent.waitReady(30_000);
-      // The pod list arrives in the background (samples before it carry only the cgroup facts)
-      await agent.waitForLog((l) => l.msg === 'listed pods of this node', 20_000);
-      const procs = join(cgroups.root, cgroups.base, dir, 'cgroup.procs');
-      for (let i = 0; i < 5; i++) {
-        // like a container runtime: join the cgroup, then exec the workload
-        await new Promise<void>((resolve, reject) => {
-          const c = spawn('sh', ['-c', `echo $$ > ${procs} && exec dd if=/dev/zero of=/dev/null bs=64k count=2000`], { stdio: 'ignore' });
-          c.on('error', reject);
-          c.on('exit', () => resolve());
-        });
+        );
+        const agent = startAgent(['run', '--config', file]);
+        agents.push(agent);
+        await agent.waitReady(30_000);
+        // The pod list arrives in the background (samples before it carry only the cgroup facts)
+        await agent.waitForLog((l) => l.msg === 'listed pods of this node', 20_000);
+        const procs = join(cgroups.root, cgroups.base, dir, 'cgroup.procs');
+        for (let i = 0; i < 5; i++) {
+          // like a container runtime: join the cgroup, then exec the workload
+          await new Promise<void>((resolve, reject) => {
+            const c = spawn('sh', ['-c', `echo $$ > ${procs} && exec dd if=/dev/zero of=/dev/null bs=64k count=2000`], { stdio: 'ignore' });
+            c.on('error', reject);
+            c.on('exit', () => resolve());
+          });
+        }
+        const deadline = Date.now() + 20_000;
+        let hit: Point | undefined;
+        while (!hit) {
+          hit = points('kernel.jsonl').find((p) => p.attributes['process.executable.name'] === 'dd' && p.attributes['k8s.pod.name'] !== undefined);
+          if (hit) break;
+          if (Date.now() > deadline)
+            assert.fail(
+              `no enriched dd point within 20 s\n${readFileSync(join(tmp.dir, 'kernel.jsonl'), 'utf8').slice(0, 2000)}\n${agent.stderr.slice(-3000)}`,
+            );
+          await sleep(200);
+        }
+        assert.equal(hit.attributes['process.linux.cgroup'], cgroupPath);
+        assert.equal(hit.attributes['k8s.namespace.name'], 'kube-system');
+        assert.equal(hit.attributes['k8s.pod.name'], 'coredns-74586cf9b6-2fqjz');
+        assert.equal(hit.attributes['k8s.container.name'], 'coredns');
+        assert.equal(hit.attributes.team, 'platform', 'team from the namespace the API reported');
+        const others = points('kernel.jsonl').filter((p) => p.attributes['process.linux.cgroup'] !== cgroupPath);
+        assert.deepEqual(others, [], 'filter let only the test cgroup through');
+        assert.equal((await agent.stop()).code, 0);
+      } finally {
+        await cgroups.cleanup();
+        await server.close();
       }
-      const deadline = Date.now() + 20_000;
-      let hit: Point | undefined;
-      while (!hit) {
-        hit = points('kernel.jsonl').find((p) => p.attributes['process.executable.name'] === 'dd' && p.attributes['k8s.pod.name'] !== undefined);
-        if (hit) break;
-        if (Date.now() > deadline) assert.fail(`no enriched dd point within 20 s\n${readFileSync(join(tmp.dir, 'kernel.jsonl'), 'utf8').slice(0, 2000)}\n${agent.stderr.slice(-3000)}`);
-        await sleep(200);
-      }
-      assert.equal(hit.attributes['process.linux.cgroup'], cgroupPath);
-      assert.equal(hit.attributes['k8s.namespace.name'], 'kube-system');
-      assert.equal(hit.attributes['k8s.pod.name'], 'coredns-74586cf9b6-2fqjz');
-      assert.equal(hit.attributes['k8s.container.name'], 'coredns');
-      assert.equal(hit.attributes.team, 'platform', 'team from the namespace the API reported');
-      const others = points('kernel.jsonl').filter((p) => p.attributes['process.linux.cgroup'] !== cgroupPath);
-      assert.deepEqual(others, [], 'filter let only the test cgroup through');
-      assert.equal((await agent.stop()).code, 0);
-    } finally {
-      await cgroups.cleanup();
-      await server.close();
-    }
-  });
+    },
+  );
 });

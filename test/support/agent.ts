@@ -31,9 +31,18 @@ export function portIsOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = new Socket();
     sock.setTimeout(1000);
-    sock.once('connect', () => { sock.destroy(); resolve(true); });
-    sock.once('error', () => { sock.destroy(); resolve(false); });
-    sock.once('timeout', () => { sock.destroy(); resolve(false); });
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => {
+      sock.destroy();
+      resolve(false);
+    });
+    sock.once('timeout', () => {
+      sock.destroy();
+      resolve(false);
+    });
     sock.connect(port, host);
   });
 }
@@ -81,7 +90,10 @@ export function parsePrometheusText(text: string): PrometheusSample[] {
 }
 
 export class MetricsSnapshot {
-  constructor(readonly samples: PrometheusSample[], readonly text: string) {}
+  constructor(
+    readonly samples: PrometheusSample[],
+    readonly text: string,
+  ) {}
   /** Sum of every sample whose name matches (exactly, or by a RegExp) and whose labels include `labels`. */
   sum(name: string | RegExp, labels: Record<string, string | RegExp> = {}): number {
     let total = 0;

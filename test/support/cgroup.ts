@@ -57,7 +57,10 @@ export function createTestCgroup(label: string): TestCgroup {
   let removed = false;
   const pids = (): number[] => {
     try {
-      return readFileSync(procsFile, 'utf8').split('\n').filter((l) => l !== '').map(Number);
+      return readFileSync(procsFile, 'utf8')
+        .split('\n')
+        .filter((l) => l !== '')
+        .map(Number);
     } catch {
       return [];
     }
@@ -82,17 +85,28 @@ export function createTestCgroup(label: string): TestCgroup {
             return;
           } catch (e) {
             // EBUSY while the last zombies are released: retry until the deadline.
-            if ((e as NodeJS.ErrnoException).code === 'ENOENT') { removed = true; return; }
+            if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+              removed = true;
+              return;
+            }
             if (Date.now() > deadline) throw e;
           }
         } else {
           // cgroup.kill (Linux 5.14+) kills every process of the group at once, forks in flight too.
           const killFile = join(dir, 'cgroup.kill');
           if (existsSync(killFile)) {
-            try { writeFileSync(killFile, '1'); } catch { /* raced with exit */ }
+            try {
+              writeFileSync(killFile, '1');
+            } catch {
+              /* raced with exit */
+            }
           } else {
             for (const pid of left) {
-              try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+              try {
+                process.kill(pid, 'SIGKILL');
+              } catch {
+                /* gone */
+              }
             }
           }
           if (Date.now() > deadline) throw new Error(`test cgroup ${dir} still has processes ${left.join(', ')}`);

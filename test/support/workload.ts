@@ -187,14 +187,19 @@ export async function sleepers(n: number): Promise<{ pids: () => number[]; stop:
   await new Promise<void>((res, rej) => {
     const timer = setTimeout(() => rej(new Error(`${n} sleepers not ready within 60 s`)), 60_000);
     child.stdout!.on('data', (d) => {
-      if (String(d).includes('ready')) { clearTimeout(timer); res(); }
+      if (String(d).includes('ready')) {
+        clearTimeout(timer);
+        res();
+      }
     });
-    child.on('exit', (code) => { clearTimeout(timer); rej(new Error(`tsload sleepers exited early (${code})`)); });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      rej(new Error(`tsload sleepers exited early (${code})`));
+    });
   });
   return {
     child,
-    pids: () =>
-      readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number),
+    pids: () => readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number),
     stop: () =>
       new Promise<void>((res) => {
         if (child.exitCode !== null) return res();
@@ -230,7 +235,9 @@ export function processCpuUsPrecise(pid: number): number {
     for (const tid of tids) {
       try {
         ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-      } catch { /* thread ended */ }
+      } catch {
+        /* thread ended */
+      }
     }
     return ns / 1000;
   } catch {
