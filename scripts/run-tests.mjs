@@ -3,11 +3,20 @@
 // Usage: node scripts/run-tests.mjs [substring ...]   (only files whose path contains one of them)
 // Tests share the machine's two cores and the kernel's exit stream, so files run one at a time:
 // a fork-loop test running next to another would measure the other's load, not the agent.
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 const root = new URL('..', import.meta.url).pathname;
+// Run on the Node.js the repository pins (node_modules/.bin/node), also when started as
+// `node scripts/run-tests.mjs` with another node first on PATH.
+const pinned = join(root, 'node_modules', '.bin', 'node');
+if (existsSync(pinned) && realpathSync(pinned) !== realpathSync(process.execPath)) {
+  const again = spawnSync(pinned, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
+  process.exit(again.status ?? 1);
+}
+console.log(`# node ${process.version} (${process.execPath})`);
 const dist = join(root, 'dist');
 const files = [];
 function walk(dir) {

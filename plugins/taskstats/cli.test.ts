@@ -6,6 +6,7 @@ import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 
 const bin = fileURLToPath(new URL('../../../bin/taskstats-agent', import.meta.url));
 const children: ChildProcess[] = [];
@@ -73,7 +74,9 @@ describe('taskstats-agent pid', { timeout: 60_000 }, () => {
   test('human output: readable indented text', () => {
     const r = agent(['pid', String(process.pid)]);
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /^process node \(thread group record, taskstats v\d+\)/);
+    // The kernel's comm of this process (Node 26 names its main thread "node-MainThread").
+    const comm = readFileSync(`/proc/${process.pid}/comm`, 'utf8').trim();
+    assert.ok(r.stdout.startsWith(`process ${comm} (thread group record, taskstats v`), r.stdout);
     assert.match(r.stdout, new RegExp(`\\n  pid ${process.pid}  tgid ${process.pid}  ppid \\d+  uid 0`));
     assert.match(r.stdout, /\n  cpu: user [\d.]+ ms, system [\d.]+ ms/);
     assert.match(r.stdout, /\n  delays:\n    cpu \d+ x, total/);

@@ -128,6 +128,12 @@ export class ExitListener {
     // clears the error (the first recv returns ENOBUFS); the handle is started again below.
     if (status < 0) this.pollErrors++;
     this.drain();
+    // koffi calls this outside a Node callback scope (seen on Node 26): promise reactions the
+    // handlers queued would wait for the next timer. An immediate runs them in this loop turn.
+    if (!this.immediatePending) {
+      this.immediatePending = true;
+      setImmediate(this.onImmediate);
+    }
     if (this.coalesceMs > 0) {
       this.handle.stop();
       this.coalesceTimer = setTimeout(this.onCoalesced, this.coalesceMs);
@@ -135,6 +141,11 @@ export class ExitListener {
       this.handle.start({ readable: true }, this.onPoll);
     }
   }
+
+  private immediatePending = false;
+  private readonly onImmediate = (): void => {
+    this.immediatePending = false;
+  };
 
   private resume(): void {
     this.coalesceTimer = null;

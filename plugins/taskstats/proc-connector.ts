@@ -43,7 +43,7 @@ import koffi from 'koffi';
 import { release } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { MessageChannel, Worker, isMainThread, workerData, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, Worker, isMainThread, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import {
   AF_NETLINK,
   DatagramBatch,
@@ -515,7 +515,13 @@ export class ExecWatcher {
     try {
       await new Promise<void>((resolve, reject) => {
         const onError = (e: Error) => reject(e);
-        const onExit = (code: number) => reject(new Error(`proc connector thread exited with code ${code} before subscribing`));
+        const onExit = (code: number) => {
+          // The thread posts why it failed, then ends: its exit can be reported before that
+          // message is delivered (Node 26), so read a pending one first.
+          const pending = receiveMessageOnPort(port1)?.message as { t?: string; message?: string } | undefined;
+          if (pending?.t === 'error' && pending.message) reject(new Error(pending.message));
+          else reject(new Error(`proc connector thread exited with code ${code} before subscribing`));
+        };
         worker.once('error', onError);
         worker.once('exit', onExit);
         port1.once('message', (m: { t: string; message?: string; masked?: boolean; priority?: string; tid?: number }) => {
