@@ -103,7 +103,7 @@ function parse(
 ): { values: { help?: boolean; config?: string; 'log-level'?: string } } {
   try {
     const r = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: false, strict: true });
-    return { values: r.values as { help?: boolean; config?: string; 'log-level'?: string } };
+    return { values: r.values };
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
@@ -142,7 +142,7 @@ export async function main(argv: string[], startup: StartupSignals = { received:
       err(`taskstats-agent: ${e.message}\nTry "taskstats-agent --help".`);
       return EXIT.USAGE;
     }
-    err(`taskstats-agent: internal error: ${(e as Error)?.stack ?? String(e)}`);
+    err(`taskstats-agent: internal error: ${(e as Error | undefined)?.stack ?? String(e)}`);
     return EXIT.INTERNAL;
   } finally {
     startup.release();
@@ -337,7 +337,7 @@ export async function runAgent(
     if (e instanceof ComponentFailure) {
       log.error({ kind: e.kind, component: e.componentId, phase: e.phase, error: e.cause instanceof Error ? e.cause.stack : String(e.cause) }, e.message);
     } else {
-      log.error({ error: (e as Error)?.stack ?? String(e) }, 'the agent failed to start');
+      log.error({ error: (e as Error | undefined)?.stack ?? String(e) }, 'the agent failed to start');
     }
     await server?.close();
     cleanup();
@@ -351,16 +351,9 @@ export async function runAgent(
 
   await stopSignal;
   const startedAt = Date.now();
-  let deadlineHit = false;
-  const shutdown = service.shutdown();
-  await Promise.race([
-    shutdown,
-    new Promise<void>((resolve) =>
-      setTimeout(() => {
-        deadlineHit = true;
-        resolve();
-      }, SHUTDOWN_DEADLINE_MS).unref(),
-    ),
+  const deadlineHit = await Promise.race([
+    service.shutdown().then(() => false),
+    new Promise<boolean>((resolve) => setTimeout(() => resolve(true), SHUTDOWN_DEADLINE_MS).unref()),
   ]);
   if (deadlineHit) {
     log.error({ unfinished: [...service.pendingSteps], deadline_ms: SHUTDOWN_DEADLINE_MS }, 'shutdown deadline reached: exiting with steps unfinished');

@@ -14,16 +14,24 @@ export type { PinoLogger };
 const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
 
 /** Formats pino's JSON line as one readable line: `time LEVEL msg key=value ...`. */
+/** A pino JSON line: time (epoch ms, or text with a custom timestamp), numeric or named level, message, fields. */
+interface PinoRecord {
+  time?: number | string;
+  level?: number | string;
+  msg?: string;
+  [field: string]: unknown;
+}
+
 export function consoleLine(json: string): string {
-  let rec: Record<string, unknown>;
+  let rec: PinoRecord;
   try {
-    rec = JSON.parse(json) as Record<string, unknown>;
+    rec = JSON.parse(json) as PinoRecord;
   } catch {
     return json;
   }
   const { time, level, msg, ...rest } = rec;
   const lvl = typeof level === 'string' ? level.toUpperCase() : (LEVEL_NAMES[level as number] ?? String(level));
-  let line = `${String(time ?? '')} ${lvl.padEnd(5)} ${String(msg ?? '')}`;
+  let line = `${String(time ?? '')} ${lvl.padEnd(5)} ${msg ?? ''}`;
   for (const [k, v] of Object.entries(rest)) {
     if (k === 'pid' || k === 'hostname') continue;
     if (k === 'err' && v && typeof v === 'object') {
@@ -126,13 +134,13 @@ export class ComponentLogger implements Logger {
   }
   warn(msg: string, fields?: Record<string, unknown>): void {
     if (!this.pinoLogger.isLevelEnabled('warn')) return;
-    const n = this.limiter.admit(`${this.scope}\0warn\0${String(fields?.key ?? msg)}`);
+    const n = this.limiter.admit(`${this.scope}\0warn\0${(fields?.key as string | undefined) ?? msg}`);
     if (n < 0) return;
     this.pinoLogger.warn(n > 0 ? { ...fields, suppressed: n } : (fields ?? {}), msg);
   }
   error(msg: string, fields?: Record<string, unknown>): void {
     if (!this.pinoLogger.isLevelEnabled('error')) return;
-    const n = this.limiter.admit(`${this.scope}\0error\0${String(fields?.key ?? msg)}`);
+    const n = this.limiter.admit(`${this.scope}\0error\0${(fields?.key as string | undefined) ?? msg}`);
     if (n < 0) return;
     this.pinoLogger.error(n > 0 ? { ...fields, suppressed: n } : (fields ?? {}), msg);
   }

@@ -16,7 +16,7 @@ export function isPluginPath(spec: string): boolean {
 
 /** Finds the module a `plugins:` entry means; throws PluginError when it does not exist. */
 export function resolvePlugin(spec: string, configDir: string): string {
-  if (typeof spec !== 'string' || spec.trim() === '') throw new PluginError(String(spec), 'must be a file path or a package name');
+  if (typeof spec !== 'string' || spec.trim() === '') throw new PluginError(spec, 'must be a file path or a package name');
   if (isPluginPath(spec)) {
     const file = resolvePath(configDir, spec);
     if (!existsSync(file)) throw new PluginError(spec, `file ${file} does not exist (paths are relative to the config file's directory ${configDir})`);
@@ -99,7 +99,7 @@ export async function loadPlugin(registry: Registry, spec: string, configDir: st
   try {
     mod = (await import(url)) as Record<string, unknown>;
   } catch (err) {
-    const e = err as Error;
+    const e = err as Error | undefined;
     throw new PluginError(spec, `failed to load: ${e?.name ?? 'Error'}: ${e?.message ?? String(err)}`);
   }
   if (!('default' in mod) || mod.default === undefined) {

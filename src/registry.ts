@@ -15,6 +15,11 @@ export interface RegisteredFactory {
   source: string;
 }
 
+/** Array.isArray without narrowing to any[]: the elements keep their declared type and are checked one by one. */
+function isList(value: unknown): boolean {
+  return Array.isArray(value);
+}
+
 /** A plugin module or factory that cannot be registered. */
 export class PluginError extends Error {
   constructor(
@@ -38,7 +43,7 @@ export class Registry {
   registerPlugin(mod: unknown, source: string, opts: { withCommands?: boolean; compileSchemas?: boolean } = {}): void {
     if (typeof mod !== 'object' || mod === null) throw new PluginError(source, 'the default export must be an object like definePlugin({ factories: [...] })');
     const plugin = mod as PluginModule;
-    if (!Array.isArray(plugin.factories)) throw new PluginError(source, 'the default export has no "factories" array (use definePlugin({ factories: [...] }))');
+    if (!isList(plugin.factories)) throw new PluginError(source, 'the default export has no "factories" array (use definePlugin({ factories: [...] }))');
     const seen = new Set<string>();
     plugin.factories.forEach((f, i) => {
       this.checkFactory(f, `${source}: factories[${i}]`, opts.compileSchemas ?? true);
@@ -49,9 +54,10 @@ export class Registry {
       seen.add(key);
     });
     const commands = plugin.commands ?? [];
-    if (!Array.isArray(commands)) throw new PluginError(source, '"commands" must be an array');
+    if (!isList(commands)) throw new PluginError(source, '"commands" must be an array');
     if (opts.withCommands) {
       for (const c of commands) {
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- plugins are JavaScript too: the declared type is not checked at run time
         if (!c || typeof c.name !== 'string' || typeof c.run !== 'function') throw new PluginError(source, 'a command needs a name and run()');
         const existing = this.commands.get(c.name);
         if (existing) throw new PluginError(source, `command "${c.name}" is already registered by ${existing.source}`);

@@ -94,6 +94,7 @@ export class Service {
       await this.create();
       for (const group of [this.exporters, this.processors, this.receivers] as Array<Array<Running<Component>>>) {
         for (const r of group) {
+          // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- shutdown() may change the state during the awaits above
           if (this.state !== 'starting') return; // shutdown was requested meanwhile
           this.log.debug({ kind: r.kind, component: r.id }, 'starting component');
           const label = `${r.kind} "${r.id}"`;
@@ -111,12 +112,14 @@ export class Service {
         }
       }
     } catch (err) {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- shutdown() may change the state during the awaits above
       if (this.state !== 'starting') throw err; // shutdown already under way
       this.state = 'failed';
       await this.shutdown().catch(() => undefined);
       this.state = 'failed';
       throw err;
     }
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- shutdown() may change the state during the awaits above
     if (this.state === 'starting') this.state = 'running';
   }
 
@@ -145,6 +148,7 @@ export class Service {
         const entry = config.exporters.get(id)!;
         const ctx = { id, logger: this.componentLogger('exporter', id), telemetry: telemetry.forComponent('exporter', { 'component.id': id }) };
         const exporter = await this.createOne(entry, () => (entry.factory as ExporterFactory).create(ctx, entry.config));
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- plugins are JavaScript too: the declared type is not checked at run time
         if (exporter.temporality !== 'cumulative' && exporter.temporality !== 'delta') {
           throw new ComponentFailure(
             'exporter',

@@ -137,9 +137,9 @@ export class SelfTelemetry {
     const droppedByReason = new Map<string, CounterSeries>();
     const valid = /^[a-z][a-z0-9_]*$/;
     const checkName = (n: string): string => {
-      if (!valid.test(n)) throw new Error(`${String(base['component.id'])}: self-metric name "${n}" must be snake_case ([a-z][a-z0-9_]*)`);
+      if (!valid.test(n)) throw new Error(`${base['component.id']}: self-metric name "${n}" must be snake_case ([a-z][a-z0-9_]*)`);
       const full = `${METRIC_PREFIX}.${kind}.${n}`;
-      if (HOST_METRIC_NAMES.has(full)) throw new Error(`${String(base['component.id'])}: self-metric name "${n}" is reserved for the host's own ${full}`);
+      if (HOST_METRIC_NAMES.has(full)) throw new Error(`${base['component.id']}: self-metric name "${n}" is reserved for the host's own ${full}`);
       return full;
     };
     return {

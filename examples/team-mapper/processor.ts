@@ -24,12 +24,14 @@ export class TeamMapperProcessor implements Processor {
     ctx.telemetry.gauge('teams', 'Teams configured', () => config.teams.length, '{team}');
   }
 
-  async start(): Promise<void> {
+  start(): Promise<void> {
     this.ctx.logger.info('team mapper ready', { teams: this.config.teams.length, attribute: this.config.attribute });
+    return Promise.resolve();
   }
 
-  async shutdown(): Promise<void> {
+  shutdown(): Promise<void> {
     this.cache = new WeakMap();
+    return Promise.resolve();
   }
 
   process(batch: SampleBatch): SampleBatch {

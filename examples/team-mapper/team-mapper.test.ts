@@ -49,7 +49,7 @@ describe('team-mapper example plugin', () => {
       [{ [ATTR.CGROUP]: '/user.slice/user-1000.slice/session-1.scope' }, 'unowned'],
       [{ [ATTR.EXECUTABLE_NAME]: 'kthreadd' }, 'unowned'],
     ];
-    const out = (await p.process(cases.map(([a]) => sample(a)))) as Sample[];
+    const out = await p.process(cases.map(([a]) => sample(a)));
     assert.deepEqual(
       out.map((s) => s.attributes.team),
       cases.map(([, team]) => team),
@@ -60,8 +60,8 @@ describe('team-mapper example plugin', () => {
   test('never mutates the input; one enriched object per input object', async () => {
     const p = await teamMapperFactory.create(ctx(new Map()), config);
     const input = Object.freeze({ [ATTR.CGROUP]: '/system.slice/kafka.service' });
-    const [a] = (await p.process([sample(input)])) as Sample[];
-    const [b] = (await p.process([sample(input)])) as Sample[];
+    const [a] = await p.process([sample(input)]);
+    const [b] = await p.process([sample(input)]);
     assert.equal(a!.attributes, b!.attributes);
     assert.deepEqual(input, { [ATTR.CGROUP]: '/system.slice/kafka.service' });
     assert.equal(a!.attributes.team, 'data');
@@ -70,7 +70,7 @@ describe('team-mapper example plugin', () => {
   test('without default_team, unmatched samples keep their very attributes object', async () => {
     const p = await teamMapperFactory.create(ctx(new Map()), { ...config, default_team: undefined });
     const input = { [ATTR.CGROUP]: '/user.slice/x' };
-    assert.equal(((await p.process([sample(input)])) as Sample[])[0]!.attributes, input);
+    assert.equal((await p.process([sample(input)]))[0]!.attributes, input);
   });
 
   test('validate names the path of each problem', () => {

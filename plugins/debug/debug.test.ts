@@ -1,5 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { AggregationTemporality, DataPointType, ValueType } from '../../src/api/index.js';
 import type { Attributes, MetricDescriptor, Sample, SampleSchema } from '../../src/api/index.js';
 import { MetricsStage, buildResource } from '../../src/metrics/index.js';
 import { RecordingLogger, RecordingTelemetry } from '../../src/metrics/testing.js';
@@ -143,23 +144,23 @@ describe('debug exporter', () => {
           scope: { name: 'taskstats-agent.self' },
           metrics: [
             {
-              descriptor: { name: 'taskstats_agent.component.dropped_items', description: '', unit: '{item}', valueType: 1 },
-              aggregationTemporality: 0,
-              dataPointType: 3,
+              descriptor: { name: 'taskstats_agent.component.dropped_items', description: '', unit: '{item}', valueType: ValueType.DOUBLE },
+              aggregationTemporality: AggregationTemporality.DELTA,
+              dataPointType: DataPointType.SUM,
               isMonotonic: true,
               dataPoints: [point, { ...point, attributes: { 'component.id': 'otlp', reason: 'no_endpoint' }, value: 50 }],
             },
             {
-              descriptor: { name: 'taskstats_agent.exporter.sent_points', description: '', unit: '{point}', valueType: 1 },
-              aggregationTemporality: 0,
-              dataPointType: 3,
+              descriptor: { name: 'taskstats_agent.exporter.sent_points', description: '', unit: '{point}', valueType: ValueType.DOUBLE },
+              aggregationTemporality: AggregationTemporality.DELTA,
+              dataPointType: DataPointType.SUM,
               isMonotonic: true,
               dataPoints: [{ ...point, value: 40 }],
             },
           ],
         },
       ],
-    } as unknown as typeof rm;
+    };
     const text = summarize(withSelf, { verbosity: 'basic', top: 0 }, state);
     assert.match(text, /^Agent: component\.dropped_items 3 \(otlp: queue_full\)$/m, 'no_endpoint (an idle otlp exporter) is not repeated');
     assert.ok(!/sent_points/.test(text));

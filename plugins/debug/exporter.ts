@@ -9,7 +9,6 @@
  * metric is still listed (by name, points and total growth), so other receivers print something
  * useful too.
  */
-import type { MetricData } from '@opentelemetry/sdk-metrics';
 import { AggregationTemporality, DataPointType, dataPointTypeName } from '../../src/api/index.js';
 import type { Attributes, ComponentContext, Exporter, ResourceMetrics } from '../../src/api/index.js';
 import type { DebugExporterConfig } from './config.js';
@@ -140,7 +139,7 @@ export function summarize(metrics: ResourceMetrics, config: DebugExporterConfig,
     // The host appends its own telemetry as a separate scope (`taskstats-agent.self`): kept out
     // of the workload tables, summarized on one line.
     const isSelf = scope.scope.name.endsWith('.self');
-    for (const m of scope.metrics as MetricData[]) {
+    for (const m of scope.metrics) {
       const name = m.descriptor.name;
       const unit = m.descriptor.unit;
       const isSum = m.dataPointType === DataPointType.SUM;
@@ -153,7 +152,7 @@ export function summarize(metrics: ResourceMetrics, config: DebugExporterConfig,
         continue;
       }
       for (const dp of m.dataPoints) {
-        const raw = dp.value as number;
+        const raw = dp.value;
         if (typeof raw !== 'number') continue;
         endMs = Math.max(endMs, hrToMs(dp.endTime));
         startMs = Math.min(startMs, hrToMs(dp.startTime));
@@ -359,18 +358,20 @@ export class DebugExporter implements Exporter {
     private readonly write: (text: string) => void,
   ) {}
 
-  async start(): Promise<void> {
+  start(): Promise<void> {
     this.state.lastEndMs ??= Date.now();
+    return Promise.resolve();
   }
 
-  async export(metrics: ResourceMetrics): Promise<void> {
-    if (this.closed) return;
-    this.write(summarize(metrics, this.config, this.state, this.ctx.id));
+  export(metrics: ResourceMetrics): Promise<void> {
+    if (!this.closed) this.write(summarize(metrics, this.config, this.state, this.ctx.id));
+    return Promise.resolve();
   }
 
   async forceFlush(): Promise<void> {}
 
-  async shutdown(): Promise<void> {
+  shutdown(): Promise<void> {
     this.closed = true;
+    return Promise.resolve();
   }
 }

@@ -81,7 +81,7 @@ service:
 
 /** A full config around the `processors:` of a testdata file, all of them in one pipeline. */
 function around(file: string): string {
-  const processors = parse(readFileSync(join(repoRoot, file), 'utf8')).processors as Record<string, unknown>;
+  const processors = (parse(readFileSync(join(repoRoot, file), 'utf8')) as { processors: Record<string, unknown> }).processors;
   return stringify({
     receivers: { taskstats: {} },
     processors,

@@ -168,15 +168,15 @@ describe('filter processor', () => {
   });
 
   test('testdata/valid.yaml: every processor validates', () => {
-    const doc = parse(readFileSync(join(testdata, 'valid.yaml'), 'utf8'));
-    for (const [id, cfg] of Object.entries<FilterConfig>(doc.processors)) {
+    const doc = parse(readFileSync(join(testdata, 'valid.yaml'), 'utf8')) as { processors: Record<string, FilterConfig> };
+    for (const [id, cfg] of Object.entries(doc.processors)) {
       assert.deepEqual(filterFactory.validate!(cfg), [], id);
     }
   });
 
   test('testdata/invalid.yaml: each problem names its path', () => {
-    const doc = parse(readFileSync(join(testdata, 'invalid.yaml'), 'utf8'));
-    const byId = (id: string) => filterFactory.validate!(doc.processors[id]);
+    const doc = parse(readFileSync(join(testdata, 'invalid.yaml'), 'utf8')) as { processors: Record<string, FilterConfig> };
+    const byId = (id: string) => filterFactory.validate!(doc.processors[id]!);
     const regexp = byId('filter/bad_regexp');
     assert.equal(regexp.length, 1);
     assert.equal(regexp[0]!.path, 'include.commands[2]');

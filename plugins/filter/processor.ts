@@ -40,17 +40,19 @@ export class FilterProcessor implements Processor {
     this.usesCommandLine = !!(this.include?.matchCommandLine || this.exclude?.matchCommandLine);
   }
 
-  async start(): Promise<void> {
+  start(): Promise<void> {
     this.ctx.logger.debug('filter ready', {
       include: !!this.include,
       exclude: !!this.exclude,
       match_command_line: this.usesCommandLine,
     });
+    return Promise.resolve();
   }
 
-  async shutdown(): Promise<void> {
+  shutdown(): Promise<void> {
     this.decisions.clear();
     this.decisionCount = 0;
+    return Promise.resolve();
   }
 
   process(batch: SampleBatch): SampleBatch {

@@ -9,12 +9,12 @@ import { ATTR, type Attributes, type ComponentContext, type Processor, type Samp
 import { FakeKubeApiServer, type PodJson } from '../../test/support/fake-kube-apiserver.js';
 import { defaultK8sAttributesConfig, type K8sAttributesConfig } from './config.js';
 import { k8sAttributesFactory } from './factory.js';
-import { K8sAttributesProcessor as K8sAttributesProcessorClass, type K8sAttributesProcessor } from './processor.js';
+import { K8sAttributesProcessor } from './processor.js';
 import { canUseCgroups, TestCgroups } from './testcgroups.js';
 
 const testdata = fileURLToPath(new URL('../../../plugins/k8sattributes/testdata/', import.meta.url));
 const NODE = 'node-under-test';
-const fixtures: PodJson[] = JSON.parse(readFileSync(join(testdata, 'pods.json'), 'utf8')).items;
+const fixtures = (JSON.parse(readFileSync(join(testdata, 'pods.json'), 'utf8')) as { items: PodJson[] }).items;
 const coredns = (): PodJson => ({ ...structuredClone(fixtures[0]!), spec: { ...structuredClone(fixtures[0]!.spec), nodeName: NODE } });
 const queue = (): PodJson => ({ ...structuredClone(fixtures[1]!), spec: { ...structuredClone(fixtures[1]!.spec), nodeName: NODE } });
 const COREDNS_UID = '5e8a560b-f166-4f91-9b8a-280dabafd10d';
@@ -52,7 +52,7 @@ function processOne(p: Processor, attributes: Attributes): Attributes {
   const s: Sample = { schema: { id: 't', metrics: [] }, attributes, values: new Float64Array(0), final: false, timeMs: 0 };
   const out = p.process([s]);
   assert.ok(Array.isArray(out), 'process() must be synchronous');
-  return (out as Sample[])[0]!.attributes;
+  return out[0]!.attributes;
 }
 
 describe(
@@ -79,7 +79,8 @@ describe(
       return { ...c, ...over };
     };
     const start = async (c: K8sAttributesConfig, rec: Recorded = { counters: new Map(), warnings: [] }) => {
-      const p = (await k8sAttributesFactory.create(recordingCtx(rec), c)) as K8sAttributesProcessor;
+      const p = await k8sAttributesFactory.create(recordingCtx(rec), c);
+      assert.ok(p instanceof K8sAttributesProcessor);
       processors.push(p);
       const t0 = Date.now();
       await p.start();
@@ -115,6 +116,7 @@ describe(
     });
 
     after(async () => {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset when before() failed
       await server?.close();
       await cgroups?.cleanup();
       rmSync(dir, { recursive: true, force: true });
@@ -166,7 +168,7 @@ describe(
       const fresh = queue();
       fresh.metadata.name = 'queue-new01';
       fresh.metadata.uid = '11111111-2222-4333-8444-555555555555';
-      fresh.status.containerStatuses[0].containerID = `containerd://${'a'.repeat(64)}`;
+      fresh.status.containerStatuses[0]!.containerID = `containerd://${'a'.repeat(64)}`;
       server.addPod(fresh);
       const freshAttrs = {
         [ATTR.EXECUTABLE_NAME]: 'sleep',
@@ -387,7 +389,7 @@ describe(
           process.env.KUBERNETES_SERVICE_HOST = '127.0.0.1';
           process.env.KUBERNETES_SERVICE_PORT = new URL(tlsServer.url).port;
           process.env.K8S_NODE_NAME = 'node-from-env';
-          K8sAttributesProcessorClass.serviceAccountPathPrefix = sa;
+          K8sAttributesProcessor.serviceAccountPathPrefix = sa;
           const c = config({ auth_type: 'auto', kube_config_path: undefined });
           c.filter = { node_from_env_var: 'K8S_NODE_NAME' };
           const p = await start(c);
@@ -399,12 +401,13 @@ describe(
           await p.shutdown();
           await waitFor('https watch closed', () => tlsServer!.openWatches === 0, 3000);
         } finally {
-          K8sAttributesProcessorClass.serviceAccountPathPrefix = '';
+          K8sAttributesProcessor.serviceAccountPathPrefix = '';
           for (const [k, v] of [
             ['KUBERNETES_SERVICE_HOST', saved.host],
             ['KUBERNETES_SERVICE_PORT', saved.port],
             ['K8S_NODE_NAME', saved.node],
           ] as const) {
+            // eslint-disable-next-line @typescript-eslint/no-dynamic-delete -- an unset variable must be absent from process.env, not empty
             if (v === undefined) delete process.env[k];
             else process.env[k] = v;
           }
@@ -424,7 +427,7 @@ describe(
         );
         await assert.rejects(sa.start(), /KUBERNETES_SERVICE_HOST/);
         const auto = await start(config({ auth_type: 'auto', kube_config_path: undefined }));
-        assert.equal((auto as K8sAttributesProcessor).watcher, undefined, 'auto outside a cluster: cgroup only');
+        assert.equal(auto.watcher, undefined, 'auto outside a cluster: cgroup only');
       } finally {
         if (saved !== undefined) process.env.KUBERNETES_SERVICE_HOST = saved;
       }

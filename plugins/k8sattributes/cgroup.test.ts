@@ -181,14 +181,14 @@ describe('k8sattributes from real cgroups (no API)', { timeout: 60_000, skip: ca
       await p.start();
       const s = sampleFor(cgroupPath);
       const input = s.attributes;
-      const [out] = (await p.process([s])) as Sample[];
+      const [out] = await p.process([s]);
       assert.deepEqual(out!.attributes, { ...input, ...layout.expect });
       assert.notEqual(out!.attributes, input, 'a new object, the input is never mutated');
       assert.deepEqual(Object.keys(input), [ATTR.EXECUTABLE_NAME, ATTR.CGROUP]);
       // same input object again: the cached enriched object comes back
       const again = sampleFor(cgroupPath);
       again.attributes = input;
-      assert.equal(((await p.process([again])) as Sample[])[0]!.attributes, out!.attributes);
+      assert.equal((await p.process([again]))[0]!.attributes, out!.attributes);
       await p.shutdown();
     });
   }
@@ -199,7 +199,7 @@ describe('k8sattributes from real cgroups (no API)', { timeout: 60_000, skip: ca
     await p.start();
     const s = sampleFor(cgroupPath);
     const input = s.attributes;
-    assert.equal(((await p.process([s])) as Sample[])[0]!.attributes, input);
+    assert.equal((await p.process([s]))[0]!.attributes, input);
     await p.shutdown();
   });
 
@@ -209,7 +209,7 @@ describe('k8sattributes from real cgroups (no API)', { timeout: 60_000, skip: ca
     c.extract.metadata = ['k8s.pod.uid'];
     const p = await k8sAttributesFactory.create(ctx(), c);
     await p.start();
-    const [out] = (await p.process([sampleFor(cgroupPath)])) as Sample[];
+    const [out] = await p.process([sampleFor(cgroupPath)]);
     assert.equal(out!.attributes['k8s.pod.uid'], CONTAINERD_POD);
     assert.equal(out!.attributes['container.id'], undefined);
     assert.equal(out!.attributes['k8s.pod.qos_class'], undefined);

@@ -64,7 +64,10 @@ export class TestCgroups {
       this.children.map(
         (c) =>
           new Promise<void>((resolve) => {
-            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            if (c.exitCode !== null || c.signalCode !== null) {
+              resolve();
+              return;
+            }
             const t = setTimeout(resolve, 2000);
             c.once('exit', () => {
               clearTimeout(t);

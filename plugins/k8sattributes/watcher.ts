@@ -9,7 +9,7 @@
  */
 import type { KubeConfig, ListWatch, V1Pod, V1PodList } from '@kubernetes/client-node';
 import type { ComponentTelemetry, Logger } from '../../src/api/index.js';
-import type { PodObject, PodStore } from './pods.js';
+import type { PodStore } from './pods.js';
 
 export interface PodWatcherOptions {
   /** Builds the client configuration once the library is loaded (in the background). */
@@ -60,7 +60,7 @@ export class PodWatcher {
 
   /** Begins loading the client, listing and watching in the background; returns at once. */
   start(): void {
-    this.init().catch((err) => {
+    this.init().catch((err: unknown) => {
       this.errors.add(1);
       this.opts.logger.error('Kubernetes API: cannot set up the pod watch; only cgroup-derived attributes will be added', {
         error: describe(err),
@@ -80,17 +80,24 @@ export class PodWatcher {
     // client-go's reflector does, so a quiet node still advances its resourceVersion.
     // It also closes a watch whose connection completes after stop(): ListWatch.stop() can only
     // abort a request whose response headers have already arrived.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the Watch subclass's methods need their own `this` and this PodWatcher
     const watcher = this;
     // And it notes the time of every event (bookmarks included) for the idle watchdog below.
     class BookmarkWatch extends k8s.Watch {
-      override async watch(path: string, params: Record<string, unknown>, cb: (phase: string, apiObj: any, watchObj?: any) => void, done: (err: any) => void) {
+      override async watch(
+        path: string,
+        params: Record<string, string | number | boolean | undefined>,
+        cb: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
+        done: (err: unknown) => void,
+      ): Promise<AbortController> {
         const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
-        const onEvent = (phase: string, apiObj: any, watchObj?: any) => {
+        const onEvent = (phase: string, apiObj: unknown, watchObj?: unknown) => {
           watcher.lastActivityMs = Date.now();
           cb(phase, apiObj, watchObj);
         };
-        let controller: AbortController | undefined; // done() may run before watch() returns
-        const onDone = (err: any) => {
+        // eslint-disable-next-line prefer-const -- done() may run before watch() returns: a const would still be in its temporal dead zone
+        let controller: AbortController | undefined;
+        const onDone = (err: unknown) => {
           if (controller !== undefined && watcher.watchRequest === controller) watcher.watchRequest = undefined;
           done(err);
         };
@@ -105,7 +112,8 @@ export class PodWatcher {
         }
         watcher.lastWatchStartMs = Date.now();
         watcher.lastActivityMs = Date.now();
-        controller = (await super.watch(path, { ...params, allowWatchBookmarks: true, timeoutSeconds }, onEvent, onDone)) as AbortController;
+        controller = await super.watch(path, { ...params, allowWatchBookmarks: true, timeoutSeconds }, onEvent, onDone);
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() may have run during the await
         if (watcher.stopped) controller.abort();
         else if (!controller.signal.aborted) watcher.watchRequest = controller;
         return controller;
@@ -131,15 +139,15 @@ export class PodWatcher {
     const informer = new k8s.ListWatch<V1Pod>('/api/v1/pods', new BookmarkWatch(kubeConfig), listFn, false, undefined, fieldSelector);
     informer.on('add', (pod) => {
       this.events.add(1, { type: 'added' });
-      store.upsert(pod as PodObject);
+      store.upsert(pod);
     });
     informer.on('update', (pod) => {
       this.events.add(1, { type: 'modified' });
-      store.upsert(pod as PodObject);
+      store.upsert(pod);
     });
     informer.on('delete', (pod) => {
       this.events.add(1, { type: 'deleted' });
-      store.delete(pod as PodObject);
+      store.delete(pod);
     });
     informer.on('connect', () => {
       this.connectCount++;
@@ -159,7 +167,7 @@ export class PodWatcher {
   }
 
   private launch(): void {
-    this.informer?.start().catch((err) => {
+    this.informer?.start().catch((err: unknown) => {
       // start() rejects only for errors outside the list/watch callbacks (e.g. no cluster in the kubeconfig)
       this.errors.add(1);
       this.opts.logger.warn('Kubernetes API: could not start the pod watch, retrying', { error: describe(err) });
@@ -206,7 +214,7 @@ export class PodWatcher {
 
 function describe(err: unknown): string {
   if (err instanceof Error) {
-    const code = (err as { statusCode?: number; code?: number | string }).statusCode ?? (err as { code?: unknown }).code;
+    const code = (err as { statusCode?: number; code?: number | string }).statusCode ?? (err as { code?: number | string }).code;
     const cause = (err as { cause?: unknown }).cause;
     return `${err.message}${code !== undefined ? ` (${code})` : ''}${cause instanceof Error ? `: ${cause.message}` : ''}`;
   }

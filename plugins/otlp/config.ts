@@ -256,7 +256,7 @@ export function resolveOtlpSettings(config: OtlpExporterConfig, env: Env = proce
   if (compressionText !== undefined && compressionText !== 'gzip' && compressionText !== 'none') {
     throw new OtlpConfigError(`OTEL_EXPORTER_OTLP_COMPRESSION: "${compressionText}" is not gzip or none`);
   }
-  const compression = (compressionText ?? DEFAULTS.compression) as 'gzip' | 'none';
+  const compression = compressionText ?? DEFAULTS.compression;
 
   let timeoutMs = toMs(config.timeout);
   if (timeoutMs === undefined) {

@@ -97,7 +97,8 @@ function parseRetryAfterMs(value: string | string[] | undefined): number | undef
 function describeError(error: unknown): { reason: string; retryable: boolean } {
   if (error == null) return { reason: 'unknown error', retryable: true };
   const e = error as { name?: string; code?: unknown; message?: string; details?: string };
-  const message = String(e.message ?? error).slice(0, 200);
+  const text: unknown = e.message ?? error;
+  const message = String(text).slice(0, 200);
   if (e.name === 'OTLPExporterError' && typeof e.code === 'number') {
     // An HTTP answer the OTel exporter does not retry (4xx but 429): the batch will never be accepted.
     return { reason: `HTTP ${e.code} ${message}`.trim(), retryable: RETRYABLE_HTTP.has(e.code) };
@@ -183,7 +184,9 @@ export class OtlpExporter implements Exporter {
       try {
         out[which] = readFileSync(entry.file);
       } catch (error) {
-        throw new Error(`otlp exporter: ${entry.from}: cannot read "${entry.file}": ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+        throw new Error(`otlp exporter: ${entry.from}: cannot read "${entry.file}": ${(error as NodeJS.ErrnoException).code ?? String(error)}`, {
+          cause: error,
+        });
       }
     }
     return out;
@@ -210,11 +213,11 @@ export class OtlpExporter implements Exporter {
             s.tls.insecureSkipVerify ? { rejectUnauthorized: false } : undefined,
           )
         : grpc.credentials.createInsecure();
-      return new OTLPMetricExporter({ ...common, metadata, credentials }) as unknown as InnerExporter;
+      return new OTLPMetricExporter({ ...common, metadata, credentials });
     }
     // Our own agent, so that the requests the OTel exporter makes (its retries included) can be
     // told apart from other HTTP traffic of the process and counted.
-    const httpAgentOptions = async (protocol: string): Promise<http.Agent> => {
+    const httpAgentOptions = (protocol: string): Promise<http.Agent> => {
       this.agent =
         protocol === 'https:'
           ? new https.Agent({
@@ -223,16 +226,16 @@ export class OtlpExporter implements Exporter {
               ...(s.tls.insecureSkipVerify ? { rejectUnauthorized: false } : {}),
             })
           : new http.Agent({ keepAlive: true });
-      return this.agent;
+      return Promise.resolve(this.agent);
     };
     this.observeRequests();
     const config = { ...common, headers: { ...s.headers }, httpAgentOptions };
     if (s.protocol === 'http/json') {
       const { OTLPMetricExporter } = await import('@opentelemetry/exporter-metrics-otlp-http');
-      return new OTLPMetricExporter(config) as unknown as InnerExporter;
+      return new OTLPMetricExporter(config);
     }
     const { OTLPMetricExporter } = await import('@opentelemetry/exporter-metrics-otlp-proto');
-    return new OTLPMetricExporter(config) as unknown as InnerExporter;
+    return new OTLPMetricExporter(config);
   }
 
   private observeRequests(): void {
@@ -292,7 +295,7 @@ export class OtlpExporter implements Exporter {
       });
     }
     this.queue.push(batch);
-    this.pump();
+    void this.pump(); // deliver() never throws
   }
 
   /** Sends queued batches one at a time, oldest first. */
@@ -384,7 +387,7 @@ export class OtlpExporter implements Exporter {
             return;
           }
           const { reason, retryable } = describeError(result.error);
-          if (grpc) this.countRequest(retryable ? 'retryable' : 'failed', String((result.error as { code?: unknown })?.code ?? 'error'));
+          if (grpc) this.countRequest(retryable ? 'retryable' : 'failed', String((result.error as { code?: number | string } | undefined)?.code ?? 'error'));
           resolve({ ok: false, retryable, reason, retryAfterMs: this.lastRetryAfterMs });
         });
       } catch (error) {
@@ -396,13 +399,12 @@ export class OtlpExporter implements Exporter {
   /** A backoff wait that flush and shutdown cut short. */
   private wait(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const self = this;
-      function done() {
+      const done = (): void => {
         clearTimeout(timer);
-        self.cancelWait = undefined;
+        this.cancelWait = undefined;
         resolve();
-      }
+      };
+      const timer = setTimeout(done, ms);
       this.cancelWait = done;
     });
   }

@@ -182,18 +182,28 @@ describe('otlp exporter over HTTP', () => {
     assert.equal(req.headers['content-type'], 'application/json');
     assert.equal(req.headers['content-encoding'], 'gzip');
     assert.equal(req.headers.authorization, 'Bearer SECRET-TOKEN-42');
-    const body = JSON.parse(req.body.toString());
-    const resourceAttrs = body.resourceMetrics[0].resource.attributes;
-    assert.ok(resourceAttrs.some((a: any) => a.key === 'service.name' && a.value.stringValue === 'otlp-test'));
-    const metrics = body.resourceMetrics[0].scopeMetrics[0].metrics;
-    const cpu = metrics.find((m: any) => m.name === 'process.cpu.time');
+    type JsonAttribute = { key: string; value: { stringValue?: string } };
+    type JsonMetric = {
+      name: string;
+      unit: string;
+      sum: { isMonotonic: boolean; aggregationTemporality: number; dataPoints: { asDouble?: number; asInt?: string; attributes: JsonAttribute[] }[] };
+    };
+    const body = JSON.parse(req.body.toString()) as {
+      resourceMetrics: { resource: { attributes: JsonAttribute[] }; scopeMetrics: { metrics: JsonMetric[] }[] }[];
+    };
+    const resourceAttrs = body.resourceMetrics[0]!.resource.attributes;
+    assert.ok(resourceAttrs.some((a) => a.key === 'service.name' && a.value.stringValue === 'otlp-test'));
+    const metrics = body.resourceMetrics[0]!.scopeMetrics[0]!.metrics;
+    const cpu = metrics.find((m) => m.name === 'process.cpu.time');
+    assert.ok(cpu, 'process.cpu.time exported');
     assert.equal(cpu.unit, 's');
     assert.equal(cpu.sum.isMonotonic, true);
     assert.equal(cpu.sum.aggregationTemporality, 2); // cumulative
-    assert.equal(cpu.sum.dataPoints[0].asDouble, 2.5);
-    assert.ok(cpu.sum.dataPoints[0].attributes.some((a: any) => a.key === 'cpu.mode' && a.value.stringValue === 'user'));
-    const exits = metrics.find((m: any) => m.name === 'process.exits');
-    assert.equal(exits.sum.dataPoints[0].asDouble ?? Number(exits.sum.dataPoints[0].asInt), 3);
+    assert.equal(cpu.sum.dataPoints[0]!.asDouble, 2.5);
+    assert.ok(cpu.sum.dataPoints[0]!.attributes.some((a) => a.key === 'cpu.mode' && a.value.stringValue === 'user'));
+    const exits = metrics.find((m) => m.name === 'process.exits');
+    assert.ok(exits, 'process.exits exported');
+    assert.equal(exits.sum.dataPoints[0]!.asDouble ?? Number(exits.sum.dataPoints[0]!.asInt), 3);
     assert.equal(exporter.stats.requests.success, 1);
     assert.equal(ctx.counterTotal('requests', { outcome: 'success' }), 1);
     assert.ok(!JSON.stringify(ctx.logs).includes('SECRET-TOKEN-42'), 'header values must never be logged');

@@ -59,7 +59,9 @@ describe('otlp exporter over HTTPS', { skip: openssl ? undefined : 'needs openss
     url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
   after(() => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset when before() failed
     server?.closeAllConnections();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset when before() failed
     server?.close();
     rmSync(dir, { recursive: true, force: true });
   });

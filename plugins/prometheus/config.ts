@@ -24,7 +24,7 @@ export const prometheusConfigSchema: ConfigSchema = {
 
 /** `host:port`, `[v6]:port` or `:port` (all interfaces). */
 export function parseListenAddress(endpoint: string): { host: string; port: number } | undefined {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s\[\]]*)):(\d{1,5})$/.exec(endpoint.trim());
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]*)):(\d{1,5})$/.exec(endpoint.trim());
   if (!m) return undefined;
   const port = Number(m[3]);
   if (port > 65535) return undefined;

@@ -26,7 +26,7 @@ export class PrometheusExporter implements Exporter {
     private readonly ctx: ComponentContext,
     private readonly config: PrometheusExporterConfig,
   ) {
-    this.serializer = new PrometheusSerializer(config.namespace || undefined, false, config.resource_to_telemetry_conversion?.enabled ? /.*/ : undefined);
+    this.serializer = new PrometheusSerializer(config.namespace || undefined, false, config.resource_to_telemetry_conversion.enabled ? /.*/ : undefined);
     this.scrapes = ctx.telemetry.counter('scrapes', 'Requests served at /metrics', '{request}');
   }
 
@@ -78,9 +78,10 @@ export class PrometheusExporter implements Exporter {
     res.end(req.method === 'HEAD' ? undefined : body);
   }
 
-  async export(metrics: ResourceMetrics): Promise<void> {
+  export(metrics: ResourceMetrics): Promise<void> {
     this.latest = metrics;
     this.text = undefined;
+    return Promise.resolve();
   }
 
   async forceFlush(): Promise<void> {}

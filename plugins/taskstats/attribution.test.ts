@@ -284,13 +284,11 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
     await pm.start();
     const tracked = new Set(Object.values(names));
     // Cost of the timing itself, subtracted from the per-call figures below.
-    let t = performance.now();
     for (let i = 0; i < 100_000; i++) {
       const a = performance.now();
       timerOverheadNs += performance.now() - a;
     }
     timerOverheadNs = (timerOverheadNs / 100_000) * 1e6;
-    t = performance.now() - t;
     listener = new TestExitListener((rec, ended) => {
       const t0 = performance.now();
       pm.fillExit(rec, ended);
@@ -304,9 +302,13 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
   });
 
   after(async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset when before() failed
     listener?.close();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset when before() failed
     await pm?.shutdown();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset when before() failed
     await target?.remove();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset when before() failed
     await outer?.remove();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });

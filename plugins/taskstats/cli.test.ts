@@ -40,13 +40,30 @@ const REQUIRED = [
   'delays',
 ];
 
-function checkShape(o: Record<string, any>): void {
+/** One record of `--json` output (the fields these tests read; checkShape checks the rest exist). */
+interface RecordJson {
+  comm: string;
+  pid: number;
+  tgid: number;
+  ppid: number;
+  uid: number;
+  aggregate: string;
+  start_time: number;
+  exit_code: number;
+  exit_signal: number;
+  version: number;
+  delays: Record<string, { count: unknown; total_ns: unknown; max_ns?: unknown }>;
+}
+
+function checkShape(o: RecordJson): void {
   for (const k of REQUIRED) assert.ok(k in o, `field ${k}`);
   assert.ok(o.aggregate === 'pid' || o.aggregate === 'tgid');
   for (const k of DELAY_KINDS) {
-    assert.equal(typeof o.delays[k].count, 'number', `delays.${k}.count`);
-    assert.equal(typeof o.delays[k].total_ns, 'number');
-    if (o.version >= 16) assert.equal(typeof o.delays[k].max_ns, 'number', `delays.${k}.max_ns on v${o.version}`);
+    const d = o.delays[k];
+    assert.ok(d, `delays.${k}`);
+    assert.equal(typeof d.count, 'number', `delays.${k}.count`);
+    assert.equal(typeof d.total_ns, 'number');
+    if (o.version >= 16) assert.equal(typeof d.max_ns, 'number', `delays.${k}.max_ns on v${o.version}`);
   }
 }
 
@@ -59,7 +76,7 @@ describe('taskstats-agent pid', { timeout: 60_000 }, () => {
     assert.equal(r.status, 0, r.stderr);
     const lines = r.stdout.trim().split('\n');
     assert.equal(lines.length, 1);
-    const o = JSON.parse(lines[0]!);
+    const o = JSON.parse(lines[0]!) as RecordJson;
     checkShape(o);
     assert.equal(o.comm, 'sleep');
     assert.equal(o.pid, c.pid);
@@ -78,8 +95,8 @@ describe('taskstats-agent pid', { timeout: 60_000 }, () => {
     const comm = readFileSync(`/proc/${process.pid}/comm`, 'utf8').trim();
     assert.ok(r.stdout.startsWith(`process ${comm} (thread group record, taskstats v`), r.stdout);
     assert.match(r.stdout, new RegExp(`\\n  pid ${process.pid}  tgid ${process.pid}  ppid \\d+  uid 0`));
-    assert.match(r.stdout, /\n  cpu: user [\d.]+ ms, system [\d.]+ ms/);
-    assert.match(r.stdout, /\n  delays:\n    cpu \d+ x, total/);
+    assert.match(r.stdout, /\n {2}cpu: user [\d.]+ ms, system [\d.]+ ms/);
+    assert.match(r.stdout, /\n {2}delays:\n {4}cpu \d+ x, total/);
   });
 
   test('a pid that does not exist, and bad arguments', () => {
@@ -112,12 +129,18 @@ describe('clear errors for the other ways it cannot start', { timeout: 60_000 },
   test('libnl missing: one error naming the Debian packages', (t) => {
     // A private mount namespace where libnl-genl-3.so.200 is /dev/null: what dlopen sees without the package.
     const lib = spawnSync('sh', ['-c', 'readlink -f "$(ldconfig -p | awk \'/libnl-genl-3.so.200 /{print $NF; exit}\')"'], { encoding: 'utf8' }).stdout.trim();
-    if (!lib) return t.skip('libnl-genl-3.so.200 not found by ldconfig');
+    if (!lib) {
+      t.skip('libnl-genl-3.so.200 not found by ldconfig');
+      return;
+    }
     const r = spawnSync('unshare', ['-m', 'sh', '-c', `mount --bind /dev/null "${lib}" && exec "${process.execPath}" "${bin}" pid 1`], {
       encoding: 'utf8',
       timeout: 20_000,
     });
-    if (/unshare failed|Operation not permitted/.test(r.stderr) && !/taskstats-agent/.test(r.stderr)) return t.skip(`no mount namespace here: ${r.stderr}`);
+    if (/unshare failed|Operation not permitted/.test(r.stderr) && !/taskstats-agent/.test(r.stderr)) {
+      t.skip(`no mount namespace here: ${r.stderr}`);
+      return;
+    }
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /libnl-3-200 libnl-genl-3-200/);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
@@ -125,7 +148,10 @@ describe('clear errors for the other ways it cannot start', { timeout: 60_000 },
 
   test('not in the initial pid namespace: exits says hostPID / hostNetwork', (t) => {
     const r = spawnSync('unshare', ['--pid', '--fork', process.execPath, bin, 'exits', '--count', '1'], { encoding: 'utf8', timeout: 20_000 });
-    if (r.error) return t.skip(`unshare: ${r.error.message}`);
+    if (r.error) {
+      t.skip(`unshare: ${r.error.message}`);
+      return;
+    }
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /hostPID: true and hostNetwork: true/);
   });
@@ -137,12 +163,16 @@ describe('taskstats-agent exits', { timeout: 60_000 }, () => {
     children.push(c);
     let out = '';
     let err = '';
-    c.stdout!.on('data', (d) => (out += d));
-    c.stderr!.on('data', (d) => (err += d));
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const done = new Promise<number>((r) => c.once('exit', (code) => r(code ?? -1)));
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`not listening after 15 s: ${err}`)), 15_000);
-      c.stderr!.on('data', () => err.includes('listening on cpus') && (clearTimeout(t), resolve()));
+      c.stderr.on('data', () => {
+        if (!err.includes('listening on cpus')) return;
+        clearTimeout(t);
+        resolve();
+      });
     });
     const pids: number[] = [];
     for (let i = 0; i < 8; i++) {
@@ -154,7 +184,7 @@ describe('taskstats-agent exits', { timeout: 60_000 }, () => {
     const recs = out
       .trim()
       .split('\n')
-      .map((l) => JSON.parse(l));
+      .map((l) => JSON.parse(l) as RecordJson);
     for (const o of recs) checkShape(o);
     const mine = recs.filter((o) => pids.includes(o.pid));
     assert.equal(mine.length, pids.length, 'every shell that ended while listening');
@@ -172,9 +202,9 @@ describe('taskstats-agent exits', { timeout: 60_000 }, () => {
     children.push(c);
     let out = '';
     let err = '';
-    c.stdout!.on('data', (d) => (out += d));
-    c.stderr!.on('data', (d) => (err += d));
-    let code: number | null = null;
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    let code = null as number | null; // set by the exit handler while the loop runs
     c.once('exit', (x) => (code = x));
     const end = Date.now() + 20_000;
     while (code === null && Date.now() < end) {
@@ -184,7 +214,7 @@ describe('taskstats-agent exits', { timeout: 60_000 }, () => {
     assert.equal(code, 0, err);
     const heads = out.split('\n').filter((l) => l.startsWith('exit of '));
     assert.ok(heads.length >= 2 && heads.length <= 4, out);
-    assert.match(out, /\n  (exit code \d+|killed by signal \d+)/);
+    assert.match(out, /\n {2}(exit code \d+|killed by signal \d+)/);
   });
 
   test('bad options are refused clearly', () => {

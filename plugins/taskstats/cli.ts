@@ -150,29 +150,31 @@ export const pidCommand: CliCommand = {
   name: 'pid',
   summary: "Print one process's taskstats (thread group, identity, delays)",
   usage: PID_USAGE,
-  async run(argv) {
-    const a = parseArgs(argv, new Set());
-    if (typeof a === 'string') return fail('pid', `${a}\n${PID_USAGE}`);
-    if (a.flags.has('help')) {
-      process.stdout.write(PID_USAGE + '\n');
-      return 0;
-    }
-    if (a.positional.length !== 1 || !/^\d+$/.test(a.positional[0]!)) return fail('pid', `expected one numeric PID\n${PID_USAGE}`);
-    const pid = Number(a.positional[0]);
-    const poller = new LivePoller();
-    try {
-      poller.open();
-      const rec = poller.query(pid, newTaskRecord());
-      if (!rec) return fail('pid', `no process ${pid} (ESRCH)`);
-      process.stdout.write((a.flags.has('json') ? JSON.stringify(recordToJson(rec)) : formatRecord(rec)) + '\n');
-      return 0;
-    } catch (err) {
-      return fail('pid', err);
-    } finally {
-      poller.close();
-    }
-  },
+  run: (argv) => Promise.resolve(printPid(argv)),
 };
+
+function printPid(argv: string[]): number {
+  const a = parseArgs(argv, new Set());
+  if (typeof a === 'string') return fail('pid', `${a}\n${PID_USAGE}`);
+  if (a.flags.has('help')) {
+    process.stdout.write(PID_USAGE + '\n');
+    return 0;
+  }
+  if (a.positional.length !== 1 || !/^\d+$/.test(a.positional[0]!)) return fail('pid', `expected one numeric PID\n${PID_USAGE}`);
+  const pid = Number(a.positional[0]);
+  const poller = new LivePoller();
+  try {
+    poller.open();
+    const rec = poller.query(pid, newTaskRecord());
+    if (!rec) return fail('pid', `no process ${pid} (ESRCH)`);
+    process.stdout.write((a.flags.has('json') ? JSON.stringify(recordToJson(rec)) : formatRecord(rec)) + '\n');
+    return 0;
+  } catch (err) {
+    return fail('pid', err);
+  } finally {
+    poller.close();
+  }
+}
 
 const EXITS_USAGE = `usage: taskstats-agent exits [--cpumask LIST] [--json] [--duration SECONDS] [--count N]
 

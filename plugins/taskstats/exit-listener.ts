@@ -47,7 +47,11 @@ export interface ExitListenerOptions {
   coalesceMs?: number;
 }
 
-type PollHandle = { start(opts: { readable: boolean }, cb: (...a: any[]) => void): void; stop(): void; close(): void; unref(): void };
+// koffi declares the poll callback as (events) => void, but calls it with (status, events)
+// (docs: taskstats-facts.md); the listener needs the status, negative when libuv stopped the handle.
+type PollCallback = (status: number) => void;
+type DeclaredPollCallback = (events: { readable: boolean; writable: boolean; disconnect: boolean }) => void;
+type PollHandle = { start(opts: { readable: boolean }, cb: PollCallback): void; stop(): void; close(): void; unref(): void };
 
 export class ExitListener {
   /** Datagrams received. */
@@ -69,7 +73,7 @@ export class ExitListener {
   private readonly maxPerWake: number;
   private readonly coalesceMs: number;
   private coalesceTimer: NodeJS.Timeout | null = null;
-  private readonly onPoll = (status: number) => this.wake(status);
+  private readonly onPoll: PollCallback = (status) => this.wake(status);
   private readonly onCoalesced = () => this.resume();
 
   constructor(private readonly opts: ExitListenerOptions) {
@@ -92,7 +96,11 @@ export class ExitListener {
       this.parser = new TaskstatsParser(sock.familyId);
       this.sock = sock;
       sock.register(this.opts.cpus, (b, n) => this.handleDatagram(b, n));
-      this.handle = koffi.node.poll(sock.fd, { readable: true, writable: false, disconnect: false }, this.onPoll as any) as unknown as PollHandle;
+      this.handle = koffi.node.poll(
+        sock.fd,
+        { readable: true, writable: false, disconnect: false },
+        this.onPoll as unknown as DeclaredPollCallback,
+      ) as unknown as PollHandle;
       // Events that arrived before the handle existed: the poll is level-triggered, but drain now anyway.
       this.drain();
     } catch (err) {

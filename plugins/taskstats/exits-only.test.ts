@@ -15,7 +15,7 @@ import { compileC } from '../../test/support/workload.js';
 import { TaskstatsReceiver, processStartSec, type ReceiverParts } from './receiver.js';
 import { defaultReceiverParts } from './factory.js';
 import { defaultTaskstatsConfig, parseCpulist, possibleCpus } from './config.js';
-import type { ProcessAccounting } from './accounting.js';
+import { ProcessAccounting } from './accounting.js';
 
 const THREADS_THEN_LAST_ELSEWHERE = `
 #define _GNU_SOURCE
@@ -50,7 +50,12 @@ function harness() {
       counter: (name: string) => ({ add: (v: number) => void counters.set(name, (counters.get(name) ?? 0) + v) }),
       gauge() {},
     },
-    next: { consume() {}, collectionDone: () => void cycles++ },
+    next: {
+      consume() {},
+      collectionDone: () => {
+        cycles++;
+      },
+    },
   };
   return { ctx, counters, cycles: () => cycles };
 }
@@ -86,14 +91,14 @@ describe('taskstats receiver, exits only', { timeout: 60_000 }, () => {
       let acc: ProcessAccounting | undefined;
       const parts: ReceiverParts = {
         ...defaultReceiverParts,
-        createAccounting: (o) => (acc = defaultReceiverParts.createAccounting(o) as ProcessAccounting),
+        createAccounting: (o) => (acc = new ProcessAccounting(o)), // the default part, kept at hand
       };
       const r = new TaskstatsReceiver(h.ctx, { ...defaultTaskstatsConfig(), live: false, cpus: String(cpuA), collection_interval: 150 }, parts);
       await r.start();
       const child = spawn(bin, [String(cpuA), String(cpuB)], { stdio: ['pipe', 'pipe', 'inherit'] });
       try {
         await new Promise<void>((res, rej) => {
-          child.stdout!.on('data', (d) => String(d).includes('threads ended') && res());
+          child.stdout.on('data', (d) => String(d).includes('threads ended') && res());
           child.once('exit', (code) => rej(new Error(`test program ended early (${code})`)));
         });
         const pid = child.pid!;
@@ -104,7 +109,7 @@ describe('taskstats receiver, exits only', { timeout: 60_000 }, () => {
         assert.ok(acc!.tracks(pid), 'a living process is not expired');
         const lostBefore = h.counters.get('processes_lost') ?? 0;
         // The last thread ends on the CPU nobody listens to: its records are never heard.
-        child.stdin!.end();
+        child.stdin.end();
         await new Promise((res) => (child.exitCode !== null ? res(null) : child.once('exit', res)));
         await waitFor(() => !acc!.tracks(pid), 5000, 'the ended process to be forgotten');
         assert.ok((h.counters.get('processes_lost') ?? 0) >= lostBefore + 1, 'counted in processes_lost');

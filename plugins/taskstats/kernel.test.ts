@@ -226,7 +226,7 @@ describe('zero loss under two fork loops', { timeout: 60_000 }, () => {
           (l) =>
             new Promise<number>((resolve) => {
               let out = '';
-              l.stdout!.on('data', (d) => (out += d));
+              l.stdout!.on('data', (d: Buffer) => (out += d.toString()));
               l.on('exit', () => resolve(Number(out.trim())));
             }),
         ),
@@ -265,7 +265,7 @@ describe('kernel drops (ENOBUFS)', { timeout: 90_000 }, () => {
       process.on('SIGTERM', () => { process.stdout.write('pollErrors ' + l.pollErrors + ' drops ' + l.kernelDrops + '\\n'); l.stop(); process.exit(0); });`;
       const c = track(spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] }));
       let out = '';
-      c.stdout!.on('data', (d) => (out += d));
+      c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
       await waitFor(() => out.includes('ready'), 15_000, 'the listener child');
       process.kill(c.pid!, 'SIGSTOP');
       const perl = 'use POSIX; for (1..3000) { $p=fork; if(!$p){ POSIX::_exit(0) } waitpid($p,0) }';

@@ -145,7 +145,7 @@ export function libnl(): LibnlFunctions {
     genl_ctrl_resolve: genl.func('genl_ctrl_resolve', 'int', [sockT, 'str']),
     genlmsg_put: genl.func('genlmsg_put', 'void *', [msgT, 'uint32_t', 'uint32_t', 'int', 'int', 'int', 'uint8_t', 'uint8_t']),
   };
-  loaded = fns as unknown as LibnlFunctions;
+  loaded = fns;
   return loaded;
 }
 
@@ -352,7 +352,7 @@ export class TaskstatsSocket {
     if (deregister) return;
     // The kernel handles the request inside send(): the ACK (or error) is queued already.
     // Poll a little anyway (a few ms at most) rather than block.
-    const what = `${deregister ? 'deregistering' : 'registering'} the exit listener for cpus "${cpulist}"`;
+    const what = `registering the exit listener for cpus "${cpulist}"`;
     const deadline = Date.now() + 2000;
     for (;;) {
       const n = this.recv(this.ackBuf);
@@ -380,7 +380,7 @@ export class TaskstatsSocket {
               err,
             );
           }
-          throw deregister ? new TaskstatsError('system_error', `${what}: invalid argument`, err) : namespaceError(what);
+          throw namespaceError(what);
         }
         throw new TaskstatsError('system_error', `${what}: ${this.c.strerror(err)}`, err);
       }

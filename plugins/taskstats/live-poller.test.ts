@@ -186,7 +186,7 @@ describe('live sweep: idle processes from the cache', { timeout: 60_000 }, () =>
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     children.push(busy);
-    await new Promise<void>((r) => busy.stdout!.once('data', () => r()));
+    await new Promise<void>((r) => busy.stdout.once('data', () => r()));
     const gone = sleeper();
     await new Promise((r) => setTimeout(r, 200));
     const p = new LivePoller();
@@ -197,7 +197,7 @@ describe('live sweep: idle processes from the cache', { timeout: 60_000 }, () =>
       const before = cpu.get(busy.pid!)!;
       assert.ok(cpu.has(gone.pid!));
       busy.kill('SIGUSR1');
-      await new Promise<void>((r) => busy.stdout!.once('data', () => r()));
+      await new Promise<void>((r) => busy.stdout.once('data', () => r()));
       gone.kill('SIGKILL');
       await new Promise<void>((r) => gone.once('exit', () => r()));
       const seen = new Set<number>();

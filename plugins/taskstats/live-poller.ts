@@ -558,7 +558,7 @@ class ProcessListing {
       const end = off + reclen;
       let p = off + 19;
       let id = 0;
-      let ch = 0;
+      let ch: number;
       while (p < end && (ch = buf[p]!) >= 48 && ch <= 57 && id <= 0x7fffffff) {
         id = id * 10 + (ch - 48);
         p++;

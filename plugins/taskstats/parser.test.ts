@@ -268,7 +268,7 @@ describe('parser: fuzzing', () => {
       if (typeof v === 'number') assert.ok(Number.isFinite(v) && v >= -1, `${k} = ${v}`);
     }
     assert.ok(r.comm.length <= 32);
-    assert.ok(r.aggregate === 'pid' || r.aggregate === 'tgid');
+    assert.ok(['pid', 'tgid'].includes(r.aggregate), r.aggregate);
   }
 
   const located = newTaskRecord();
@@ -419,7 +419,7 @@ describe('parser: fuzzing', () => {
         for (let j = 2; j < len; j++) b[j] = (j * 7 + v) & 0xff;
         fillRecord(b, 0, len, r);
         assert.equal(r.version, v);
-        for (const [k, val] of Object.entries(r)) if (typeof val === 'number') assert.ok(Number.isFinite(val) && val >= -1, `${k}`);
+        for (const [k, val] of Object.entries(r)) if (typeof val === 'number') assert.ok(Number.isFinite(val) && val >= -1, k);
       }
     }
   });

@@ -611,9 +611,9 @@ export class ExecWatcher {
         let cmdline = '';
         if ((what & EXEC_RESULT_DETAILS) !== 0) {
           const exeLen = slots[b + R_EXE_LEN]!;
-          if (exeLen > 0) exePath = arena.toString('utf8', slots[b + R_EXE_OFF]!, slots[b + R_EXE_OFF]! + exeLen);
+          if (exeLen > 0) exePath = arena.toString('utf8', slots[b + R_EXE_OFF], slots[b + R_EXE_OFF]! + exeLen);
           const cmdLen = slots[b + R_CMD_LEN]!;
-          if (cmdLen > 0) cmdline = arena.toString('utf8', slots[b + R_CMD_OFF]!, slots[b + R_CMD_OFF]! + cmdLen);
+          if (cmdLen > 0) cmdline = arena.toString('utf8', slots[b + R_CMD_OFF], slots[b + R_CMD_OFF]! + cmdLen);
         }
         arenaEnd = slots[b + R_ARENA_END]!;
         this.consumed = c;

@@ -397,8 +397,11 @@ describe('ProcessMetadata with real processes (root)', { skip, timeout: 60_000 }
 
   after(async () => {
     for (const c of children) c.kill('SIGKILL');
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset when before() failed
     await pm?.shutdown();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset when before() failed
     await a?.remove();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset when before() failed
     await b?.remove();
   });
 

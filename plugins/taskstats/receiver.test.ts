@@ -278,7 +278,10 @@ describe('delay accounting', () => {
   });
 
   test('enable without CAP_SYS_ADMIN (the real sysctl, as nobody): one warning naming CAP_SYS_ADMIN', (t) => {
-    if (readFileSync('/proc/sys/kernel/task_delayacct', 'utf8').trim() !== '0') return t.skip('delay accounting is already on');
+    if (readFileSync('/proc/sys/kernel/task_delayacct', 'utf8').trim() !== '0') {
+      t.skip('delay accounting is already on');
+      return;
+    }
     const mod = fileURLToPath(new URL('./delayacct.js', import.meta.url));
     const script = `import(${JSON.stringify(mod)}).then((m) => { const w = []; const st = m.setupDelayAccounting('enable', { debug() {}, info() {}, error() {}, warn: (x) => w.push(x) }); console.log(JSON.stringify({ st, w })); })`;
     const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script], {
@@ -286,11 +289,11 @@ describe('delay accounting', () => {
       timeout: 20_000,
     });
     assert.equal(r.status, 0, r.stderr);
-    const { st, w } = JSON.parse(r.stdout);
+    const { st, w } = JSON.parse(r.stdout) as { st: { enabled: boolean }; w: string[] };
     assert.equal(st.enabled, false);
     assert.equal(w.length, 1);
-    assert.match(w[0], /needs CAP_SYS_ADMIN/);
-    assert.match(w[0], /delays other than cpu .* stay zero/);
+    assert.match(w[0]!, /needs CAP_SYS_ADMIN/);
+    assert.match(w[0]!, /delays other than cpu .* stay zero/);
     assert.equal(readFileSync('/proc/sys/kernel/task_delayacct', 'utf8').trim(), '0');
   });
 

@@ -103,14 +103,15 @@ describe(
         await new Promise<void>((resolve, reject) => {
           const c = spawn(bin, [String(CHILDREN), String(MB), name], { stdio: ['ignore', 'ignore', 'pipe'] });
           let err = '';
-          c.stderr!.on('data', (d) => (err += d));
+          c.stderr.on('data', (d: Buffer) => (err += d.toString()));
           const timer = setTimeout(() => {
             c.kill('SIGKILL');
             reject(new Error('the workload did not finish in 60 s'));
           }, 60_000);
           c.once('exit', (code) => {
             clearTimeout(timer);
-            code === 0 ? resolve() : reject(new Error(`workload failed (${code}): ${err}`));
+            if (code === 0) resolve();
+            else reject(new Error(`workload failed (${code}): ${err}`));
           });
         });
         // Let the last teardown end and two more sweeps pass.

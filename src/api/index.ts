@@ -28,6 +28,7 @@ export type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 
 /** Same values as `AggregationTemporality` of @opentelemetry/sdk-metrics. */
 export type AggregationTemporality = SdkAggregationTemporality;
+/* eslint-disable @typescript-eslint/no-unsafe-enum-assignment -- the SDK's enum values as literals, so that the SDK is not loaded; test/host/data-model.test.ts checks them */
 export const AggregationTemporality = {
   DELTA: 0 as SdkAggregationTemporality.DELTA,
   CUMULATIVE: 1 as SdkAggregationTemporality.CUMULATIVE,
@@ -44,7 +45,7 @@ export const DataPointType = {
 
 /** The name of a `DataPointType` value (for messages), or the number when unknown. */
 export function dataPointTypeName(type: number): string {
-  for (const [name, value] of Object.entries(DataPointType)) if (value === type) return name;
+  for (const [name, value] of Object.entries(DataPointType)) if ((value as number) === type) return name;
   return String(type);
 }
 
@@ -54,6 +55,7 @@ export const ValueType = {
   INT: 0 as SdkValueType.INT,
   DOUBLE: 1 as SdkValueType.DOUBLE,
 } as const;
+/* eslint-enable @typescript-eslint/no-unsafe-enum-assignment */
 
 // ---------------------------------------------------------------------------------------------
 // Samples: what flows through a pipeline
@@ -194,7 +196,8 @@ export interface Consumer {
   collectionDone(): void;
 }
 
-export interface Receiver extends Component {}
+// A receiver has no methods beyond start and shutdown: it pushes to its ReceiverContext.next.
+export type Receiver = Component;
 
 export interface Processor extends Component {
   /**
@@ -301,17 +304,17 @@ export interface ConfigProblem {
   message: string;
 }
 
-export interface ReceiverFactory<TConfig = any> extends FactoryBase<TConfig> {
+export interface ReceiverFactory<TConfig = unknown> extends FactoryBase<TConfig> {
   readonly kind: 'receiver';
   create(ctx: ReceiverContext, config: TConfig): Receiver | Promise<Receiver>;
 }
 
-export interface ProcessorFactory<TConfig = any> extends FactoryBase<TConfig> {
+export interface ProcessorFactory<TConfig = unknown> extends FactoryBase<TConfig> {
   readonly kind: 'processor';
   create(ctx: ComponentContext, config: TConfig): Processor | Promise<Processor>;
 }
 
-export interface ExporterFactory<TConfig = any> extends FactoryBase<TConfig> {
+export interface ExporterFactory<TConfig = unknown> extends FactoryBase<TConfig> {
   readonly kind: 'exporter';
   create(ctx: ComponentContext, config: TConfig): Exporter | Promise<Exporter>;
 }

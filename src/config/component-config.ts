@@ -202,7 +202,8 @@ function describe(v: unknown): string {
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
   if (typeof v === 'string') return JSON.stringify(v.length > 60 ? v.slice(0, 57) + '...' : v);
-  return String(v);
+  const scalar = v as number | boolean | bigint | undefined; // what YAML leaves
+  return String(scalar);
 }
 
 /** Compiles and caches component schemas; validates component configs. */
@@ -233,7 +234,7 @@ export class ComponentConfigValidator {
     try {
       defaults = factory.defaultConfig();
     } catch (err) {
-      push(basePath, `${factory.kind} "${factory.type}": defaultConfig() threw: ${(err as Error)?.message ?? err}`);
+      push(basePath, `${factory.kind} "${factory.type}": defaultConfig() threw: ${(err as Error | undefined)?.message ?? String(err)}`);
       return undefined;
     }
     if (userConfig !== null && userConfig !== undefined && !isPlainObject(userConfig)) {
@@ -251,7 +252,7 @@ export class ComponentConfigValidator {
     currentUserConfig = userConfig;
     let ok: boolean;
     try {
-      ok = validateFn(merged) as boolean;
+      ok = validateFn(merged);
     } finally {
       currentUserConfig = undefined;
     }
@@ -263,7 +264,7 @@ export class ComponentConfigValidator {
         let message: string;
         let preferKey = false;
         if (e.keyword === 'additionalProperties') {
-          const key = String((e.params as { additionalProperty: string }).additionalProperty);
+          const key = (e.params as { additionalProperty: string }).additionalProperty;
           path = joinPath(path, key);
           preferKey = true;
           const known = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
@@ -290,9 +291,10 @@ export class ComponentConfigValidator {
       try {
         problems = factory.validate(merged);
       } catch (err) {
-        push(basePath, `${factory.kind} "${factory.type}": validate() threw: ${(err as Error)?.message ?? err}`);
+        push(basePath, `${factory.kind} "${factory.type}": validate() threw: ${(err as Error | undefined)?.message ?? String(err)}`);
         return undefined;
       }
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- plugins are JavaScript too: the declared type is not checked at run time
       if (problems && problems.length > 0) {
         for (const p of problems) {
           const path = p.path ? (p.path.startsWith('[') ? basePath + p.path : joinPath(basePath, p.path)) : basePath;

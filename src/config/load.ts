@@ -214,7 +214,7 @@ class Checker {
     }
     const out: string[] = [];
     for (let i = 0; i < value.length; i++) {
-      const spec = value[i];
+      const spec: unknown = value[i];
       const path = joinPath('plugins', i);
       if (typeof spec !== 'string' || spec.trim() === '') {
         this.error(path, `must be a file path or a package name (got ${describe(spec)})`);

@@ -78,7 +78,7 @@ export class AgentResource implements Resource {
     const merged: OtelAttributes = { ...this.attributes };
     for (const [key, value] of other.getRawAttributes()) {
       // Unsettled (promise) values are skipped, as the SDK's `attributes` does.
-      if (value !== undefined && value !== null && typeof (value as { then?: unknown }).then !== 'function') merged[key] = value as OtelAttributes[string];
+      if (value !== undefined && value !== null && typeof (value as { then?: unknown }).then !== 'function') merged[key] = value;
     }
     const mine = this.schemaUrl || undefined;
     const theirs = other.schemaUrl || undefined;

@@ -24,7 +24,7 @@ const SCHEMA: SampleSchema = {
     { name: 'process.linux.memory.peak_rss', unit: 'By', description: 'Peak RSS', instrument: 'gauge', valueType: 'int' },
   ],
 };
-const [USER, SYSTEM, READ, EXITS, PEAK] = [0, 1, 2, 3, 4];
+const PEAK = 4; // index of the peak_rss gauge in schema.metrics
 const T0 = 1_700_000_000_000;
 
 function stage(o: { seriesLimit?: number; endedSeriesTtlMs?: number; idleSeriesTtlMs?: number } = {}) {
@@ -71,9 +71,9 @@ describe('metrics stage', () => {
     const cpu = rm.scopeMetrics[0]!.metrics.filter((m) => m.descriptor.name === 'process.cpu.time');
     assert.equal(cpu.length, 1);
     assert.equal(cpu[0]!.dataPointType, DataPointType.SUM);
-    assert.equal(cpu[0]!.dataPointType === DataPointType.SUM && cpu[0]!.isMonotonic, true);
+    assert.equal(cpu[0]!.isMonotonic, true);
     assert.equal(cpu[0]!.descriptor.valueType, ValueType.DOUBLE);
-    const modes = cpu[0]!.dataPoints.map((p) => `${p.attributes['cpu.mode']}=${p.value}`).sort();
+    const modes = cpu[0]!.dataPoints.map((p) => `${String(p.attributes['cpu.mode'])}=${p.value}`).sort();
     assert.deepEqual(modes, ['system=3', 'user=2']);
     assert.equal(rm.scopeMetrics[0]!.scope.name, 'taskstats-agent');
     // the exits metric has no point: nobody exited
@@ -105,7 +105,7 @@ describe('metrics stage', () => {
     ]);
     const rm = s.collect(T0 + 1).cumulative();
     const exits = pointsOf(rm, 'process.exits');
-    assert.deepEqual(exits.map((p) => `${String(p.attributes['process.exit.code'])}:${p.value}:${p.attributes['process.executable.name']}`).sort(), [
+    assert.deepEqual(exits.map((p) => `${String(p.attributes['process.exit.code'])}:${p.value}:${String(p.attributes['process.executable.name'])}`).sort(), [
       '0:2:sh',
       '2:1:sh',
       'undefined:1:sh',
@@ -280,7 +280,7 @@ describe('metrics stage', () => {
     ] as [ResourceMetrics, number][]) {
       const bytes = ProtobufMetricsSerializer.serializeRequest(rm);
       assert.ok(bytes && bytes.length > 100);
-      const decoded = decodeExportRequest(bytes!);
+      const decoded = decodeExportRequest(bytes);
       assert.equal(decoded.resource['service.name'], 'stage-test');
       assert.equal(decoded.scope, 'taskstats-agent');
       const cpu = decoded.metrics.get('process.cpu.time')!;
@@ -303,8 +303,11 @@ describe('metrics stage', () => {
       assert.equal(peak.points[0]!.int, 4096n);
     }
 
-    const json = JSON.parse(new TextDecoder().decode(JsonMetricsSerializer.serializeRequest(c.cumulative())!));
-    const metrics = json.resourceMetrics[0].scopeMetrics[0].metrics as { name: string; sum?: { dataPoints: { asDouble?: number; asInt?: unknown }[] } }[];
+    type JsonMetric = { name: string; sum?: { dataPoints: { asDouble?: number; asInt?: unknown }[] } };
+    const json = JSON.parse(new TextDecoder().decode(JsonMetricsSerializer.serializeRequest(c.cumulative()))) as {
+      resourceMetrics: { scopeMetrics: { metrics: JsonMetric[] }[] }[];
+    };
+    const metrics = json.resourceMetrics[0]!.scopeMetrics[0]!.metrics;
     const cpu = metrics.find((m) => m.name === 'process.cpu.time')!;
     assert.deepEqual(cpu.sum!.dataPoints.map((p) => p.asDouble).sort(), [0.5, 1.25]);
     assert.equal(Number(metrics.find((m) => m.name === 'process.disk.io')!.sum!.dataPoints[0]!.asInt), 3072);

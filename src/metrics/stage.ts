@@ -119,8 +119,8 @@ class Series {
   ) {
     this.values = new Float64Array(state.size);
     for (let i = 0; i < state.size; i++) if (!state.isCounter[i]) this.values[i] = NaN;
-    this.pointAttributes = new Array(state.size);
-    this.subSeries = new Array(state.size);
+    this.pointAttributes = new Array<Attributes | undefined>(state.size);
+    this.subSeries = new Array<Map<string, SubSeries> | undefined>(state.size);
     this.lastUpdateMs = startMs;
   }
 
@@ -255,6 +255,7 @@ export class MetricsStage {
   }
 
   private addOne(sample: Sample): boolean {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- plugins are JavaScript too: the declared type is not checked at run time
     if (sample === null || typeof sample !== 'object') return this.reject('not an object', undefined);
     const state = this.schemaState(sample.schema);
     if (state === null) return false; // logged once when the schema was rejected
@@ -270,6 +271,7 @@ export class MetricsStage {
       }
     }
     const attributes = sample.attributes;
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- plugins are JavaScript too: the declared type is not checked at run time
     if (attributes === null || typeof attributes !== 'object') return this.reject('attributes missing', state.schema.id);
     let series = state.byObject.get(attributes);
     if (series === undefined || series.removed) {
@@ -308,6 +310,7 @@ export class MetricsStage {
     const t = sample.timeMs;
     // A sample without a usable time still counts as activity now (else its series could expire).
     if (!(t <= series.lastUpdateMs)) series.lastUpdateMs = Number.isFinite(t) ? t : Date.now();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-boolean-literal-compare -- plugins are JavaScript too: the declared type is not checked at run time
     series.ended = sample.final === true;
     return true;
   }
@@ -386,6 +389,7 @@ export class MetricsStage {
   private schemaState(schema: SampleSchema): SchemaState | null {
     // Samples of one batch nearly always share one schema object: skip the WeakMap for them.
     if (schema === this.lastSchema) return this.lastSchemaState;
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- plugins are JavaScript too: the declared type is not checked at run time
     if (schema === null || typeof schema !== 'object') {
       this.reject('a sample has no schema (SampleSchema with a metrics array)', undefined);
       return null;
@@ -421,6 +425,7 @@ export class MetricsStage {
   }
 
   private buildSchemaState(schema: SampleSchema): SchemaState {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- plugins are JavaScript too: the declared type is not checked at run time
     if (schema === null || typeof schema !== 'object' || !Array.isArray(schema.metrics)) {
       throw new Error('a sample has no schema (SampleSchema with a metrics array)');
     }
@@ -432,15 +437,19 @@ export class MetricsStage {
     const pending = new Map<string, MetricSlot>();
     schema.metrics.forEach((d: MetricDescriptor, i: number) => {
       if (typeof d.name !== 'string' || d.name === '') throw new Error(`${where}: metric ${i} has no name`);
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- plugins are JavaScript too: the declared type is not checked at run time
       if (d.instrument !== 'counter' && d.instrument !== 'gauge') {
         throw new Error(`${where}: ${d.name}: instrument must be "counter" or "gauge", got ${String(d.instrument)}`);
       }
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- plugins are JavaScript too: the declared type is not checked at run time
       if (d.valueType !== 'int' && d.valueType !== 'double') {
         throw new Error(`${where}: ${d.name}: valueType must be "int" or "double", got ${String(d.valueType)}`);
       }
       const slot: MetricSlot = {
         name: d.name,
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- plugins are JavaScript too: the declared type is not checked at run time
         unit: d.unit ?? '',
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- plugins are JavaScript too: the declared type is not checked at run time
         description: d.description ?? '',
         instrument: d.instrument,
         valueType: d.valueType === 'int' ? ValueType.INT : ValueType.DOUBLE,

@@ -240,6 +240,7 @@ describe('capabilities the agent needs (real kernel)', { skip, timeout: 120_000 
     otherPid = other.pid!;
   });
   after(() => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset when before() failed
     other?.kill('SIGKILL');
   });
 
@@ -295,7 +296,10 @@ describe('capabilities the agent needs (real kernel)', { skip, timeout: 120_000 
   });
 
   test('the process-event connector needs no capability on Linux 6.6+ (older kernels: CAP_NET_ADMIN)', (t) => {
-    if (!nonRootCanRead()) return t.skip(nonRootSkip);
+    if (!nonRootCanRead()) {
+      t.skip(nonRootSkip);
+      return;
+    }
     const [major, minor] = readFileSync('/proc/sys/kernel/osrelease', 'utf8').split('.').map(Number) as [number, number];
     if (major < 6 || (major === 6 && minor < 6)) {
       t.skip(`kernel ${major}.${minor}: joining the connector's group needs CAP_NET_ADMIN there`);
@@ -308,7 +312,10 @@ describe('capabilities the agent needs (real kernel)', { skip, timeout: 120_000 
   });
 
   test('a non-root uid works only with CAP_NET_ADMIN as an ambient capability', (t) => {
-    if (!nonRootCanRead()) return t.skip(nonRootSkip);
+    if (!nonRootCanRead()) {
+      t.skip(nonRootSkip);
+      return;
+    }
     const ambient = probeUnder(
       ['setpriv', '--reuid=1000', '--regid=1000', '--clear-groups', '--inh-caps=-all,+net_admin', '--ambient-caps=-all,+net_admin', '--'],
       otherPid,
@@ -325,7 +332,10 @@ describe('capabilities the agent needs (real kernel)', { skip, timeout: 120_000 
   });
 
   test("the image's way for a non-root uid: file capability cap_net_admin+ep on node works under no_new_privs", async (t) => {
-    if (!nonRootCanRead()) return t.skip(nonRootSkip);
+    if (!nonRootCanRead()) {
+      t.skip(nonRootSkip);
+      return;
+    }
     const dir = mkdtempSync(join(tmpdir(), 'taskstats-filecaps-'));
     try {
       chmodSync(dir, 0o755);

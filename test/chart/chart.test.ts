@@ -77,8 +77,17 @@ function agentConfigText(objects: K8sObject[]): string {
   assert.ok(text, 'ConfigMap has config.yaml');
   return text;
 }
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const agentConfig = (objects: K8sObject[]): any => parseYaml(agentConfigText(objects));
+/** The rendered agent configuration, as far as these tests read it. */
+interface AgentConfig {
+  receivers: { taskstats: Record<string, unknown> };
+  processors: {
+    k8sattributes: { auth_type: string; filter: { node_from_env_var: string }; extract: { metadata: string[]; labels: unknown[] } };
+    filter: { exclude: { commands: string[] } };
+  };
+  exporters: { otlp: Record<string, unknown>; debug?: unknown };
+  service: { telemetry: { metrics: { address: string } }; pipelines: { metrics: { processors?: string[] } } };
+}
+const agentConfig = (objects: K8sObject[]): AgentConfig => parseYaml(agentConfigText(objects)) as AgentConfig;
 
 describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
   let scratch: string;
@@ -113,7 +122,7 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
         assert.ok(objects.length >= 3, `${values}: objects rendered`);
         const problems: string[] = [];
         for (const o of objects) problems.push(...(await validateObject(o)));
-        assert.deepEqual(problems, [], `${values ?? 'default values'}`);
+        assert.deepEqual(problems, [], values ?? 'default values');
       }
     });
   }
@@ -124,7 +133,7 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
       const three = helm(args, 3);
       const four = helm(args, 4);
       assert.equal(three.status, 0, three.stderr);
-      assert.equal(four.stdout, three.stdout, `${values ?? 'default values'}`);
+      assert.equal(four.stdout, three.stdout, values ?? 'default values');
     }
   });
 
@@ -158,7 +167,7 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
     assert.equal(sc.allowPrivilegeEscalation, false);
     assert.equal(sc.readOnlyRootFilesystem, true);
     assert.deepEqual(sc.capabilities?.drop, ['ALL']);
-    assert.deepEqual(sc.capabilities?.add, ['NET_ADMIN']);
+    assert.deepEqual(sc.capabilities.add, ['NET_ADMIN']);
     assert.equal(sc.runAsNonRoot, true);
     assert.equal(sc.runAsUser, 10001);
 
@@ -166,14 +175,14 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
     assert.equal(env.get('K8S_NODE_NAME')?.valueFrom?.fieldRef?.fieldPath, 'spec.nodeName');
     assert.equal(env.get('K8S_POD_IP')?.valueFrom?.fieldRef?.fieldPath, 'status.podIP');
     assert.ok(agent.resources?.requests?.cpu && agent.resources.requests.memory);
-    assert.ok(agent.resources?.limits?.cpu && agent.resources.limits.memory);
+    assert.ok(agent.resources.limits?.cpu && agent.resources.limits.memory);
 
     // Probes reach the agent's telemetry server where the rendered config makes it listen:
     // loopback, which the kubelet reaches because the pod shares the node's network namespace.
     assert.equal(agent.livenessProbe?.httpGet?.path, '/healthz');
     assert.equal(agent.readinessProbe?.httpGet?.path, '/readyz');
-    assert.equal(agent.livenessProbe?.httpGet?.host, '127.0.0.1');
-    assert.equal(agent.readinessProbe?.httpGet?.host, '127.0.0.1');
+    assert.equal(agent.livenessProbe.httpGet.host, '127.0.0.1');
+    assert.equal(agent.readinessProbe.httpGet.host, '127.0.0.1');
     const port = agent.ports!.find((p) => p.name === agent.livenessProbe!.httpGet!.port)!.containerPort;
     assert.equal(agentConfig(objects).service.telemetry.metrics.address, `127.0.0.1:${port}`);
 
@@ -253,7 +262,7 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
     assert.match(init[0]!.command!.join(' '), /echo 1 > \/proc\/sys\/kernel\/task_delayacct/);
     const agent = agentContainer(ds);
     assert.equal(agent.securityContext?.privileged, false);
-    assert.deepEqual(agent.securityContext?.capabilities?.add, ['NET_ADMIN']);
+    assert.deepEqual(agent.securityContext.capabilities?.add, ['NET_ADMIN']);
   });
 
   test('free-form config is deep-merged over the generated one', () => {
@@ -337,7 +346,9 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
 
   test("values.schema.json's k8sAttributes.metadata enum is the processor's list of attributes", async () => {
     const { METADATA_ATTRIBUTES } = await import('../../plugins/k8sattributes/config.js');
-    const schema = JSON.parse(readFileSync(join(chartDir, 'values.schema.json'), 'utf8'));
+    const schema = JSON.parse(readFileSync(join(chartDir, 'values.schema.json'), 'utf8')) as {
+      properties: { k8sAttributes: { properties: { metadata: { items: { enum: string[] } } } } };
+    };
     assert.deepEqual(schema.properties.k8sAttributes.properties.metadata.items.enum, [...METADATA_ATTRIBUTES]);
     const r = helm(['template', 'tsa', chartDir, '--set', 'k8sAttributes.metadata={k8s.pod.nam}']);
     assert.notEqual(r.status, 0);
@@ -377,7 +388,7 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
         K8S_NODE_IP: '10.0.0.7',
         K8S_POD_NAME: 'tsa-x',
         K8S_NAMESPACE: 'monitoring',
-      } as Record<string, string>;
+      };
       for (const e of agent.env ?? []) if (e.valueFrom?.secretKeyRef) env[e.name] = 'Bearer test-token';
       return new Promise<{ values: string; code: number | null; out: string }>((resolve) => {
         execFile(

@@ -230,6 +230,6 @@ describe("the agent under the chart's security context (real kernel)", { skip, t
 
     agent.kill('SIGTERM');
     const code = await Promise.race([new Promise((r) => agent!.once('exit', (c) => r(c))), sleep(15_000).then(() => 'timeout')]);
-    assert.equal(code, 0, `agent exit after SIGTERM: ${code}\n${stderr}`);
+    assert.equal(code, 0, `agent exit after SIGTERM: ${String(code)}\n${stderr}`);
   });
 });

@@ -28,6 +28,13 @@ interface JsonPoint {
   asInt?: string | number;
 }
 
+/** An OTLP/JSON export request, as far as this test reads it (every level may be absent). */
+interface JsonRequest {
+  resourceMetrics?: Array<{
+    scopeMetrics?: Array<{ metrics?: Array<{ name: string; sum?: { aggregationTemporality?: number; dataPoints?: JsonPoint[] } }> }>;
+  }>;
+}
+
 function attr(p: JsonPoint, key: string): unknown {
   const a = p.attributes.find((x) => x.key === key);
   return a ? Object.values(a.value)[0] : undefined;
@@ -45,14 +52,14 @@ describe('agent -> OTLP/JSON receiver, delta temporality, settings from the envi
   });
 
   test('delta exits and CPU over all requests add up to the workload exactly', async () => {
-    const requests: Array<{ headers: http.IncomingHttpHeaders; body: any }> = [];
+    const requests: Array<{ headers: http.IncomingHttpHeaders; body: JsonRequest }> = [];
     server = http.createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         let raw = Buffer.concat(chunks);
         if (req.headers['content-encoding'] === 'gzip') raw = zlib.gunzipSync(raw);
-        requests.push({ headers: req.headers, body: JSON.parse(raw.toString()) });
+        requests.push({ headers: req.headers, body: JSON.parse(raw.toString()) as JsonRequest });
         res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
       });
     });
@@ -89,7 +96,7 @@ describe('agent -> OTLP/JSON receiver, delta temporality, settings from the envi
             for (const m of sm.metrics ?? []) {
               if (m.name !== 'process.exits' && m.name !== 'process.cpu.time') continue;
               if (m.sum?.aggregationTemporality !== 1) nonDelta++;
-              for (const p of (m.sum?.dataPoints ?? []) as JsonPoint[]) {
+              for (const p of m.sum?.dataPoints ?? []) {
                 if (attr(p, 'process.linux.cgroup') !== cg!.path) continue;
                 const v = p.asDouble ?? Number(p.asInt ?? 0);
                 if (m.name === 'process.exits') exits += v;

@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { startAgent, type AgentProcess } from '../support/agent.js';
+import { startAgent, type AgentProcess, type ConfigDocument } from '../support/agent.js';
 import { repoRoot, waitFor } from '../support/workload.js';
 import { startVictoriaMetrics, type VictoriaMetrics } from '../support/victoriametrics.js';
 
@@ -21,8 +21,8 @@ function skipReason(): string | undefined {
 }
 
 /** config.yaml as a mapping (its ${env:...} references stay text: the agent expands them). */
-function defaultConfig(): Record<string, any> {
-  return parse(readFileSync(join(repoRoot, 'config.yaml'), 'utf8'));
+function defaultConfig(): ConfigDocument {
+  return parse(readFileSync(join(repoRoot, 'config.yaml'), 'utf8')) as ConfigDocument;
 }
 
 /**
@@ -63,7 +63,7 @@ describe('the default config.yaml', { timeout: 120_000, skip: skipReason() }, ()
     assert.match(agent.stdout, /^Exits: \d+/m);
     const records = agent.logRecords();
     const otlp = records.filter((r) => r.component === 'otlp');
-    assert.equal(otlp.filter((r) => /idle/.test(r.msg)).length, 1, JSON.stringify(otlp));
+    assert.equal(otlp.filter((r) => /idle/.test(r.msg ?? '')).length, 1, JSON.stringify(otlp));
     assert.deepEqual(
       otlp.filter((r) => r.level === 'warn' || r.level === 'error'),
       [],

@@ -33,6 +33,7 @@ describe('otlp exporter -> VictoriaMetrics', { timeout: 120_000 }, () => {
     vm = await startVictoriaMetrics();
   });
   after(async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset when before() failed
     await vm?.stop();
   });
 
@@ -122,7 +123,7 @@ describe('otlp exporter -> VictoriaMetrics', { timeout: 120_000 }, () => {
               relayed.push(res.status);
               callback(res.ok ? null : { code: grpc.status.INTERNAL, details: `VM answered ${res.status}` }, Buffer.alloc(0));
             })
-            .catch((e) => callback({ code: grpc.status.UNAVAILABLE, details: String(e) }));
+            .catch((e: unknown) => callback({ code: grpc.status.UNAVAILABLE, details: String(e) }));
         },
       },
     );
@@ -163,6 +164,7 @@ describe('otlp exporter -> VictoriaMetrics', { timeout: 120_000 }, () => {
     const late = await startVictoriaMetrics({ port });
     try {
       const until = Date.now() + 20_000;
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- assert.equal narrowed it, but the exporter counts on while we wait
       while (exporter.stats.batchesSent === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
       await exporter.shutdown();
       await sdk.shutdown();

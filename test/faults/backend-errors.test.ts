@@ -111,7 +111,10 @@ describe('backend answering errors', () => {
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     const early = mean(g.slice(0, 3));
     const late = mean(g.slice(-3));
-    assert.ok(late > early * 2.5, `gaps between attempts should grow (early ${g.slice(0, 3).map(Math.round)} ms, late ${g.slice(-3).map(Math.round)} ms)`);
+    assert.ok(
+      late > early * 2.5,
+      `gaps between attempts should grow (early ${g.slice(0, 3).map(Math.round).join(',')} ms, late ${g.slice(-3).map(Math.round).join(',')} ms)`,
+    );
     const m = await agent.metrics();
     assert.ok(m.sum('taskstats_agent_exporter_batch_retries_total') >= 1, 'retries are counted');
     await agent.stop();

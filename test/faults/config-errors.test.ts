@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { AS_NOBODY_WITHOUT_CAPS, agentBin, freePort, portIsOpen, type CommandResult } from '../support/agent.js';
-import { faultConfig } from './configs.js';
+import { faultConfig, type FaultConfig } from './configs.js';
 import { spawn } from 'node:child_process';
 
 const dir = mkdtempSync(join(tmpdir(), 'ts-badconfig-'));
@@ -28,9 +28,9 @@ async function runWatchingPort(file: string, port: number, wrapper?: string[]): 
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  let running = true;
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  let running = true as boolean; // cleared by the exit handler while the loop runs
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('exit', (code, signal) => {
       running = false;
@@ -50,7 +50,7 @@ async function runWatchingPort(file: string, port: number, wrapper?: string[]): 
 }
 
 let n = 0;
-async function writeBroken(mutate: (config: Record<string, any>) => void): Promise<{ file: string; port: number }> {
+async function writeBroken(mutate: (config: FaultConfig) => void): Promise<{ file: string; port: number }> {
   const port = await freePort();
   const config = faultConfig({ metricsUrl: 'http://127.0.0.1:9/v1/metrics' });
   config.service.telemetry.metrics = { address: `127.0.0.1:${port}` };

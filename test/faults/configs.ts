@@ -16,7 +16,18 @@ export interface FaultConfigOptions {
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
 }
 
-export function faultConfig(o: FaultConfigOptions): Record<string, any> {
+/** A config document as YAML maps it; tests change its keys (also to wrong types) before writing it. */
+export type FaultConfig = {
+  receivers: { taskstats: Record<string, unknown> };
+  processors?: Record<string, unknown>;
+  exporters: { otlp: Record<string, unknown> };
+  service: {
+    telemetry: { logs: Record<string, unknown>; metrics?: Record<string, unknown> };
+    pipelines: { metrics: Record<string, unknown> };
+  };
+};
+
+export function faultConfig(o: FaultConfigOptions): FaultConfig {
   const pipeline: Record<string, unknown> = { receivers: ['taskstats'], exporters: ['otlp'] };
   if (o.seriesLimit !== undefined) pipeline.aggregation = { series_limit: o.seriesLimit };
   return {

@@ -123,6 +123,7 @@ describe('many distinct command names', { timeout: 240_000 }, () => {
     after(async () => {
       await agent?.kill();
       for (const cg of cgroups) await cg.remove();
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset when before() failed
       await backend?.stop();
     });
 

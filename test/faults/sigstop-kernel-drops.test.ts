@@ -8,7 +8,7 @@ import { describe, test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { startAgent, type AgentProcess } from '../support/agent.js';
 import { startVictoriaMetrics, type VictoriaMetrics } from '../support/victoriametrics.js';
-import { createCgroup, forkCount, forkCountInCgroup, sleep, waitFor, type TestCgroup } from '../support/workload.js';
+import { createCgroup, forkCount, forkCountInCgroup, waitFor, type TestCgroup } from '../support/workload.js';
 import { faultConfig, waitForExits } from './configs.js';
 
 const ROUNDS = 3;
@@ -24,6 +24,7 @@ describe('SIGSTOP during an exit storm', { timeout: 180_000 }, () => {
   after(async () => {
     await agent?.kill();
     for (const cg of cgroups) await cg.remove();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset when before() failed
     await vm?.stop();
   });
 

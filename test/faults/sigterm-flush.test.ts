@@ -20,6 +20,7 @@ describe('SIGTERM flushes and exits 0 within 5 s', { timeout: 120_000 }, () => {
   after(async () => {
     await agent?.kill();
     for (const cg of cgroups) await cg.remove();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset when before() failed
     await vm?.stop();
   });
 

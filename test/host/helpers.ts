@@ -52,8 +52,8 @@ export class RunningAgent {
   exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
 
   constructor(readonly child: ChildProcess) {
-    child.stdout!.on('data', (d) => (this.stdout += d));
-    child.stderr!.on('data', (d) => (this.stderr += d));
+    child.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
     this.exited = new Promise((res) => child.on('close', (code, signal) => res((this.exit = { code, signal }))));
   }
 

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { startAgent, type AgentProcess } from '../support/agent.js';
+import { startAgent, type AgentProcess, type ConfigDocument } from '../support/agent.js';
 import { repoRoot } from '../support/workload.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ts-lazy-'));
@@ -40,7 +40,7 @@ Module.prototype._compile = function (content, filename) {
 );
 
 /** Runs the agent with `config` until ready and started, stops it, returns the modules it loaded. */
-async function modulesLoadedBy(name: string, config: Record<string, any>): Promise<string[]> {
+async function modulesLoadedBy(name: string, config: ConfigDocument): Promise<string[]> {
   const log = join(dir, `${name}.modules`);
   writeFileSync(log, '');
   const agent = await startAgent({
@@ -60,7 +60,7 @@ const loaded = (modules: string[], part: string): boolean => modules.some((m) =>
 
 describe('lazy loading of components', { timeout: 90_000 }, () => {
   test('the default config.yaml (debug, idle otlp) loads no OpenTelemetry package and no unused component', async () => {
-    const config = parse(readFileSync(join(repoRoot, 'config.yaml'), 'utf8'));
+    const config = parse(readFileSync(join(repoRoot, 'config.yaml'), 'utf8')) as ConfigDocument;
     const modules = await modulesLoadedBy('default', config);
     // The recording works, and the components in use were loaded...
     assert.ok(loaded(modules, '/dist/src/cli.js'), modules.join('\n'));

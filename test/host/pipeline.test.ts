@@ -163,16 +163,15 @@ describe('pipeline', () => {
         { id: 'hang', exporter: exporter(() => new Promise<void>((r) => (releaseHang = r))), temporality: 'cumulative', withSelfTelemetry: false },
         {
           id: 'fail',
-          exporter: exporter(async () => {
-            throw new Error('backend down');
-          }),
+          exporter: exporter(() => Promise.reject(new Error('backend down'))),
           temporality: 'cumulative',
           withSelfTelemetry: false,
         },
         {
           id: 'good',
-          exporter: exporter(async (rm) => {
+          exporter: exporter((rm) => {
             received.push(rm);
+            return Promise.resolve();
           }),
           temporality: 'cumulative',
           withSelfTelemetry: true,
@@ -223,7 +222,7 @@ describe('pipeline', () => {
       stage,
       [
         { id: 'stuck', exporter: exporter(() => (hangingCalls++, new Promise<void>(() => undefined))), temporality: 'cumulative', withSelfTelemetry: false },
-        { id: 'good', exporter: exporter(async () => void goodCalls++), temporality: 'cumulative', withSelfTelemetry: false },
+        { id: 'good', exporter: exporter(() => (goodCalls++, Promise.resolve())), temporality: 'cumulative', withSelfTelemetry: false },
       ],
       t,
       logger,

@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { spawn } from 'node:child_process';
 import { repoRoot, runCli, startAgent, tempDir, sleep, type RunningAgent } from '../host/helpers.js';
-import { FakeKubeApiServer } from '../support/fake-kube-apiserver.js';
+import { FakeKubeApiServer, type PodJson } from '../support/fake-kube-apiserver.js';
 import { canUseCgroups, TestCgroups } from '../../plugins/k8sattributes/testcgroups.js';
 
 const tmp = tempDir('taskstats-plugins-');
@@ -170,12 +170,12 @@ service:
         await server.start();
         const kubeconfig = join(tmp.dir, 'kubeconfig');
         server.writeKubeconfig(kubeconfig);
-        const pods = JSON.parse(readFileSync(join(repoRoot, 'plugins', 'k8sattributes', 'testdata', 'pods.json'), 'utf8')).items;
-        const coredns = pods[0];
+        const pods = (JSON.parse(readFileSync(join(repoRoot, 'plugins', 'k8sattributes', 'testdata', 'pods.json'), 'utf8')) as { items: PodJson[] }).items;
+        const coredns = pods[0]!;
         coredns.spec.nodeName = 'plugin-test-node';
         server.addPod(coredns);
-        const uid = coredns.metadata.uid as string;
-        const cid = (coredns.status.containerStatuses[0].containerID as string).replace('containerd://', '');
+        const uid = coredns.metadata.uid;
+        const cid = coredns.status.containerStatuses[0]!.containerID.replace('containerd://', '');
         const dir = `kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${uid.replace(/-/g, '_')}.slice/cri-containerd-${cid}.scope`;
         // create the cgroup (and check the path the kernel reports) with a sleeper, then run short workers there
         const { cgroupPath } = await cgroups.runIn(dir);

@@ -56,10 +56,23 @@ export function writeConfig(config: unknown): { file: string; dir: string; clean
   return { file, dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/** A config document as YAML maps it; tests build and change them freely. */
+export type ConfigDocument = Record<string, unknown>;
+
+/** One log line: a structured (pino) record, or `{ msg: line }` for a line that is not JSON. */
+export interface LogRecord {
+  msg?: string;
+  level?: string | number;
+  component?: string;
+  [field: string]: unknown;
+}
+
 /** The self-telemetry endpoint's address in a config (`service.telemetry.metrics.address`). */
-export function withTelemetryAddress(config: Record<string, any>, address: string): Record<string, any> {
-  const service = { ...(config.service ?? {}) };
-  service.telemetry = { ...(service.telemetry ?? {}), metrics: { ...(service.telemetry?.metrics ?? {}), address } };
+export function withTelemetryAddress(config: ConfigDocument, address: string): ConfigDocument {
+  const service = { ...(config.service as ConfigDocument | undefined) };
+  const telemetry = { ...(service.telemetry as ConfigDocument | undefined) };
+  telemetry.metrics = { ...(telemetry.metrics as ConfigDocument | undefined), address };
+  service.telemetry = telemetry;
   return { ...config, service };
 }
 
@@ -122,7 +135,7 @@ export async function scrape(url: string, timeoutMs = 5000): Promise<MetricsSnap
 
 export interface AgentOptions {
   /** The configuration (an object is written as YAML; a string is written as is). */
-  config: Record<string, any> | string;
+  config: ConfigDocument | string;
   /**
    * Put the self-telemetry endpoint on a free loopback port (default true when `config` is an
    * object): service.telemetry.metrics.address is set to it.
@@ -161,8 +174,8 @@ export class AgentProcess {
     readonly baseUrl: string | undefined,
     private readonly cleanup: () => void,
   ) {
-    child.stdout!.on('data', (d) => (this.stdout += d));
-    child.stderr!.on('data', (d) => (this.stderr += d));
+    child.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
     this.exited = new Promise((resolve) => {
       child.on('exit', (code, signal) => {
         this.exitInfo = { code, signal };
@@ -181,14 +194,14 @@ export class AgentProcess {
   }
 
   /** Log lines parsed as JSON where they are JSON (structured logs), else `{ msg: line }`. */
-  logRecords(): Array<Record<string, any>> {
+  logRecords(): LogRecord[] {
     return this.logs
       .split('\n')
       .filter(Boolean)
-      .map((l) => {
+      .map((l): LogRecord => {
         try {
-          const o = JSON.parse(l);
-          return typeof o === 'object' && o ? o : { msg: l };
+          const o = JSON.parse(l) as unknown;
+          return typeof o === 'object' && o ? (o as LogRecord) : { msg: l };
         } catch {
           return { msg: l };
         }
@@ -258,7 +271,7 @@ export async function startAgent(opts: AgentOptions): Promise<AgentProcess> {
     config = withTelemetryAddress(config, `127.0.0.1:${port}`);
     baseUrl = `http://127.0.0.1:${port}`;
   } else if (typeof config === 'object') {
-    const addr = config.service?.telemetry?.metrics?.address;
+    const addr = (config as { service?: { telemetry?: { metrics?: { address?: unknown } } } }).service?.telemetry?.metrics?.address;
     if (typeof addr === 'string') baseUrl = `http://${addr}`;
   }
   const cfg = writeConfig(config);
@@ -272,8 +285,8 @@ export async function startAgent(opts: AgentOptions): Promise<AgentProcess> {
   });
   const agent = new AgentProcess(child, cfg.file, baseUrl, cfg.cleanup);
   if (opts.echo) {
-    child.stdout!.on('data', (d) => process.stdout.write(d));
-    child.stderr!.on('data', (d) => process.stderr.write(d));
+    child.stdout.on('data', (d: Buffer) => process.stdout.write(d));
+    child.stderr.on('data', (d: Buffer) => process.stderr.write(d));
   }
   if (opts.waitReady ?? baseUrl !== undefined) {
     try {
@@ -321,8 +334,8 @@ export function runAgentCommand(
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`taskstats-agent ${args.join(' ')} still running after ${opts.timeoutMs ?? 20_000} ms\n${stdout}${stderr}`));

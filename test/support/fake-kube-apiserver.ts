@@ -23,7 +23,18 @@ import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { writeFileSync } from 'node:fs';
 
-export type PodJson = Record<string, any>;
+/** A pod as the API serves it (JSON): the fields the server and the tests read or change; the rest passes through. */
+export interface PodJson {
+  kind?: string;
+  apiVersion?: string;
+  metadata: { name: string; namespace: string; uid: string; resourceVersion?: string; labels: Record<string, string>; [field: string]: unknown };
+  spec: { nodeName?: string; [field: string]: unknown };
+  status: { containerStatuses: Array<{ containerID: string; [field: string]: unknown }>; [field: string]: unknown };
+  [field: string]: unknown;
+}
+
+/** A Status object (what the API answers instead of a resource when a request fails). */
+type StatusJson = Record<string, unknown>;
 
 export interface RecordedRequest {
   method: string;
@@ -47,9 +58,9 @@ interface OpenWatch {
   timer?: NodeJS.Timeout;
 }
 
-const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v));
+const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 
-function status(code: number, reason: string, message: string): PodJson {
+function status(code: number, reason: string, message: string): StatusJson {
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
 }
 
@@ -227,16 +238,19 @@ export class FakeKubeApiServer {
     res.setHeader('Cache-Control', 'no-cache, private');
     res.setHeader('Audit-Id', `fake-${this.requests.length}`);
     if (this.token !== undefined && req.headers.authorization !== `Bearer ${this.token}`) {
-      return this.json(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
+      this.json(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
+      return;
     }
     if (req.method !== 'GET' || url.pathname !== '/api/v1/pods') {
-      return this.json(res, 404, status(404, 'NotFound', 'the server could not find the requested resource'));
+      this.json(res, 404, status(404, 'NotFound', 'the server could not find the requested resource'));
+      return;
     }
     let matches: (pod: PodJson) => boolean;
     try {
       matches = parseFieldSelector(query.fieldSelector ?? '');
     } catch (err) {
-      return this.json(res, 400, status(400, 'BadRequest', (err as Error).message));
+      this.json(res, 400, status(400, 'BadRequest', (err as Error).message));
+      return;
     }
     if (query.watch === 'true' || query.watch === '1') this.watch(req, res, query, matches);
     else this.list(res, matches);
@@ -246,7 +260,8 @@ export class FakeKubeApiServer {
     const answer = () => {
       if (res.destroyed) return;
       if (this.listFailStatus !== undefined) {
-        return this.json(res, this.listFailStatus, status(this.listFailStatus, 'ServiceUnavailable', 'the server is currently unable to handle the request'));
+        this.json(res, this.listFailStatus, status(this.listFailStatus, 'ServiceUnavailable', 'the server is currently unable to handle the request'));
+        return;
       }
       const items = [...this.pods.values()].filter(matches).map(clone);
       this.json(res, 200, { kind: 'PodList', apiVersion: 'v1', metadata: { resourceVersion: this.currentResourceVersion }, items });
@@ -285,7 +300,8 @@ export class FakeKubeApiServer {
     }
   }
 
-  private send(w: OpenWatch, type: string, object: PodJson): void {
+  /** One watch event; `object` is a pod, a Status (ERROR) or a bookmark's bare metadata. */
+  private send(w: OpenWatch, type: string, object: Record<string, unknown>): void {
     if (w.silent) return;
     const obj = type === 'ERROR' ? object : { kind: 'Pod', apiVersion: 'v1', ...object };
     w.res.write(JSON.stringify({ type, object: obj }) + '\n');
@@ -312,9 +328,9 @@ function parseFieldSelector(selector: string): (pod: PodJson) => boolean {
     if (!m) throw new Error(`invalid field selector: "${term}"`);
     const [, field, op, value] = m;
     const get: Record<string, (p: PodJson) => unknown> = {
-      'spec.nodeName': (p) => p.spec?.nodeName ?? '',
-      'metadata.name': (p) => p.metadata?.name,
-      'metadata.namespace': (p) => p.metadata?.namespace,
+      'spec.nodeName': (p) => p.spec.nodeName ?? '',
+      'metadata.name': (p) => p.metadata.name,
+      'metadata.namespace': (p) => p.metadata.namespace,
     };
     const read = get[field!];
     if (!read) throw new Error(`field label not supported: ${field}`);

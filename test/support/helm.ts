@@ -19,7 +19,7 @@ export const repoRoot: string = (() => {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const pkg = join(dir, 'package.json');
-    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'taskstats-agent') return dir;
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'taskstats-agent') return dir;
     const up = dirname(dir);
     if (up === dir) throw new Error('test/support/helm: repository root (package.json of taskstats-agent) not found');
     dir = up;
@@ -113,7 +113,7 @@ export function parseManifests(text: string): K8sObject[] {
 }
 
 export function findObject(objects: K8sObject[], kind: string, name?: string): K8sObject | undefined {
-  return objects.find((o) => o.kind === kind && (name === undefined || o.metadata?.name === name));
+  return objects.find((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
 }
 
 // ---- schema validation ----
@@ -125,7 +125,7 @@ function modelPath(apiVersion: string, kind: string): string {
 
 /** Validates one object against the Kubernetes schema; returns problems (empty when valid). */
 export async function validateObject(obj: K8sObject): Promise<string[]> {
-  const where = `${obj.kind}/${obj.metadata?.name}`;
+  const where = `${obj.kind}/${obj.metadata.name}`;
   let mod: Record<string, unknown>;
   try {
     mod = (await import(modelPath(obj.apiVersion, obj.kind))) as Record<string, unknown>;

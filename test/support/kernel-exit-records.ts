@@ -23,8 +23,8 @@ export async function startKernelExitRecords(): Promise<KernelExitRecords> {
   const records: { pid: number; comm: string; runNs: number }[] = [];
   let buf = '';
   let err = '';
-  child.stdout!.setEncoding('utf8');
-  child.stdout!.on('data', (d: string) => {
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (d: string) => {
     buf += d;
     let i: number;
     while ((i = buf.indexOf('\n')) >= 0) {
@@ -36,7 +36,7 @@ export async function startKernelExitRecords(): Promise<KernelExitRecords> {
       if (r.aggregate !== 'tgid') records.push({ pid: r.pid, comm: r.comm, runNs: r.cpu_run_virtual_ns });
     }
   });
-  child.stderr!.on('data', (d) => (err += d));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`taskstats-agent exits not listening within 15 s: ${err}`)), 15_000);
     const check = () => {
@@ -45,7 +45,7 @@ export async function startKernelExitRecords(): Promise<KernelExitRecords> {
         resolve();
       }
     };
-    child.stderr!.on('data', check);
+    child.stderr.on('data', check);
     child.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`taskstats-agent exits ended (${code}): ${err}`));

@@ -77,11 +77,12 @@ export interface VictoriaMetrics {
   stop(): Promise<void>;
 }
 
-async function getJson(url: string): Promise<any> {
+/** GET a JSON answer of VictoriaMetrics' HTTP API; T is the shape its documentation gives. */
+async function getJson<T>(url: string): Promise<T> {
   const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
   const text = await res.text();
   if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}: ${text.slice(0, 500)}`);
-  return JSON.parse(text);
+  return JSON.parse(text) as T;
 }
 
 export async function startVictoriaMetrics(opts: { extraArgs?: string[]; startTimeoutMs?: number; port?: number } = {}): Promise<VictoriaMetrics> {
@@ -116,8 +117,13 @@ export async function startVictoriaMetrics(opts: { extraArgs?: string[]; startTi
   };
   child.stdout!.on('data', collect);
   child.stderr!.on('data', collect);
-  let exited = false;
-  const exitedPromise = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
+  let exited = false as boolean; // set by the exit handler
+  const exitedPromise = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      exited = true;
+      resolve();
+    }),
+  );
   // A test process that ends without stop() (an uncaught failure) still ends its server.
   const killOnExit = () => {
     if (!exited) child.kill('SIGKILL');
@@ -163,8 +169,10 @@ export async function startVictoriaMetrics(opts: { extraArgs?: string[]; startTi
       await res.text();
     },
     async query(promql) {
-      const body = await getJson(`${url}/api/v1/query?query=${encodeURIComponent(promql)}`);
-      return (body.data.result as Array<{ metric: Record<string, string>; value: [number, string] }>).map((r) => ({
+      const body = await getJson<{ data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } }>(
+        `${url}/api/v1/query?query=${encodeURIComponent(promql)}`,
+      );
+      return body.data.result.map((r) => ({
         metric: r.metric,
         value: Number(r.value[1]),
       }));
@@ -179,8 +187,8 @@ export async function startVictoriaMetrics(opts: { extraArgs?: string[]; startTi
         .map((l) => JSON.parse(l) as ExportedSeries);
     },
     async labelValues(label) {
-      const body = await getJson(`${url}/api/v1/label/${encodeURIComponent(label)}/values`);
-      return body.data as string[];
+      const body = await getJson<{ data: string[] }>(`${url}/api/v1/label/${encodeURIComponent(label)}/values`);
+      return body.data;
     },
     async waitFor(probe, what, timeoutMs = 15_000) {
       const until = Date.now() + timeoutMs;
@@ -194,7 +202,8 @@ export async function startVictoriaMetrics(opts: { extraArgs?: string[]; startTi
           lastError = error;
         }
         if (Date.now() > until) {
-          throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}\nVM log:\n${output.slice(-2000)}`);
+          const lastText = String(lastError);
+          throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${lastText}` : ''}\nVM log:\n${output.slice(-2000)}`);
         }
         await new Promise((r) => setTimeout(r, 250));
       }

@@ -75,8 +75,8 @@ export function runTsload(args: string[], opts: { timeoutMs?: number; cgroupProc
       : spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`tsload ${args.join(' ')} did not finish within ${opts.timeoutMs ?? 120_000} ms`));
@@ -186,7 +186,7 @@ export async function sleepers(n: number): Promise<{ pids: () => number[]; stop:
   const child = spawn(bin, ['sleepers', String(n)], { stdio: ['pipe', 'pipe', 'inherit'] });
   await new Promise<void>((res, rej) => {
     const timer = setTimeout(() => rej(new Error(`${n} sleepers not ready within 60 s`)), 60_000);
-    child.stdout!.on('data', (d) => {
+    child.stdout.on('data', (d) => {
       if (String(d).includes('ready')) {
         clearTimeout(timer);
         res();
@@ -202,9 +202,12 @@ export async function sleepers(n: number): Promise<{ pids: () => number[]; stop:
     pids: () => readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number),
     stop: () =>
       new Promise<void>((res) => {
-        if (child.exitCode !== null) return res();
+        if (child.exitCode !== null) {
+          res();
+          return;
+        }
         child.once('exit', () => res());
-        child.stdin!.end();
+        child.stdin.end();
         setTimeout(() => child.kill('SIGKILL'), 30_000).unref();
       }),
   };
@@ -262,12 +265,13 @@ export async function waitFor<T>(what: string, check: () => T | Promise<T>, time
   for (;;) {
     try {
       const v = await check();
-      if (v) return v as NonNullable<T>;
+      if (v) return v;
     } catch (e) {
       last = e;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message ?? last}` : ''}`);
+      const lastText = (last as Error | undefined)?.message ?? String(last);
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${lastText}` : ''}`);
     }
     await sleep(everyMs);
   }
