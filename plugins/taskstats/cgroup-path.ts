@@ -16,7 +16,7 @@
  * exec event and once per new live process, so it avoids readFileSync's allocations and the
  * exceptions fs throws for processes that are gone.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import koffi from 'koffi';
 
 /** What line of /proc/PID/cgroup names a process's cgroup. */
@@ -355,12 +355,177 @@ export class ProcFileReader {
  */
 export class StringInterner {
   private readonly table = new Map<string, string>();
-  constructor(private readonly max = 100_000) {}
+  /**
+   * `transform` (optional) maps a new string to what is kept for it, once per distinct string:
+   * how the receiver makes cgroup paths absolute inside a cgroup namespace at no per-record cost.
+   */
+  constructor(
+    private readonly max = 100_000,
+    private readonly transform?: (s: string) => string,
+  ) {}
   intern(s: string): string {
     const known = this.table.get(s);
     if (known !== undefined) return known;
     if (this.table.size >= this.max) this.table.clear();
-    this.table.set(s, s);
-    return s;
+    const kept = this.transform ? this.transform(s) : s;
+    this.table.set(s, kept);
+    return kept;
   }
+}
+
+// ---- absolute paths inside a cgroup namespace ----
+
+/**
+ * Turns the cgroup paths /proc/PID/cgroup prints into absolute ones when the agent runs in a
+ * cgroup namespace of its own (a pod on a cgroup v2 node: the runtime gives every container one).
+ * The kernel prints a path relative to the reader's namespace root R, so a process of another pod
+ * reads `/../../kubepods-besteffort.slice/...`: k leading `..` climb from R to its ancestor at
+ * depth D-k (D = R's depth), then the path goes down. What is known:
+ *  - D: pid 1 (hostPID) sits at or right below the root (`/init.scope`), so it is printed with D
+ *    leading `..`;
+ *  - the kubelet's names: the pod's cgroup is `kubepods[-<qos>]-pod<uid_>.slice` under the systemd
+ *    driver (each slice name spells its parents: `a-b.slice` lives in `a.slice`), or
+ *    `/kubepods[/<qos>]/pod<uid>` under cgroupfs; the pod uid appears in the kubelet's bind mounts
+ *    (`.../pods/<uid>/etc-hosts`, `.../volumes/...`) of /proc/self/mountinfo;
+ *  - every other process's path: its first name below the common ancestor is a child of that
+ *    ancestor that is not on R's own chain, which rules out layouts.
+ * Each ancestor of R that every layout still possible agrees on is known. R itself (the agent's own
+ * container, named after a container id nothing here tells) is not: paths inside it stay as
+ * printed, and so does a path whose ancestor is not known; the caller says so.
+ */
+export interface CgroupNamespaceView {
+  /** Whether the agent reads paths relative to a cgroup namespace other than the root's. */
+  readonly nested: boolean;
+  /** Depth of the agent's namespace root R (0 when not nested). */
+  readonly depth: number;
+  /** Absolute paths of R's ancestors by depth (index 0 is the root, ''); undefined where unknown. */
+  readonly ancestors: readonly (string | undefined)[];
+  /** The pod uid found in /proc/self/mountinfo, if any. */
+  readonly podUid: string | undefined;
+  /** The absolute form of a path as printed, or undefined when it cannot be told. */
+  absolute(printed: string): string | undefined;
+}
+
+const POD_UID_IN_MOUNT = /\/pods\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\//;
+
+/** Number of leading `/..` segments of a printed path, and the segments after them. */
+function splitUps(printed: string): { ups: number; rest: string[] } {
+  const segs = printed.split('/').filter((x) => x !== '');
+  let ups = 0;
+  while (ups < segs.length && segs[ups] === '..') ups++;
+  return { ups, rest: segs.slice(ups) };
+}
+
+/** `/a.slice/a-b.slice/a-b-c.slice` for `a-b-c.slice`: where systemd puts a slice. */
+function sliceChain(name: string): string[] {
+  const parts = name.slice(0, -'.slice'.length).split('-');
+  return parts.map((_p, i) => `${parts.slice(0, i + 1).join('-')}.slice`);
+}
+
+const isUnit = (name: string) => name.endsWith('.slice') || name.endsWith('.scope');
+
+/** The pod uid named by the kubelet's bind mounts in mountinfo text (the ROOT field of a mount). */
+export function podUidFromMountinfo(mountinfo: string): string | undefined {
+  for (const line of mountinfo.split('\n')) {
+    const root = line.split(' ')[3];
+    const m = root === undefined ? null : POD_UID_IN_MOUNT.exec(`${root}/`);
+    if (m) return m[1];
+  }
+  return undefined;
+}
+
+/**
+ * The view from printed paths: pid 1's, those of the other processes (any order), and the pod uid.
+ * Pure: resolveCgroupNamespace feeds it from /proc.
+ */
+export function cgroupNamespaceView(pid1: string, others: Iterable<string>, podUid: string | undefined): CgroupNamespaceView {
+  const D = splitUps(pid1).ups;
+  if (D === 0) return { nested: false, depth: 0, ancestors: [''], podUid, absolute: (p) => p };
+  // Observations: (k, first name below the ancestor at depth D-k), for paths outside R's subtree.
+  const seen = new Map<string, { k: number; name: string | undefined }>();
+  const kubepodsSlices = new Set<string>(['kubepods.slice']);
+  for (const p of others) {
+    const { ups, rest } = splitUps(p);
+    if (ups === 0 || ups > D) continue;
+    const name = rest[0];
+    seen.set(`${ups}/${name ?? ''}`, { k: ups, name });
+    if (name?.endsWith('.slice')) for (const s of sliceChain(name)) if (/(^|-)kubepods\.slice$/.test(s)) kubepodsSlices.add(s);
+  }
+  // Layouts the kubelet could have made: the absolute path of R's parent (the pod's cgroup).
+  const layouts: { systemd: boolean; chain: (string | undefined)[] }[] = [];
+  const qosLevels = [undefined, 'burstable', 'besteffort'];
+  for (const k of kubepodsSlices) {
+    for (const q of qosLevels) {
+      const parent = q ? [...sliceChain(k), `${k.slice(0, -'.slice'.length)}-${q}.slice`] : sliceChain(k);
+      const stem = parent[parent.length - 1]!.slice(0, -'.slice'.length);
+      layouts.push({ systemd: true, chain: [...parent, podUid ? `${stem}-pod${podUid.replace(/-/g, '_')}.slice` : undefined] });
+    }
+  }
+  for (const q of qosLevels) layouts.push({ systemd: false, chain: ['kubepods', ...(q ? [q] : []), podUid ? `pod${podUid}` : undefined] });
+  const alive = layouts.filter((l) => {
+    if (l.chain.length !== D - 1) return false; // R is the chain's child: depth D
+    for (const { k, name } of seen.values()) {
+      const j = D - k; // the common ancestor's depth
+      if (name === undefined) continue;
+      const next = l.chain[j]; // R's ancestor at depth j+1 (chain index j)
+      if (next === name) return false; // then the kernel would have printed fewer `..`
+      if (j >= 1) {
+        if (l.systemd !== isUnit(name)) return false;
+        if (l.systemd && name.endsWith('.slice')) {
+          const parents = sliceChain(name).slice(0, -1);
+          if (parents.length !== j || parents.some((s, i) => s !== l.chain[i])) return false;
+        }
+      }
+    }
+    return true;
+  });
+  const ancestors: (string | undefined)[] = [''];
+  for (let j = 1; j < D; j++) {
+    const paths = new Set(alive.map((l) => (l.chain.slice(0, j).includes(undefined) ? undefined : `/${l.chain.slice(0, j).join('/')}`)));
+    ancestors.push(paths.size === 1 ? [...paths][0] : undefined);
+  }
+  return {
+    nested: true,
+    depth: D,
+    ancestors,
+    podUid,
+    absolute(printed: string): string | undefined {
+      const { ups, rest } = splitUps(printed);
+      if (ups === 0 || ups > D) return undefined;
+      const base = ancestors[D - ups];
+      if (base === undefined) return undefined;
+      const tail = rest.length > 0 ? `/${rest.join('/')}` : '';
+      return base + tail || '/';
+    },
+  };
+}
+
+/**
+ * The cgroup namespace view of this process: pid 1 and every process of `procRoot` read once
+ * (at receiver start), the pod uid from /proc/self/mountinfo. Not nested: an identity view, and
+ * nothing else is read.
+ */
+export function resolveCgroupNamespace(procRoot: string, selector: CgroupSelector): CgroupNamespaceView {
+  const read = (pid: string) => {
+    try {
+      return parseProcCgroup(readFileSync(`${procRoot}/${pid}/cgroup`, 'utf8'), selector);
+    } catch {
+      return undefined; // gone
+    }
+  };
+  const pid1 = read('1');
+  if (pid1 === undefined || !pid1.startsWith('/..')) return cgroupNamespaceView('/', [], undefined);
+  const others: string[] = [];
+  for (const entry of readdirSync(procRoot)) {
+    if (entry.charCodeAt(0) < 48 || entry.charCodeAt(0) > 57) continue;
+    const p = read(entry);
+    if (p !== undefined) others.push(p);
+  }
+  let mountinfo = '';
+  try {
+    mountinfo = readFileSync(`${procRoot}/self/mountinfo`, 'utf8');
+  } catch {
+    // no uid then: the pod level stays unknown
+  }
+  return cgroupNamespaceView(pid1, others, podUidFromMountinfo(mountinfo));
 }

@@ -31,7 +31,7 @@
  */
 import type { ComponentTelemetry, Logger } from '../../src/api/index.js';
 import type { TaskRecord } from './record.js';
-import { ProcFileReader, StringInterner, chooseCgroupSelector, parseProcCgroupBytes, type CgroupSelector } from './cgroup-path.js';
+import { ProcFileReader, StringInterner, chooseCgroupSelector, parseProcCgroupBytes, resolveCgroupNamespace, type CgroupSelector } from './cgroup-path.js';
 import { EXEC_RESULT_CGROUP, EXEC_RESULT_DETAILS, ExecWatcher, cmdlineText, seqAfter, type ExecWatcherStats } from './proc-connector.js';
 
 /** ac_flag: the task forked and never exec'd. */
@@ -122,7 +122,7 @@ export interface ProcessMetadataStats {
 export class ProcessMetadata {
   private readonly cache = new Map<number, Entry>();
   private readonly reader = new ProcFileReader();
-  private readonly interner = new StringInterner();
+  private readonly interner: StringInterner;
   private readonly procRoot: string;
   private readonly selector: CgroupSelector;
   private readonly maxEntries: number;
@@ -166,6 +166,7 @@ export class ProcessMetadata {
     const own = this.reader.readText(`${this.procRoot}/self/cgroup`);
     if (own === undefined) throw new Error(`cannot read ${this.procRoot}/self/cgroup (is procRoot a proc file system?)`);
     this.selector = chooseCgroupSelector(own, o.cgroupV1Hierarchy);
+    this.interner = new StringInterner(100_000, this.cgroupNamespaceTransform());
     this.overflowCounter = o.telemetry.counter(
       'proc_connector_overflows',
       'Times the kernel dropped process events because the proc connector socket was full (exec metadata lost)',
@@ -180,6 +181,45 @@ export class ProcessMetadata {
       'exec_metadata_late',
       "Exit records given a cgroup before the result of the process's last exec arrived, which then named another cgroup",
     );
+  }
+
+  /**
+   * In a cgroup namespace of its own (a pod), paths become absolute where the namespace's place is
+   * known (cgroup-path.ts, resolveCgroupNamespace); the others stay as printed, are counted once
+   * each, and the first few are logged.
+   */
+  private cgroupNamespaceTransform(): ((path: string) => string) | undefined {
+    const view = resolveCgroupNamespace(this.procRoot, this.selector);
+    if (!view.nested) return undefined;
+    const unresolved = this.o.telemetry.counter(
+      'cgroup_paths_unresolved',
+      "Distinct cgroup paths left relative to the agent's cgroup namespace (its own container, or an ancestor the agent cannot name)",
+    );
+    const known = view.ancestors.filter((a) => a !== undefined).length;
+    const summary = {
+      namespaceDepth: view.depth,
+      ancestorsKnown: `${known} of ${view.depth}`,
+      podUid: view.podUid ?? 'not found in /proc/self/mountinfo',
+      podCgroup: view.ancestors[view.depth - 1] ?? 'unknown',
+    };
+    if (known === view.depth) this.o.logger.info('process metadata: cgroup namespace; cgroup paths of other containers are made absolute', summary);
+    else
+      this.o.logger.warn(
+        'process metadata: cgroup namespace whose place in the hierarchy is only partly known; cgroup paths below an unknown ancestor ' +
+          'stay relative (`/../...`) and are counted as cgroup_paths_unresolved',
+        summary,
+      );
+    let logged = 0;
+    return (path) => {
+      const abs = view.absolute(path);
+      if (abs !== undefined) return abs;
+      unresolved.add(1);
+      if (logged < 5 && path.startsWith('/..')) {
+        logged++;
+        this.o.logger.warn("process metadata: cgroup path left relative to the agent's cgroup namespace", { key: 'cgroup_path_unresolved', path });
+      }
+      return path;
+    };
   }
 
   /** Entries cached, tombstones included (for a gauge). */

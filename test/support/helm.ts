@@ -3,7 +3,8 @@
  * .cache/helm/), rendering the chart, and validating rendered objects against the Kubernetes
  * schemas offline:
  * - kubernetes-models (generated from the Kubernetes OpenAPI schema) checks types, enums,
- *   formats and required fields;
+ *   formats and required fields; @kubernetes-models/prometheus-operator (generated from the
+ *   operator's CRDs) does the same for PodMonitor and ServiceMonitor;
  * - the attribute maps of @kubernetes/client-node's models catch unknown fields (a typo such as
  *   `hostPid`), which kubernetes-models lets through but the API server rejects under strict field
  *   validation (kubectl's default).
@@ -118,8 +119,9 @@ export function findObject(objects: K8sObject[], kind: string, name?: string): K
 
 // ---- schema validation ----
 
-/** kubernetes-models module of an object: `v1/ConfigMap`, `apps/v1/DaemonSet`, ... */
+/** The models module of an object: `kubernetes-models/apps/v1/DaemonSet`, the operator's CRDs ... */
 function modelPath(apiVersion: string, kind: string): string {
+  if (apiVersion.startsWith('monitoring.coreos.com/')) return `@kubernetes-models/prometheus-operator/${apiVersion}/${kind}`;
   return `kubernetes-models/${apiVersion.includes('/') ? apiVersion : `v1`}/${kind}`;
 }
 
