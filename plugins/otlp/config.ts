@@ -6,6 +6,7 @@
  * present in the config is an explicit choice and wins; an absent one falls back to the variable,
  * then to the default documented in README.md.
  */
+import { isIPv6 } from 'node:net';
 import { durationSchema, parseDuration, type ConfigProblem, type ConfigSchema } from '../../src/api/index.js';
 
 export type OtlpProtocol = 'http/protobuf' | 'http/json' | 'grpc';
@@ -122,12 +123,24 @@ function withGrpcScheme(value: string, protocol: string | undefined): string {
   return protocol === 'grpc' && HOST_PORT_RE.test(value) ? `http://${value}` : value;
 }
 
+const URL_WITH_BARE_HOST = /^(https?:\/\/)([0-9a-fA-F:.]+):(\d{1,5})(\/.*)?$/;
+
+/**
+ * `http://fd00::7:4318` -> `http://[fd00::7]:4318`. An IPv6 address in a URL needs brackets, but
+ * `http://${env:K8S_NODE_IP}:4318` (the chart's node-local default) expands to a bare one on an
+ * IPv6 node; the last `:port` is the port (a URL without brackets has no other reading).
+ */
+export function bracketIpv6Host(value: string): string {
+  const m = URL_WITH_BARE_HOST.exec(value);
+  return m && isIPv6(m[2]!) ? `${m[1]!}[${m[2]!}]:${m[3]!}${m[4] ?? ''}` : value;
+}
+
 export function validateOtlpConfig(config: OtlpExporterConfig): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   for (const key of ['endpoint', 'metrics_endpoint'] as const) {
     const value = config[key];
     if (value == null || value === '') continue;
-    const message = checkUrl(withGrpcScheme(value.trim(), config.protocol), key);
+    const message = checkUrl(withGrpcScheme(bracketIpv6Host(value.trim()), config.protocol), key);
     if (message) problems.push({ path: key, message: message.slice(key.length + 2) });
   }
   const tls = config.tls;
@@ -238,7 +251,7 @@ export function resolveOtlpSettings(config: OtlpExporterConfig, env: Env = proce
   ];
   for (const [where, value, full] of candidates) {
     if (value == null || value.trim() === '') continue;
-    const v = withGrpcScheme(value.trim(), protocol);
+    const v = withGrpcScheme(bracketIpv6Host(value.trim()), protocol);
     const problem = checkUrl(v, where);
     if (problem) throw new OtlpConfigError(problem);
     url = full || !isHttp ? v : appendMetricsPath(v);

@@ -255,6 +255,38 @@ describe('otlp exporter over HTTP', () => {
     assert.ok(ctx.logs.some((l) => l.level === 'info' && l.msg === 'otlp backend reachable again'));
   });
 
+  test('an IPv6 node address expanded into the URL without brackets is reached (the chart default on IPv6 nodes)', async (t) => {
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        paths.push(req.url ?? '');
+        res.writeHead(200).end();
+      });
+    });
+    const paths: string[] = [];
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, '::1', resolve);
+      });
+    } catch (e) {
+      t.skip(`no IPv6 loopback here (${(e as Error).message})`);
+      return;
+    }
+    const { port } = server.address() as net.AddressInfo;
+    // What `http://${env:K8S_NODE_IP}:4318` becomes with K8S_NODE_IP=::1.
+    const endpoint = `http://::1:${port}`;
+    assert.deepEqual(validateOtlpConfig({ endpoint }), []);
+    assert.equal(resolveOtlpSettings({ endpoint }, {}).url, `http://[::1]:${port}/v1/metrics`);
+    const { exporter } = await exporterFor({ endpoint });
+    await exporter.export(await cpuMetrics());
+    await exporter.forceFlush();
+    await exporter.shutdown();
+    await new Promise<void>((r) => server.close(() => r()));
+    assert.deepEqual(paths, ['/v1/metrics']);
+    assert.equal(resolveOtlpSettings({ endpoint: 'http://collector:4318' }, {}).url, 'http://collector:4318/v1/metrics', 'names untouched');
+  });
+
   test('a 400 is not retried: the batch is dropped and counted, never thrown', async () => {
     const rx = await startReceiver([{ status: 400 }]);
     receivers.push(rx);

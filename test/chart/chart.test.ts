@@ -101,6 +101,29 @@ interface AgentConfig {
 }
 const agentConfig = (objects: K8sObject[]): AgentConfig => parseYaml(agentConfigText(objects)) as AgentConfig;
 
+/** The parts of a rendered agent configuration the operations tests read. */
+interface RenderedExporter {
+  endpoint?: string;
+  metrics_endpoint?: string;
+  protocol?: string;
+  compression?: string | null;
+  headers?: Record<string, string>;
+  tls?: { ca_file?: string; cert_file?: string; key_file?: string };
+}
+interface RenderedConfig {
+  service: {
+    pipelines: { metrics: { receivers: string[]; processors: string[]; exporters: string[] } } & Record<
+      string,
+      { receivers?: string[]; processors?: string[]; exporters?: string[] } | undefined
+    >;
+    telemetry: { metrics: { address: string } };
+  };
+  receivers: { taskstats: Record<string, unknown> };
+  processors: { k8sattributes?: { auth_type?: string } } & Record<string, { auth_type?: string } | undefined>;
+  exporters: { otlp: RenderedExporter } & Record<string, RenderedExporter | undefined>;
+}
+const renderedConfig = (objects: K8sObject[]): RenderedConfig => parseYaml(agentConfigText(objects)) as RenderedConfig;
+
 describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
   let scratch: string;
   before(() => {
@@ -429,16 +452,13 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
 
   // ---- operations: what an operator installing the chart relies on ----
 
-  /** Processor ids of every pipeline of a rendered configuration. */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const pipelineComponents = (config: any, kind: 'receivers' | 'processors' | 'exporters'): string[] =>
-    // eslint-disable-next-line @typescript-eslint/no-unsafe-return, @typescript-eslint/no-explicit-any
-    Object.values(config.service?.pipelines ?? {}).flatMap((p: any) => p?.[kind] ?? []);
+  /** Component ids of a kind used by any pipeline of a rendered configuration. */
+  const pipelineComponents = (config: RenderedConfig, kind: 'receivers' | 'processors' | 'exporters'): string[] =>
+    Object.values(config.service.pipelines).flatMap((p) => p?.[kind] ?? []);
   /** Whether the rendered configuration has a k8sattributes processor in a pipeline that calls the API. */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const callsKubernetesApi = (config: any): boolean =>
+  const callsKubernetesApi = (config: RenderedConfig): boolean =>
     pipelineComponents(config, 'processors').some(
-      (id) => /^k8sattributes(\/|$)/.test(id) && ['auto', 'serviceAccount'].includes(config.processors?.[id]?.auth_type ?? 'auto'),
+      (id) => /^k8sattributes(\/|$)/.test(id) && ['auto', 'serviceAccount'].includes(config.processors[id]?.auth_type ?? 'auto'),
     );
 
   const rbacCases: { name: string; values?: string; set?: Record<string, string> }[] = [
@@ -461,12 +481,12 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
   for (const c of rbacCases) {
     test(`RBAC follows the rendered pipeline: ${c.name}`, () => {
       const objects = renderChart({ valuesFiles: c.values ? [c.values] : [], set: c.set });
-      const needed = callsKubernetesApi(agentConfig(objects));
+      const needed = callsKubernetesApi(renderedConfig(objects));
       const pod = daemonSet(objects).spec.template.spec;
       assert.equal(findObject(objects, 'ClusterRole') !== undefined, needed, 'ClusterRole exactly when an API-calling k8sattributes is in a pipeline');
       assert.equal(findObject(objects, 'ClusterRoleBinding') !== undefined, needed);
       assert.equal(pod.automountServiceAccountToken, needed, 'token mounted exactly then');
-      const sa = findObject(objects, 'ServiceAccount', pod.serviceAccountName) as (K8sObject & { automountServiceAccountToken?: boolean }) | undefined;
+      const sa = findObject(objects, 'ServiceAccount', pod.serviceAccountName);
       if (sa) assert.equal(sa.automountServiceAccountToken, needed);
     });
   }
@@ -497,7 +517,7 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
     const any = probeOf({ 'config.service.telemetry.metrics.address': '0.0.0.0:19999' });
     assert.equal(any.agent.ports?.find((p) => p.name === 'telemetry')?.containerPort, 19999);
     assert.equal(any.live?.httpGet?.port, 'telemetry');
-    assert.equal(any.live?.httpGet?.host, undefined, 'all addresses: the kubelet probes the pod IP');
+    assert.equal(any.live.httpGet.host, undefined, 'all addresses: the kubelet probes the pod IP');
     const v6 = probeOf({ 'config.service.telemetry.metrics.address': '[::1]:18888' });
     assert.equal(v6.ready?.httpGet?.host, '::1');
     const exec = probeOf({ 'livenessProbe.exec.command': '{/bin/true}' });
@@ -508,7 +528,7 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
     assert.equal(agent.livenessProbe, undefined);
     assert.equal(agent.readinessProbe, undefined);
     assert.equal(agent.ports, undefined, 'no telemetry port when the endpoint is disabled');
-    assert.equal(agentConfig(disabled).service.telemetry.metrics.address, '');
+    assert.equal(renderedConfig(disabled).service.telemetry.metrics.address, '');
     for (const major of [3, 4] as const) {
       const r = helm(['template', 'tsa', chartDir, '--set', 'config.service.telemetry.metrics.address='], major);
       assert.notEqual(r.status, 0, 'probes on a disabled endpoint would kill the pod: refused');
@@ -524,7 +544,7 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
     const agent = agentContainer(ds);
     assert.deepEqual(agent.startupProbe, { httpGet: { path: '/healthz', port: 'telemetry', host: '127.0.0.1' }, periodSeconds: 3, failureThreshold: 40 });
     assert.equal(agent.livenessProbe?.terminationGracePeriodSeconds, 10);
-    assert.equal(agent.livenessProbe?.periodSeconds, 20);
+    assert.equal(agent.livenessProbe.periodSeconds, 20);
     assert.equal(ds.spec.revisionHistoryLimit, 3);
     assert.deepEqual(
       ds.spec.template.spec.containers.map((c) => c.name),
@@ -625,7 +645,7 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
       ].join('\n'),
     );
     const text = agentConfigText(renderChart({ valuesFiles: [file] }));
-    const config = agentConfig(renderChart({ valuesFiles: [file] }));
+    const config = renderedConfig(renderChart({ valuesFiles: [file] }));
     assert.deepEqual(config.service.pipelines.metrics.processors, [], 'an empty list replaces the generated list');
     assert.equal(config.exporters.otlp.compression, null, 'null on a generated key renders key: null');
     assert.match(text, /compression: null/);
@@ -633,7 +653,7 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
     assert.equal(config.receivers.taskstats.collection_interval, '10s', 'other default keys stay');
     assert.deepEqual(config.receivers.taskstats.metadata, { command_line: true }, 'a new key is added');
     assert.deepEqual(config.exporters.otlp.headers, {}, 'an empty map adds nothing');
-    assert.equal(config.processors.k8sattributes.auth_type, 'serviceAccount', 'an empty map changes no generated key');
+    assert.equal(config.processors.k8sattributes?.auth_type, 'serviceAccount', 'an empty map changes no generated key');
     assert.equal(config.exporters.otlp.endpoint, 'http://collector:4318/{{ .Release.Name }}', 'no template evaluation');
   });
 
@@ -656,7 +676,8 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
     const pod = daemonSet(objects).spec.template.spec;
     const mounts = new Map(agentContainer(daemonSet(objects)).volumeMounts!.map((m) => [m.name, m.mountPath]));
     const volumes = new Map(pod.volumes!.map((v) => [v.name, v]));
-    const tls = agentConfig(objects).exporters.otlp.tls;
+    const tls = renderedConfig(objects).exporters.otlp.tls;
+    assert.ok(tls, 'the otlp exporter has tls settings');
     const fileOf = (volume: string, key: string) => {
       const item = volumes.get(volume)?.secret?.items?.find((i) => i.key === key);
       assert.ok(item, `${volume} holds ${key}`);
@@ -669,14 +690,14 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
     assert.equal(tls.key_file, fileOf('otlp-client-cert', 'tls.key'));
     // Not below the ConfigMap's read-only mount: a nested mount point there cannot be created.
     for (const v of ['otlp-ca', 'otlp-client-cert']) assert.ok(!mounts.get(v)!.startsWith(`${mounts.get('config')}/`));
-    assert.equal(agentConfig(renderChart()).exporters.otlp.tls, undefined, 'system CAs by default');
+    assert.equal(renderedConfig(renderChart()).exporters.otlp.tls, undefined, 'system CAs by default');
   });
 
   test('events.enabled renders a logs pipeline taskstats -> otlp next to the metrics one (ci/events)', () => {
-    const config = agentConfig(renderChart({ valuesFiles: [ci('events')] }));
+    const config = renderedConfig(renderChart({ valuesFiles: [ci('events')] }));
     assert.deepEqual(config.service.pipelines.logs, { receivers: ['taskstats'], processors: [], exporters: ['otlp'] });
-    assert.deepEqual(config.service.pipelines.metrics, agentConfig(renderChart()).service.pipelines.metrics);
-    assert.equal(agentConfig(renderChart()).service.pipelines.logs, undefined, 'off by default');
+    assert.deepEqual(config.service.pipelines.metrics, renderedConfig(renderChart()).service.pipelines.metrics);
+    assert.equal(renderedConfig(renderChart()).service.pipelines.logs, undefined, 'off by default');
   });
 
   /**
@@ -714,13 +735,14 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
         const extra = values ? ['--values', values] : [];
         const notes = renderNotes(major, extra);
         const objects = renderChart({ valuesFiles: values ? [values] : [], helm: major });
-        const config = agentConfig(objects);
+        const config = renderedConfig(objects);
         const ds = daemonSet(objects);
         const agent = agentContainer(ds);
         const exporters = pipelineComponents(config, 'exporters');
         for (const id of exporters) {
           const type = id.split('/')[0];
           const e = config.exporters[id];
+          assert.ok(e, `${label}: exporter ${id} of a pipeline is configured`);
           if (type === 'otlp') {
             const where = e.metrics_endpoint || e.endpoint;
             assert.ok(where, `${label}: the rendered otlp exporter has an endpoint`);
@@ -761,6 +783,14 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
       }
     });
   }
+
+  test('the default endpoint works on IPv6 nodes: validate accepts it with an IPv6 K8S_NODE_IP', () => {
+    const file = join(scratch, 'config-ipv6.yaml');
+    writeFileSync(file, agentConfigText(renderChart()));
+    const env = { ...process.env, K8S_POD_IP: 'fd00::7', K8S_NODE_IP: 'fd00::7', K8S_NODE_NAME: 'node-a' };
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'taskstats-agent'), 'validate', '--config', file], { encoding: 'utf8', env, timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+  });
 
   test('`taskstats-agent validate` really rejects a broken rendered configuration', () => {
     const objects = renderChart({ set: { 'config.exporters.otlp.protocol': 'thrift' } });
