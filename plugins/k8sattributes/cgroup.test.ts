@@ -61,6 +61,19 @@ describe('parseCgroupPath (path strings)', () => {
     assert.deepEqual(parseCgroupPath(`/docker/${DOCKER_ID}`), { containerId: DOCKER_ID, runtime: 'docker' });
   });
 
+  test('paths left relative to a cgroup namespace (cgroupfs ancestors the receiver could not name)', () => {
+    assert.deepEqual(parseCgroupPath(`/../../../besteffort/pod${FIXTURE_POD}/${FIXTURE_ID}`), {
+      podUid: FIXTURE_POD,
+      qosClass: 'BestEffort',
+      containerId: FIXTURE_ID,
+    });
+    assert.deepEqual(parseCgroupPath(`/../../pod${FIXTURE_POD}/${FIXTURE_ID}`), { podUid: FIXTURE_POD, containerId: FIXTURE_ID });
+    assert.equal(parseCgroupPath(`/../../elsewhere/pod${FIXTURE_POD}/${FIXTURE_ID}`), undefined, 'a pod-like name outside kubepods is not a pod');
+    // systemd slice names spell their parents: relative paths parse as absolute ones do.
+    const p = `/../../kubepods-burstable-pod${underscored(CONTAINERD_POD)}.slice/cri-containerd-${CONTAINERD_ID}.scope`;
+    assert.deepEqual(parseCgroupPath(p), { podUid: CONTAINERD_POD, qosClass: 'Burstable', containerId: CONTAINERD_ID, runtime: 'containerd' });
+  });
+
   test('paths that say nothing', () => {
     for (const p of [
       '/',

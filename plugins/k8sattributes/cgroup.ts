@@ -14,7 +14,9 @@
  *   Docker (dockershim / cri-dockerd): `docker-<id>.scope` (systemd) or `<id>` (cgroupfs)
  * Outside Kubernetes: `/system.slice/docker-<id>.scope`, `/docker/<id>`, podman `libpod-<id>.scope`.
  * The whole tree may sit below another level (kind and nested nodes use
- * `/kubelet.slice/kubelet-kubepods.slice/...`), so segments are searched, not anchored at `/`.
+ * `/kubelet.slice/kubelet-kubepods.slice/...`), so segments are searched, not anchored at `/`;
+ * a path left relative to the agent's cgroup namespace (`/../../burstable/pod<uid>/<id>`) is
+ * understood as far as its names go.
  */
 
 export type QosClass = 'Guaranteed' | 'Burstable' | 'BestEffort';
@@ -95,10 +97,13 @@ export function parseCgroupPath(path: string): CgroupIdentity | undefined {
     if (cgroupfs && i > 0) {
       const parent = segments[i - 1]!;
       const grandParent = segments[i - 2] ?? '';
-      const underKubepods = parent === 'kubepods' || ((parent === 'burstable' || parent === 'besteffort') && grandParent === 'kubepods');
+      // `..`: a path the receiver left relative to its cgroup namespace (docs/deploy.md, cgroups),
+      // whose ancestors it could not name; a pod level then still tells the pod, not always its QoS.
+      const qosLevel = parent === 'burstable' || parent === 'besteffort';
+      const underKubepods = parent === 'kubepods' || (qosLevel && (grandParent === 'kubepods' || grandParent === '..'));
       const podUid = canonicalUid(cgroupfs[1]!);
-      if (!underKubepods || !podUid) continue;
-      const identity: CgroupIdentity = { podUid, qosClass: parent === 'kubepods' ? 'Guaranteed' : qosFromName(parent) };
+      if (!(underKubepods || parent === '..') || !podUid) continue;
+      const identity: CgroupIdentity = parent === '..' ? { podUid } : { podUid, qosClass: parent === 'kubepods' ? 'Guaranteed' : qosFromName(parent) };
       containerFromSegment(segments[i + 1], identity);
       return identity;
     }
