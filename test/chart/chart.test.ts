@@ -747,6 +747,7 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
             const where = e.metrics_endpoint || e.endpoint;
             assert.ok(where, `${label}: the rendered otlp exporter has an endpoint`);
             assert.ok(notes.includes(`${id}: OTLP (${e.protocol}) to ${where}`), `${label}: NOTES name the OTLP endpoint ${where}:\n${notes}`);
+            if (e.tls?.ca_file) assert.ok(notes.includes(`CA bundle ${e.tls.ca_file}`), `${label}: NOTES name the CA file`);
           } else if (type === 'prometheus') {
             assert.ok(notes.includes(`${id}: served for scraping on ${e.endpoint}`), `${label}: NOTES name the prometheus endpoint`);
           } else if (type === 'debug') assert.match(notes, new RegExp(`${id}: the agent's log`));
@@ -777,6 +778,13 @@ describe('helm chart charts/taskstats-agent', { timeout: 240_000 }, () => {
           `${label}: NOTES list the host ports`,
         );
         assert.match(notes, /pod-security\.kubernetes\.io\/enforce=privileged/);
+        const account = ds.spec.template.spec.serviceAccountName!;
+        const external = findObject(objects, 'ServiceAccount', account) === undefined && account !== 'default';
+        assert.equal(
+          notes.includes(`ServiceAccount ${account}, which the chart does not create`),
+          external,
+          `${label}: NOTES say the ServiceAccount must exist`,
+        );
         const initPrivileged = (ds.spec.template.spec.initContainers ?? []).some((c) => c.securityContext?.privileged === true);
         assert.equal(/Delay accounting: turned on by a privileged init container/.test(notes), initPrivileged, label);
         if (config.service.pipelines.logs) assert.match(notes, /Process events \(pipeline logs\) go to:\n {2}otlp: OTLP/, label);
