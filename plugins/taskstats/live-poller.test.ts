@@ -14,6 +14,7 @@ import { TaskstatsSocket } from './libnl.js';
 import { DatagramBatch } from './libc.js';
 import { TaskstatsParser, PARSED_TGID, PARSE_NETLINK_ERROR } from './parser.js';
 import { copyTaskRecord, newTaskRecord, type TaskRecord } from './record.js';
+import { RECORD_NUMBERS, RecordRows, loadRecordNumbers, storeRecordNumbers } from './record-store.js';
 
 const children: ChildProcess[] = [];
 function sleeper(): ChildProcess {
@@ -38,6 +39,34 @@ describe('live sweep building blocks', { timeout: 60_000 }, () => {
     const dst = newTaskRecord();
     copyTaskRecordInto(src as unknown as TaskRecord, dst);
     assert.deepEqual(dst, src);
+  });
+
+  test('the cache rows keep every number of a TaskRecord, each in its own column', () => {
+    const src = newTaskRecord() as unknown as Record<string, unknown>;
+    let i = 1;
+    const numbers: string[] = [];
+    for (const k of Object.keys(src)) {
+      if (typeof src[k] !== 'number') continue;
+      src[k] = 2 ** 53 - i++; // distinct, and beyond what a heap-number-free Smi holds
+      numbers.push(k);
+    }
+    assert.equal(numbers.length, RECORD_NUMBERS);
+    const rows = new RecordRows(RECORD_NUMBERS + 1, 1);
+    const first = rows.alloc();
+    const o = rows.alloc(); // the array grows: offsets stay valid
+    rows.f.fill(-7);
+    storeRecordNumbers(src as unknown as TaskRecord, rows.f, o);
+    const dst = newTaskRecord();
+    loadRecordNumbers(rows.f, o, dst);
+    for (const k of numbers) assert.equal((dst as unknown as Record<string, unknown>)[k], src[k], k);
+    assert.ok(
+      rows.f.subarray(first, first + RECORD_NUMBERS + 1).every((v) => v === -7),
+      'another row was written',
+    );
+    assert.equal(rows.f[o + RECORD_NUMBERS], -7, "the caller's column was written");
+    rows.release(first);
+    assert.equal(rows.alloc(), first);
+    assert.equal(rows.size, 2);
   });
 
   test('listProcessIds: the numeric entries of a directory, and of /proc', async () => {

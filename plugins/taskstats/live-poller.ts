@@ -27,6 +27,7 @@ import { readFileSync } from 'node:fs';
 import { TaskstatsSocket, capNetAdminError, TaskstatsError } from './libnl.js';
 import { TaskstatsParser, PARSED_PID, PARSED_TGID, PARSE_NETLINK_ERROR, activityOf } from './parser.js';
 import { newTaskRecord, type TaskRecord } from './record.js';
+import { RECORD_NUMBERS, RecordRows, loadRecordNumbers, storeRecordNumbers } from './record-store.js';
 import { DatagramBatch, libc, EAGAIN, EINTR, EPERM, ESRCH, O_CLOEXEC, O_DIRECTORY, O_RDONLY } from './libc.js';
 
 export interface LivePollerOptions {
@@ -63,15 +64,27 @@ const YIELD_AFTER_MS = 20;
 /** Bytes per getdents64() call when listing /proc (~24-32 bytes per entry: ~1,000 processes, ~1.3 ms here). */
 const DIRENT_BUFFER_BYTES = 32 * 1024;
 
+/** Columns of a cache row after the record's numbers: the group's activity at its last full query (see activityOf), and when. */
+const ROW_RUNS = RECORD_NUMBERS;
+const ROW_RUN_NS = RECORD_NUMBERS + 1;
+const ROW_SWITCHES = RECORD_NUMBERS + 2;
+const ROW_AT_MS = RECORD_NUMBERS + 3;
+const ROW_STRIDE = RECORD_NUMBERS + 4;
+
+/**
+ * A process's complete record at its last full query (before any consumer touched it): its
+ * numbers in a row of `LivePoller.rows` (RecordRows: no heap number per field), the rest here.
+ */
 interface CacheEntry {
-  /** The group's activity at its last full query (see activityOf). */
-  runs: number;
-  runNs: number;
-  switches: number;
-  atMs: number;
+  row: number;
   seen: number;
-  /** The complete record delivered then (before any consumer touched it). */
-  rec: TaskRecord;
+  kind: TaskRecord['kind'];
+  aggregate: TaskRecord['aggregate'];
+  comm: string;
+  coreDumped: boolean;
+  cgroup: string;
+  exePath: string;
+  cmdline: string;
 }
 
 export class LivePoller {
@@ -97,6 +110,7 @@ export class LivePoller {
   private readonly needSlots: Uint16Array;
   /** Per thread group: its activity at the last full query, and the complete record then. */
   private readonly cache = new Map<number, CacheEntry>();
+  private readonly rows = new RecordRows(ROW_STRIDE);
   private pids: Int32Array = new Int32Array(8192);
   private dirents: Buffer | null = null;
   private generation = 0;
@@ -138,6 +152,7 @@ export class LivePoller {
     this.sock?.close();
     this.sock = null;
     this.cache.clear();
+    this.rows.clear();
   }
 
   /** Processes whose last full reading is cached. */
@@ -210,7 +225,10 @@ export class LivePoller {
     // Forget processes that ended (not listed, or vanished, in this sweep).
     // (forEach: no [key, value] array per entry; deleting the current entry is allowed.)
     this.cache.forEach((e, tgid, cache) => {
-      if (e.seen !== generation) cache.delete(tgid);
+      if (e.seen !== generation) {
+        cache.delete(tgid);
+        this.rows.release(e.row);
+      }
     });
     stats.durationMs = performance.now() - t0;
     return stats;
@@ -302,7 +320,8 @@ export class LivePoller {
       if (e !== undefined) {
         const a = this.activity;
         activityOf(buf, p.statsOff, p.statsLen, a);
-        if (e.runs === a[0] && e.runNs === a[1] && e.switches === a[2]) {
+        const f = this.rows.f;
+        if (f[e.row + ROW_RUNS] === a[0] && f[e.row + ROW_RUN_NS] === a[1] && f[e.row + ROW_SWITCHES] === a[2]) {
           this.state[slot] = LivePoller.GOT_GROUP | LivePoller.IDLE;
           this.idleEntries[slot] = e;
           return;
@@ -345,8 +364,16 @@ export class LivePoller {
         const e = this.idleEntries[i]!;
         this.idleEntries[i] = undefined;
         rec = this.cachedOut;
-        copyTaskRecordInto(e.rec, rec);
-        rec.elapsedUs = e.rec.elapsedUs + (nowMs - e.atMs) * 1000;
+        const f = this.rows.f;
+        loadRecordNumbers(f, e.row, rec);
+        rec.kind = e.kind;
+        rec.aggregate = e.aggregate;
+        rec.comm = e.comm;
+        rec.coreDumped = e.coreDumped;
+        rec.cgroup = e.cgroup;
+        rec.exePath = e.exePath;
+        rec.cmdline = e.cmdline;
+        rec.elapsedUs += (nowMs - f[e.row + ROW_AT_MS]!) * 1000;
         e.seen = generation;
         stats.cached++;
       } else if ((s & 3) === 3) {
@@ -364,15 +391,24 @@ export class LivePoller {
   private remember(rec: TaskRecord, nowMs: number): void {
     let e = this.cache.get(rec.tgid);
     if (!e) {
-      e = { runs: 0, runNs: 0, switches: 0, atMs: 0, seen: 0, rec: newTaskRecord() };
+      e = { row: this.rows.alloc(), seen: 0, kind: rec.kind, aggregate: rec.aggregate, comm: '', coreDumped: false, cgroup: '', exePath: '', cmdline: '' };
       this.cache.set(rec.tgid, e);
     }
-    e.runs = rec.cpuDelayCount;
-    e.runNs = rec.cpuRunRealNs;
-    e.switches = rec.voluntaryCtxSwitches + rec.involuntaryCtxSwitches;
-    e.atMs = nowMs;
+    const f = this.rows.f;
+    const o = e.row;
+    storeRecordNumbers(rec, f, o);
+    f[o + ROW_RUNS] = rec.cpuDelayCount;
+    f[o + ROW_RUN_NS] = rec.cpuRunRealNs;
+    f[o + ROW_SWITCHES] = rec.voluntaryCtxSwitches + rec.involuntaryCtxSwitches;
+    f[o + ROW_AT_MS] = nowMs;
     e.seen = this.generation;
-    copyTaskRecordInto(rec, e.rec);
+    e.kind = rec.kind;
+    e.aggregate = rec.aggregate;
+    e.comm = rec.comm;
+    e.coreDumped = rec.coreDumped;
+    e.cgroup = rec.cgroup;
+    e.exePath = rec.exePath;
+    e.cmdline = rec.cmdline;
   }
 
   /** Identity and memory from the leader's record; faults and I/O too (the group's, when known). */

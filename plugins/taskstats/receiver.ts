@@ -18,6 +18,7 @@ import { possibleCpus, splitCpulist } from './config.js';
 import { ExitListener } from './exit-listener.js';
 import { LivePoller } from './live-poller.js';
 import { setupDelayAccounting } from './delayacct.js';
+import { processMallocTuning, type MallocTuning } from './malloc.js';
 
 /** ac_flag: the record of a thread group's last thread (struct taskstats version >= 12). */
 const AGROUP = 0x20;
@@ -119,6 +120,8 @@ export class TaskstatsReceiver implements Receiver {
   private lastDropWarning = 0;
   private dropsSinceWarning = 0;
   private lastSweepSeconds = 0;
+  private malloc: MallocTuning | null = null;
+  private lastTrimSeconds = 0;
   private readonly cpus: string;
 
   private readonly exitsReceived: Counter;
@@ -155,11 +158,13 @@ export class TaskstatsReceiver implements Receiver {
     this.vanished = t.counter('live_vanished', 'Processes that ended between the /proc listing and their query (not an error)', '{process}');
     t.gauge('processes_tracked', 'Processes the accounting table holds', () => this.accounting.size, '{process}');
     t.gauge('live_sweep_duration', 'Duration of the last live sweep', () => this.lastSweepSeconds, 's');
+    t.gauge('malloc_trim_duration', 'Duration of the last malloc_trim (once per collection cycle)', () => this.lastTrimSeconds, 's');
     t.gauge('metadata_cache_size', 'Processes the metadata cache holds', () => this.metadata.size, '{process}');
   }
 
   async start(): Promise<void> {
     setupDelayAccounting(this.config.delay_accounting, this.ctx.logger);
+    this.malloc = processMallocTuning(this.ctx.logger);
     await this.metadata.start();
     try {
       if (this.config.live) {
@@ -300,6 +305,8 @@ export class TaskstatsReceiver implements Receiver {
   /** One collection cycle: the live sweep (when enabled), then collectionDone(). */
   private collect(): void {
     if (this.stopped) return;
+    // What the previous cycle freed (its records, the export's buffers) goes back to the kernel.
+    if (this.malloc) this.lastTrimSeconds = this.malloc.trim();
     if (!this.poller) {
       // No live sweep ends the state of processes whose final exit record was lost: expire them.
       const out: SampleBatch = [];
