@@ -8,13 +8,13 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { OtlpExporter } from '../../plugins/otlp/exporter.js';
-import { resolveOtlpSettings, type OtlpExporterConfig } from '../../plugins/otlp/config.js';
+import type { OtlpExporterConfig } from '../../plugins/otlp/config.js';
 import { recordingContext, sdkMetrics } from '../../plugins/otlp/testing.js';
 import { freePort, startVictoriaMetrics, type VictoriaMetrics } from '../support/victoriametrics.js';
 
 async function newExporter(config: OtlpExporterConfig) {
   const ctx = recordingContext();
-  const exporter = new OtlpExporter(ctx, resolveOtlpSettings(config, {}));
+  const exporter = new OtlpExporter(ctx, config, {});
   await exporter.start();
   return { exporter, ctx };
 }
@@ -171,7 +171,7 @@ describe('otlp exporter -> VictoriaMetrics', { timeout: 120_000 }, () => {
       assert.equal(exporter.stats.batchesSent, 1);
       assert.deepEqual(ctx.dropped, {});
       assert.ok(ctx.logs.every((l) => l.level !== 'error'));
-      assert.ok(ctx.logs.some((l) => l.msg === 'otlp backend reachable again'));
+      assert.ok(ctx.logs.some((l) => l.msg === 'backend reachable again'));
       const r = await late.waitFor(async () => (await latest(late, 'process.cpu.time', { 'test.run': run }))[0], 'late series');
       assert.equal(r.value, 3);
     } finally {
