@@ -111,7 +111,18 @@ describe("the agent under the chart's security context (real kernel)", { skip, t
     });
     const ds = findObject(objects, 'DaemonSet') as K8sObject & {
       spec: {
-        template: { spec: { containers: { name: string; env: DownwardEnv[]; securityContext: { runAsUser: number; capabilities: { add: string[] } } }[] } };
+        template: {
+          spec: {
+            containers: {
+              name: string;
+              env: DownwardEnv[];
+              securityContext: { runAsUser: number; capabilities: { add: string[] } };
+              ports: { name: string; containerPort: number }[];
+              livenessProbe: { httpGet: { path: string; port: string; host?: string } };
+              readinessProbe: { httpGet: { path: string; port: string; host?: string } };
+            }[];
+          };
+        };
       };
     };
     const container = ds.spec.template.spec.containers.find((c) => c.name === 'agent')!;
@@ -179,16 +190,22 @@ describe("the agent under the chart's security context (real kernel)", { skip, t
     );
     agent.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
     const base = `http://127.0.0.1:${telemetryPort}`;
+    // The probes as rendered: host (the pod IP when absent), named port, path.
+    const probeUrl = (probe: { httpGet: { path: string; port: string; host?: string } }) => {
+      const port = container.ports.find((p) => p.name === probe.httpGet.port)?.containerPort;
+      assert.equal(port, telemetryPort, 'the probe port is the telemetry port');
+      return `http://${probe.httpGet.host ?? fields['status.podIP']!}:${port}${probe.httpGet.path}`;
+    };
 
     // Readiness as the kubelet sees it.
     let ready: { status: number; text: string } | undefined;
     for (let i = 0; i < 150 && agent.exitCode === null; i++) {
-      ready = await get(`${base}/readyz`);
+      ready = await get(probeUrl(container.readinessProbe));
       if (ready?.status === 200) break;
       await sleep(100);
     }
-    assert.equal(ready?.status, 200, `/readyz never answered 200 (agent exit ${agent.exitCode}):\n${stderr}`);
-    assert.equal((await get(`${base}/healthz`))?.status, 200);
+    assert.equal(ready?.status, 200, `the readiness probe never answered 200 (agent exit ${agent.exitCode}):\n${stderr}`);
+    assert.equal((await get(probeUrl(container.livenessProbe)))?.status, 200);
 
     // Processes the agent did not start end; their exit events must reach it.
     for (let i = 0; i < 20; i++) spawnSync('/bin/true');
