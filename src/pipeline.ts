@@ -1,6 +1,11 @@
 /**
- * One pipeline: processors in order, then the metrics stage; on each completed collection the
- * stage's metrics (plus the agent's self-metrics) go to every exporter of the pipeline at once.
+ * One metrics pipeline: processors in order, then the metrics stage; on each completed collection
+ * the stage's metrics (plus the agent's self-metrics) go to every exporter of the pipeline at once.
+ *
+ * The pipeline owns the export cadence: a collection is complete once every receiver that marks
+ * cycles has marked one since the last export, or one of them has marked a second (receivers of
+ * different intervals: the fastest sets the pace). So two receivers of one interval give one
+ * export per interval, not two.
  *
  * Batches are processed synchronously while processors return arrays. When one returns a promise,
  * later batches (and collection markers) queue behind it, so each pipeline keeps batch order.
@@ -72,6 +77,9 @@ export class Pipeline {
   private readonly queueFull: CounterSeries;
   private readonly stageFailed: CounterSeries;
   private readonly collections: CounterSeries;
+  /** Receivers that have marked a cycle at least once; those marked since the last export. */
+  private readonly cycleSources = new Set<string>();
+  private readonly doneSince = new Set<string>();
 
   constructor(
     readonly id: string,
@@ -129,8 +137,17 @@ export class Pipeline {
     if (pending) this.waitThenDrain(pending);
   }
 
-  /** A collection is complete: collect and export (after the batches that came before it). */
-  collectionDone(): void {
+  /**
+   * `source` (a receiver id) completed a cycle. When that completes the collection, collect and
+   * export (after the batches that came before it).
+   */
+  collectionDone(source = ''): void {
+    this.cycleSources.add(source);
+    if (!this.doneSince.has(source)) {
+      this.doneSince.add(source);
+      if (this.doneSince.size < this.cycleSources.size) return;
+    }
+    this.doneSince.clear();
     if (this.busy) this.queue.push(COLLECT);
     else this.collectAndExport();
   }
@@ -371,10 +388,19 @@ export class FanOutConsumer implements Consumer {
   collectionDone(): void {
     for (const p of this.pipelines) {
       try {
-        p.collectionDone();
+        p.collectionDone(this.receiverId);
       } catch (err) {
         this.logger.error('pipeline failed to collect', { key: `collect_error:${p.id}`, pipeline: p.id, error: errorText(err) });
       }
     }
   }
+}
+
+/** What a receiver in no metrics pipeline gets as `ctx.next`: counts what it is handed, keeps nothing. */
+export class DiscardingConsumer implements Consumer {
+  constructor(private readonly discarded: CounterSeries) {}
+  consume(batch: SampleBatch): void {
+    if (Array.isArray(batch)) this.discarded.add(batch.length);
+  }
+  collectionDone(): void {}
 }

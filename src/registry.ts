@@ -2,6 +2,7 @@
  * The registry of component factories and plugin CLI commands. Built-in and custom plugins go
  * through the same checks.
  */
+import { SIGNALS } from './api/index.js';
 import type { CliCommand, ComponentFactory, ComponentKind, PluginModule } from './api/index.js';
 import { ComponentConfigValidator } from './config/component-config.js';
 
@@ -78,6 +79,12 @@ export class Registry {
     if (typeof x.defaultConfig !== 'function') fail(`${label}: defaultConfig must be a function`);
     if (typeof x.create !== 'function') fail(`${label}: create must be a function`);
     if (x.validate !== undefined && typeof x.validate !== 'function') fail(`${label}: validate must be a function`);
+    if (
+      x.signals !== undefined &&
+      (!Array.isArray(x.signals) || x.signals.length === 0 || x.signals.some((sig) => !(SIGNALS as readonly unknown[]).includes(sig)))
+    ) {
+      fail(`${label}: signals must be a non-empty list of ${SIGNALS.join(', ')} (got ${JSON.stringify(x.signals)})`);
+    }
     if (typeof x.configSchema !== 'object' || x.configSchema === null) fail(`${label}: configSchema must be a JSON schema object`);
     if (compileSchema) {
       try {

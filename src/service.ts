@@ -3,17 +3,34 @@
  * processors, then receivers), and stops them (receivers, processors, final collection and export,
  * exporters flushed and shut down).
  *
- * A receiver used by several pipelines is created and started once; its Consumer fans out to every
- * pipeline. Processors are created per pipeline (as in the OpenTelemetry Collector); an exporter is
+ * A receiver used by several pipelines (of one signal or both) is created and started once; its
+ * consumers fan out to every pipeline of each signal. Processors are created per pipeline (as in the OpenTelemetry Collector); an exporter is
  * created once and receives the exports of every pipeline that lists it.
  */
 import type { Resource } from '@opentelemetry/resources';
-import type { Component, ComponentKind, Exporter, ExporterFactory, Logger, Processor, ProcessorFactory, Receiver, ReceiverFactory } from './api/index.js';
-import type { AgentConfig, ComponentEntry } from './config/load.js';
+import type {
+  Component,
+  ComponentKind,
+  Consumer,
+  Exporter,
+  ExporterFactory,
+  LogExporter,
+  Logger,
+  LogProcessor,
+  Processor,
+  ProcessorFactory,
+  Receiver,
+  ReceiverContext,
+  ReceiverFactory,
+  Signal,
+} from './api/index.js';
+import type { AgentConfig, ComponentEntry, LogsPipelineConfig, MetricsPipelineConfig, PipelineConfig } from './config/load.js';
+import { LogFanOut, LogsPipeline } from './logs-pipeline.js';
+import type { LogExporterSlot, LogProcessorSlot } from './logs-pipeline.js';
 import { ComponentLogger, LogRateLimiter } from './logging.js';
 import type { PinoLogger } from './logging.js';
 import { MetricsStage } from './metrics/stage.js';
-import { FanOutConsumer, Pipeline } from './pipeline.js';
+import { DiscardingConsumer, FanOutConsumer, Pipeline } from './pipeline.js';
 import type { ExporterSlot, PipelineStage, ProcessorSlot } from './pipeline.js';
 import { DeltaState, SELF_METRICS } from './telemetry.js';
 import type { SelfTelemetry } from './telemetry.js';
@@ -58,11 +75,13 @@ function errorText(err: unknown): string {
 
 export class Service {
   state: ServiceState = 'created';
+  /** Metrics pipelines. */
   readonly pipelines: Pipeline[] = [];
-  private readonly exporters: Array<Running<Exporter>> = [];
-  private readonly processors: Array<Running<Processor>> = [];
+  readonly logsPipelines: LogsPipeline[] = [];
+  private readonly exporters: Array<Running<Exporter | LogExporter>> = [];
+  private readonly processors: Array<Running<Processor | LogProcessor>> = [];
   private readonly receivers: Array<Running<Receiver>> = [];
-  private readonly fanOuts: FanOutConsumer[] = [];
+  private readonly fanOuts: Array<FanOutConsumer | LogFanOut> = [];
   private readonly limiter: LogRateLimiter;
   private readonly log: PinoLogger;
   /** Components whose start() is running (reported when a signal arrives meanwhile). */
@@ -134,38 +153,47 @@ export class Service {
 
   private async create(): Promise<void> {
     const { config, telemetry } = this.opts;
-    const exporterInstances = new Map<string, Running<Exporter>>();
+    const metricsPipelines = config.pipelines.filter((p): p is MetricsPipelineConfig => p.signal === 'metrics');
+    const logsPipelines = config.pipelines.filter((p): p is LogsPipelineConfig => p.signal === 'logs');
+    const exporterInstances = new Map<string, Running<Component>>();
     const selfOwner = new Map<string, string>();
-    for (const p of config.pipelines) for (const id of p.exporters) if (!selfOwner.has(id)) selfOwner.set(id, p.id);
+    for (const p of metricsPipelines) for (const id of p.exporters) if (!selfOwner.has(id)) selfOwner.set(id, p.id);
+    const signalsOf = (kind: 'exporter' | 'receiver', id: string): Set<Signal> => {
+      const out = new Set<Signal>();
+      for (const p of config.pipelines) if ((kind === 'exporter' ? p.exporters : p.receivers).includes(id)) out.add(p.signal);
+      return out;
+    };
 
-    // Exporters: once each.
+    // Exporters: once each, checked for what each signal they serve needs.
     for (const p of config.pipelines) {
       for (const id of p.exporters) {
         if (exporterInstances.has(id)) continue;
         const entry = config.exporters.get(id)!;
         const ctx = { id, logger: this.componentLogger('exporter', id), telemetry: telemetry.forComponent('exporter', { 'component.id': id }) };
-        const exporter = await this.createOne(entry, () => (entry.factory as ExporterFactory).create(ctx, entry.config));
-        if (exporter.temporality !== 'cumulative' && exporter.temporality !== 'delta') {
-          throw new ComponentFailure(
-            'exporter',
-            id,
-            'create',
-            new TypeError(`temporality must be "cumulative" or "delta" (got ${JSON.stringify(exporter.temporality)})`),
-          );
+        const exporter = await this.createOne<Component>(entry, () => (entry.factory as ExporterFactory<unknown, Component>).create(ctx, entry.config));
+        const signals = signalsOf('exporter', id);
+        const fail = (message: string) => new ComponentFailure('exporter', id, 'create', new TypeError(message));
+        if (signals.has('metrics')) {
+          const e = exporter as Partial<Exporter>;
+          if (e.temporality !== 'cumulative' && e.temporality !== 'delta') {
+            throw fail(`temporality must be "cumulative" or "delta" (got ${JSON.stringify(e.temporality)})`);
+          }
+          if (typeof e.export !== 'function' || typeof e.forceFlush !== 'function') throw fail('an exporter needs export() and forceFlush()');
         }
-        if (typeof exporter.export !== 'function' || typeof exporter.forceFlush !== 'function') {
-          throw new ComponentFailure('exporter', id, 'create', new TypeError('an exporter needs export() and forceFlush()'));
+        if (signals.has('logs')) {
+          const e = exporter as Partial<LogExporter>;
+          if (typeof e.exportLogs !== 'function' || typeof e.forceFlush !== 'function')
+            throw fail('an exporter in a logs pipeline needs exportLogs() and forceFlush()');
         }
-        const r: Running<Exporter> = { kind: 'exporter', id, component: exporter, started: false };
+        const r: Running<Component> = { kind: 'exporter', id, component: exporter, started: false };
         exporterInstances.set(id, r);
-        this.exporters.push(r);
+        this.exporters.push(r as Running<Exporter | LogExporter>);
       }
     }
 
-    // Pipelines: processors (one instance per pipeline), the metrics stage, exporter slots.
-    const pipelineById = new Map<string, Pipeline>();
-    for (const p of config.pipelines) {
-      const processorSlots: ProcessorSlot[] = [];
+    // Processors: one instance per pipeline, as in the Collector.
+    const createProcessors = async (p: PipelineConfig): Promise<Component[]> => {
+      const out: Component[] = [];
       for (const id of p.processors) {
         const entry = config.processors.get(id)!;
         const ctx = {
@@ -173,11 +201,22 @@ export class Service {
           logger: this.componentLogger('processor', id, p.id),
           telemetry: telemetry.forComponent('processor', { 'component.id': id, 'pipeline.id': p.id }),
         };
-        const processor = await this.createOne(entry, () => (entry.factory as ProcessorFactory).create(ctx, entry.config));
-        if (typeof processor.process !== 'function') throw new ComponentFailure('processor', id, 'create', new TypeError('a processor needs process()'));
-        this.processors.push({ kind: 'processor', id, pipelineId: p.id, component: processor, started: false });
-        processorSlots.push({ id, processor });
+        const processor = await this.createOne<Component>(entry, () => (entry.factory as ProcessorFactory<unknown, Component>).create(ctx, entry.config));
+        const method = p.signal === 'metrics' ? 'process' : 'processLogs';
+        if (typeof (processor as unknown as Record<string, unknown>)[method] !== 'function') {
+          throw new ComponentFailure('processor', id, 'create', new TypeError(`a processor in a ${p.signal} pipeline needs ${method}()`));
+        }
+        this.processors.push({ kind: 'processor', id, pipelineId: p.id, component: processor as Processor | LogProcessor, started: false });
+        out.push(processor);
       }
+      return out;
+    };
+
+    // Metrics pipelines: processors, the metrics stage, exporter slots.
+    const pipelineById = new Map<string, Pipeline>();
+    for (const p of metricsPipelines) {
+      const processors = await createProcessors(p);
+      const processorSlots: ProcessorSlot[] = processors.map((processor, i) => ({ id: p.processors[i]!, processor: processor as Processor }));
       const stage: PipelineStage = this.opts.createStage
         ? this.opts.createStage(p.id, p.seriesLimit, p.endedSeriesTtlMs)
         : new MetricsStage({
@@ -188,7 +227,7 @@ export class Service {
             logger: this.componentLogger('pipeline', 'metrics_stage', p.id),
           });
       const exporterSlots: ExporterSlot[] = p.exporters.map((id) => {
-        const exporter = exporterInstances.get(id)!.component;
+        const exporter = exporterInstances.get(id)!.component as Exporter;
         const withSelfTelemetry = selfOwner.get(id) === p.id;
         return {
           id,
@@ -203,29 +242,53 @@ export class Service {
       pipelineById.set(p.id, pipeline);
     }
 
-    // Receivers: once each, fanning out to every pipeline that lists them.
-    const receiverPipelines = new Map<string, Pipeline[]>();
-    for (const p of config.pipelines) {
-      for (const id of p.receivers) {
-        const list = receiverPipelines.get(id) ?? [];
-        list.push(pipelineById.get(p.id)!);
-        receiverPipelines.set(id, list);
-      }
+    // Logs pipelines: processors, the batcher, exporter slots.
+    const logsPipelineById = new Map<string, LogsPipeline>();
+    for (const p of logsPipelines) {
+      const processors = await createProcessors(p);
+      const processorSlots: LogProcessorSlot[] = processors.map((processor, i) => ({ id: p.processors[i]!, processor: processor as LogProcessor }));
+      const exporterSlots: LogExporterSlot[] = p.exporters.map((id) => ({ id, exporter: exporterInstances.get(id)!.component as LogExporter }));
+      const pipeline = new LogsPipeline(p.id, processorSlots, p, exporterSlots, this.opts.resource, telemetry, this.componentLogger('pipeline', p.id, p.id));
+      this.logsPipelines.push(pipeline);
+      logsPipelineById.set(p.id, pipeline);
     }
-    for (const [id, pipelines] of receiverPipelines) {
+
+    // Receivers: once each (one start, one set of kernel work), fanning out to every pipeline
+    // that lists them, per signal.
+    const receiverIds: string[] = [];
+    for (const p of config.pipelines) for (const id of p.receivers) if (!receiverIds.includes(id)) receiverIds.push(id);
+    for (const id of receiverIds) {
       const entry = config.receivers.get(id)!;
       const logger = this.componentLogger('receiver', id);
       const attrs = { 'component.id': id, 'component.kind': 'receiver' };
-      const next = new FanOutConsumer(
-        id,
-        pipelines,
-        telemetry.counter(SELF_METRICS.receiverAccepted, 'Samples a receiver handed to its pipelines.', '{sample}', { 'component.id': id }),
-        telemetry.dropped({ ...attrs, reason: 'shutting_down' }),
-        telemetry.dropped({ ...attrs, reason: 'invalid_batch' }),
-        logger,
-      );
-      this.fanOuts.push(next);
-      const ctx = { id, logger, telemetry: telemetry.forComponent('receiver', { 'component.id': id }), next };
+      const metricsOf = metricsPipelines.filter((p) => p.receivers.includes(id)).map((p) => pipelineById.get(p.id)!);
+      const logsOf = logsPipelines.filter((p) => p.receivers.includes(id)).map((p) => logsPipelineById.get(p.id)!);
+      let metrics: FanOutConsumer | undefined;
+      if (metricsOf.length > 0) {
+        metrics = new FanOutConsumer(
+          id,
+          metricsOf,
+          telemetry.counter(SELF_METRICS.receiverAccepted, 'Samples a receiver handed to its pipelines.', '{sample}', { 'component.id': id }),
+          telemetry.dropped({ ...attrs, reason: 'shutting_down' }),
+          telemetry.dropped({ ...attrs, reason: 'invalid_batch' }),
+          logger,
+        );
+        this.fanOuts.push(metrics);
+      }
+      let logs: LogFanOut | undefined;
+      if (logsOf.length > 0) {
+        logs = new LogFanOut(
+          id,
+          logsOf,
+          telemetry.counter(SELF_METRICS.receiverAcceptedLogs, 'Log records a receiver handed to its pipelines.', '{record}', { 'component.id': id }),
+          telemetry.dropped({ ...attrs, reason: 'shutting_down', signal: 'logs' }),
+          telemetry.dropped({ ...attrs, reason: 'invalid_batch', signal: 'logs' }),
+          logger,
+        );
+        this.fanOuts.push(logs);
+      }
+      const next: Consumer = metrics ?? new DiscardingConsumer(telemetry.dropped({ ...attrs, reason: 'no_metrics_pipeline' }));
+      const ctx: ReceiverContext = { id, logger, telemetry: telemetry.forComponent('receiver', { 'component.id': id }), next, metrics, logs };
       const receiver = await this.createOne(entry, () => (entry.factory as ReceiverFactory).create(ctx, entry.config));
       this.receivers.push({ kind: 'receiver', id, component: receiver, started: false });
     }
@@ -255,12 +318,16 @@ export class Service {
 
     await Promise.all(started(this.receivers).map((r) => this.step(`receiver "${r.id}": shutdown`, () => r.component.shutdown())));
     for (const f of this.fanOuts) f.close();
-    await Promise.all(this.pipelines.map((p) => this.step(`pipeline "${p.id}": drain queued batches`, () => p.whenIdle())));
+    const all = [...this.pipelines, ...this.logsPipelines];
+    await Promise.all(all.map((p) => this.step(`pipeline "${p.id}": drain queued batches`, () => p.whenIdle())));
     await Promise.all(started(this.processors).map((r) => this.step(`processor "${r.id}" (pipeline ${r.pipelineId}): shutdown`, () => r.component.shutdown())));
     if (!failedStart) {
-      await Promise.all(this.pipelines.map((p) => this.step(`pipeline "${p.id}": final collection and export`, () => p.flush())));
+      await Promise.all([
+        ...this.pipelines.map((p) => this.step(`pipeline "${p.id}": final collection and export`, () => p.flush())),
+        ...this.logsPipelines.map((p) => this.step(`pipeline "${p.id}": last batch and export`, () => p.flush())),
+      ]);
     } else {
-      await Promise.all(this.pipelines.map((p) => this.step(`pipeline "${p.id}": pending exports`, () => p.exportsSettled())));
+      await Promise.all(all.map((p) => this.step(`pipeline "${p.id}": pending exports`, () => p.exportsSettled())));
     }
     await Promise.all(
       started(this.exporters).map((r) =>

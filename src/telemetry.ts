@@ -24,6 +24,13 @@ export const SELF_METRICS = {
   exporterFailedExports: `${METRIC_PREFIX}.exporter.failed_exports`,
   pipelineCollections: `${METRIC_PREFIX}.pipeline.collections`,
   pipelineQueue: `${METRIC_PREFIX}.pipeline.queue_size`,
+  receiverAcceptedLogs: `${METRIC_PREFIX}.receiver.accepted_log_records`,
+  processorIncomingLogs: `${METRIC_PREFIX}.processor.incoming_log_records`,
+  processorOutgoingLogs: `${METRIC_PREFIX}.processor.outgoing_log_records`,
+  exporterSentLogs: `${METRIC_PREFIX}.exporter.sent_log_records`,
+  exporterFailedLogs: `${METRIC_PREFIX}.exporter.failed_log_records`,
+  pipelineLogBatches: `${METRIC_PREFIX}.pipeline.log_batches`,
+  pipelineBatchPending: `${METRIC_PREFIX}.pipeline.batch_pending_records`,
   uptime: `${METRIC_PREFIX}.process.uptime`,
   rss: `${METRIC_PREFIX}.process.memory.rss`,
   cpu: `${METRIC_PREFIX}.process.cpu.time`,
@@ -143,11 +150,12 @@ export class SelfTelemetry {
       return full;
     };
     return {
-      dropped: (count: number, reason: string) => {
-        let s = droppedByReason.get(reason);
+      dropped: (count: number, reason: string, attributes?: Attributes) => {
+        const key = attributes ? `${reason}\0${attributesKey(attributes)}` : reason;
+        let s = droppedByReason.get(key);
         if (!s) {
-          s = this.dropped({ ...base, 'component.kind': kind, reason });
-          droppedByReason.set(reason, s);
+          s = this.dropped({ ...attributes, ...base, 'component.kind': kind, reason });
+          droppedByReason.set(key, s);
         }
         s.add(count);
       },
@@ -172,8 +180,8 @@ export class SelfTelemetry {
           },
         };
       },
-      gauge: (name: string, description: string, read: () => number, unit = '1') => {
-        this.gauge(checkName(name), description, unit, base, read, 'double');
+      gauge: (name: string, description: string, read: () => number, unit = '1', attributes?: Attributes) => {
+        this.gauge(checkName(name), description, unit, attributes ? { ...attributes, ...base } : base, read, 'double');
       },
     };
   }

@@ -1,6 +1,6 @@
 /**
  * The `debug` exporter: a human-readable summary of each collection on stdout, for a newcomer's
- * first look and for troubleshooting. It asks for delta temporality, so each export holds the
+ * first look and for troubleshooting; in a logs pipeline, each event on a line of its own. It asks for delta temporality, so each export holds the
  * growth since the previous one; cumulative input (from a host that ignores the preference) is
  * turned into deltas here.
  *
@@ -10,8 +10,8 @@
  * useful too.
  */
 import type { MetricData } from '@opentelemetry/sdk-metrics';
-import { AggregationTemporality, DataPointType, dataPointTypeName } from '../../src/api/index.js';
-import type { Attributes, ComponentContext, Exporter, ResourceMetrics } from '../../src/api/index.js';
+import { AggregationTemporality, DataPointType, dataPointTypeName, severityText } from '../../src/api/index.js';
+import type { Attributes, ComponentContext, Exporter, LogBatch, LogExporter, ResourceMetrics } from '../../src/api/index.js';
 import type { DebugExporterConfig } from './config.js';
 
 /** Attributes that split one workload's metric into parts (modes, directions, causes), not workloads. */
@@ -347,7 +347,26 @@ export function summarize(metrics: ResourceMetrics, config: DebugExporterConfig,
   return out.join('\n') + '\n';
 }
 
-export class DebugExporter implements Exporter {
+/**
+ * Renders a batch of log records: one line per record (`time SEVERITY event: body`); `normal`
+ * appends the attributes on that line, `detailed` lists every attribute below it, one per line.
+ */
+export function formatLogs(batch: LogBatch, config: DebugExporterConfig): string {
+  let out = '';
+  for (const r of batch) {
+    const when = new Date(r.timeMs).toISOString();
+    const severity = r.severityText ?? severityText(r.severityNumber);
+    out += `${when} ${pad(severity, 5)} ${r.eventName}: ${r.body}`;
+    if (config.verbosity === 'normal') out += ` ${fmtAttributes(r.attributes)}`;
+    out += '\n';
+    if (config.verbosity === 'detailed') {
+      for (const k of Object.keys(r.attributes).sort()) out += `    ${k}: ${JSON.stringify(r.attributes[k])}\n`;
+    }
+  }
+  return out;
+}
+
+export class DebugExporter implements Exporter, LogExporter {
   /** Deltas are what a per-interval summary needs. */
   readonly temporality = 'delta' as const;
   private readonly state = newSummaryState();
@@ -366,6 +385,11 @@ export class DebugExporter implements Exporter {
   async export(metrics: ResourceMetrics): Promise<void> {
     if (this.closed) return;
     this.write(summarize(metrics, this.config, this.state, this.ctx.id));
+  }
+
+  async exportLogs(batch: LogBatch): Promise<void> {
+    if (this.closed || batch.length === 0) return;
+    this.write(formatLogs(batch, this.config));
   }
 
   async forceFlush(): Promise<void> {}

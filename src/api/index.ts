@@ -13,12 +13,18 @@
  * metrics stage sums counters per (metric, attribute set) into cumulative OpenTelemetry sums,
  * keeps the last value of gauges, bounds the number of series, and hands `ResourceMetrics` (the
  * @opentelemetry/sdk-metrics data model) to every exporter of the pipeline.
+ *
+ * Logs pipelines carry batches of `LogRecord`s (one event each, e.g. one process exit): processors
+ * drop or enrich them, the host batches them by size and time and hands each batch, with the
+ * agent's resource, to every exporter of the pipeline.
  */
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { AggregationTemporality as SdkAggregationTemporality, DataPointType as SdkDataPointType } from '@opentelemetry/sdk-metrics';
 import type { ValueType as SdkValueType } from '@opentelemetry/api';
+import type { Resource } from '@opentelemetry/resources';
 
 export type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
+export type { Resource } from '@opentelemetry/resources';
 
 // The numeric enums of the sdk-metrics data model, with the same values and types, so that code
 // reading or building `ResourceMetrics` (the host, the debug exporter) does not load
@@ -164,6 +170,67 @@ export const ATTR = {
 } as const;
 
 // ---------------------------------------------------------------------------------------------
+// Log records: what flows through a logs pipeline
+// ---------------------------------------------------------------------------------------------
+
+/** The signals a pipeline carries and a factory supports. */
+export type Signal = 'metrics' | 'logs';
+export const SIGNALS: readonly Signal[] = ['metrics', 'logs'];
+
+/** OpenTelemetry severity numbers (the first of each range: INFO is 9..12, WARN 13..16, ...). */
+export const SeverityNumber = {
+  UNSPECIFIED: 0,
+  TRACE: 1,
+  DEBUG: 5,
+  INFO: 9,
+  WARN: 13,
+  ERROR: 17,
+  FATAL: 21,
+} as const;
+export type SeverityNumber = number;
+
+/**
+ * One event. Cheap to produce: a plain object and its attributes object, nothing else per record
+ * (times are numbers, the body a string).
+ *
+ * A record belongs to one pipeline: processors may change `attributes` in place or replace it
+ * (a receiver in several logs pipelines hands each a copy; the host makes it).
+ */
+export interface LogRecord {
+  /** When the event happened, milliseconds since the epoch; fractions are kept (a double resolves 0.25 us at today's dates). */
+  timeMs: number;
+  /** When the source observed it, milliseconds since the epoch; absent = the same as timeMs. */
+  observedTimeMs?: number;
+  /** `SeverityNumber` (OpenTelemetry's 1..24; 0 = unspecified). */
+  severityNumber: SeverityNumber;
+  /** Short text of the severity, e.g. `INFO`; absent = derived from the number by exporters that need one. */
+  severityText?: string;
+  /** The event's name, e.g. `process.exit` (OpenTelemetry's `EventName`). */
+  eventName: string;
+  /** A one-line human-readable description. */
+  body: string;
+  /** Exported attributes (semantic-convention names where they exist). */
+  attributes: Attributes;
+  /**
+   * Source-specific detail for processors that know the source (the taskstats receiver puts its
+   * TaskRecord here). Never exported.
+   */
+  detail?: unknown;
+}
+
+/** A batch of log records is a plain array; processors may return the same array (mutated) or a new one. */
+export type LogBatch = LogRecord[];
+
+/** The name of a severity number's range (`9` -> `INFO`, `14` -> `WARN2`), as OpenTelemetry writes it. */
+export function severityText(n: number): string {
+  if (!Number.isInteger(n) || n < 1 || n > 24) return 'UNSPECIFIED';
+  const names = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'] as const;
+  const base = names[Math.floor((n - 1) / 4)]!;
+  const step = (n - 1) % 4;
+  return step === 0 ? base : `${base}${step + 1}`;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Components
 // ---------------------------------------------------------------------------------------------
 
@@ -179,7 +246,7 @@ export interface Component {
   shutdown(): Promise<void>;
 }
 
-/** Where a receiver delivers what it produces. Provided by the host. */
+/** Where a receiver delivers the samples it produces. Provided by the host. */
 export interface Consumer {
   /**
    * Hand a batch to the pipeline(s). Never throws, never blocks: the host contains failures of
@@ -188,14 +255,25 @@ export interface Consumer {
    */
   consume(batch: SampleBatch): void;
   /**
-   * A collection cycle is complete (the receiver's `collection_interval`): the metrics stage
-   * exports now. This is what gives the agent its cadence.
+   * A collection cycle is complete (the receiver's `collection_interval`). The pipeline exports
+   * once every receiver of it that marks cycles has completed one since its last export (or one
+   * of them has completed two): one export per interval however many receivers feed it.
    */
   collectionDone(): void;
 }
 
+/** Where a receiver delivers the log records it produces. Provided by the host. */
+export interface LogConsumer {
+  /**
+   * Hand a batch to the logs pipeline(s). Never throws, never blocks; the host counts what later
+   * components dropped. The batch array and its records belong to the pipeline afterwards.
+   */
+  consume(batch: LogBatch): void;
+}
+
 export interface Receiver extends Component {}
 
+/** A processor of samples (metrics pipelines). */
 export interface Processor extends Component {
   /**
    * Return the samples that continue (the same array mutated, or a new one). Samples not returned
@@ -204,6 +282,16 @@ export interface Processor extends Component {
    * Throwing drops the whole batch, counted with reason `processor_error`; the pipeline goes on.
    */
   process(batch: SampleBatch): SampleBatch | Promise<SampleBatch>;
+}
+
+/** A processor of log records (logs pipelines). A processor of both signals implements both interfaces. */
+export interface LogProcessor extends Component {
+  /**
+   * Return the records that continue (the same array mutated, or a new one); as `process()`:
+   * records not returned are counted as dropped (`filtered`), a throw drops the batch
+   * (`processor_error`).
+   */
+  processLogs(batch: LogBatch): LogBatch | Promise<LogBatch>;
 }
 
 export interface Exporter extends Component {
@@ -215,6 +303,19 @@ export interface Exporter extends Component {
    * exporter's failure never holds back the others.
    */
   export(metrics: ResourceMetrics): Promise<void>;
+  /** Send whatever is queued; called before shutdown. */
+  forceFlush(): Promise<void>;
+}
+
+/** An exporter of log records (logs pipelines). An exporter of both signals implements both interfaces. */
+export interface LogExporter extends Component {
+  /**
+   * Send one batch of records (batched by the pipeline: `send_batch_size` / `timeout`), all from
+   * `resource` (the agent's). Resolve when sent or queued; reject when it failed for good. The
+   * host counts records sent and failed. The pipeline's exporters share the batch: read it, do
+   * not change it (keeping it, for a queue, is fine).
+   */
+  exportLogs(batch: LogBatch, resource: Resource): Promise<void>;
   /** Send whatever is queued; called before shutdown. */
   forceFlush(): Promise<void>;
 }
@@ -238,12 +339,12 @@ export interface Logger {
  * a component reports what only it can see.
  */
 export interface ComponentTelemetry {
-  /** Count items dropped inside the component, with a short snake_case reason. */
-  dropped(count: number, reason: string): void;
+  /** Count items dropped inside the component, with a short snake_case reason (and e.g. `{ signal: 'logs' }`). */
+  dropped(count: number, reason: string, attributes?: Attributes): void;
   /** A monotonic counter of the component's own, e.g. `exits_lost`. Name in snake_case. */
   counter(name: string, description: string, unit?: string): { add(value: number, attributes?: Attributes): void };
   /** A gauge read at collection time, e.g. a queue's size. */
-  gauge(name: string, description: string, read: () => number, unit?: string): void;
+  gauge(name: string, description: string, read: () => number, unit?: string, attributes?: Attributes): void;
 }
 
 export interface ComponentContext {
@@ -254,7 +355,20 @@ export interface ComponentContext {
 }
 
 export interface ReceiverContext extends ComponentContext {
-  /** Where to send samples: the first processor of every pipeline this receiver is part of. */
+  /**
+   * Where to send samples: every metrics pipeline this receiver is part of. Absent when it is in
+   * none (a receiver of both signals in logs pipelines only): then do no work for metrics.
+   */
+  readonly metrics?: Consumer;
+  /**
+   * Where to send log records: every logs pipeline this receiver is part of. Absent when it is in
+   * none: then produce no records (that is how a receiver of both signals knows).
+   */
+  readonly logs?: LogConsumer;
+  /**
+   * The same as `metrics` for receivers of metrics only (older plugins). For a receiver in no
+   * metrics pipeline it discards what it is given, counted as dropped (`no_metrics_pipeline`).
+   */
   readonly next: Consumer;
 }
 
@@ -285,6 +399,11 @@ interface FactoryBase<TConfig> {
   /** One line, shown by `taskstats-agent components`. */
   readonly description: string;
   readonly stability: Stability;
+  /**
+   * The signals this component handles; absent = `['metrics']`. Used in a pipeline of another
+   * signal it is a config error naming the pipeline entry. A receiver may produce both.
+   */
+  readonly signals?: readonly Signal[];
   /** Defaults; the user's config is deep-merged over a fresh copy of it. */
   defaultConfig(): TConfig;
   readonly configSchema: ConfigSchema;
@@ -306,17 +425,28 @@ export interface ReceiverFactory<TConfig = any> extends FactoryBase<TConfig> {
   create(ctx: ReceiverContext, config: TConfig): Receiver | Promise<Receiver>;
 }
 
-export interface ProcessorFactory<TConfig = any> extends FactoryBase<TConfig> {
+/**
+ * `TProcessor` is what create() returns: `Processor` (samples), `LogProcessor`, or
+ * `Processor & LogProcessor` for a factory whose `signals` are both.
+ */
+export interface ProcessorFactory<TConfig = any, TProcessor extends Component = Processor> extends FactoryBase<TConfig> {
   readonly kind: 'processor';
-  create(ctx: ComponentContext, config: TConfig): Processor | Promise<Processor>;
+  create(ctx: ComponentContext, config: TConfig): TProcessor | Promise<TProcessor>;
 }
 
-export interface ExporterFactory<TConfig = any> extends FactoryBase<TConfig> {
+/** `TExporter`: `Exporter` (metrics), `LogExporter`, or `Exporter & LogExporter`. */
+export interface ExporterFactory<TConfig = any, TExporter extends Component = Exporter> extends FactoryBase<TConfig> {
   readonly kind: 'exporter';
-  create(ctx: ComponentContext, config: TConfig): Exporter | Promise<Exporter>;
+  create(ctx: ComponentContext, config: TConfig): TExporter | Promise<TExporter>;
 }
 
-export type ComponentFactory = ReceiverFactory | ProcessorFactory | ExporterFactory;
+export type ComponentFactory = ReceiverFactory | ProcessorFactory<any, Component> | ExporterFactory<any, Component>;
+
+/** The signals a factory supports (`['metrics']` when it does not say). */
+export function factorySignals(f: { readonly signals?: readonly Signal[] }): readonly Signal[] {
+  return f.signals && f.signals.length > 0 ? f.signals : DEFAULT_SIGNALS;
+}
+const DEFAULT_SIGNALS: readonly Signal[] = ['metrics'];
 
 /**
  * What a plugin module exports: `export default definePlugin({ factories: [...] })`.
@@ -350,10 +480,10 @@ export function definePlugin(plugin: PluginModule): PluginModule {
 export function defineReceiver<T>(f: ReceiverFactory<T>): ReceiverFactory<T> {
   return f;
 }
-export function defineProcessor<T>(f: ProcessorFactory<T>): ProcessorFactory<T> {
+export function defineProcessor<T, P extends Component = Processor>(f: ProcessorFactory<T, P>): ProcessorFactory<T, P> {
   return f;
 }
-export function defineExporter<T>(f: ExporterFactory<T>): ExporterFactory<T> {
+export function defineExporter<T, E extends Component = Exporter>(f: ExporterFactory<T, E>): ExporterFactory<T, E> {
   return f;
 }
 
@@ -413,3 +543,5 @@ export function parseComponentId(id: string): { type: string; name?: string } {
   const slash = id.indexOf('/');
   return slash < 0 ? { type: id } : { type: id.slice(0, slash), name: id.slice(slash + 1) };
 }
+
+export * from './exporter-helper.js';

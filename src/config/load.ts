@@ -4,8 +4,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
-import { parseComponentId, parseDuration } from '../api/index.js';
-import type { ComponentFactory, ComponentKind } from '../api/index.js';
+import { factorySignals, parseComponentId, parseDuration, SIGNALS } from '../api/index.js';
+import type { ComponentFactory, ComponentKind, Signal } from '../api/index.js';
 import { loadPlugin } from '../plugins.js';
 import type { Registry } from '../registry.js';
 import { positionOf } from './component-config.js';
@@ -22,6 +22,9 @@ export type LogEncoding = (typeof LOG_ENCODINGS)[number];
 export const DEFAULT_TELEMETRY_ADDRESS = '127.0.0.1:8888';
 export const DEFAULT_SERIES_LIMIT = 10_000;
 export const DEFAULT_ENDED_SERIES_TTL_MS = 5 * 60_000;
+/** Logs batching defaults, as the Collector's batch processor. */
+export const DEFAULT_SEND_BATCH_SIZE = 8192;
+export const DEFAULT_BATCH_TIMEOUT_MS = 200;
 
 export interface ComponentEntry {
   /** As configured: `type[/name]`. */
@@ -35,15 +38,31 @@ export interface ComponentEntry {
   path: string;
 }
 
-export interface PipelineConfig {
-  /** `metrics` or `metrics/<name>`. */
+interface PipelineBase {
+  /** `metrics[/<name>]` or `logs[/<name>]`. */
   id: string;
   receivers: string[];
   processors: string[];
   exporters: string[];
+}
+
+export interface MetricsPipelineConfig extends PipelineBase {
+  signal: 'metrics';
   seriesLimit: number;
   endedSeriesTtlMs: number;
 }
+
+export interface LogsPipelineConfig extends PipelineBase {
+  signal: 'logs';
+  /** A batch goes to the exporters once it holds this many records ... */
+  sendBatchSize: number;
+  /** ... or this long after its first record arrived. */
+  batchTimeoutMs: number;
+  /** Largest batch handed to an exporter (larger ones are split); 0 = no limit. */
+  sendBatchMaxSize: number;
+}
+
+export type PipelineConfig = MetricsPipelineConfig | LogsPipelineConfig;
 
 export interface TelemetryConfig {
   logs: { level: LogLevel; encoding?: LogEncoding };
@@ -173,13 +192,13 @@ class Checker {
     let pipelines: PipelineConfig[] = [];
     let telemetry: TelemetryConfig = { logs: { level: 'info' }, metrics: { address: DEFAULT_TELEMETRY_ADDRESS } };
     if (service === undefined || service === null) {
-      this.error('service', 'missing: the configuration needs service.pipelines with at least one metrics pipeline');
+      this.error('service', 'missing: the configuration needs service.pipelines with at least one pipeline (metrics or logs)');
     } else if (!isMapping(service)) {
       this.error('service', `must be a mapping (got ${describe(service)})`);
     } else {
       this.unknownKeys(service, 'service', ['telemetry', 'pipelines'], { extensions: 'extensions are not supported' });
       telemetry = this.checkTelemetry(service.telemetry);
-      pipelines = this.checkPipelines(service.pipelines, configured);
+      pipelines = this.checkPipelines(service.pipelines, configured, sections);
     }
 
     // Configured but unused components are valid (as in the Collector) but not created.
@@ -301,41 +320,65 @@ class Checker {
     return out;
   }
 
-  private checkPipelines(value: unknown, configured: Map<ComponentKind, Set<string>>): PipelineConfig[] {
+  private checkPipelines(
+    value: unknown,
+    configured: Map<ComponentKind, Set<string>>,
+    entries: Map<ComponentKind, Map<string, ComponentEntry>>,
+  ): PipelineConfig[] {
     const path = 'service.pipelines';
+    const wanted = 'at least one pipeline ("metrics[/<name>]" or "logs[/<name>]") is required';
     if (value === undefined || value === null) {
-      this.error(path, 'missing: at least one pipeline ("metrics" or "metrics/<name>") is required');
+      this.error(path, `missing: ${wanted}`);
       return [];
     }
     if (!isMapping(value)) {
       this.error(path, `must be a mapping of pipeline ids to pipelines (got ${describe(value)})`);
       return [];
     }
-    if (Object.keys(value).length === 0) this.error(path, 'at least one pipeline ("metrics" or "metrics/<name>") is required');
+    if (Object.keys(value).length === 0) this.error(path, wanted);
     const out: PipelineConfig[] = [];
     for (const [id, p] of Object.entries(value)) {
       const ppath = joinPath(path, id);
       const { type, name } = parseComponentId(id);
-      if (type !== 'metrics' || (name !== undefined && !ID_NAME.test(name))) {
-        const why = ['traces', 'logs', 'profiles'].includes(type) ? `; only metrics pipelines are supported` : '';
-        this.error(ppath, `invalid pipeline id "${id}" (expected "metrics" or "metrics/<name>")${why}`, true);
+      if (!(SIGNALS as readonly string[]).includes(type) || (name !== undefined && !ID_NAME.test(name))) {
+        const why = ['traces', 'profiles'].includes(type) ? `; ${type} pipelines are not supported` : '';
+        this.error(ppath, `invalid pipeline id "${id}" (expected "metrics", "metrics/<name>", "logs" or "logs/<name>")${why}`, true);
         continue;
       }
+      const signal = type as Signal;
       if (!isMapping(p)) {
         this.error(ppath, `must be a mapping with receivers, processors and exporters (got ${describe(p)})`);
         continue;
       }
-      this.unknownKeys(p, ppath, ['receivers', 'processors', 'exporters', 'aggregation']);
-      const receivers = this.checkRefs(p.receivers, ppath, 'receivers', 'receiver', configured, true);
-      const processors = this.checkRefs(p.processors, ppath, 'processors', 'processor', configured, false);
-      const exporters = this.checkRefs(p.exporters, ppath, 'exporters', 'exporter', configured, true);
-      const agg = this.checkAggregation(p.aggregation, joinPath(ppath, 'aggregation'));
-      out.push({ id, receivers, processors, exporters, ...agg });
+      const own = signal === 'metrics' ? 'aggregation' : 'batch';
+      const other = signal === 'metrics' ? 'batch' : 'aggregation';
+      this.unknownKeys(p, ppath, ['receivers', 'processors', 'exporters', own], {
+        [other]: `"${other}" belongs to ${other === 'batch' ? 'logs' : 'metrics'} pipelines`,
+      });
+      const refs = (key: 'receivers' | 'processors' | 'exporters', kind: ComponentKind, required: boolean) =>
+        this.checkRefs(p[key], ppath, key, kind, configured, required, signal, entries.get(kind)!);
+      const receivers = refs('receivers', 'receiver', true);
+      const processors = refs('processors', 'processor', false);
+      const exporters = refs('exporters', 'exporter', true);
+      if (signal === 'metrics') {
+        out.push({ signal, id, receivers, processors, exporters, ...this.checkAggregation(p.aggregation, joinPath(ppath, 'aggregation')) });
+      } else {
+        out.push({ signal, id, receivers, processors, exporters, ...this.checkBatch(p.batch, joinPath(ppath, 'batch')) });
+      }
     }
     return out;
   }
 
-  private checkRefs(value: unknown, ppath: string, key: string, kind: ComponentKind, configured: Map<ComponentKind, Set<string>>, required: boolean): string[] {
+  private checkRefs(
+    value: unknown,
+    ppath: string,
+    key: string,
+    kind: ComponentKind,
+    configured: Map<ComponentKind, Set<string>>,
+    required: boolean,
+    signal: Signal,
+    entries: Map<string, ComponentEntry>,
+  ): string[] {
     const path = joinPath(ppath, key);
     if (value === undefined || value === null || (Array.isArray(value) && value.length === 0)) {
       if (required) this.error(path, `a pipeline needs at least one ${kind}`, true);
@@ -360,9 +403,62 @@ class Checker {
         this.error(rpath, `${kind} "${ref}" is listed twice in this pipeline`);
         return;
       }
+      // A component whose own config failed has no entry; its errors are already reported.
+      const entry = entries.get(ref);
+      if (entry) {
+        const supported = factorySignals(entry.factory);
+        if (!supported.includes(signal)) {
+          this.error(rpath, `${kind} "${ref}" does not support ${signal} (it supports ${supported.join(' and ')})`);
+          return;
+        }
+      }
       out.push(ref);
     });
     return out;
+  }
+
+  private checkBatch(value: unknown, path: string): { sendBatchSize: number; batchTimeoutMs: number; sendBatchMaxSize: number } {
+    const out = { sendBatchSize: DEFAULT_SEND_BATCH_SIZE, batchTimeoutMs: DEFAULT_BATCH_TIMEOUT_MS, sendBatchMaxSize: 0 };
+    if (value === undefined || value === null) return out;
+    if (!isMapping(value)) {
+      this.error(path, `must be a mapping (got ${describe(value)})`);
+      return out;
+    }
+    this.unknownKeys(value, path, ['send_batch_size', 'send_batch_max_size', 'timeout']);
+    const int = (key: string, min: number): number | undefined => {
+      const v = value[key];
+      if (v === undefined || v === null) return undefined;
+      if (typeof v === 'number' && Number.isInteger(v) && v >= min) return v;
+      this.error(joinPath(path, key), `must be an integer >= ${min} (got ${describe(v)})`);
+      return undefined;
+    };
+    out.sendBatchSize = int('send_batch_size', 1) ?? out.sendBatchSize;
+    out.sendBatchMaxSize = int('send_batch_max_size', 0) ?? out.sendBatchMaxSize;
+    if (out.sendBatchMaxSize !== 0 && out.sendBatchMaxSize < out.sendBatchSize) {
+      this.error(joinPath(path, 'send_batch_max_size'), `must be 0 (no limit) or at least send_batch_size (${out.sendBatchSize})`);
+    }
+    const ms = this.checkDuration(value.timeout, joinPath(path, 'timeout'), '200ms');
+    if (ms !== undefined) {
+      if (ms <= 0) this.error(joinPath(path, 'timeout'), 'must be more than 0');
+      else out.batchTimeoutMs = ms;
+    }
+    return out;
+  }
+
+  /** A duration value in milliseconds; undefined when absent or wrong (reported). */
+  private checkDuration(value: unknown, path: string, example: string): number | undefined {
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== 'string') {
+      this.error(path, `must be a duration such as "${example}" (got ${describe(value)})`);
+      return undefined;
+    }
+    if (/^\s*-/.test(value)) {
+      this.error(path, `must not be negative (got "${value}")`);
+      return undefined;
+    }
+    const ms = parseDuration(value);
+    if (ms === undefined) this.error(path, `invalid duration "${value}" (expected e.g. 200ms, 30s, 5m, 1h)`);
+    return ms;
   }
 
   private checkAggregation(value: unknown, path: string): { seriesLimit: number; endedSeriesTtlMs: number } {
@@ -378,17 +474,8 @@ class Checker {
       if (typeof limit === 'number' && Number.isInteger(limit) && limit >= 1) out.seriesLimit = limit;
       else this.error(joinPath(path, 'series_limit'), `must be an integer >= 1 (got ${describe(limit)})`);
     }
-    const ttl = value.ended_series_ttl;
-    if (ttl !== undefined && ttl !== null) {
-      const tpath = joinPath(path, 'ended_series_ttl');
-      if (typeof ttl !== 'string') this.error(tpath, `must be a duration such as "5m" (got ${describe(ttl)})`);
-      else if (/^\s*-/.test(ttl)) this.error(tpath, `must not be negative (got "${ttl}")`);
-      else {
-        const ms = parseDuration(ttl);
-        if (ms === undefined) this.error(tpath, `invalid duration "${ttl}" (expected e.g. 30s, 5m, 1h)`);
-        else out.endedSeriesTtlMs = ms;
-      }
-    }
+    const ttl = this.checkDuration(value.ended_series_ttl, joinPath(path, 'ended_series_ttl'), '5m');
+    if (ttl !== undefined) out.endedSeriesTtlMs = ttl;
     return out;
   }
 }

@@ -64,8 +64,15 @@ service:
     const cfg = r.config!;
     assert.deepEqual(cfg.receivers.get('counting_source')!.config, { interval: 90_000, batch_size: 3, workload: 'w', fail_at: 'none', buffer: 2048 });
     assert.deepEqual(cfg.receivers.get('counting_source/b')!.config, { interval: 100, batch_size: 3, workload: 'w', fail_at: 'none', buffer: 1024 });
-    assert.equal(cfg.pipelines[0]!.seriesLimit, 50);
-    assert.equal(cfg.pipelines[0]!.endedSeriesTtlMs, 30_000);
+    assert.deepEqual(cfg.pipelines[0], {
+      signal: 'metrics',
+      id: 'metrics',
+      receivers: ['counting_source', 'counting_source/b'],
+      processors: [],
+      exporters: ['file_sink'],
+      seriesLimit: 50,
+      endedSeriesTtlMs: 30_000,
+    });
     assert.equal(cfg.telemetry.metrics.address, '127.0.0.1:8888');
     assert.equal(cfg.telemetry.logs.level, 'info');
   });
@@ -78,8 +85,15 @@ service:
   pipelines: {metrics: {receivers: [counting_source], exporters: [file_sink]}}
 `);
     assert.deepEqual(r.errors, [], r.text);
-    assert.equal(r.config!.pipelines[0]!.seriesLimit, 10_000);
-    assert.equal(r.config!.pipelines[0]!.endedSeriesTtlMs, 300_000);
+    assert.deepEqual(r.config!.pipelines[0], {
+      signal: 'metrics',
+      id: 'metrics',
+      receivers: ['counting_source'],
+      processors: [],
+      exporters: ['file_sink'],
+      seriesLimit: 10_000,
+      endedSeriesTtlMs: 300_000,
+    });
     assert.equal(r.config!.telemetry.metrics.address, null);
     assert.deepEqual(r.config!.telemetry.logs, { level: 'debug', encoding: 'console' });
   });
@@ -323,7 +337,7 @@ service:
       ['service.pipelines.metrics.aggregation.extra', /unknown key "extra"/, 33],
       ['service.pipelines.metrics/empty.receivers', /a pipeline needs at least one receiver/, 35],
       ['service.pipelines.metrics/empty.exporters', /a pipeline needs at least one exporter/, 34],
-      ['service.pipelines.traces', /invalid pipeline id "traces".*only metrics pipelines are supported/, 36],
+      ['service.pipelines.traces', /invalid pipeline id "traces".*traces pipelines are not supported/, 36],
     ];
     for (const [path, re, line] of expect) {
       const issue = find(r.errors, path);
