@@ -169,9 +169,14 @@ export class Service {
       for (const id of p.exporters) {
         if (exporterInstances.has(id)) continue;
         const entry = config.exporters.get(id)!;
-        const ctx = { id, logger: this.componentLogger('exporter', id), telemetry: telemetry.forComponent('exporter', { 'component.id': id }) };
-        const exporter = await this.createOne<Component>(entry, () => (entry.factory as ExporterFactory<unknown, Component>).create(ctx, entry.config));
         const signals = signalsOf('exporter', id);
+        const ctx = {
+          id,
+          signals: [...signals],
+          logger: this.componentLogger('exporter', id),
+          telemetry: telemetry.forComponent('exporter', { 'component.id': id }),
+        };
+        const exporter = await this.createOne<Component>(entry, () => (entry.factory as ExporterFactory<unknown, Component>).create(ctx, entry.config));
         const fail = (message: string) => new ComponentFailure('exporter', id, 'create', new TypeError(message));
         if (signals.has('metrics')) {
           const e = exporter as Partial<Exporter>;
@@ -198,6 +203,7 @@ export class Service {
         const entry = config.processors.get(id)!;
         const ctx = {
           id,
+          signals: [p.signal],
           logger: this.componentLogger('processor', id, p.id),
           telemetry: telemetry.forComponent('processor', { 'component.id': id, 'pipeline.id': p.id }),
         };
@@ -288,7 +294,8 @@ export class Service {
         this.fanOuts.push(logs);
       }
       const next: Consumer = metrics ?? new DiscardingConsumer(telemetry.dropped({ ...attrs, reason: 'no_metrics_pipeline' }));
-      const ctx: ReceiverContext = { id, logger, telemetry: telemetry.forComponent('receiver', { 'component.id': id }), next, metrics, logs };
+      const signals: Signal[] = [...(metrics ? (['metrics'] as const) : []), ...(logs ? (['logs'] as const) : [])];
+      const ctx: ReceiverContext = { id, signals, logger, telemetry: telemetry.forComponent('receiver', { 'component.id': id }), next, metrics, logs };
       const receiver = await this.createOne(entry, () => (entry.factory as ReceiverFactory).create(ctx, entry.config));
       this.receivers.push({ kind: 'receiver', id, component: receiver, started: false });
     }

@@ -6,7 +6,15 @@
  * present in the config is an explicit choice and wins; an absent one falls back to the variable,
  * then to the default documented in README.md.
  */
-import { durationSchema, parseDuration, type ConfigProblem, type ConfigSchema } from '../../src/api/index.js';
+import {
+  EXPORTER_HELPER_DEFAULTS,
+  exporterHelperConfigProperties,
+  parseDuration,
+  resolveExporterHelperSettings,
+  type ConfigProblem,
+  type ConfigSchema,
+  type Signal,
+} from '../../src/api/index.js';
 
 export type OtlpProtocol = 'http/protobuf' | 'http/json' | 'grpc';
 export const OTLP_PROTOCOLS: readonly OtlpProtocol[] = ['http/protobuf', 'http/json', 'grpc'];
@@ -27,6 +35,7 @@ export interface OtlpQueueConfig {
 export interface OtlpExporterConfig {
   endpoint?: string | null;
   metrics_endpoint?: string | null;
+  logs_endpoint?: string | null;
   protocol?: OtlpProtocol;
   headers?: Record<string, string>;
   compression?: 'gzip' | 'none';
@@ -51,9 +60,9 @@ export interface OtlpTlsConfig {
 export const DEFAULTS = {
   protocol: 'http/protobuf' as OtlpProtocol,
   compression: 'none' as const,
-  timeoutMs: 10_000,
-  retry: { enabled: true, initialIntervalMs: 5_000, maxIntervalMs: 30_000, maxElapsedTimeMs: 300_000 },
-  queue: { enabled: true, queueSize: 100 },
+  timeoutMs: EXPORTER_HELPER_DEFAULTS.timeoutMs,
+  retry: EXPORTER_HELPER_DEFAULTS.retry,
+  queue: EXPORTER_HELPER_DEFAULTS.queue,
   temporality: 'cumulative' as const,
 };
 
@@ -66,28 +75,13 @@ const urlSchema = (description: string): ConfigSchema => ({ type: ['string', 'nu
 export const otlpConfigSchema: ConfigSchema = {
   type: 'object',
   properties: {
-    endpoint: urlSchema('Base URL; /v1/metrics is appended for the HTTP protocols. Empty: see README.'),
+    endpoint: urlSchema('Base URL; /v1/metrics or /v1/logs is appended for the HTTP protocols. Empty: see README.'),
     metrics_endpoint: urlSchema('Full URL of the metrics endpoint; wins over endpoint.'),
+    logs_endpoint: urlSchema('Full URL of the logs endpoint; wins over endpoint.'),
     protocol: { type: 'string', enum: [...OTLP_PROTOCOLS] },
     headers: { type: 'object', additionalProperties: { type: 'string' } },
     compression: { type: 'string', enum: ['gzip', 'none'] },
-    timeout: durationSchema({ minMs: 1, description: 'Timeout of one export (all its attempts).' }),
-    retry_on_failure: {
-      type: 'object',
-      properties: {
-        enabled: { type: 'boolean' },
-        initial_interval: durationSchema({ minMs: 1 }),
-        max_interval: durationSchema({ minMs: 1 }),
-        max_elapsed_time: durationSchema({ minMs: 0 }),
-      },
-    },
-    sending_queue: {
-      type: 'object',
-      properties: {
-        enabled: { type: 'boolean' },
-        queue_size: { type: 'integer', minimum: 1 },
-      },
-    },
+    ...exporterHelperConfigProperties,
     temporality: { type: 'string', enum: ['cumulative', 'delta'] },
     tls: {
       type: 'object',
@@ -124,7 +118,7 @@ function withGrpcScheme(value: string, protocol: string | undefined): string {
 
 export function validateOtlpConfig(config: OtlpExporterConfig): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
-  for (const key of ['endpoint', 'metrics_endpoint'] as const) {
+  for (const key of ['endpoint', 'metrics_endpoint', 'logs_endpoint'] as const) {
     const value = config[key];
     if (value == null || value === '') continue;
     const message = checkUrl(withGrpcScheme(value.trim(), config.protocol), key);
@@ -153,6 +147,7 @@ export function toMs(value: number | string | undefined | null): number | undefi
 }
 
 export interface ResolvedOtlpSettings {
+  signal: Signal;
   /** Undefined when no endpoint is configured anywhere: the exporter is idle. */
   url: string | undefined;
   /** Which key or variable the URL came from (for messages). */
@@ -202,23 +197,25 @@ export function parseHeaderList(text: string | undefined, where: string): Record
   return out;
 }
 
-function appendMetricsPath(base: string): string {
-  return base.endsWith('/') ? `${base}v1/metrics` : `${base}/v1/metrics`;
+function appendSignalPath(base: string, signal: Signal): string {
+  return base.endsWith('/') ? `${base}v1/${signal}` : `${base}/v1/${signal}`;
 }
 
 /**
- * The effective settings: explicit config first, then the metrics-specific variable, then the
- * generic one, then the default. Throws OtlpConfigError naming the key or variable at fault.
+ * The effective settings for one signal: explicit config first, then the signal's variable
+ * (OTEL_EXPORTER_OTLP_METRICS_* or _LOGS_*), then the generic one, then the default. Throws
+ * OtlpConfigError naming the key or variable at fault.
  */
-export function resolveOtlpSettings(config: OtlpExporterConfig, env: Env = process.env): ResolvedOtlpSettings {
-  const protocolText = config.protocol ?? envValue(env, 'OTEL_EXPORTER_OTLP_METRICS_PROTOCOL') ?? envValue(env, 'OTEL_EXPORTER_OTLP_PROTOCOL');
+export function resolveOtlpSettings(config: OtlpExporterConfig, env: Env = process.env, signal: Signal = 'metrics'): ResolvedOtlpSettings {
+  const SIG = signal === 'metrics' ? 'METRICS' : 'LOGS';
+  const protocolText = config.protocol ?? envValue(env, `OTEL_EXPORTER_OTLP_${SIG}_PROTOCOL`) ?? envValue(env, 'OTEL_EXPORTER_OTLP_PROTOCOL');
   let protocol = DEFAULTS.protocol;
   if (protocolText !== undefined) {
     if (!(OTLP_PROTOCOLS as readonly string[]).includes(protocolText)) {
       const where = config.protocol
         ? 'protocol'
-        : env.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL
-          ? 'OTEL_EXPORTER_OTLP_METRICS_PROTOCOL'
+        : env[`OTEL_EXPORTER_OTLP_${SIG}_PROTOCOL`]
+          ? `OTEL_EXPORTER_OTLP_${SIG}_PROTOCOL`
           : 'OTEL_EXPORTER_OTLP_PROTOCOL';
       throw new OtlpConfigError(`${where}: "${protocolText}" is not one of ${OTLP_PROTOCOLS.join(', ')}`);
     }
@@ -226,14 +223,14 @@ export function resolveOtlpSettings(config: OtlpExporterConfig, env: Env = proce
   }
   const isHttp = protocol !== 'grpc';
 
-  // Endpoint: a full URL is taken as is; a base URL gets /v1/metrics for the HTTP protocols
-  // (gRPC addresses the service by method name, not by path).
+  // Endpoint: a full URL is taken as is; a base URL gets /v1/metrics or /v1/logs for the HTTP
+  // protocols (gRPC addresses the service by method name, not by path).
   let url: string | undefined;
   let urlSource = '';
   const candidates: Array<[string, string | undefined | null, boolean]> = [
-    ['metrics_endpoint', config.metrics_endpoint, true],
+    [`${signal}_endpoint`, signal === 'metrics' ? config.metrics_endpoint : config.logs_endpoint, true],
     ['endpoint', config.endpoint, false],
-    ['OTEL_EXPORTER_OTLP_METRICS_ENDPOINT', envValue(env, 'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT'), true],
+    [`OTEL_EXPORTER_OTLP_${SIG}_ENDPOINT`, envValue(env, `OTEL_EXPORTER_OTLP_${SIG}_ENDPOINT`), true],
     ['OTEL_EXPORTER_OTLP_ENDPOINT', envValue(env, 'OTEL_EXPORTER_OTLP_ENDPOINT'), false],
   ];
   for (const [where, value, full] of candidates) {
@@ -241,26 +238,28 @@ export function resolveOtlpSettings(config: OtlpExporterConfig, env: Env = proce
     const v = withGrpcScheme(value.trim(), protocol);
     const problem = checkUrl(v, where);
     if (problem) throw new OtlpConfigError(problem);
-    url = full || !isHttp ? v : appendMetricsPath(v);
+    url = full || !isHttp ? v : appendSignalPath(v, signal);
     urlSource = where;
     break;
   }
 
   const headers: Record<string, string> = {
     ...parseHeaderList(envValue(env, 'OTEL_EXPORTER_OTLP_HEADERS'), 'OTEL_EXPORTER_OTLP_HEADERS'),
-    ...parseHeaderList(envValue(env, 'OTEL_EXPORTER_OTLP_METRICS_HEADERS'), 'OTEL_EXPORTER_OTLP_METRICS_HEADERS'),
+    ...parseHeaderList(envValue(env, `OTEL_EXPORTER_OTLP_${SIG}_HEADERS`), `OTEL_EXPORTER_OTLP_${SIG}_HEADERS`),
     ...(config.headers ?? {}),
   };
 
-  const compressionText = config.compression ?? envValue(env, 'OTEL_EXPORTER_OTLP_METRICS_COMPRESSION') ?? envValue(env, 'OTEL_EXPORTER_OTLP_COMPRESSION');
+  const compressionVar =
+    envValue(env, `OTEL_EXPORTER_OTLP_${SIG}_COMPRESSION`) !== undefined ? `OTEL_EXPORTER_OTLP_${SIG}_COMPRESSION` : 'OTEL_EXPORTER_OTLP_COMPRESSION';
+  const compressionText = config.compression ?? envValue(env, compressionVar);
   if (compressionText !== undefined && compressionText !== 'gzip' && compressionText !== 'none') {
-    throw new OtlpConfigError(`OTEL_EXPORTER_OTLP_COMPRESSION: "${compressionText}" is not gzip or none`);
+    throw new OtlpConfigError(`${compressionVar}: "${compressionText}" is not gzip or none`);
   }
-  const compression = (compressionText ?? DEFAULTS.compression) as 'gzip' | 'none';
+  const compression = compressionText ?? DEFAULTS.compression;
 
   let timeoutMs = toMs(config.timeout);
   if (timeoutMs === undefined) {
-    for (const name of ['OTEL_EXPORTER_OTLP_METRICS_TIMEOUT', 'OTEL_EXPORTER_OTLP_TIMEOUT']) {
+    for (const name of [`OTEL_EXPORTER_OTLP_${SIG}_TIMEOUT`, 'OTEL_EXPORTER_OTLP_TIMEOUT']) {
       const text = envValue(env, name);
       if (text === undefined) continue;
       const ms = Number(text);
@@ -270,6 +269,7 @@ export function resolveOtlpSettings(config: OtlpExporterConfig, env: Env = proce
     }
   }
 
+  // Metrics only; logs have no temporality (the value is then unused).
   const temporalityText = config.temporality ?? envValue(env, 'OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE')?.toLowerCase();
   let temporality: 'cumulative' | 'delta' = DEFAULTS.temporality;
   if (temporalityText !== undefined) {
@@ -284,7 +284,7 @@ export function resolveOtlpSettings(config: OtlpExporterConfig, env: Env = proce
   const tlsFile = (key: 'ca_file' | 'cert_file' | 'key_file', envSuffix: string) => {
     const fromConfig = config.tls?.[key];
     if (fromConfig) return { file: fromConfig, from: `tls.${key}` };
-    for (const name of [`OTEL_EXPORTER_OTLP_METRICS_${envSuffix}`, `OTEL_EXPORTER_OTLP_${envSuffix}`]) {
+    for (const name of [`OTEL_EXPORTER_OTLP_${SIG}_${envSuffix}`, `OTEL_EXPORTER_OTLP_${envSuffix}`]) {
       const v = envValue(env, name);
       if (v) return { file: v, from: name };
     }
@@ -299,21 +299,25 @@ export function resolveOtlpSettings(config: OtlpExporterConfig, env: Env = proce
   if (key) tls.key = key;
 
   const r = config.retry_on_failure ?? {};
-  const q = config.sending_queue ?? {};
+  const helper = resolveExporterHelperSettings({
+    sending_queue: config.sending_queue,
+    retry_on_failure: {
+      enabled: r.enabled,
+      initial_interval: toMs(r.initial_interval),
+      max_interval: toMs(r.max_interval),
+      max_elapsed_time: toMs(r.max_elapsed_time),
+    },
+  });
   return {
+    signal,
     url,
     urlSource,
     protocol,
     headers,
     compression,
     timeoutMs: timeoutMs ?? DEFAULTS.timeoutMs,
-    retry: {
-      enabled: r.enabled ?? DEFAULTS.retry.enabled,
-      initialIntervalMs: toMs(r.initial_interval) ?? DEFAULTS.retry.initialIntervalMs,
-      maxIntervalMs: toMs(r.max_interval) ?? DEFAULTS.retry.maxIntervalMs,
-      maxElapsedTimeMs: toMs(r.max_elapsed_time) ?? DEFAULTS.retry.maxElapsedTimeMs,
-    },
-    queue: { enabled: q.enabled ?? DEFAULTS.queue.enabled, queueSize: q.queue_size ?? DEFAULTS.queue.queueSize },
+    retry: helper.retry,
+    queue: helper.queue,
     temporality,
     tls,
   };

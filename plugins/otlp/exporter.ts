@@ -1,59 +1,56 @@
 /**
- * The `otlp` exporter: a thin adapter over the OpenTelemetry JS OTLP metric exporters
- * (@opentelemetry/exporter-metrics-otlp-proto, -http for JSON, -grpc), which do all encoding
- * and transport.
+ * The `otlp` exporter: metrics and logs over OTLP, as two thin adapters, one per signal, each an
+ * OpenTelemetry JS OTLP exporter (exporter-{metrics,logs}-otlp-{proto,http,grpc}: encoding and
+ * transport) under the API's exporter helper (queue, retries with backoff and Retry-After, flush
+ * deadline, counts).
  *
- * What the OTel exporters already do, and we reuse: within one export, the HTTP ones retry a
- * retryable answer (429, 502, 503, 504, connection refused/reset, timeout) up to 5 times with
- * exponential backoff (1 s x 1.5, at most 5 s, +-20% jitter), honouring Retry-After, as long as
- * the export's `timeout` allows. What they do not do, and this adapter adds:
- *  - a bounded sending queue, so a slow or absent backend never holds the pipeline back, whose
- *    drops are counted (`queue_full`);
- *  - re-sending a batch whose export failed for a retryable reason, with the configured
- *    exponential backoff (retry_on_failure) until max_elapsed_time, also for gRPC (whose OTel
- *    exporter does not retry at all);
- *  - counting every request by outcome (observed on our own HTTP agent through Node's
- *    diagnostics_channel, so the retries inside the OTel exporter are counted too) and logging
- *    failures rate-limited. Header values are never logged.
+ * Within one attempt the OTel HTTP exporters already retry a retryable answer a few times as long
+ * as the export's `timeout` allows; the helper re-sends what they give up on, for as long as
+ * `retry_on_failure` says, also for gRPC (whose OTel exporter does not retry at all). Every
+ * request is counted by outcome, observed on our own HTTP agent through Node's
+ * diagnostics_channel (so the retries inside the OTel exporter are counted too). Header values
+ * are never logged.
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type { ComponentContext, Exporter, ResourceMetrics } from '../../src/api/index.js';
-import type { ResolvedOtlpSettings } from './config.js';
+import { createExporterHelper, LOGS_SCOPE, severityText } from '../../src/api/index.js';
+import type { ComponentContext, Exporter, ExporterHelper, LogBatch, LogExporter, Resource, ResourceMetrics, SendResult, Signal } from '../../src/api/index.js';
+import type { OtlpExporterConfig, ResolvedOtlpSettings } from './config.js';
+import { resolveOtlpSettings } from './config.js';
 
-/** What the OTel PushMetricExporter offers (export with a callback). */
-interface InnerExporter {
-  export(metrics: ResourceMetrics, resultCallback: (result: { code: number; error?: Error }) => void): void;
+/** What the OTel exporters offer (export with a callback). */
+interface InnerExporter<T> {
+  export(items: T, resultCallback: (result: { code: number; error?: Error }) => void): void;
   forceFlush(): Promise<void>;
   shutdown(): Promise<void>;
 }
 
-interface QueuedBatch {
-  metrics: ResourceMetrics;
-  points: number;
+/** The sdk-logs ReadableLogRecord fields the OTLP logs serializers read. */
+interface ReadableLogRecordShape {
+  hrTime: [number, number];
+  hrTimeObserved: [number, number];
+  severityNumber: number;
+  severityText: string;
+  body: string;
+  eventName: string;
+  resource: Resource;
+  instrumentationScope: { name: string; version?: string };
+  attributes: Record<string, string | number | boolean>;
+  droppedAttributesCount: number;
 }
 
-interface SendResult {
-  ok: boolean;
-  retryable: boolean;
-  /** Short description of the failure for logs (no header values). */
-  reason?: string;
-  /** From the last HTTP answer's Retry-After, when it asked for more than the OTel exporter waited. */
-  retryAfterMs?: number;
-}
-
-/** Counts kept by the exporter itself; also readable by tests and `debug`-style tools. */
+/** Counts kept by one signal's sender; also readable by tests. */
 export interface OtlpExporterStats {
   /** Requests (HTTP requests, or gRPC calls) by outcome: success | retryable | failed. */
   requests: Record<'success' | 'retryable' | 'failed', number>;
-  /** HTTP status codes seen, counted. */
+  /** HTTP status codes (or gRPC outcomes) seen, counted. */
   statusCodes: Record<string, number>;
   batchesSent: number;
-  /** Re-sends of a batch by this adapter (after the OTel exporter gave up on an export). */
+  /** Re-sends of a batch by the helper (after the OTel exporter gave up on an attempt). */
   batchRetries: number;
-  /** Data points dropped, by reason. */
+  /** Items (data points or log records) dropped, by reason. */
   droppedPoints: Record<string, number>;
   droppedBatches: Record<string, number>;
 }
@@ -61,12 +58,8 @@ export interface OtlpExporterStats {
 const RETRYABLE_HTTP = new Set([429, 502, 503, 504]);
 /** gRPC codes the OTLP specification calls retryable. */
 const RETRYABLE_GRPC = new Set([1, 4, 8, 10, 11, 14, 15]);
-const BACKOFF_MULTIPLIER = 1.5;
-/** Longest forceFlush (before shutdown): the agent promises to stop within a few seconds. */
-const FLUSH_BUDGET_MS = 3000;
 /** How long shutdown waits for the OTel exporter after aborting in-flight requests. */
 const SHUTDOWN_GRACE_MS = 500;
-const BACKOFF_JITTER = 0.2;
 
 export function countDataPoints(metrics: ResourceMetrics): number {
   let n = 0;
@@ -97,7 +90,7 @@ function parseRetryAfterMs(value: string | string[] | undefined): number | undef
 function describeError(error: unknown): { reason: string; retryable: boolean } {
   if (error == null) return { reason: 'unknown error', retryable: true };
   const e = error as { name?: string; code?: unknown; message?: string; details?: string };
-  const message = String(e.message ?? error).slice(0, 200);
+  const message = (typeof e.message === 'string' ? e.message : JSON.stringify(error)).slice(0, 200);
   if (e.name === 'OTLPExporterError' && typeof e.code === 'number') {
     // An HTTP answer the OTel exporter does not retry (4xx but 429): the batch will never be accepted.
     return { reason: `HTTP ${e.code} ${message}`.trim(), retryable: RETRYABLE_HTTP.has(e.code) };
@@ -115,63 +108,31 @@ function describeError(error: unknown): { reason: string; retryable: boolean } {
   return { reason: message, retryable: true };
 }
 
-export class OtlpExporter implements Exporter {
-  readonly temporality: 'cumulative' | 'delta';
-  readonly stats: OtlpExporterStats = {
-    requests: { success: 0, retryable: 0, failed: 0 },
-    statusCodes: {},
-    batchesSent: 0,
-    batchRetries: 0,
-    droppedPoints: {},
-    droppedBatches: {},
-  };
+function toHrTime(ms: number): [number, number] {
+  const s = Math.floor(ms / 1000);
+  return [s, Math.round((ms - s * 1000) * 1e6)];
+}
 
-  private inner: InnerExporter | undefined;
+/**
+ * One signal's transport: the OTel exporter of that signal and protocol, our HTTP agent, and the
+ * request counts. `send` is one attempt, classified for the helper.
+ */
+class SignalSender<T> {
+  readonly requests: OtlpExporterStats['requests'] = { success: 0, retryable: 0, failed: 0 };
+  readonly statusCodes: Record<string, number> = {};
+  private inner: InnerExporter<T> | undefined;
   private agent: http.Agent | undefined;
-  private readonly queue: QueuedBatch[] = [];
-  private pumping: Promise<void> | undefined;
-  private closed = false;
-  /** While flushing (before shutdown) the current backoff wait is cut short and later ones must fit before this deadline. */
-  private flushDeadline = 0;
-  private cancelWait: (() => void) | undefined;
-  private failingSince = 0;
-  /** Retry-After of the last HTTP answer on our agent, in ms (consumed by sendOnce). */
+  /** Retry-After of the last HTTP answer on our agent, in ms (consumed by send). */
   private lastRetryAfterMs: number | undefined;
   private readonly unsubscribe: Array<() => void> = [];
-  private readonly requestCounter;
-  private readonly retryCounter;
 
   constructor(
-    private readonly ctx: ComponentContext,
     readonly settings: ResolvedOtlpSettings,
-  ) {
-    this.temporality = settings.temporality;
-    this.requestCounter = ctx.telemetry.counter('requests', 'OTLP requests (HTTP requests or gRPC calls) by outcome', '{request}');
-    this.retryCounter = ctx.telemetry.counter('batch_retries', 'Batches re-sent after an export failed for a retryable reason', '{batch}');
-    ctx.telemetry.gauge('queue_size', 'Batches waiting in the sending queue', () => this.queue.length, '{batch}');
-    ctx.telemetry.gauge('queue_capacity', 'Capacity of the sending queue', () => settings.queue.queueSize, '{batch}');
-  }
+    private readonly requestCounter: { add(value: number, attributes?: Record<string, string>): void },
+  ) {}
 
-  get endpoint(): string | undefined {
-    return this.settings.url;
-  }
-
-  async start(): Promise<void> {
-    const s = this.settings;
-    if (!s.url) {
-      this.ctx.logger.info(
-        'otlp exporter idle: no endpoint (set OTEL_EXPORTER_OTLP_ENDPOINT, or endpoint / metrics_endpoint in the config); its data points are counted as dropped with reason no_endpoint',
-      );
-      return;
-    }
-    this.inner = await this.createInner();
-    this.ctx.logger.info('otlp exporter ready', {
-      endpoint: redactUrl(s.url),
-      protocol: s.protocol,
-      compression: s.compression,
-      temporality: s.temporality,
-      headers: Object.keys(s.headers), // names only: values are secrets
-    });
+  get ready(): boolean {
+    return this.inner !== undefined;
   }
 
   /** The TLS files' contents; a file that cannot be read fails start() naming its key. */
@@ -183,25 +144,23 @@ export class OtlpExporter implements Exporter {
       try {
         out[which] = readFileSync(entry.file);
       } catch (error) {
-        throw new Error(`otlp exporter: ${entry.from}: cannot read "${entry.file}": ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+        throw new Error(`otlp exporter: ${entry.from}: cannot read "${entry.file}": ${(error as NodeJS.ErrnoException).code ?? String(error)}`, {
+          cause: error,
+        });
       }
     }
     return out;
   }
 
-  private async createInner(): Promise<InnerExporter> {
+  async start(): Promise<void> {
     const s = this.settings;
     const tlsFiles = this.readTlsFiles();
-    const common = {
-      url: s.url,
-      timeoutMillis: s.timeoutMs,
-      compression: s.compression as never,
-    };
+    const common = { url: s.url, timeoutMillis: s.timeoutMs, compression: s.compression as never };
+    const logs = s.signal === 'logs';
     if (s.protocol === 'grpc') {
       const grpc = await import('@grpc/grpc-js');
       const metadata = new grpc.Metadata();
       for (const [k, v] of Object.entries(s.headers)) metadata.set(k, v);
-      const { OTLPMetricExporter } = await import('@opentelemetry/exporter-metrics-otlp-grpc');
       const credentials = s.url!.startsWith('https:')
         ? grpc.credentials.createSsl(
             tlsFiles.ca ?? null,
@@ -210,29 +169,33 @@ export class OtlpExporter implements Exporter {
             s.tls.insecureSkipVerify ? { rejectUnauthorized: false } : undefined,
           )
         : grpc.credentials.createInsecure();
-      return new OTLPMetricExporter({ ...common, metadata, credentials }) as unknown as InnerExporter;
+      const config = { ...common, metadata, credentials };
+      const Inner = logs
+        ? (await import('@opentelemetry/exporter-logs-otlp-grpc')).OTLPLogExporter
+        : (await import('@opentelemetry/exporter-metrics-otlp-grpc')).OTLPMetricExporter;
+      this.inner = new Inner(config) as unknown as InnerExporter<T>;
+      return;
     }
     // Our own agent, so that the requests the OTel exporter makes (its retries included) can be
     // told apart from other HTTP traffic of the process and counted.
-    const httpAgentOptions = async (protocol: string): Promise<http.Agent> => {
+    const httpAgentOptions = (protocol: string): Promise<http.Agent> => {
       this.agent =
         protocol === 'https:'
-          ? new https.Agent({
-              keepAlive: true,
-              ...tlsFiles,
-              ...(s.tls.insecureSkipVerify ? { rejectUnauthorized: false } : {}),
-            })
+          ? new https.Agent({ keepAlive: true, ...tlsFiles, ...(s.tls.insecureSkipVerify ? { rejectUnauthorized: false } : {}) })
           : new http.Agent({ keepAlive: true });
-      return this.agent;
+      return Promise.resolve(this.agent);
     };
     this.observeRequests();
     const config = { ...common, headers: { ...s.headers }, httpAgentOptions };
-    if (s.protocol === 'http/json') {
-      const { OTLPMetricExporter } = await import('@opentelemetry/exporter-metrics-otlp-http');
-      return new OTLPMetricExporter(config) as unknown as InnerExporter;
-    }
-    const { OTLPMetricExporter } = await import('@opentelemetry/exporter-metrics-otlp-proto');
-    return new OTLPMetricExporter(config) as unknown as InnerExporter;
+    const json = s.protocol === 'http/json';
+    const Inner = logs
+      ? json
+        ? (await import('@opentelemetry/exporter-logs-otlp-http')).OTLPLogExporter
+        : (await import('@opentelemetry/exporter-logs-otlp-proto')).OTLPLogExporter
+      : json
+        ? (await import('@opentelemetry/exporter-metrics-otlp-http')).OTLPMetricExporter
+        : (await import('@opentelemetry/exporter-metrics-otlp-proto')).OTLPMetricExporter;
+    this.inner = new Inner(config) as unknown as InnerExporter<T>;
   }
 
   private observeRequests(): void {
@@ -258,134 +221,27 @@ export class OtlpExporter implements Exporter {
   }
 
   private countRequest(outcome: 'success' | 'retryable' | 'failed', status: string): void {
-    this.stats.requests[outcome]++;
-    this.stats.statusCodes[status] = (this.stats.statusCodes[status] ?? 0) + 1;
-    this.requestCounter.add(1, { outcome, status });
+    this.requests[outcome]++;
+    this.statusCodes[status] = (this.statusCodes[status] ?? 0) + 1;
+    this.requestCounter.add(1, { outcome, status, signal: this.settings.signal });
   }
 
-  private drop(batch: QueuedBatch, reason: string): void {
-    this.stats.droppedPoints[reason] = (this.stats.droppedPoints[reason] ?? 0) + batch.points;
-    this.stats.droppedBatches[reason] = (this.stats.droppedBatches[reason] ?? 0) + 1;
-    this.ctx.telemetry.dropped(batch.points, reason);
-  }
-
-  async export(metrics: ResourceMetrics): Promise<void> {
-    if (this.closed) throw new Error('otlp exporter is shut down');
-    const batch: QueuedBatch = { metrics, points: countDataPoints(metrics) };
-    if (!this.inner) {
-      this.drop(batch, 'no_endpoint');
-      return;
-    }
-    if (!this.settings.queue.enabled) {
-      if (!(await this.deliver(batch))) throw new Error(`otlp export to ${redactUrl(this.settings.url)} failed`);
-      return;
-    }
-    if (this.queue.length >= this.settings.queue.queueSize) {
-      // Drop the oldest waiting batch: with cumulative sums the newest carries every total, so
-      // keeping it loses the least.
-      const oldest = this.queue.shift()!;
-      this.drop(oldest, 'queue_full');
-      this.ctx.logger.warn('otlp sending queue full: dropped the oldest batch', {
-        key: 'queue_full',
-        queue_size: this.settings.queue.queueSize,
-        endpoint: redactUrl(this.settings.url),
-      });
-    }
-    this.queue.push(batch);
-    this.pump();
-  }
-
-  /** Sends queued batches one at a time, oldest first. */
-  private pump(): Promise<void> {
-    if (!this.pumping) {
-      this.pumping = (async () => {
-        try {
-          let batch: QueuedBatch | undefined;
-          while ((batch = this.queue.shift())) await this.deliver(batch);
-        } finally {
-          this.pumping = undefined;
-        }
-      })();
-    }
-    return this.pumping;
-  }
-
-  /** One batch until sent, given up (counted) or out of time. Never throws. */
-  private async deliver(batch: QueuedBatch): Promise<boolean> {
-    const r = this.settings.retry;
-    const firstAttemptAt = Date.now();
-    let backoffMs = r.initialIntervalMs;
-    for (;;) {
-      const result = await this.sendOnce(batch.metrics);
-      if (result.ok) {
-        this.stats.batchesSent++;
-        if (this.failingSince) {
-          this.ctx.logger.info('otlp backend reachable again', {
-            endpoint: redactUrl(this.settings.url),
-            failing_for_ms: Date.now() - this.failingSince,
-          });
-          this.failingSince = 0;
-        }
-        return true;
-      }
-      if (!this.failingSince) this.failingSince = Date.now();
-      const jittered = backoffMs * (1 + (Math.random() * 2 - 1) * BACKOFF_JITTER);
-      const waitMs = Math.max(jittered, result.retryAfterMs ?? 0);
-      const outOfTime = Date.now() + waitMs - firstAttemptAt > r.maxElapsedTimeMs;
-      // While flushing, a retry must fit before the flush deadline.
-      const pastFlush = this.flushDeadline !== 0 && Date.now() + waitMs > this.flushDeadline;
-      if (!result.retryable || !r.enabled || outOfTime || pastFlush || this.closed) {
-        if (this.flushDeadline !== 0 || this.closed) {
-          // Flushing against a backend that just failed: the batches behind this one would fail
-          // the same way and only make shutdown wait. Drop them now (counted).
-          let rest: QueuedBatch | undefined;
-          while ((rest = this.queue.shift())) this.drop(rest, 'send_failed');
-        }
-        const why = !result.retryable
-          ? 'not retryable'
-          : !r.enabled
-            ? 'retries disabled'
-            : outOfTime
-              ? 'max_elapsed_time reached'
-              : 'flush or shutdown deadline';
-        this.drop(batch, 'send_failed');
-        this.ctx.logger.warn('otlp export failed; batch dropped', {
-          key: 'send_failed',
-          endpoint: redactUrl(this.settings.url),
-          reason: result.reason,
-          why,
-          points: batch.points,
-        });
-        return false;
-      }
-      this.stats.batchRetries++;
-      this.retryCounter.add(1);
-      this.ctx.logger.warn('otlp backend unavailable; retrying', {
-        key: 'retrying',
-        endpoint: redactUrl(this.settings.url),
-        reason: result.reason,
-        retry_in_ms: Math.round(waitMs),
-      });
-      await this.wait(waitMs);
-      backoffMs = Math.min(backoffMs * BACKOFF_MULTIPLIER, r.maxIntervalMs);
-    }
-  }
-
-  private sendOnce(metrics: ResourceMetrics): Promise<SendResult> {
+  send(items: T): Promise<SendResult> {
     const inner = this.inner!;
     this.lastRetryAfterMs = undefined;
+    const grpc = this.settings.protocol === 'grpc';
     return new Promise<SendResult>((resolve) => {
-      const grpc = this.settings.protocol === 'grpc';
       try {
-        inner.export(metrics, (result) => {
+        inner.export(items, (result) => {
           if (result.code === 0) {
             if (grpc) this.countRequest('success', 'OK');
-            resolve({ ok: true, retryable: false });
+            resolve({ ok: true });
             return;
           }
           const { reason, retryable } = describeError(result.error);
-          if (grpc) this.countRequest(retryable ? 'retryable' : 'failed', String((result.error as { code?: unknown })?.code ?? 'error'));
-          resolve({ ok: false, retryable, reason, retryAfterMs: this.lastRetryAfterMs });
+          const code = (result.error as { code?: unknown } | undefined)?.code;
+          if (grpc) this.countRequest(retryable ? 'retryable' : 'failed', typeof code === 'number' || typeof code === 'string' ? String(code) : 'error');
+          resolve({ ok: false, retryable, reason, ...(this.lastRetryAfterMs !== undefined ? { retryAfterMs: this.lastRetryAfterMs } : {}) });
         });
       } catch (error) {
         resolve({ ok: false, retryable: false, reason: describeError(error).reason });
@@ -393,54 +249,8 @@ export class OtlpExporter implements Exporter {
     });
   }
 
-  /** A backoff wait that flush and shutdown cut short. */
-  private wait(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const self = this;
-      function done() {
-        clearTimeout(timer);
-        self.cancelWait = undefined;
-        resolve();
-      }
-      this.cancelWait = done;
-    });
-  }
-
-  async forceFlush(): Promise<void> {
-    if (!this.inner) return;
-    // The batch waiting for a retry is tried at once; retries go on only while they fit in the
-    // flush budget (the timeout, at most FLUSH_BUDGET_MS), so a dead backend cannot hold the
-    // agent's shutdown: what is still queued then is dropped and counted (flush_timeout).
-    const budgetMs = Math.min(this.settings.timeoutMs, FLUSH_BUDGET_MS);
-    this.flushDeadline = Date.now() + budgetMs;
-    this.cancelWait?.();
-    try {
-      const pumping = this.pump();
-      let timer: NodeJS.Timeout | undefined;
-      const expired = new Promise<'expired'>((resolve) => {
-        timer = setTimeout(() => resolve('expired'), budgetMs);
-      });
-      const outcome = await Promise.race([pumping.then(() => 'done' as const), expired]);
-      clearTimeout(timer);
-      if (outcome === 'expired') {
-        let batch: QueuedBatch | undefined;
-        while ((batch = this.queue.shift())) this.drop(batch, 'flush_timeout');
-      }
-    } finally {
-      this.flushDeadline = 0;
-    }
-  }
-
+  /** Aborts what is in flight (its batch had its chance in the flush), then lets the OTel exporter settle, briefly. */
   async shutdown(): Promise<void> {
-    if (this.closed) return;
-    await this.forceFlush();
-    this.closed = true;
-    this.cancelWait?.();
-    let batch: QueuedBatch | undefined;
-    while ((batch = this.queue.shift())) this.drop(batch, 'shutdown');
-    // Abort what is still in flight (its batch was given its chance in forceFlush), then let the
-    // OTel exporter settle, briefly.
     this.agent?.destroy();
     if (this.inner) {
       let timer: NodeJS.Timeout | undefined;
@@ -449,4 +259,169 @@ export class OtlpExporter implements Exporter {
     }
     for (const u of this.unsubscribe.splice(0)) u();
   }
+}
+
+/** A signal's sender and its helper; absent until the signal is used when no endpoint is known. */
+interface SignalPath<T> {
+  sender: SignalSender<T>;
+  helper: ExporterHelper<T>;
+}
+
+export class OtlpExporter implements Exporter, LogExporter {
+  readonly temporality: 'cumulative' | 'delta';
+  /** Settings of the metrics signal (the logs signal's are `logsSettings`). */
+  readonly settings: ResolvedOtlpSettings;
+  readonly logsSettings: ResolvedOtlpSettings;
+  private metricsPath: SignalPath<ResourceMetrics> | undefined;
+  private logsPath: SignalPath<ReadableLogRecordShape[]> | undefined;
+  private readonly requestCounter;
+  private closed = false;
+  /** no_endpoint drops of a signal without a URL (counted, said once at start). */
+  private readonly idleDrops: Record<Signal, { points: number; batches: number }> = { metrics: { points: 0, batches: 0 }, logs: { points: 0, batches: 0 } };
+
+  constructor(
+    private readonly ctx: ComponentContext,
+    config: OtlpExporterConfig,
+    env: Record<string, string | undefined> = process.env,
+  ) {
+    this.settings = resolveOtlpSettings(config, env, 'metrics');
+    this.logsSettings = resolveOtlpSettings(config, env, 'logs');
+    this.temporality = this.settings.temporality;
+    this.requestCounter = ctx.telemetry.counter('requests', 'OTLP requests (HTTP requests or gRPC calls) by outcome', '{request}');
+  }
+
+  get endpoint(): string | undefined {
+    return this.settings.url;
+  }
+
+  /** The metrics signal's counts (`logStats` for logs). */
+  get stats(): OtlpExporterStats {
+    return this.statsOf(this.metricsPath, 'metrics');
+  }
+
+  get logStats(): OtlpExporterStats {
+    return this.statsOf(this.logsPath, 'logs');
+  }
+
+  private statsOf(path: SignalPath<unknown> | undefined, signal: Signal): OtlpExporterStats {
+    const idle = this.idleDrops[signal];
+    const h = path?.helper.stats;
+    const droppedPoints: Record<string, number> = { ...h?.droppedItems };
+    const droppedBatches: Record<string, number> = { ...h?.droppedBatches };
+    if (idle.batches > 0) {
+      droppedPoints.no_endpoint = idle.points;
+      droppedBatches.no_endpoint = idle.batches;
+    }
+    return {
+      requests: path ? { ...path.sender.requests } : { success: 0, retryable: 0, failed: 0 },
+      statusCodes: path ? { ...path.sender.statusCodes } : {},
+      batchesSent: h?.sentBatches ?? 0,
+      batchRetries: h?.retries ?? 0,
+      droppedPoints,
+      droppedBatches,
+    };
+  }
+
+  async start(): Promise<void> {
+    // The signals of the pipelines this exporter is in (a logs-only config loads no metrics exporter package).
+    const signals = this.ctx.signals ?? ['metrics'];
+    for (const signal of signals) {
+      const s = signal === 'metrics' ? this.settings : this.logsSettings;
+      if (!s.url) {
+        this.ctx.logger.info(
+          `otlp exporter idle for ${signal}: no endpoint (set OTEL_EXPORTER_OTLP_ENDPOINT, or endpoint / ${signal}_endpoint in the config); its ${signal === 'metrics' ? 'data points' : 'log records'} are counted as dropped with reason no_endpoint`,
+        );
+        continue;
+      }
+      if (signal === 'metrics') this.metricsPath = await this.createPath(s, countDataPoints);
+      else this.logsPath = await this.createPath(s, (batch: ReadableLogRecordShape[]) => batch.length);
+      this.ctx.logger.info('otlp exporter ready', {
+        signal,
+        endpoint: redactUrl(s.url),
+        protocol: s.protocol,
+        compression: s.compression,
+        ...(signal === 'metrics' ? { temporality: s.temporality } : {}),
+        headers: Object.keys(s.headers), // names only: values are secrets
+      });
+    }
+  }
+
+  private async createPath<T>(s: ResolvedOtlpSettings, count: (batch: T) => number): Promise<SignalPath<T>> {
+    const sender = new SignalSender<T>(s, this.requestCounter);
+    await sender.start();
+    const helper = createExporterHelper<T>(this.ctx, {
+      signal: s.signal,
+      settings: { timeoutMs: s.timeoutMs, queue: s.queue, retry: s.retry },
+      count,
+      send: (batch) => sender.send(batch),
+      destination: redactUrl(s.url),
+    });
+    return { sender, helper };
+  }
+
+  private dropIdle(signal: Signal, items: number): void {
+    const idle = this.idleDrops[signal];
+    idle.points += items;
+    idle.batches++;
+    this.ctx.telemetry.dropped(items, 'no_endpoint', { signal });
+  }
+
+  async export(metrics: ResourceMetrics): Promise<void> {
+    if (this.closed) throw new Error('otlp exporter is shut down');
+    if (!this.metricsPath) {
+      this.dropIdle('metrics', countDataPoints(metrics));
+      return;
+    }
+    return this.metricsPath.helper.export(metrics);
+  }
+
+  async exportLogs(batch: LogBatch, resource: Resource): Promise<void> {
+    if (this.closed) throw new Error('otlp exporter is shut down');
+    if (!this.logsPath) {
+      this.dropIdle('logs', batch.length);
+      return;
+    }
+    return this.logsPath.helper.export(toReadableLogRecords(batch, resource));
+  }
+
+  async forceFlush(): Promise<void> {
+    await Promise.all([this.metricsPath?.helper.forceFlush(), this.logsPath?.helper.forceFlush()]);
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(
+      [this.metricsPath, this.logsPath].map(async (path) => {
+        if (!path) return;
+        await path.helper.shutdown();
+        await path.sender.shutdown();
+      }),
+    );
+  }
+}
+
+/**
+ * Our records in the shape the OTLP logs serializers read (sdk-logs' ReadableLogRecord): one
+ * object and two time pairs per record, made when the batch is queued.
+ */
+export function toReadableLogRecords(batch: LogBatch, resource: Resource): ReadableLogRecordShape[] {
+  const out = new Array<ReadableLogRecordShape>(batch.length);
+  for (let i = 0; i < batch.length; i++) {
+    const r = batch[i]!;
+    const time = toHrTime(r.timeMs);
+    out[i] = {
+      hrTime: time,
+      hrTimeObserved: r.observedTimeMs === undefined ? time : toHrTime(r.observedTimeMs),
+      severityNumber: r.severityNumber,
+      severityText: r.severityText ?? severityText(r.severityNumber),
+      body: r.body,
+      eventName: r.eventName,
+      resource,
+      instrumentationScope: LOGS_SCOPE,
+      attributes: r.attributes,
+      droppedAttributesCount: 0,
+    };
+  }
+  return out;
 }

@@ -1,11 +1,12 @@
-import { defineExporter, type ExporterFactory } from '../../src/api/index.js';
+import { defineExporter, type Exporter, type ExporterFactory, type LogExporter } from '../../src/api/index.js';
 import { defaultOtlpConfig, otlpConfigSchema, OtlpConfigError, resolveOtlpSettings, validateOtlpConfig, type OtlpExporterConfig } from './config.js';
 
-export const otlpExporterFactory: ExporterFactory<OtlpExporterConfig> = defineExporter<OtlpExporterConfig>({
+export const otlpExporterFactory: ExporterFactory<OtlpExporterConfig, Exporter & LogExporter> = defineExporter<OtlpExporterConfig, Exporter & LogExporter>({
   type: 'otlp',
   kind: 'exporter',
-  description: 'Sends metrics over OTLP (http/protobuf, http/json or grpc) with a bounded queue and retries',
+  description: 'Sends metrics and logs over OTLP (http/protobuf, http/json or grpc) with a bounded queue and retries',
   stability: 'beta',
+  signals: ['metrics', 'logs'],
   defaultConfig: defaultOtlpConfig,
   configSchema: otlpConfigSchema,
   validate(config) {
@@ -13,7 +14,8 @@ export const otlpExporterFactory: ExporterFactory<OtlpExporterConfig> = defineEx
     if (problems.length > 0) return problems;
     // Environment variables that the config leaves in charge must be valid too.
     try {
-      resolveOtlpSettings(config);
+      resolveOtlpSettings(config, process.env, 'metrics');
+      resolveOtlpSettings(config, process.env, 'logs');
     } catch (error) {
       if (error instanceof OtlpConfigError) return [{ path: '', message: error.message }];
       throw error;
@@ -23,8 +25,7 @@ export const otlpExporterFactory: ExporterFactory<OtlpExporterConfig> = defineEx
   // The implementation (and through it the OpenTelemetry exporter packages) is loaded when a
   // config uses it (agent start-up memory: docs/deploy.md).
   async create(ctx, config) {
-    const settings = resolveOtlpSettings(config);
     const { OtlpExporter } = await import('./exporter.js');
-    return new OtlpExporter(ctx, settings);
+    return new OtlpExporter(ctx, config);
   },
 });

@@ -69,7 +69,7 @@ async function cpuMetrics(value = 1.5) {
 }
 
 async function exporterFor(config: OtlpExporterConfig, ctx = recordingContext()) {
-  const exporter = new OtlpExporter(ctx, resolveOtlpSettings(config, {}));
+  const exporter = new OtlpExporter(ctx, config, {});
   await exporter.start();
   return { exporter, ctx };
 }
@@ -241,8 +241,8 @@ describe('otlp exporter over HTTP', () => {
     assert.ok(gap >= 1900, `re-sent after ${gap} ms; Retry-After asked for 2000`);
     assert.equal(exporter.stats.batchRetries, 1);
     assert.equal(ctx.counterTotal('batch_retries'), 1);
-    assert.ok(ctx.logs.some((l) => l.level === 'warn' && l.fields?.key === 'retrying'));
-    assert.ok(ctx.logs.some((l) => l.level === 'info' && l.msg === 'otlp backend reachable again'));
+    assert.ok(ctx.logs.some((l) => l.level === 'warn' && l.fields?.key === 'retrying:metrics'));
+    assert.ok(ctx.logs.some((l) => l.level === 'info' && l.msg === 'backend reachable again'));
   });
 
   test('a 400 is not retried: the batch is dropped and counted, never thrown', async () => {
@@ -283,7 +283,7 @@ describe('otlp exporter over HTTP', () => {
       'backend down is a warning, not an error',
     );
     const warnKeys = new Set(ctx.logs.filter((l) => l.level === 'warn').map((l) => l.fields?.key));
-    assert.deepEqual([...warnKeys].sort(), ['retrying', 'send_failed'], 'warnings carry a rate-limit key');
+    assert.deepEqual([...warnKeys].sort(), ['retrying:metrics', 'send_failed:metrics'], 'warnings carry a rate-limit key');
     assert.ok(!JSON.stringify(ctx.logs).includes('TOPSECRET-VALUE'));
   });
 
@@ -304,7 +304,7 @@ describe('otlp exporter over HTTP', () => {
     assert.equal(rx.received.length, 3);
     assert.equal(exporter.stats.batchesSent, 3);
     // The newest batches survived: values 1 (in flight), then 4 and 5.
-    assert.ok(ctx.logs.some((l) => l.fields?.key === 'queue_full'));
+    assert.ok(ctx.logs.some((l) => l.fields?.key === 'queue_full:metrics'));
   });
 
   test('shutdown with the backend failing is quick and accounts for every batch', async () => {

@@ -66,7 +66,7 @@ describe('otlp exporter over HTTPS', { skip: openssl ? undefined : 'needs openss
 
   async function send(config: OtlpExporterConfig, env: Record<string, string> = {}) {
     const ctx = recordingContext();
-    const exporter = new OtlpExporter(ctx, resolveOtlpSettings({ endpoint: url, retry_on_failure: { enabled: false }, ...config }, env));
+    const exporter = new OtlpExporter(ctx, { endpoint: url, retry_on_failure: { enabled: false }, ...config }, env);
     await exporter.start();
     const before = received;
     await exporter.export(await metrics());
@@ -92,7 +92,7 @@ describe('otlp exporter over HTTPS', { skip: openssl ? undefined : 'needs openss
   });
 
   test('an unreadable file fails start() naming the key; cert_file needs key_file', async () => {
-    const exporter = new OtlpExporter(recordingContext(), resolveOtlpSettings({ endpoint: url, tls: { ca_file: join(dir, 'missing.pem') } }, {}));
+    const exporter = new OtlpExporter(recordingContext(), { endpoint: url, tls: { ca_file: join(dir, 'missing.pem') } }, {});
     await assert.rejects(exporter.start(), /tls\.ca_file: cannot read ".*missing\.pem": ENOENT/);
     assert.deepEqual(
       validateOtlpConfig({ tls: { cert_file: 'c.pem' } }).map((p) => p.path),

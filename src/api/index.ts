@@ -218,6 +218,9 @@ export interface LogRecord {
   detail?: unknown;
 }
 
+/** The instrumentation scope exporters give the agent's log records. */
+export const LOGS_SCOPE: { readonly name: string } = Object.freeze({ name: 'taskstats-agent' });
+
 /** A batch of log records is a plain array; processors may return the same array (mutated) or a new one. */
 export type LogBatch = LogRecord[];
 
@@ -350,6 +353,11 @@ export interface ComponentTelemetry {
 export interface ComponentContext {
   /** The component id as configured, e.g. `filter/shells`. */
   readonly id: ComponentId;
+  /**
+   * The signals of the pipelines this component is in (set by the host), so that it prepares
+   * only what they need; absent (a test's context) = `['metrics']`.
+   */
+  readonly signals?: readonly Signal[];
   readonly logger: Logger;
   readonly telemetry: ComponentTelemetry;
 }

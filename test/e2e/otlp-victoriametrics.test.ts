@@ -14,7 +14,7 @@ import { freePort, startVictoriaMetrics, type VictoriaMetrics } from '../support
 
 async function newExporter(config: OtlpExporterConfig) {
   const ctx = recordingContext();
-  const exporter = new OtlpExporter(ctx, resolveOtlpSettings(config, {}));
+  const exporter = new OtlpExporter(ctx, config, {});
   await exporter.start();
   return { exporter, ctx };
 }
@@ -169,7 +169,7 @@ describe('otlp exporter -> VictoriaMetrics', { timeout: 120_000 }, () => {
       assert.equal(exporter.stats.batchesSent, 1);
       assert.deepEqual(ctx.dropped, {});
       assert.ok(ctx.logs.every((l) => l.level !== 'error'));
-      assert.ok(ctx.logs.some((l) => l.msg === 'otlp backend reachable again'));
+      assert.ok(ctx.logs.some((l) => l.msg === 'backend reachable again'));
       const r = await late.waitFor(async () => (await latest(late, 'process.cpu.time', { 'test.run': run }))[0], 'late series');
       assert.equal(r.value, 3);
     } finally {
