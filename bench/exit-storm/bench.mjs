@@ -145,6 +145,11 @@ async function agentRun(vm, events, decoder) {
       );
     }
     const stop = await agent.stop();
+    // What the exporter still flushed at shutdown belongs to the window too.
+    if (decoder) {
+      await sleep(500);
+      decoded += takeDecodedRecords(decoder);
+    }
     return {
       exits,
       seen,

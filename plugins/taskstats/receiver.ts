@@ -213,7 +213,10 @@ export class TaskstatsReceiver implements Receiver {
     }
     this.timer = setInterval(() => this.collect(), this.config.collection_interval);
     if (this.poller) this.collect();
-    if (this.budget) this.summaryTimer = setInterval(() => this.summarizeEvents(), this.config.events.summary_interval);
+    if (this.budget) {
+      this.lastSummaryMs = Date.now();
+      this.summaryTimer = setInterval(() => this.summarizeEvents(), this.config.events.summary_interval);
+    }
   }
 
   async shutdown(): Promise<void> {
@@ -292,6 +295,7 @@ export class TaskstatsReceiver implements Receiver {
 
   private suppressed: ReturnType<ComponentTelemetry['counter']> | null = null;
   private suppressedSeen = { successes: 0, failures: 0 };
+  private lastSummaryMs = 0;
   private static readonly SUCCESS = Object.freeze({ outcome: 'success' });
   private static readonly FAILURE = Object.freeze({ outcome: 'failure' });
 
@@ -299,7 +303,11 @@ export class TaskstatsReceiver implements Receiver {
   private summarizeEvents(): void {
     const budget = this.budget!;
     const held = budget.pending();
-    const records = budget.summarize(Date.now(), this.config.events.summary_interval / 1000);
+    const now = Date.now();
+    // The interval covered: summary_interval, or less for the last one at shutdown.
+    const intervalS = Math.round(now - this.lastSummaryMs) / 1000;
+    this.lastSummaryMs = now;
+    const records = budget.summarize(now, intervalS);
     const t = budget.totals;
     const c = this.suppressed!;
     if (t.suppressedSuccesses > this.suppressedSeen.successes) c.add(t.suppressedSuccesses - this.suppressedSeen.successes, TaskstatsReceiver.SUCCESS);
@@ -307,7 +315,7 @@ export class TaskstatsReceiver implements Receiver {
     this.suppressedSeen = { successes: t.suppressedSuccesses, failures: t.suppressedFailures };
     if (records.length === 0) return;
     this.ctx.logger.warn(
-      `exit events over budget: ${held.successes} successes and ${held.failures} failures held back in the last ${this.config.events.summary_interval / 1000} s ` +
+      `exit events over budget: ${held.successes} successes and ${held.failures} failures held back in the last ${intervalS} s ` +
         `(one process.exit.suppressed record per workload says which); raise events.successes_per_second / events.failures_per_second to keep more`,
       { key: 'exit_events_suppressed', workloads: held.workloads },
     );
