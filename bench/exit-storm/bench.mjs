@@ -164,6 +164,10 @@ async function agentRun(vm, events, decoder) {
       stopCode: stop.code,
       decoded,
       decodedPerS: decoded / loopS,
+      // The host's counts of log records (before shutdown): accepted, sent, failed, dropped.
+      logs: ['receiver_accepted_log_records', 'exporter_sent_log_records', 'exporter_failed_log_records', 'component_dropped_items']
+        .map((n) => `${n.replace(/_log_records|_items/, '')} ${after.sum(`taskstats_agent_${n}_total`) - before.sum(`taskstats_agent_${n}_total`)}`)
+        .join(', '),
     };
   } finally {
     await agent.kill();
@@ -193,7 +197,9 @@ try {
     log(`run ${i + 1} agent, metrics + events (default budgets): ${describe(e)}; ${e.decoded} events decoded`);
     const all = await agentRun(vm, 'all', decoder);
     withAllEvents.push(all);
-    log(`run ${i + 1} agent, metrics + every exit an event: ${describe(all)}; ${all.decoded} events decoded (${Math.round(all.decodedPerS)}/s)`);
+    log(
+      `run ${i + 1} agent, metrics + every exit an event: ${describe(all)}; ${all.decoded} events decoded (${Math.round(all.decodedPerS)}/s); host counts: ${all.logs}`,
+    );
   }
 } finally {
   await decoder.stop();

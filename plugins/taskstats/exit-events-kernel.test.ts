@@ -134,7 +134,7 @@ describe('exit events from the real kernel (root)', { skip, timeout: 180_000 }, 
       ...defaultTaskstatsConfig(),
       collection_interval: 1000,
       metadata: { command_line: true, executable_path: false },
-      events: { ...defaultTaskstatsConfig().events, failures_per_second: 'unlimited', successes_per_second: 'unlimited' },
+      events: { ...defaultTaskstatsConfig().events, failures_per_second: 'unlimited', successes_per_second: 'unlimited', threads: true },
     };
     const receiver: Receiver = await taskstatsReceiverFactory.create(h.ctx, config);
     await receiver.start();
@@ -218,6 +218,19 @@ describe('exit events from the real kernel (root)', { skip, timeout: 180_000 }, 
     assert.ok(Math.abs(cpu(pids.threads) - groupCpu) < 1e-6, `4-thread CPU ${cpu(pids.threads)} s = the kernel's ${groupCpu} s`);
     assert.ok(cpu(pids.threads) >= 0.08, '4 x 20 ms');
     assert.equal(event(pids.threads)['process.linux.threads'], 4);
+    // events.threads: one process.thread.exit per thread that ended before the last one, with its own tid and CPU
+    const threadEvents = h.records.filter((r) => r.eventName === 'process.thread.exit' && r.attributes['process.pid'] === pids.threads);
+    const workers = threadRecords.filter((t) => (t.flag & 0x20) === 0);
+    assert.deepEqual(
+      threadEvents.map((r) => r.attributes['thread.id']).sort(),
+      workers.map((t) => t.pid).sort(),
+      'a thread event per thread the kernel reported before the last',
+    );
+    for (const r of threadEvents) {
+      const t = workers.find((w) => w.pid === r.attributes['thread.id'])!;
+      const c = (r.attributes['process.linux.cpu.user_time'] as number) + (r.attributes['process.linux.cpu.system_time'] as number);
+      assert.ok(Math.abs(c - t.run_virtual_ns / 1e9) < 1e-6, `thread ${t.pid}: CPU ${c} s = its record's ${t.run_virtual_ns / 1e9} s`);
+    }
     assert.equal(
       event(pids.threads)['process.linux.context_switches.involuntary'],
       Math.max(
