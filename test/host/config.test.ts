@@ -12,6 +12,7 @@ import type { ConfigIssue } from '../../src/config/issues.js';
 import { loadConfigFile } from '../../src/config/load.js';
 import { expandEnv } from '../../src/config/yaml.js';
 import { Registry } from '../../src/registry.js';
+import { builtinPlugins } from '../../plugins/index.js';
 import { fixtures, tempDir, testPlugins } from './helpers.js';
 
 const tmp = tempDir('taskstats-config-');
@@ -244,6 +245,119 @@ test("a plugin named by package name resolves from the config file's directory",
   }
 });
 
+describe('logs pipelines', () => {
+  test('logs and logs/<name> beside metrics; batch settings and their defaults (8192 records, 200ms)', async () => {
+    const r = await load(`${HEADER}receivers: {event_source: }
+processors: {severity_filter: }
+exporters: {file_sink: {path: /tmp/x}}
+service:
+  pipelines:
+    metrics: {receivers: [event_source], exporters: [file_sink]}
+    logs: {receivers: [event_source], exporters: [file_sink]}
+    logs/failures:
+      receivers: [event_source]
+      processors: [severity_filter]
+      exporters: [file_sink]
+      batch: {send_batch_size: 100, send_batch_max_size: 500, timeout: 2s}
+`);
+    assert.deepEqual(r.errors, [], r.text);
+    assert.deepEqual(
+      r.config!.pipelines.map((p) => p.signal),
+      ['metrics', 'logs', 'logs'],
+    );
+    assert.deepEqual(r.config!.pipelines[1], {
+      signal: 'logs',
+      id: 'logs',
+      receivers: ['event_source'],
+      processors: [],
+      exporters: ['file_sink'],
+      sendBatchSize: 8192,
+      batchTimeoutMs: 200,
+      sendBatchMaxSize: 0,
+    });
+    assert.deepEqual(r.config!.pipelines[2], {
+      signal: 'logs',
+      id: 'logs/failures',
+      receivers: ['event_source'],
+      processors: ['severity_filter'],
+      exporters: ['file_sink'],
+      sendBatchSize: 100,
+      batchTimeoutMs: 2000,
+      sendBatchMaxSize: 500,
+    });
+  });
+
+  test('a component in a pipeline of a signal it does not support: an error with its path and line', async () => {
+    const file = tmp.write(`signals${n++}.yaml`, `${HEADER}receivers: {counting_source: , event_source: }
+processors: {tagger: , severity_filter: }
+exporters: {prometheus: , file_sink: {path: /tmp/x}}
+service:
+  pipelines:
+    logs:
+      receivers: [event_source, counting_source]
+      processors: [tagger]
+      exporters: [prometheus]
+    metrics:
+      receivers: [event_source]
+      processors: [severity_filter]
+      exporters: [file_sink]
+`);
+    const registry = new Registry();
+    for (const plugin of builtinPlugins) registry.registerPlugin(plugin, 'built-in');
+    const r = await loadConfigFile(file, registry, {});
+    const errors = r.issues.filter((i) => i.severity === 'error');
+    const expect: Array<[string, string, number]> = [
+      ['service.pipelines.logs.receivers[1]', 'receiver "counting_source" does not support logs (it supports metrics)', 8],
+      ['service.pipelines.logs.processors[0]', 'processor "tagger" does not support logs (it supports metrics)', 9],
+      ['service.pipelines.logs.exporters[0]', 'exporter "prometheus" does not support logs (it supports metrics)', 10],
+      ['service.pipelines.metrics.processors[0]', 'processor "severity_filter" does not support metrics (it supports logs)', 13],
+    ];
+    assert.equal(errors.length, expect.length, r.issues.map(formatIssue).join('\n'));
+    for (const [path, message, line] of expect) {
+      const hit = find(errors, path);
+      assert.equal(hit.message, message);
+      assert.equal(hit.pos?.line, line, `${path} line`);
+    }
+    assert.equal(r.config, undefined);
+  });
+
+  test('batch only in logs pipelines, aggregation only in metrics pipelines; bad batch values', async () => {
+    const r = await load(`${HEADER}receivers: {event_source: }
+exporters: {file_sink: {path: /tmp/x}}
+service:
+  pipelines:
+    metrics: {receivers: [event_source], exporters: [file_sink], batch: {timeout: 1s}}
+    logs: {receivers: [event_source], exporters: [file_sink], aggregation: {series_limit: 5}}
+    logs/b:
+      receivers: [event_source]
+      exporters: [file_sink]
+      batch: {send_batch_size: 0, timeout: -1s, send_batch_max_size: 0, extra: 1}
+    logs/c:
+      receivers: [event_source]
+      exporters: [file_sink]
+      batch: {send_batch_size: 100, send_batch_max_size: 10, timeout: soon}
+`);
+    const expect: Array<[string, RegExp]> = [
+      ['service.pipelines.metrics.batch', /unknown key "batch".*"batch" belongs to logs pipelines/],
+      ['service.pipelines.logs.aggregation', /unknown key "aggregation".*"aggregation" belongs to metrics pipelines/],
+      ['service.pipelines.logs/b.batch.send_batch_size', /must be an integer >= 1 \(got 0\)/],
+      ['service.pipelines.logs/b.batch.timeout', /must not be negative/],
+      ['service.pipelines.logs/b.batch.extra', /unknown key "extra"/],
+      ['service.pipelines.logs/c.batch.send_batch_max_size', /must be 0 \(no limit\) or at least send_batch_size \(100\)/],
+      ['service.pipelines.logs/c.batch.timeout', /invalid duration "soon"/],
+    ];
+    for (const [path, re] of expect) assert.match(find(r.errors, path).message, re, path);
+    assert.equal(r.errors.length, expect.length, r.text);
+  });
+
+  test('a factory with bad signals is refused when the plugin registers', () => {
+    const registry = new Registry();
+    const bad = { type: 'x', kind: 'exporter', description: 'd', stability: 'alpha', defaultConfig: () => ({}), configSchema: {}, create: () => ({}) };
+    assert.throws(() => registry.registerPlugin({ factories: [{ ...bad, signals: ['traces'] }] } as never, 'p.mjs'), /exporter "x": signals must be a non-empty list of metrics, logs \(got \["traces"\]\)/);
+    assert.throws(() => registry.registerPlugin({ factories: [{ ...bad, signals: [] }] } as never, 'p.mjs'), /signals must be a non-empty list/);
+  });
+});
+
 describe('broken configurations: every error, with path and position', () => {
   test('YAML syntax error gives line and column', async () => {
     const r = await load(`receivers:\n  a: [1, 2\nexporters: {}\n`);
@@ -322,7 +436,7 @@ service:
       ['receivers.counting_source/b.buffer', /invalid size "12 parsecs"/, 10],
       ['receivers.counting_source/c.buffer', /must be at most 1MiB \(got "2MiB"\)/, 12],
       ['receivers.counting_source/c.interval', /must be at least 1ms \(got "0ms"\)/, 13],
-      ['receivers.nosuch', /unknown receiver type "nosuch" \(known receiver types: counting_source\)/, 14],
+      ['receivers.nosuch', /unknown receiver type "nosuch" \(known receiver types: counting_source, event_source\)/, 14],
       ['receivers.Bad-Id', /invalid receiver id "Bad-Id"/, 15],
       ['exporters.file_sink', /missing required key "path"/, 19],
       ['exporters.file_sink/t.temporality', /must be one of "cumulative", "delta" \(got "sideways"\)/, 22],
