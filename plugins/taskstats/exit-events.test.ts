@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { ATTR, SeverityNumber, type LogRecord, type SampleBatch } from '../../src/api/index.js';
 import { ProcessAccounting } from './accounting.js';
-import { EVENT_ATTRIBUTES, EVENT_NAME, ExitEvents } from './exit-events.js';
+import { EVENT_ATTRIBUTES, EVENT_NAME, ExitEvents, iso } from './exit-events.js';
 import { newTaskRecord, type TaskRecord } from './record.js';
 import { ExitBudget } from './volume.js';
 
@@ -218,6 +218,13 @@ describe('exit events', () => {
       ],
     );
     assert.deepEqual(b.summarize(8_000, 1), [], 'a fresh interval');
+  });
+
+  test('times as RFC 3339 with milliseconds, as Date.toISOString writes them', () => {
+    const base = Date.UTC(2026, 11, 31, 23, 59, 58, 0);
+    for (const ms of [0, 1, 9, 10, 99, 100, 999, 1000, 1999, 2000, 2001, base, base + 7, base + 1999, base + 2000, 1_700_000_000_123]) {
+      assert.equal(iso(ms), new Date(ms).toISOString(), String(ms));
+    }
   });
 
   test('"unlimited" keeps every exit', () => {
