@@ -67,8 +67,11 @@ export function defaultEventsConfig(): TaskstatsEventsConfig {
   return { threads: false, failures_per_second: 100, successes_per_second: 10, summary_interval: 60_000, summary_workloads: 1000 };
 }
 
+// A number or "unlimited": the word is checked in validateTaskstatsConfig, which says both forms
+// in one message (an anyOf here gives two errors, one of them "must be equal to constant").
 const budgetSchema = (what: string): ConfigSchema => ({
-  anyOf: [{ type: 'integer', minimum: 0 }, { const: 'unlimited' }],
+  type: ['integer', 'string'],
+  minimum: 0,
   description: `${what} kept per second (0: none, "unlimited": every one).`,
 });
 
@@ -190,6 +193,12 @@ export function validateTaskstatsConfig(config: TaskstatsReceiverConfig): Config
           message: `cpulist "${config.cpus}" names CPUs this machine does not have (${bad.slice(0, 5).join(', ')}); possible CPUs: ${possibleCpus()}`,
         });
       }
+    }
+  }
+  for (const key of ['failures_per_second', 'successes_per_second'] as const) {
+    const v: unknown = config.events[key]; // the type says what is valid; this is the user's input
+    if (typeof v === 'string' && v !== 'unlimited') {
+      problems.push({ path: `events.${key}`, message: `must be a number of events per second (0 or more) or "unlimited" (got "${v}")` });
     }
   }
   if (!config.exits && !config.live) problems.push({ path: '', message: 'both exits and live are false: the receiver would produce nothing' });
