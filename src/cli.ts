@@ -7,6 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { resolve as resolvePath } from 'node:path';
+import { factorySignals } from './api/index.js';
 import type { CliCommand } from './api/index.js';
 import { buildResource } from './metrics/resource.js';
 import { formatIssue } from './config/issues.js';
@@ -223,11 +224,17 @@ async function componentsCommand(argv: string[], registry: Registry): Promise<nu
   const rows: string[][] = [];
   for (const kind of COMPONENT_KINDS) {
     for (const { factory, source } of registry.list(kind)) {
-      rows.push([kind, factory.type, factory.stability, factory.description + (source === 'built-in' ? '' : ` (plugin ${source})`)]);
+      rows.push([
+        kind,
+        factory.type,
+        factory.stability,
+        factorySignals(factory).join(','),
+        factory.description + (source === 'built-in' ? '' : ` (plugin ${source})`),
+      ]);
     }
   }
-  const w = [0, 1, 2].map((c) => Math.max(0, ...rows.map((r) => r[c]!.length)));
-  for (const r of rows) out(`${r[0]!.padEnd(w[0]!)}  ${r[1]!.padEnd(w[1]!)}  ${r[2]!.padEnd(w[2]!)}  ${r[3]}`);
+  const w = [0, 1, 2, 3].map((c) => Math.max(0, ...rows.map((r) => r[c]!.length)));
+  for (const r of rows) out(`${r[0]!.padEnd(w[0]!)}  ${r[1]!.padEnd(w[1]!)}  ${r[2]!.padEnd(w[2]!)}  ${r[3]!.padEnd(w[3]!)}  ${r[4]}`);
   if (rows.length === 0) out('no components registered');
   return EXIT.OK;
 }

@@ -3,9 +3,9 @@
  * the stage's metrics (plus the agent's self-metrics) go to every exporter of the pipeline at once.
  *
  * The pipeline owns the export cadence: a collection is complete once every receiver that marks
- * cycles has marked one since the last export, or one of them has marked a second (receivers of
- * different intervals: the fastest sets the pace). So two receivers of one interval give one
- * export per interval, not two.
+ * cycles has marked one since the last export, or one of them marks a second (which then counts
+ * for the next round: with receivers of different intervals the fastest sets the pace). So two
+ * receivers of one interval give one export per interval, not two.
  *
  * Batches are processed synchronously while processors return arrays. When one returns a promise,
  * later batches (and collection markers) queue behind it, so each pipeline keeps batch order.
@@ -143,11 +143,16 @@ export class Pipeline {
    */
   collectionDone(source = ''): void {
     this.cycleSources.add(source);
-    if (!this.doneSince.has(source)) {
+    if (this.doneSince.has(source)) {
+      // A second cycle of one receiver within a round ends it, and is the first of the next: the
+      // fastest receiver sets the pace when the others are slower (or have stopped).
+      this.doneSince.clear();
+      this.doneSince.add(source);
+    } else {
       this.doneSince.add(source);
       if (this.doneSince.size < this.cycleSources.size) return;
+      this.doneSince.clear();
     }
-    this.doneSince.clear();
     if (this.busy) this.queue.push(COLLECT);
     else this.collectAndExport();
   }

@@ -1,11 +1,12 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Attributes, MetricDescriptor, Sample, SampleSchema } from '../../src/api/index.js';
+import type { Attributes, LogRecord, MetricDescriptor, Sample, SampleSchema } from '../../src/api/index.js';
+import { SeverityNumber } from '../../src/api/index.js';
 import { MetricsStage, buildResource } from '../../src/metrics/index.js';
 import { RecordingLogger, RecordingTelemetry } from '../../src/metrics/testing.js';
 import { recordingContext, sdkMetrics } from '../otlp/testing.js';
 import { debugExporterFactory } from './factory.js';
-import { DebugExporter, newSummaryState, summarize } from './exporter.js';
+import { DebugExporter, formatLogs, newSummaryState, summarize } from './exporter.js';
 import type { DebugExporterConfig } from './config.js';
 
 // The names and attributes of the metric catalogue (docs/metrics.md), as the taskstats receiver
@@ -203,5 +204,48 @@ describe('debug exporter', () => {
     assert.equal(written.length, 2);
     assert.match(written[0]!, /^--- debug\/x /);
     assert.match(written[1]!, /no data points/);
+  });
+
+  test('events: one line each (basic), attributes on the line (normal), every attribute below it (detailed)', async () => {
+    const records: LogRecord[] = [
+      {
+        timeMs: Date.UTC(2026, 11, 2, 8, 0, 1, 250),
+        severityNumber: SeverityNumber.WARN,
+        eventName: 'process.exit',
+        body: 'sh exited with 3',
+        attributes: { 'process.pid': 42, 'process.exit.code': 3 },
+      },
+      {
+        timeMs: Date.UTC(2026, 11, 2, 8, 0, 2),
+        severityNumber: SeverityNumber.ERROR,
+        severityText: 'ERROR',
+        eventName: 'process.exit',
+        body: 'cc1 killed by SIGKILL',
+        attributes: { 'process.pid': 7, 'process.linux.exit.signal': 'SIGKILL' },
+      },
+    ];
+    const config = (verbosity: DebugExporterConfig['verbosity']): DebugExporterConfig => ({ verbosity, top: 0 });
+    assert.equal(
+      formatLogs(records, config('basic')),
+      '2026-12-02T08:00:01.250Z WARN  process.exit: sh exited with 3\n2026-12-02T08:00:02.000Z ERROR process.exit: cc1 killed by SIGKILL\n',
+    );
+    assert.equal(
+      formatLogs(records.slice(0, 1), config('normal')),
+      '2026-12-02T08:00:01.250Z WARN  process.exit: sh exited with 3 {process.pid=42, process.exit.code=3}\n',
+    );
+    assert.equal(
+      formatLogs(records.slice(1), config('detailed')),
+      '2026-12-02T08:00:02.000Z ERROR process.exit: cc1 killed by SIGKILL\n    process.linux.exit.signal: "SIGKILL"\n    process.pid: 7\n',
+    );
+    // The factory declares both signals; exportLogs writes one block per batch.
+    assert.deepEqual(debugExporterFactory.signals, ['metrics', 'logs']);
+    const written: string[] = [];
+    const exporter = new DebugExporter(recordingContext('debug'), config('basic'), (t) => written.push(t));
+    await exporter.start();
+    await exporter.exportLogs(records);
+    await exporter.exportLogs([]);
+    await exporter.shutdown();
+    await exporter.exportLogs(records);
+    assert.equal(written.length, 1);
   });
 });

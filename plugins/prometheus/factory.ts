@@ -6,6 +6,8 @@ export const prometheusExporterFactory = defineExporter<PrometheusExporterConfig
   kind: 'exporter',
   description: 'Serves the latest metrics in Prometheus text format at http://<endpoint>/metrics (pull)',
   stability: 'beta',
+  // A pull exporter of the latest metric values; events have no place in a scrape.
+  signals: ['metrics'],
   defaultConfig: defaultPrometheusConfig,
   configSchema: prometheusConfigSchema,
   validate: validatePrometheusConfig,

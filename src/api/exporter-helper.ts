@@ -251,7 +251,8 @@ class SendingQueue<T> implements ExporterHelper<T> {
         }
         return true;
       }
-      if (!this.failingSince) this.failingSince = Date.now();
+      // An answer that refuses the batch for good (a 400) still means the backend is reachable.
+      if (!this.failingSince && result.retryable) this.failingSince = Date.now();
       const jittered = backoffMs * (1 + (Math.random() * 2 - 1) * BACKOFF_JITTER);
       const waitMs = Math.max(jittered, result.retryAfterMs ?? 0);
       const now = Date.now();

@@ -259,8 +259,9 @@ export interface Consumer {
   consume(batch: SampleBatch): void;
   /**
    * A collection cycle is complete (the receiver's `collection_interval`). The pipeline exports
-   * once every receiver of it that marks cycles has completed one since its last export (or one
-   * of them has completed two): one export per interval however many receivers feed it.
+   * once every receiver of it that marks cycles has completed one since its last export, or one
+   * of them completes a second (the fastest sets the pace): one export per interval however many
+   * receivers feed it.
    */
   collectionDone(): void;
 }

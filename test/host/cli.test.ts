@@ -75,10 +75,12 @@ describe('cli', { timeout: 90_000 }, () => {
     const r = await runCli(['components', '--config', file]);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split('\n');
-    const line = lines.find((l) => /^receiver\s+counting_source\s+development\s+Test receiver: emits batches/.test(l));
+    const line = lines.find((l) => /^receiver\s+counting_source\s+development\s+metrics\s+Test receiver: emits batches/.test(l));
     assert.ok(line, r.stdout);
     assert.match(line, /\(plugin .*test-plugins\.mjs\)$/);
-    assert.ok(lines.some((l) => /^exporter\s+file_sink\s+development\s+/.test(l)));
+    assert.ok(lines.some((l) => /^exporter\s+file_sink\s+development\s+metrics,logs\s+/.test(l)));
+    assert.ok(lines.some((l) => /^exporter\s+otlp\s+beta\s+metrics,logs\s+/.test(l)));
+    assert.ok(lines.some((l) => /^exporter\s+prometheus\s+\w+\s+metrics\s+/.test(l)));
     // Kinds are grouped: receivers, then processors, then exporters.
     const order = lines.map((l) => l.split(/\s+/)[0]);
     assert.deepEqual(

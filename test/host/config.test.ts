@@ -288,7 +288,9 @@ service:
   });
 
   test('a component in a pipeline of a signal it does not support: an error with its path and line', async () => {
-    const file = tmp.write(`signals${n++}.yaml`, `${HEADER}receivers: {counting_source: , event_source: }
+    const file = tmp.write(
+      `signals${n++}.yaml`,
+      `${HEADER}receivers: {counting_source: , event_source: }
 processors: {tagger: , severity_filter: }
 exporters: {prometheus: , file_sink: {path: /tmp/x}}
 service:
@@ -301,7 +303,8 @@ service:
       receivers: [event_source]
       processors: [severity_filter]
       exporters: [file_sink]
-`);
+`,
+    );
     const registry = new Registry();
     for (const plugin of builtinPlugins) registry.registerPlugin(plugin, 'built-in');
     const r = await loadConfigFile(file, registry, {});
@@ -353,7 +356,10 @@ service:
   test('a factory with bad signals is refused when the plugin registers', () => {
     const registry = new Registry();
     const bad = { type: 'x', kind: 'exporter', description: 'd', stability: 'alpha', defaultConfig: () => ({}), configSchema: {}, create: () => ({}) };
-    assert.throws(() => registry.registerPlugin({ factories: [{ ...bad, signals: ['traces'] }] } as never, 'p.mjs'), /exporter "x": signals must be a non-empty list of metrics, logs \(got \["traces"\]\)/);
+    assert.throws(
+      () => registry.registerPlugin({ factories: [{ ...bad, signals: ['traces'] }] } as never, 'p.mjs'),
+      /exporter "x": signals must be a non-empty list of metrics, logs \(got \["traces"\]\)/,
+    );
     assert.throws(() => registry.registerPlugin({ factories: [{ ...bad, signals: [] }] } as never, 'p.mjs'), /signals must be a non-empty list/);
   });
 });

@@ -51,6 +51,30 @@ function processor(fn: (b: SampleBatch) => SampleBatch | Promise<SampleBatch>): 
 }
 
 describe('pipeline', () => {
+  test('the pipeline owns the cadence: one collection per round of its receivers, the fastest sets the pace', () => {
+    const stage = new RecordingStage();
+    const p = new Pipeline('metrics', [], stage, [], new SelfTelemetry('test'), quietLogger().logger);
+    const collects = () => stage.events.filter((e) => e === 'collect').length;
+    // Two receivers of one interval, out of phase: one collection per interval, not two.
+    p.collectionDone('a');
+    assert.equal(collects(), 1, 'the first receiver known completes the first round');
+    p.collectionDone('b');
+    assert.equal(collects(), 1, 'b is new: the round now waits for a too');
+    for (let i = 0; i < 5; i++) {
+      p.collectionDone('a');
+      assert.equal(collects(), 2 + i, 'a completes the round b started');
+      p.collectionDone('b');
+      assert.equal(collects(), 2 + i, 'b alone does not complete a round');
+    }
+    // b stops: a's second cycle within a round completes it, so exports go on at a's pace.
+    const counts: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      p.collectionDone('a');
+      counts.push(collects());
+    }
+    assert.deepEqual(counts, [7, 7, 8, 9, 10]);
+  });
+
   test('synchronous processors: the batch reaches the stage before consume() returns', () => {
     const stage = new RecordingStage();
     const t = new SelfTelemetry('test');
