@@ -1,15 +1,16 @@
-import { ATTR, type Attributes, type ComponentContext, type Processor, type SampleBatch } from '../../src/api/index.js';
+import { ATTR, type Attributes, type ComponentContext, type LogBatch, type LogProcessor, type Processor, type SampleBatch } from '../../src/api/index.js';
 import type { TeamMapperConfig } from './config.js';
 
 /**
- * Adds a `team` attribute from the cgroup path (prefixes) or the Kubernetes namespace.
+ * Adds a `team` attribute from the cgroup path (prefixes) or the Kubernetes namespace, to samples
+ * (metrics pipelines) and to log records such as exit events (logs pipelines).
  *
  * Samples share their attributes objects (one per workload) and those objects are immutable, so
  * the processor builds the new object once per input object and keeps it in a WeakMap: every
  * later sample of the workload costs one lookup, and the host's metrics stage, which caches
  * series per attributes object, keeps its fast path.
  */
-export class TeamMapperProcessor implements Processor {
+export class TeamMapperProcessor implements Processor, LogProcessor {
   private cache = new WeakMap<Attributes, Attributes>();
   private readonly namespaceTeam = new Map<string, string>();
   private readonly mapped: { add(value: number, attributes?: Attributes): void };
@@ -42,6 +43,18 @@ export class TeamMapperProcessor implements Processor {
         this.cache.set(sample.attributes, out);
       }
       sample.attributes = out; // replace, never mutate: the input object is shared
+    }
+    return batch;
+  }
+
+  /**
+   * Log records own their attributes object (each pipeline gets its own records), so the team is
+   * written into it; no cache by object, since every record has a new one.
+   */
+  processLogs(batch: LogBatch): LogBatch {
+    for (const record of batch) {
+      const team = this.teamOf(record.attributes);
+      if (team !== undefined) record.attributes[this.config.attribute] = team;
     }
     return batch;
   }

@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { ATTR, type Attributes, type ComponentContext, type Sample } from '../../src/api/index.js';
+import { ATTR, SeverityNumber, type Attributes, type ComponentContext, type LogRecord, type Sample } from '../../src/api/index.js';
 import plugin from './index.js';
 import { teamMapperFactory } from './factory.js';
 import type { TeamMapperConfig } from './config.js';
@@ -55,6 +55,30 @@ describe('team-mapper example plugin', () => {
       cases.map(([, team]) => team),
     );
     assert.equal(counts.get('workloads_mapped{"team":"platform"}'), 2);
+  });
+
+  test("log records (exit events): the same team, written into each record's own attributes", async () => {
+    const p = await teamMapperFactory.create(ctx(new Map()), config);
+    const record = (attributes: Attributes): LogRecord => ({
+      timeMs: 0,
+      severityNumber: SeverityNumber.WARN,
+      eventName: 'process.exit',
+      body: 'x',
+      attributes,
+    });
+    const batch = [
+      record({ [ATTR.CGROUP]: '/kubepods.slice/x', 'k8s.namespace.name': 'billing', 'process.exit.code': 1 }),
+      record({ [ATTR.CGROUP]: '/system.slice/kafka.service' }),
+      record({ [ATTR.EXECUTABLE_NAME]: 'kthreadd' }),
+    ];
+    const own = batch.map((r) => r.attributes);
+    const out = await p.processLogs(batch);
+    assert.deepEqual(
+      out.map((r) => r.attributes.team),
+      ['payments', 'data', 'unowned'],
+    );
+    assert.equal(out[0]!.attributes, own[0], 'in place: a logs pipeline owns its records');
+    assert.equal(out[0]!.attributes['process.exit.code'], 1, 'other attributes kept');
   });
 
   test('never mutates the input; one enriched object per input object', async () => {

@@ -106,3 +106,47 @@ test('the testdata configs of filter and k8sattributes: valid ones pass validate
     assert.ok(r.stderr.includes(`processors.${path}:`), `${path} in:\n${r.stderr}`);
   }
 });
+
+test("validate: exit-event keys (the receiver's events budgets, the filter's exit criteria) in a logs pipeline", { timeout: 60_000 }, async () => {
+  const file = tmp.write(
+    'events.yaml',
+    `receivers:
+  taskstats:
+    events:
+      successes_per_second: lots
+      failures_per_second: unlimited
+processors:
+  filter/failures:
+    include:
+      outcomes: [crashed]
+  filter/slow:
+    include:
+      min_duration: soon
+exporters:
+  debug: {}
+service:
+  pipelines:
+    logs:
+      receivers: [taskstats]
+      processors: [filter/failures, filter/slow]
+      exporters: [debug]
+`,
+  );
+  const r = await runCli(['validate', '--config', file]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(
+    r.stderr,
+    /events\.yaml:4:\d+: receivers\.taskstats\.events\.successes_per_second: must be a number of events per second \(0 or more\) or "unlimited" \(got "lots"\)/,
+  );
+  assert.match(
+    r.stderr,
+    /events\.yaml:9:\d+: processors\.filter\/failures\.include\.outcomes\[0\]: must be one of "non_zero_exit_code", "killed_by_signal", "core_dumped"/,
+  );
+  assert.match(r.stderr, /events\.yaml:12:\d+: processors\.filter\/slow\.include\.min_duration: invalid duration "soon"/);
+  const good = tmp.write(
+    'good-events.yaml',
+    readFileSync(file, 'utf8').replace('successes_per_second: lots', 'successes_per_second: 0').replace('[crashed]', '[core_dumped]').replace('soon', '2s'),
+  );
+  const ok = await runCli(['validate', '--config', good]);
+  assert.equal(ok.code, 0, ok.stderr);
+});

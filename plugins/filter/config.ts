@@ -1,4 +1,4 @@
-import type { ConfigProblem, ConfigSchema } from '../../src/api/index.js';
+import { durationSchema, type ConfigProblem, type ConfigSchema } from '../../src/api/index.js';
 import { PatternError, StringListMatcher, type MatchType } from './match.js';
 
 /** One `include` or `exclude` block. */
@@ -11,7 +11,17 @@ export interface MatchBlockConfig {
   cgroups?: string[];
   /** Also try the `commands` patterns on the full command line (context `process.command_line`). */
   match_command_line?: boolean;
+  /** Events only: the exit ended in one of these ways (any). */
+  outcomes?: ExitOutcome[];
+  /** Events only: the process ran at least this long (ms, from a duration string). */
+  min_duration?: number;
+  /** Events only: the process used at least this much CPU, user + system (ms). */
+  min_cpu?: number;
 }
+
+/** How an exit ended, for `outcomes`. */
+export type ExitOutcome = 'non_zero_exit_code' | 'killed_by_signal' | 'core_dumped';
+export const EXIT_OUTCOMES: readonly ExitOutcome[] = ['non_zero_exit_code', 'killed_by_signal', 'core_dumped'];
 
 export interface FilterConfig {
   /** When set, only samples that match continue. */
@@ -28,6 +38,14 @@ const matchBlockSchema: ConfigSchema = {
     commands: { type: 'array', items: { type: 'string' }, description: 'Patterns for the command name.' },
     cgroups: { type: 'array', items: { type: 'string' }, description: 'Patterns for the cgroup path.' },
     match_command_line: { type: 'boolean', description: 'Also match the commands patterns against the full command line.' },
+    outcomes: {
+      type: 'array',
+      items: { enum: EXIT_OUTCOMES },
+      minItems: 1,
+      description: 'Events only: the exit ended in one of these ways (any of them).',
+    },
+    min_duration: durationSchema({ description: 'Events only: the process ran at least this long, e.g. 500ms.' }),
+    min_cpu: durationSchema({ description: 'Events only: the process used at least this much CPU (user + system), e.g. 50ms.' }),
   },
   additionalProperties: false,
 };
@@ -47,15 +65,32 @@ export interface CompiledBlock {
   commands: StringListMatcher;
   cgroups: StringListMatcher;
   matchCommandLine: boolean;
+  /** Has commands or cgroups: applies to samples (the exit criteria apply to events only). */
+  matchesSamples: boolean;
+  /** OUTCOME_* bits of `outcomes`; 0 when unset. */
+  outcomes: number;
+  /** Seconds; 0 when unset. */
+  minDurationS: number;
+  minCpuS: number;
 }
+
+export const OUTCOME_NON_ZERO_EXIT_CODE = 1;
+export const OUTCOME_KILLED_BY_SIGNAL = 2;
+export const OUTCOME_CORE_DUMPED = 4;
+const OUTCOME_BITS: Record<ExitOutcome, number> = {
+  non_zero_exit_code: OUTCOME_NON_ZERO_EXIT_CODE,
+  killed_by_signal: OUTCOME_KILLED_BY_SIGNAL,
+  core_dumped: OUTCOME_CORE_DUMPED,
+};
 
 export function compileBlock(block: MatchBlockConfig, path: string, problems: ConfigProblem[]): CompiledBlock | undefined {
   const matchType = block.match_type ?? 'strict';
   const commands = block.commands ?? [];
   const cgroups = block.cgroups ?? [];
   let ok = true;
-  if (commands.length === 0 && cgroups.length === 0) {
-    problems.push({ path, message: 'needs at least one pattern in "commands" or "cgroups"' });
+  const exitCriteria = (block.outcomes?.length ?? 0) > 0 || block.min_duration !== undefined || block.min_cpu !== undefined;
+  if (commands.length === 0 && cgroups.length === 0 && !exitCriteria) {
+    problems.push({ path, message: 'needs at least one pattern in "commands" or "cgroups", or an exit criterion ("outcomes", "min_duration", "min_cpu")' });
     ok = false;
   }
   if (block.match_command_line && commands.length === 0) {
@@ -74,7 +109,17 @@ export function compileBlock(block: MatchBlockConfig, path: string, problems: Co
   const c = compile(commands, 'commands');
   const g = compile(cgroups, 'cgroups');
   if (!ok || !c || !g) return undefined;
-  return { commands: c, cgroups: g, matchCommandLine: block.match_command_line ?? false };
+  let outcomes = 0;
+  for (const o of block.outcomes ?? []) outcomes |= OUTCOME_BITS[o];
+  return {
+    commands: c,
+    cgroups: g,
+    matchCommandLine: block.match_command_line ?? false,
+    matchesSamples: commands.length > 0 || cgroups.length > 0,
+    outcomes,
+    minDurationS: (block.min_duration ?? 0) / 1000,
+    minCpuS: (block.min_cpu ?? 0) / 1000,
+  };
 }
 
 /** Every problem of the config, each with its path below the component (`include.commands[2]`). */

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { ATTR, type Attributes, type ComponentContext, type Sample, type SampleSchema } from '../../src/api/index.js';
+import { ATTR, SeverityNumber, type Attributes, type ComponentContext, type LogRecord, type Sample, type SampleSchema } from '../../src/api/index.js';
 import { filterFactory } from './factory.js';
 import type { FilterConfig } from './config.js';
 import { globToRegExpSource } from './match.js';
@@ -197,6 +197,98 @@ describe('filter processor', () => {
     );
   });
 });
+
+// Exit events as docs/events.md describes them (the attributes the filter reads).
+function exitEvent(
+  command: string,
+  outcome: { code?: number; signal?: string; core?: boolean },
+  durationS: number,
+  cpuS: number,
+  more: Attributes = {},
+): LogRecord {
+  const a: Attributes = {
+    [ATTR.EXECUTABLE_NAME]: command,
+    [ATTR.CGROUP]: '/system.slice/x.service',
+    'process.linux.exit.core_dumped': outcome.core ?? false,
+    'process.linux.duration': durationS,
+    'process.linux.cpu.user_time': cpuS / 2,
+    'process.linux.cpu.system_time': cpuS / 2,
+    ...more,
+  };
+  if (outcome.signal !== undefined) a['process.linux.exit.signal'] = outcome.signal;
+  else a['process.exit.code'] = outcome.code ?? 0;
+  return { timeMs: 0, severityNumber: SeverityNumber.INFO, eventName: 'process.exit', body: command, attributes: a };
+}
+const summary: LogRecord = {
+  timeMs: 0,
+  severityNumber: SeverityNumber.INFO,
+  eventName: 'process.exit.suppressed',
+  body: 'held back',
+  attributes: { [ATTR.EXECUTABLE_NAME]: 'ok', [ATTR.CGROUP]: '/system.slice/x.service', 'process.linux.exit.suppressed.successes': 5 },
+};
+
+describe('filter processor on exit events (logs)', () => {
+  const events = [
+    exitEvent('ok', { code: 0 }, 0.01, 0.001),
+    exitEvent('three', { code: 3 }, 0.02, 0.002),
+    exitEvent('killed', { signal: 'SIGKILL' }, 5, 0.5),
+    exitEvent('crash', { signal: 'SIGSEGV', core: true }, 0.001, 0.0005),
+    exitEvent('long', { code: 0 }, 120, 2),
+  ];
+  const names = (b: LogRecord[]) => b.map((r) => String(r.attributes[ATTR.EXECUTABLE_NAME]));
+  async function run(config: FilterConfig, batch: LogRecord[] = [...events, summary]) {
+    const p = await make(config);
+    return names(await p.processLogs([...batch]));
+  }
+
+  test('outcomes: any of them; records without an exit status (summaries) are not judged', async () => {
+    assert.deepEqual(await run({ include: { outcomes: ['non_zero_exit_code'] } }), ['three', 'ok']);
+    assert.deepEqual(await run({ include: { outcomes: ['killed_by_signal'] } }), ['killed', 'crash', 'ok']);
+    assert.deepEqual(await run({ include: { outcomes: ['core_dumped'] } }), ['crash', 'ok']);
+    assert.deepEqual(await run({ include: { outcomes: ['non_zero_exit_code', 'killed_by_signal', 'core_dumped'] } }), ['three', 'killed', 'crash', 'ok']);
+    assert.deepEqual(await run({ exclude: { outcomes: ['killed_by_signal'] } }), ['ok', 'three', 'long', 'ok']);
+  });
+
+  test('min_duration and min_cpu (user + system), ANDed with each other and with the patterns', async () => {
+    assert.deepEqual(await run({ include: { min_duration: 1000 } }), ['killed', 'long', 'ok']);
+    assert.deepEqual(await run({ include: { min_cpu: 1000 } }), ['long', 'ok']);
+    assert.deepEqual(await run({ include: { min_duration: 1000, min_cpu: 100 } }), ['killed', 'long', 'ok']);
+    assert.deepEqual(await run({ include: { min_duration: 1000, outcomes: ['killed_by_signal'] } }), ['killed', 'ok']);
+    // with a pattern, the pattern applies to every record, the summary included
+    assert.deepEqual(await run({ include: { commands: ['long', 'killed'], min_cpu: 100 } }), ['killed', 'long']);
+  });
+
+  test('commands, cgroups and command lines match records as they match samples', async () => {
+    const withLine = exitEvent('python3', { code: 1 }, 1, 1, { [ATTR.COMMAND_LINE]: 'python3 /opt/backup.py --full' });
+    assert.deepEqual(await run({ exclude: { commands: ['ok', 'long'] } }), ['three', 'killed', 'crash']);
+    assert.deepEqual(await run({ include: { match_type: 'glob', cgroups: ['/system.slice/*'] } }), ['ok', 'three', 'killed', 'crash', 'long', 'ok']);
+    assert.deepEqual(await run({ include: { match_type: 'regexp', commands: ['backup\\.py'], match_command_line: true } }, [withLine, ...events]), ['python3']);
+  });
+
+  test('a block of exit criteria only leaves samples alone; with patterns, samples are judged by the patterns', async () => {
+    const p = await make({ include: { outcomes: ['non_zero_exit_code'] }, exclude: { min_cpu: 1 } });
+    const batch = [sample(attrs('nginx', '/a')), sample(attrs('bash', '/b'))];
+    assert.equal((await p.process(batch)).length, 2);
+    const q = await make({ include: { commands: ['nginx'], outcomes: ['killed_by_signal'] } });
+    assert.deepEqual(names2(await q.process([sample(attrs('nginx', '/a')), sample(attrs('bash', '/b'))])), ['nginx@/a']);
+  });
+
+  test('config: a block of exit criteria alone is valid; unknown outcomes are refused by the schema', () => {
+    assert.deepEqual(filterFactory.validate!({ include: { outcomes: ['core_dumped'] } }), []);
+    assert.deepEqual(filterFactory.validate!({ include: { min_duration: 5 } }), []);
+    assert.deepEqual(
+      filterFactory.validate!({ include: {} }).map((p) => p.path),
+      ['include'],
+    );
+    const outcomes = (filterFactory.configSchema.properties as Record<string, { properties: Record<string, { items: { enum: string[] } }> }>).include!
+      .properties.outcomes!.items.enum;
+    assert.deepEqual(outcomes, ['non_zero_exit_code', 'killed_by_signal', 'core_dumped']);
+  });
+});
+
+function names2(batch: Sample[]): string[] {
+  return batch.map((s) => `${s.attributes[ATTR.EXECUTABLE_NAME]}@${s.attributes[ATTR.CGROUP]}`);
+}
 
 // Real processes: the attributes a source would build from /proc for a process running in a
 // cgroup this test creates, pushed through the filter.

@@ -1,5 +1,28 @@
-import { ATTR, type Attributes, type ComponentContext, type Processor, type Sample, type SampleBatch } from '../../src/api/index.js';
-import { compileBlock, type CompiledBlock, type FilterConfig } from './config.js';
+import {
+  ATTR,
+  type Attributes,
+  type ComponentContext,
+  type LogBatch,
+  type LogProcessor,
+  type Processor,
+  type Sample,
+  type SampleBatch,
+} from '../../src/api/index.js';
+import { compileBlock, OUTCOME_CORE_DUMPED, OUTCOME_KILLED_BY_SIGNAL, OUTCOME_NON_ZERO_EXIT_CODE, type CompiledBlock, type FilterConfig } from './config.js';
+
+/**
+ * Attributes of exit events (docs/events.md) that the exit criteria read. A record without an exit
+ * status (neither a code nor a signal: e.g. a process.exit.suppressed summary) is not judged by
+ * them.
+ */
+const EXIT = {
+  CODE: 'process.exit.code',
+  SIGNAL: 'process.linux.exit.signal',
+  CORE_DUMPED: 'process.linux.exit.core_dumped',
+  DURATION: 'process.linux.duration',
+  CPU_USER: 'process.linux.cpu.user_time',
+  CPU_SYSTEM: 'process.linux.cpu.system_time',
+} as const;
 
 /**
  * Keeps the samples that match `include` (when set) and do not match `exclude` (when set).
@@ -18,7 +41,7 @@ import { compileBlock, type CompiledBlock, type FilterConfig } from './config.js
  */
 const DECISION_LIMIT = 65_536;
 
-export class FilterProcessor implements Processor {
+export class FilterProcessor implements Processor, LogProcessor {
   private readonly include?: CompiledBlock;
   private readonly exclude?: CompiledBlock;
   private readonly usesCommandLine: boolean;
@@ -65,6 +88,25 @@ export class FilterProcessor implements Processor {
     return batch;
   }
 
+  /** Log records (exit events): the same blocks, plus the exit criteria. Not cached: records are few (budgeted) and each has its own attributes. */
+  processLogs(batch: LogBatch): LogBatch {
+    let kept = 0;
+    for (let i = 0; i < batch.length; i++) {
+      const record = batch[i]!;
+      if (this.passesRecord(record.attributes)) batch[kept++] = record;
+    }
+    batch.length = kept;
+    return batch;
+  }
+
+  /** True when a log record with these attributes continues down the pipeline. */
+  passesRecord(attributes: Attributes): boolean {
+    const hasExit = attributes[EXIT.CODE] !== undefined || attributes[EXIT.SIGNAL] !== undefined;
+    if (this.include && (this.include.matchesSamples || hasExit) && !recordMatches(this.include, attributes, hasExit)) return false;
+    if (this.exclude && (this.exclude.matchesSamples || hasExit) && recordMatches(this.exclude, attributes, hasExit)) return false;
+    return true;
+  }
+
   /** True when the sample continues down the pipeline. */
   passes(sample: Sample): boolean {
     const attributes = sample.attributes;
@@ -90,10 +132,35 @@ export class FilterProcessor implements Processor {
   }
 
   private decide(attributes: Attributes, context: Attributes | undefined): boolean {
-    if (this.include && !blockMatches(this.include, attributes, context)) return false;
-    if (this.exclude && blockMatches(this.exclude, attributes, context)) return false;
+    // A block of exit criteria only (outcomes, min_duration, min_cpu) does not apply to samples.
+    if (this.include?.matchesSamples && !blockMatches(this.include, attributes, context)) return false;
+    if (this.exclude?.matchesSamples && blockMatches(this.exclude, attributes, context)) return false;
     return true;
   }
+}
+
+/** A log record against a block: its patterns (the command line is an attribute there), then its exit criteria. */
+function recordMatches(block: CompiledBlock, attributes: Attributes, hasExit: boolean): boolean {
+  if (!blockMatches(block, attributes, attributes)) return false;
+  if (!hasExit) return true;
+  if (block.outcomes !== 0) {
+    let how = 0;
+    const code = attributes[EXIT.CODE];
+    if (typeof code === 'number' && code !== 0) how |= OUTCOME_NON_ZERO_EXIT_CODE;
+    if (attributes[EXIT.SIGNAL] !== undefined) how |= OUTCOME_KILLED_BY_SIGNAL;
+    if (attributes[EXIT.CORE_DUMPED] === true) how |= OUTCOME_CORE_DUMPED;
+    if ((how & block.outcomes) === 0) return false;
+  }
+  if (block.minDurationS > 0) {
+    const d = attributes[EXIT.DURATION];
+    if (typeof d !== 'number' || d < block.minDurationS) return false;
+  }
+  if (block.minCpuS > 0) {
+    const u = attributes[EXIT.CPU_USER];
+    const s = attributes[EXIT.CPU_SYSTEM];
+    if (typeof u !== 'number' || typeof s !== 'number' || u + s < block.minCpuS) return false;
+  }
+  return true;
 }
 
 function blockMatches(block: CompiledBlock, attributes: Attributes, context: Attributes | undefined): boolean {

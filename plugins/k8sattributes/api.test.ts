@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ATTR, type Attributes, type ComponentContext, type Processor, type Sample } from '../../src/api/index.js';
+import { ATTR, SeverityNumber, type Attributes, type ComponentContext, type LogRecord, type Processor, type Sample } from '../../src/api/index.js';
 import { FakeKubeApiServer, type PodJson } from '../../test/support/fake-kube-apiserver.js';
 import { defaultK8sAttributesConfig, type K8sAttributesConfig } from './config.js';
 import { k8sAttributesFactory } from './factory.js';
@@ -157,6 +157,47 @@ describe(
       assert.equal(watch.query.allowWatchBookmarks, 'true');
       assert.ok(Number(watch.query.resourceVersion) > 0, 'the watch starts at the list resourceVersion');
       await p.shutdown();
+    });
+
+    test('log records (exit events) get the attributes samples get, in their own object, and follow pod changes', async () => {
+      const p = await start(config());
+      await waitFor('coredns metadata', () => processOne(p, corednsAttrs)['k8s.pod.name'] !== undefined);
+      // an exit event as the taskstats receiver builds it: its own attributes object per record
+      const event = (a: Attributes, pid: number): LogRecord => ({
+        timeMs: Date.now(),
+        severityNumber: SeverityNumber.WARN,
+        eventName: 'process.exit',
+        body: 'sleep exited with code 3',
+        attributes: { ...a, 'process.pid': pid, 'process.exit.code': 3 },
+      });
+      const batch = [
+        event(corednsAttrs, 101),
+        event(queueAttrs, 102),
+        event({ [ATTR.EXECUTABLE_NAME]: 'sshd', [ATTR.CGROUP]: '/system.slice/ssh.service' }, 103),
+      ];
+      const inputs = batch.map((r) => r.attributes);
+      const out = await p.processLogs(batch);
+      assert.equal(out.length, 3, 'nothing dropped');
+      assert.deepEqual(out[0]!.attributes, { ...processOne(p, corednsAttrs), 'process.pid': 101, 'process.exit.code': 3 });
+      assert.deepEqual(out[1]!.attributes, { ...processOne(p, queueAttrs), 'process.pid': 102, 'process.exit.code': 3 });
+      assert.deepEqual(
+        out[2]!.attributes,
+        { [ATTR.EXECUTABLE_NAME]: 'sshd', [ATTR.CGROUP]: '/system.slice/ssh.service', 'process.pid': 103, 'process.exit.code': 3 },
+        'not a container',
+      );
+      assert.equal(out[0]!.attributes, inputs[0], "the record's own object, written in place");
+      assert.equal(corednsAttrs['k8s.pod.name'], undefined, 'the shared sample attributes are untouched');
+      server.modifyPod('default', 'queue-l4dv8', (pod) => {
+        pod.metadata.labels.component = 'queue-v3';
+      });
+      await waitFor(
+        'MODIFIED label on records',
+        () => (p.processLogs([event(queueAttrs, 104)]) as LogRecord[])[0]!.attributes['k8s.pod.labels.component'] === 'queue-v3',
+      );
+      server.modifyPod('default', 'queue-l4dv8', (pod) => {
+        pod.metadata.labels.component = 'queue'; // as the later tests expect it
+      });
+      await waitFor('label restored', () => processOne(p, queueAttrs)['k8s.pod.labels.component'] === 'queue');
     });
 
     test('watch events: ADDED, MODIFIED (cached enrichment refreshed), DELETED (kept for the grace period)', async () => {

@@ -1,11 +1,12 @@
-import { defineProcessor } from '../../src/api/index.js';
+import { defineProcessor, type LogProcessor, type Processor } from '../../src/api/index.js';
 import { defaultK8sAttributesConfig, k8sAttributesConfigSchema, validateK8sAttributesConfig, type K8sAttributesConfig } from './config.js';
 
-export const k8sAttributesFactory = defineProcessor<K8sAttributesConfig>({
+export const k8sAttributesFactory = defineProcessor<K8sAttributesConfig, Processor & LogProcessor>({
   type: 'k8sattributes',
   kind: 'processor',
   description: 'Adds container, pod, namespace and workload attributes from the cgroup path and the Kubernetes API (pods of this node)',
   stability: 'beta',
+  signals: ['metrics', 'logs'],
   defaultConfig: defaultK8sAttributesConfig,
   configSchema: k8sAttributesConfigSchema,
   validate: validateK8sAttributesConfig,

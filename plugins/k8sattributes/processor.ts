@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
-import { ATTR, type Attributes, type ComponentContext, type Processor, type SampleBatch } from '../../src/api/index.js';
+import { ATTR, type Attributes, type ComponentContext, type LogBatch, type LogProcessor, type Processor, type SampleBatch } from '../../src/api/index.js';
 import { parseCgroupPath } from './cgroup.js';
 import type { K8sAttributesConfig } from './config.js';
 import { PodInfoBuilder, PodStore, type PodInfo } from './pods.js';
@@ -34,7 +34,7 @@ const CGROUP_CACHE_LIMIT = 16384;
  * Cost per sample: one WeakMap lookup per attributes object (shared by a workload's samples) plus
  * one Map lookup that tells whether the pod's metadata changed since the enrichment was built.
  */
-export class K8sAttributesProcessor implements Processor {
+export class K8sAttributesProcessor implements Processor, LogProcessor {
   /**
    * Prefix of the service account files (`<prefix>/var/run/secrets/kubernetes.io/serviceaccount/
    * {token,ca.crt}`) for auth_type serviceAccount. Empty in production; tests point it at files
@@ -46,6 +46,8 @@ export class K8sAttributesProcessor implements Processor {
   private readonly want: Set<string>;
   private readonly cgroupFacts = new Map<string, CgroupFacts | null>();
   private enriched = new WeakMap<Attributes, Enrichment>();
+  /** Log records: what to add, per cgroup path (records have an attributes object each, so no WeakMap). */
+  private additions = new Map<string, { enrichment: Enrichment; add: Attributes }>();
   private readonly podsNotFound: { add(v: number): void };
 
   constructor(
@@ -113,6 +115,33 @@ export class K8sAttributesProcessor implements Processor {
     await this.watcher?.stop();
     this.store.close();
     this.enriched = new WeakMap();
+    this.additions.clear();
+  }
+
+  /**
+   * Log records (exit events): the same attributes as on samples, added to each record's own
+   * attributes object (a logs pipeline's records are its own). Cost per record: two Map lookups
+   * and one Object.assign of the few pod attributes.
+   */
+  processLogs(batch: LogBatch): LogBatch {
+    const store = this.store;
+    for (let i = 0; i < batch.length; i++) {
+      const attributes = batch[i]!.attributes;
+      const cgroup = attributes[ATTR.CGROUP];
+      if (typeof cgroup !== 'string' || this.factsFor(cgroup) === null) continue;
+      let a = this.additions.get(cgroup);
+      const e = a?.enrichment;
+      if (a === undefined || (e!.podUid !== undefined && e!.pod !== store.get(e!.podUid))) {
+        const enrichment = this.enrich({ [ATTR.CGROUP]: cgroup });
+        const add: Attributes = {};
+        for (const [k, v] of Object.entries(enrichment.output)) if (k !== ATTR.CGROUP) add[k] = v;
+        a = { enrichment, add };
+        if (this.additions.size >= CGROUP_CACHE_LIMIT) this.additions.clear();
+        this.additions.set(cgroup, a);
+      }
+      Object.assign(attributes, a.add);
+    }
+    return batch;
   }
 
   process(batch: SampleBatch): SampleBatch {

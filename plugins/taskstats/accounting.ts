@@ -87,6 +87,22 @@ const SIGNAL_NAMES: Map<number, string> = (() => {
   return m;
 })();
 
+/** What ProcessAccounting knew of a process when its last thread ended (reused: copy to keep). */
+export interface EndedProcess {
+  /**
+   * The process's final totals in RAW order and raw units, except user and system: nanoseconds,
+   * the scheduler's precise runtime split by the tick ratio (as process.cpu.time).
+   */
+  totals: Float64Array;
+  /** Threads seen ending, the last included (threads that ended before the agent started are not). */
+  threads: number;
+  /** Process start, seconds since the epoch (the leader's ac_btime when its record was seen). */
+  startTimeSec: number;
+  /** The sample attributes (the leader's name, the cgroup) and context (command line, executable path). */
+  attributes: Attributes;
+  context: Attributes | undefined;
+}
+
 interface ProcessState {
   readonly tgid: number;
   /** Process start, seconds since the epoch; 0 while unknown (only worker-thread exits seen). */
@@ -100,6 +116,8 @@ interface ProcessState {
   readonly reported: Float64Array;
   /** Sum of the exit records of this process's threads that ended (allocated on the first). */
   deadThreads: Float64Array | null;
+  /** Threads seen ending before the last one. */
+  threadsEnded: number;
   comm: string;
   cgroup: string;
   cmdline: string;
@@ -249,6 +267,12 @@ export class ProcessAccounting {
   private readonly scratch = new Float64Array(RAW_COUNTERS);
   private readonly scratchGroup = new Float64Array(RAW_COUNTERS);
   private readonly scratchDelayMax = new Float64Array(8);
+  private readonly endedProcess: EndedProcess = { totals: this.scratch, threads: 0, startTimeSec: 0, attributes: {}, context: undefined };
+  /**
+   * The process the last exit() ended, null when it ended none (a thread of a living process, or
+   * a record it could not use). Valid until the next call: exit events read it right after.
+   */
+  lastEnd: EndedProcess | null = null;
 
   constructor(o: AccountingOptions) {
     this.perProcess = o.perProcess;
@@ -353,6 +377,7 @@ export class ProcessAccounting {
    * process appends its final sample (the remainder, process.exits = 1, final: true).
    */
   exit(thread: TaskRecord, group: TaskRecord | null, nowMs: number, out: SampleBatch): void {
+    this.lastEnd = null;
     const tgid = thread.tgid > 0 ? thread.tgid : group !== null && group.tgid > 0 ? group.tgid : thread.pid;
     if (!(tgid > 0)) {
       this.telemetry.dropped(1, 'record_without_pid');
@@ -401,6 +426,7 @@ export class ProcessAccounting {
       if (!fromReplaced) st.sweep = this.sweep;
       const dead = (st.deadThreads ??= new Float64Array(RAW_COUNTERS));
       for (let i = 0; i < RAW_COUNTERS; i++) dead[i]! += counters[i]!;
+      st.threadsEnded++;
       if (this.perProcess) this.updatePeaks(st, thread);
       return;
     }
@@ -449,6 +475,13 @@ export class ProcessAccounting {
       if (remainder > 0) values[i] = remainder * RAW_SCALE[i]!;
     }
     values[VALUE.EXITS] = 1;
+    const end = this.endedProcess;
+    end.totals = counters;
+    end.threads = 1 + (st?.threadsEnded ?? 0);
+    end.startTimeSec = st !== undefined && st.startTimeSec > 0 ? st.startTimeSec : thread.startTimeSec;
+    end.attributes = attributes;
+    end.context = context;
+    this.lastEnd = end;
     if (this.perProcess) this.fillGauges(st ?? null, thread, values);
     out.push({
       schema: this.schema,
@@ -559,6 +592,7 @@ export class ProcessAccounting {
       startedBySec: !(startTimeSec > 0) && rec.startTimeSec > 0 ? rec.startTimeSec : 0,
       reported: new Float64Array(RAW_COUNTERS),
       deadThreads: null,
+      threadsEnded: 0,
       comm: rec.comm,
       cgroup: rec.cgroup,
       cmdline: rec.cmdline,

@@ -24,6 +24,24 @@ export interface TaskstatsReceiverConfig {
   per_process: boolean;
   delay_accounting: DelayAccountingMode;
   metadata: TaskstatsMetadataConfig;
+  /** Exit events (log records), produced when the receiver is in a logs pipeline. */
+  events: TaskstatsEventsConfig;
+}
+
+/** A per-second budget: a number of events, or every one. */
+export type EventBudget = number | 'unlimited';
+
+export interface TaskstatsEventsConfig {
+  /** Also a `process.thread.exit` record for each thread that ends before its process. */
+  threads: boolean;
+  /** Failed exits (non-zero code, killed by a signal, core dumped) kept per second. */
+  failures_per_second: EventBudget;
+  /** Successful exits (code 0) kept per second. */
+  successes_per_second: EventBudget;
+  /** How often a `process.exit.suppressed` record per workload reports what the budgets held back (ms). */
+  summary_interval: number;
+  /** Workloads (command, cgroup) counted apart in one summary interval; the rest are summed in one record. */
+  summary_workloads: number;
 }
 
 export function defaultTaskstatsConfig(): TaskstatsReceiverConfig {
@@ -37,8 +55,25 @@ export function defaultTaskstatsConfig(): TaskstatsReceiverConfig {
     per_process: false,
     delay_accounting: 'keep',
     metadata: { command_line: false, executable_path: false },
+    events: defaultEventsConfig(),
   };
 }
+
+/**
+ * Defaults a node can live with at 14,000 exits/s (two fork loops): every failure up to 100 a
+ * second, successes at 10 a second, and what was held back reported per workload every minute.
+ */
+export function defaultEventsConfig(): TaskstatsEventsConfig {
+  return { threads: false, failures_per_second: 100, successes_per_second: 10, summary_interval: 60_000, summary_workloads: 1000 };
+}
+
+// A number or "unlimited": the word is checked in validateTaskstatsConfig, which says both forms
+// in one message (an anyOf here gives two errors, one of them "must be equal to constant").
+const budgetSchema = (what: string): ConfigSchema => ({
+  type: ['integer', 'string'],
+  minimum: 0,
+  description: `${what} kept per second (0: none, "unlimited": every one).`,
+});
 
 /** A kernel cpulist: "0", "0-3", "0-3,5,8-9". */
 export const CPULIST_RE = /^\d+(-\d+)?(,\d+(-\d+)?)*$/;
@@ -69,6 +104,25 @@ export const taskstatsConfigSchema: ConfigSchema = {
         },
         command_line: { type: 'boolean' },
         executable_path: { type: 'boolean' },
+      },
+    },
+    events: {
+      type: 'object',
+      description: 'Exit events (log records), produced when the receiver is in a logs pipeline.',
+      properties: {
+        threads: { type: 'boolean', description: 'Also a process.thread.exit record for each thread that ends before its process.' },
+        failures_per_second: budgetSchema('Failed exits (non-zero exit code, killed by a signal, core dumped)'),
+        successes_per_second: budgetSchema('Successful exits (exit code 0)'),
+        summary_interval: durationSchema({
+          minMs: 1000,
+          description: 'How often a process.exit.suppressed record per workload reports what the budgets held back.',
+        }),
+        summary_workloads: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 100_000,
+          description: 'Workloads (command, cgroup) reported apart per summary interval; the others are summed into one record.',
+        },
       },
     },
   },
@@ -139,6 +193,12 @@ export function validateTaskstatsConfig(config: TaskstatsReceiverConfig): Config
           message: `cpulist "${config.cpus}" names CPUs this machine does not have (${bad.slice(0, 5).join(', ')}); possible CPUs: ${possibleCpus()}`,
         });
       }
+    }
+  }
+  for (const key of ['failures_per_second', 'successes_per_second'] as const) {
+    const v: unknown = config.events[key]; // the type says what is valid; this is the user's input
+    if (typeof v === 'string' && v !== 'unlimited') {
+      problems.push({ path: `events.${key}`, message: `must be a number of events per second (0 or more) or "unlimited" (got "${v}")` });
     }
   }
   if (!config.exits && !config.live) problems.push({ path: '', message: 'both exits and live are false: the receiver would produce nothing' });

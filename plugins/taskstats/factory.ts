@@ -15,6 +15,8 @@ export const taskstatsReceiverFactory = defineReceiver<TaskstatsReceiverConfig>(
   kind: 'receiver',
   description: 'Every process that ends (kernel exit events, without loss) and every live process each collection_interval, from Linux taskstats',
   stability: 'beta',
+  // Metrics (samples) and logs (exit events): in a logs pipeline it emits a record per exit.
+  signals: ['metrics', 'logs'],
   defaultConfig: defaultTaskstatsConfig,
   configSchema: taskstatsConfigSchema,
   validate: validateTaskstatsConfig,

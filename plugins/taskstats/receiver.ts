@@ -11,8 +11,11 @@
  * ones) so that this file depends only on their shape.
  */
 import { readFileSync, readlinkSync } from 'node:fs';
-import type { Logger, ComponentTelemetry, Receiver, ReceiverContext, SampleBatch } from '../../src/api/index.js';
+import type { Consumer, Logger, ComponentTelemetry, Receiver, ReceiverContext, SampleBatch } from '../../src/api/index.js';
 import type { TaskRecord } from './record.js';
+import type { EndedProcess } from './accounting.js';
+import { ExitEvents } from './exit-events.js';
+import { ExitBudget } from './volume.js';
 import type { TaskstatsReceiverConfig } from './config.js';
 import { possibleCpus, splitCpulist } from './config.js';
 import { ExitListener } from './exit-listener.js';
@@ -31,6 +34,8 @@ export interface AccountingPart {
   /** Exits only: forget processes that ended without a final exit record (see accounting.ts). */
   expireGone?(nowMs: number, out: SampleBatch, startOf: (tgid: number) => number): void;
   readonly size: number;
+  /** The process the last exit() ended (null: none), for exit events. */
+  readonly lastEnd?: EndedProcess | null;
 }
 
 /** What the receiver needs of ProcessMetadata (process-metadata.ts). */
@@ -123,6 +128,12 @@ export class TaskstatsReceiver implements Receiver {
   private malloc: MallocTuning | null = null;
   private lastTrimSeconds = 0;
   private readonly cpus: string;
+  /** Where samples go; null when the receiver is in logs pipelines only (no metrics work then). */
+  private readonly metrics: Consumer | null;
+  /** Exit events, when the receiver is in a logs pipeline. */
+  private readonly events: ExitEvents | null = null;
+  private readonly budget: ExitBudget | null = null;
+  private summaryTimer: NodeJS.Timeout | null = null;
 
   private readonly exitsReceived: Counter;
   private readonly recordsParsed: Counter;
@@ -160,6 +171,18 @@ export class TaskstatsReceiver implements Receiver {
     t.gauge('live_sweep_duration', 'Duration of the last live sweep', () => this.lastSweepSeconds, 's');
     t.gauge('malloc_trim_duration', 'Duration of the last malloc_trim (once per collection cycle)', () => this.lastTrimSeconds, 's');
     t.gauge('metadata_cache_size', 'Processes the metadata cache holds', () => this.metadata.size, '{process}');
+    this.metrics = ctx.metrics ?? (ctx.logs ? null : ctx.next);
+    if (ctx.logs) {
+      const e = config.events;
+      const perSecond = (b: number | 'unlimited') => (b === 'unlimited' ? Infinity : b);
+      this.budget = new ExitBudget({
+        failuresPerSecond: perSecond(e.failures_per_second),
+        successesPerSecond: perSecond(e.successes_per_second),
+        maxWorkloads: e.summary_workloads,
+      });
+      this.events = new ExitEvents({ threads: e.threads, budget: this.budget });
+      this.suppressed = t.counter('exit_events_suppressed', 'Exit events held back by the per-second budgets (events.*_per_second), by outcome', '{event}');
+    }
   }
 
   async start(): Promise<void> {
@@ -167,7 +190,7 @@ export class TaskstatsReceiver implements Receiver {
     this.malloc = processMallocTuning(this.ctx.logger);
     await this.metadata.start();
     try {
-      if (this.config.live) {
+      if (this.config.live && this.metrics !== null) {
         this.poller = new LivePoller();
         this.poller.open(); // fails early and clearly without CAP_NET_ADMIN
       }
@@ -194,7 +217,11 @@ export class TaskstatsReceiver implements Receiver {
       throw err;
     }
     this.timer = setInterval(() => this.collect(), this.config.collection_interval);
-    if (this.config.live) this.collect();
+    if (this.poller) this.collect();
+    if (this.budget) {
+      this.lastSummaryMs = Date.now();
+      this.summaryTimer = setInterval(() => this.summarizeEvents(), this.config.events.summary_interval);
+    }
   }
 
   async shutdown(): Promise<void> {
@@ -203,6 +230,9 @@ export class TaskstatsReceiver implements Receiver {
     this.timer = null;
     for (const l of this.listeners) l.stop();
     this.flushExits();
+    if (this.summaryTimer) clearInterval(this.summaryTimer);
+    this.summaryTimer = null;
+    if (this.budget) this.summarizeEvents();
     this.listeners = [];
     this.poller?.close(); // a sweep in progress notices and ends at its next batch
     if (this.sweeping) await this.sweeping.catch(() => undefined);
@@ -248,16 +278,53 @@ export class TaskstatsReceiver implements Receiver {
       group.cmdline = thread.cmdline;
       if (group.comm === '') group.comm = thread.comm;
     }
-    this.accounting.exit(thread, group, Date.now(), this.batch);
+    const now = Date.now();
+    this.accounting.exit(thread, group, now, this.batch);
+    if (this.events) this.events.exit(thread, this.accounting.lastEnd ?? null, now);
   }
 
   private flushExits(): void {
     // The listeners' own counters are the truth; add what changed since the last flush.
     this.syncListenerCounters();
+    const logs = this.events?.take();
+    if (logs) this.ctx.logs!.consume(logs);
     if (this.batch.length === 0) return;
+    if (this.metrics === null) {
+      this.batch.length = 0; // logs pipelines only: the samples were only the means to the totals
+      return;
+    }
     const b = this.batch;
     this.batch = [];
-    this.ctx.next.consume(b);
+    this.metrics.consume(b);
+  }
+
+  private suppressed: ReturnType<ComponentTelemetry['counter']> | null = null;
+  private suppressedSeen = { successes: 0, failures: 0 };
+  private lastSummaryMs = 0;
+  private static readonly SUCCESS = Object.freeze({ outcome: 'success' });
+  private static readonly FAILURE = Object.freeze({ outcome: 'failure' });
+
+  /** Every summary_interval: what the budgets held back, downstream, in self-telemetry and the log. */
+  private summarizeEvents(): void {
+    const budget = this.budget!;
+    const held = budget.pending();
+    const now = Date.now();
+    // The interval covered: summary_interval, or less for the last one at shutdown.
+    const intervalS = Math.round(now - this.lastSummaryMs) / 1000;
+    this.lastSummaryMs = now;
+    const records = budget.summarize(now, intervalS);
+    const t = budget.totals;
+    const c = this.suppressed!;
+    if (t.suppressedSuccesses > this.suppressedSeen.successes) c.add(t.suppressedSuccesses - this.suppressedSeen.successes, TaskstatsReceiver.SUCCESS);
+    if (t.suppressedFailures > this.suppressedSeen.failures) c.add(t.suppressedFailures - this.suppressedSeen.failures, TaskstatsReceiver.FAILURE);
+    this.suppressedSeen = { successes: t.suppressedSuccesses, failures: t.suppressedFailures };
+    if (records.length === 0) return;
+    this.ctx.logger.warn(
+      `exit events over budget: ${held.successes} successes and ${held.failures} failures held back in the last ${intervalS} s ` +
+        `(one process.exit.suppressed record per workload says which); raise events.successes_per_second / events.failures_per_second to keep more`,
+      { key: 'exit_events_suppressed', workloads: held.workloads },
+    );
+    this.ctx.logs!.consume(records);
   }
 
   private seen = { records: 0, datagrams: 0 };
@@ -312,8 +379,9 @@ export class TaskstatsReceiver implements Receiver {
       const out: SampleBatch = [];
       if (this.accounting.size > 0) this.accounting.expireGone?.(Date.now(), out, processStartSec);
       this.flushExits();
-      if (out.length > 0) this.ctx.next.consume(out);
-      this.ctx.next.collectionDone();
+      if (this.metrics === null) return;
+      if (out.length > 0) this.metrics.consume(out);
+      this.metrics.collectionDone();
       return;
     }
     if (this.sweeping) return; // the previous sweep is still running: skip this tick
@@ -349,7 +417,7 @@ export class TaskstatsReceiver implements Receiver {
     this.accounting.endSweep(now, out);
     // Exits waiting in the current batch go first: they happened before the sweep ended.
     this.flushExits();
-    if (out.length > 0) this.ctx.next.consume(out);
-    this.ctx.next.collectionDone();
+    if (out.length > 0) this.metrics!.consume(out);
+    this.metrics!.collectionDone();
   }
 }
