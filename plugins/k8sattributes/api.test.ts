@@ -176,7 +176,7 @@ describe(
         event({ [ATTR.EXECUTABLE_NAME]: 'sshd', [ATTR.CGROUP]: '/system.slice/ssh.service' }, 103),
       ];
       const inputs = batch.map((r) => r.attributes);
-      const out = await p.processLogs(batch);
+      const out = p.processLogs(batch);
       assert.equal(out.length, 3, 'nothing dropped');
       assert.deepEqual(out[0]!.attributes, { ...processOne(p, corednsAttrs), 'process.pid': 101, 'process.exit.code': 3 });
       assert.deepEqual(out[1]!.attributes, { ...processOne(p, queueAttrs), 'process.pid': 102, 'process.exit.code': 3 });
@@ -192,7 +192,7 @@ describe(
       });
       await waitFor(
         'MODIFIED label on records',
-        () => (p.processLogs([event(queueAttrs, 104)]) as LogRecord[])[0]!.attributes['k8s.pod.labels.component'] === 'queue-v3',
+        () => p.processLogs([event(queueAttrs, 104)])[0]!.attributes['k8s.pod.labels.component'] === 'queue-v3',
       );
       server.modifyPod('default', 'queue-l4dv8', (pod) => {
         pod.metadata.labels.component = 'queue'; // as the later tests expect it
