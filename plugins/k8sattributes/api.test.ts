@@ -190,10 +190,7 @@ describe(
       server.modifyPod('default', 'queue-l4dv8', (pod) => {
         pod.metadata.labels.component = 'queue-v3';
       });
-      await waitFor(
-        'MODIFIED label on records',
-        () => p.processLogs([event(queueAttrs, 104)])[0]!.attributes['k8s.pod.labels.component'] === 'queue-v3',
-      );
+      await waitFor('MODIFIED label on records', () => p.processLogs([event(queueAttrs, 104)])[0]!.attributes['k8s.pod.labels.component'] === 'queue-v3');
       server.modifyPod('default', 'queue-l4dv8', (pod) => {
         pod.metadata.labels.component = 'queue'; // as the later tests expect it
       });
