@@ -89,7 +89,7 @@ service:
   test('components --config lists the plugin', async () => {
     const r = await runCli(['components', '--config', join(repoRoot, 'examples', 'team-mapper', 'testdata', 'config.yaml')]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /processor\s+team_mapper\s+development\s+Example plugin/);
+    assert.match(r.stdout, /processor\s+team_mapper\s+development\s+metrics,logs\s+Example plugin/);
   });
 
   test('run: the team attribute arrives at the exporter; a throwing plugin is contained and counted', async () => {
