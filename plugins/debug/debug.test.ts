@@ -181,11 +181,13 @@ describe('debug exporter', () => {
     summarize(await sdk.collect(), cfg, state);
     cpu.add(1, { 'cpu.mode': 'user', 'process.executable.name': 'java' });
     requests.add(7);
+    latency.record(30);
     const second = summarize(await sdk.collect(), cfg, state);
     await sdk.shutdown();
     assert.match(second, /user\s+1\.000 s\s+sys\s+0\.000 s\s+java/);
     assert.match(second, /http\.server\.requests\s+7 /);
-    assert.match(second, /Not summarized \(point type\): http\.server\.duration \(HISTOGRAM\)/);
+    // Histograms: what was observed since the previous summary (one observation, 30 ms).
+    assert.match(second, /http\.server\.duration: 1 observed, mean 30(\.0+)? ms/);
     assert.ok(!/Exits:/.test(second), 'no exits section without process.exits');
   });
 

@@ -9,6 +9,7 @@
  * metric is still listed (by name, points and total growth), so other receivers print something
  * useful too.
  */
+import type { ExponentialHistogram, Histogram } from '@opentelemetry/sdk-metrics';
 import { AggregationTemporality, DataPointType, dataPointTypeName, severityText } from '../../src/api/index.js';
 import type { Attributes, ComponentContext, Exporter, LogBatch, LogExporter, ResourceMetrics } from '../../src/api/index.js';
 import type { DebugExporterConfig } from './config.js';
@@ -45,6 +46,39 @@ interface Workload {
   failedExits: number;
   diskRead: number;
   diskWrite: number;
+}
+
+/** The histogram points of one metric in an interval, merged: (upper bound, count) pairs. */
+interface Distribution {
+  unit: string;
+  count: number;
+  sum: number;
+  max: number;
+  buckets: Array<[number, number]>;
+}
+
+function addDistribution(d: Distribution, h: Histogram | ExponentialHistogram, count: number, sum: number): void {
+  d.count += count;
+  d.sum += sum;
+  if (h.max !== undefined && h.max > d.max) d.max = h.max;
+  if ('scale' in h) {
+    const base = 2 ** (2 ** -h.scale);
+    if (h.zeroCount > 0) d.buckets.push([0, h.zeroCount]);
+    h.positive.bucketCounts.forEach((n, k) => n > 0 && d.buckets.push([base ** (h.positive.offset + k + 1), n]));
+  } else {
+    h.buckets.counts.forEach((n, k) => n > 0 && d.buckets.push([h.buckets.boundaries[k] ?? h.max ?? Infinity, n]));
+  }
+}
+
+/** Upper bound of the bucket holding quantile q (0..1), capped at the maximum seen. */
+function quantileOf(d: Distribution, q: number): number {
+  const sorted = [...d.buckets].sort((a, b) => a[0] - b[0]);
+  let seen = 0;
+  for (const [upper, n] of sorted) {
+    seen += n;
+    if (seen >= q * d.count) return Math.min(upper, d.max);
+  }
+  return d.max;
 }
 
 function hrToMs(t: [number, number]): number {
@@ -133,6 +167,7 @@ export function summarize(metrics: ResourceMetrics, config: DebugExporterConfig,
   let startMs = Number.POSITIVE_INFINITY;
   const detailLines: string[] = [];
   const skippedKinds = new Set<string>();
+  const distributions = new Map<string, Distribution>();
 
   const selfTotals = new Map<string, number>();
   for (const scope of metrics.scopeMetrics) {
@@ -144,6 +179,28 @@ export function summarize(metrics: ResourceMetrics, config: DebugExporterConfig,
       const unit = m.descriptor.unit;
       const isSum = m.dataPointType === DataPointType.SUM;
       const cumulative = isSum && m.aggregationTemporality === AggregationTemporality.CUMULATIVE;
+      if (!isSelf && (m.dataPointType === DataPointType.HISTOGRAM || m.dataPointType === DataPointType.EXPONENTIAL_HISTOGRAM)) {
+        // Histograms arrive as deltas (this exporter asks for them): one line per metric.
+        const d = (distributions.get(name) ?? distributions.set(name, { unit, count: 0, sum: 0, max: -Infinity, buckets: [] }).get(name))!;
+        const cumulativeHistogram = m.aggregationTemporality === AggregationTemporality.CUMULATIVE;
+        for (const dp of m.dataPoints) {
+          const h = dp.value;
+          if (cumulativeHistogram) {
+            // Growth of count and sum since the previous summary (quantiles stay those since start).
+            const key = `${name}\u0002${attributesKey(dp.attributes as Attributes)}`;
+            const before = state.previous.get(key) ?? 0;
+            const beforeSum = state.previous.get(`${key}\u0002sum`) ?? 0;
+            state.previous.set(key, h.count);
+            state.previous.set(`${key}\u0002sum`, h.sum ?? 0);
+            if (h.count <= before) continue;
+            addDistribution(d, h, h.count - before, (h.sum ?? 0) - beforeSum);
+          } else addDistribution(d, h, h.count, h.sum ?? 0);
+          endMs = Math.max(endMs, hrToMs(dp.endTime));
+          startMs = Math.min(startMs, hrToMs(dp.startTime));
+          if (config.verbosity === 'detailed') detailLines.push(`  ${name}${fmtAttributes(dp.attributes as Attributes)} ${JSON.stringify(dp.value)}`);
+        }
+        continue;
+      }
       if (m.dataPointType !== DataPointType.SUM && m.dataPointType !== DataPointType.GAUGE) {
         skippedKinds.add(`${name} (${dataPointTypeName(m.dataPointType)})`);
         if (config.verbosity === 'detailed') {
@@ -334,6 +391,17 @@ export function summarize(metrics: ResourceMetrics, config: DebugExporterConfig,
     if (shown.length > 0) {
       out.push(
         `Agent: ${shown.map((n) => `${n.replace(/^taskstats_agent\./, '').replace(/ \(/, ` ${fmtCount(selfTotals.get(n)!)} (`)}${n.includes(' (') ? '' : ` ${fmtCount(selfTotals.get(n)!)}`}`).join(', ')}`,
+      );
+    }
+  }
+  if (distributions.size > 0) {
+    out.push('Distributions (observations in the interval; quantiles are bucket upper bounds):');
+    for (const [name, d] of [...distributions].sort((a, b) => a[0].localeCompare(b[0]))) {
+      if (d.count === 0) continue;
+      const u = d.unit ? ` ${d.unit}` : '';
+      out.push(
+        `  ${name}: ${fmtCount(d.count)} observed, mean ${fmt(d.sum / d.count, 4)}${u}, p50 <= ${fmt(quantileOf(d, 0.5), 4)}${u}, ` +
+          `p99 <= ${fmt(quantileOf(d, 0.99), 4)}${u}, max ${fmt(d.max, 4)}${u}`,
       );
     }
   }

@@ -3,10 +3,18 @@
  * http://<endpoint>/metrics. Serialization is @opentelemetry/exporter-prometheus's
  * PrometheusSerializer (names: dots to underscores, `_total` on counters; attributes to labels;
  * resource attributes in `target_info`, or on every series with resource_to_telemetry_conversion).
+ *
+ * Exponential histograms have no form in the Prometheus text format (native histograms exist only
+ * in the protobuf exposition) and the serializer would drop them: they are served as classic
+ * histograms instead, exactly (bucket i of scale s is `le` = base^(i+1), base = 2^(2^-s), plus
+ * `le="0"` for the zero bucket). Their `le` set changes when the histogram's scale drops; explicit
+ * buckets on the source give fixed ones.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import type { ExponentialHistogram, Histogram, MetricData } from '@opentelemetry/sdk-metrics';
+import { DataPointType } from '../../src/api/index.js';
 import type { ComponentContext, Exporter, ResourceMetrics } from '../../src/api/index.js';
 import { parseListenAddress, type PrometheusExporterConfig } from './config.js';
 
@@ -21,6 +29,7 @@ export class PrometheusExporter implements Exporter {
   private text: string | undefined;
   private readonly serializer: PrometheusSerializer;
   private readonly scrapes;
+  private convertedLogged = false;
 
   constructor(
     private readonly ctx: ComponentContext,
@@ -79,7 +88,13 @@ export class PrometheusExporter implements Exporter {
   }
 
   export(metrics: ResourceMetrics): Promise<void> {
-    this.latest = metrics;
+    this.latest = classicHistograms(metrics, (names) => {
+      if (this.convertedLogged) return;
+      this.convertedLogged = true;
+      this.ctx.logger.info('prometheus exporter: exponential histograms are served as classic histograms (the text format has no native histograms)', {
+        metrics: names,
+      });
+    });
     this.text = undefined;
     return Promise.resolve();
   }
@@ -93,4 +108,38 @@ export class PrometheusExporter implements Exporter {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
+}
+
+/** An exponential histogram point as a classic one with the same buckets (exact). */
+export function toClassicHistogram(h: ExponentialHistogram): Histogram {
+  const base = 2 ** (2 ** -h.scale);
+  const boundaries = [0];
+  const counts = [h.zeroCount];
+  h.positive.bucketCounts.forEach((n, k) => {
+    boundaries.push(base ** (h.positive.offset + k + 1));
+    counts.push(n);
+  });
+  counts.push(0); // (last boundary, +Inf]
+  return { buckets: { boundaries, counts }, count: h.count, ...(h.sum !== undefined ? { sum: h.sum } : {}), min: h.min, max: h.max };
+}
+
+/** `metrics` with every exponential histogram converted by toClassicHistogram (others untouched). */
+export function classicHistograms(metrics: ResourceMetrics, converted: (names: string[]) => void): ResourceMetrics {
+  const names: string[] = [];
+  const scopeMetrics = metrics.scopeMetrics.map((sm) => ({
+    ...sm,
+    metrics: sm.metrics.map((m): MetricData => {
+      if (m.dataPointType !== DataPointType.EXPONENTIAL_HISTOGRAM) return m;
+      names.push(m.descriptor.name);
+      return {
+        descriptor: m.descriptor,
+        aggregationTemporality: m.aggregationTemporality,
+        dataPointType: DataPointType.HISTOGRAM,
+        dataPoints: m.dataPoints.map((dp) => ({ ...dp, value: toClassicHistogram(dp.value) })),
+      };
+    }),
+  }));
+  if (names.length === 0) return metrics;
+  converted(names);
+  return { resource: metrics.resource, scopeMetrics };
 }

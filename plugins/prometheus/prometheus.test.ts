@@ -92,3 +92,44 @@ describe('prometheus exporter', () => {
     }
   });
 });
+
+describe('prometheus exporter: histograms', () => {
+  test('an exponential histogram is served as a classic one: each le counts exactly the observations <= le; +Inf and _count are all of them', async () => {
+    const { MetricsStage, buildResource } = await import('../../src/metrics/index.js');
+    const { RecordingLogger, RecordingTelemetry } = await import('../../src/metrics/testing.js');
+    const stage = new MetricsStage({
+      seriesLimit: 10,
+      endedSeriesTtlMs: 60_000,
+      resource: buildResource({}),
+      telemetry: new RecordingTelemetry(),
+      logger: new RecordingLogger(),
+    });
+    const schema = {
+      id: 'prom.hist',
+      metrics: [{ name: 'process.linux.lifetime', unit: 's', description: 'life', instrument: 'histogram' as const, valueType: 'double' as const }],
+    };
+    const observations = [0, 0.003, 0.1, 0.1, 0.4, 0.41, 2, 30];
+    stage.add(
+      observations.map((v) => ({ schema, attributes: { 'process.executable.name': 'sh' }, values: Float64Array.of(v), final: false, timeMs: Date.now() })),
+    );
+    const ctx = recordingContext('prometheus');
+    const exporter = new PrometheusExporter(ctx, { ...defaultPrometheusConfig(), endpoint: '127.0.0.1:0' });
+    await exporter.start();
+    try {
+      await exporter.export(stage.collect().cumulative());
+      const text = await (await fetch(`http://127.0.0.1:${exporter.address!.port}/metrics`)).text();
+      assert.match(text, /# TYPE process_linux_lifetime(_seconds)? histogram/);
+      const buckets = [...text.matchAll(/^process_linux_lifetime(?:_seconds)?_bucket\{.*le="([^"]+)".*\} (\d+)$/gm)].map((m) => [m[1]!, Number(m[2])] as const);
+      assert.ok(buckets.length >= 3, text);
+      for (const [le, n] of buckets) {
+        const bound = le === '+Inf' ? Infinity : Number(le);
+        assert.equal(n, observations.filter((v) => v <= bound).length, `le=${le}\n${text}`);
+      }
+      assert.equal(buckets.at(-1)![0], '+Inf');
+      assert.match(text, new RegExp(`^process_linux_lifetime(?:_seconds)?_count\\{.*\\} ${observations.length}$`, 'm'));
+      assert.ok(ctx.logs.some((l) => l.level === 'info' && l.msg.includes('classic histograms')));
+    } finally {
+      await exporter.shutdown();
+    }
+  });
+});

@@ -1093,3 +1093,62 @@ test('ProcessAccounting on exit records captured from Linux 6.18: one process en
   assert.deepEqual(out[0]!.attributes, { 'process.executable.name': 'node', 'process.linux.cgroup': '/user.slice' });
   assert.equal(acc.size, 0);
 });
+
+describe('exit distributions: one observation per ended process, from its final totals', () => {
+  test("live samples observe nothing; the final sample observes the process's lifetime, whole CPU, peak RSS and CPU delay; the stage counts one per process", async () => {
+    const { defaultExitDistributionsConfig } = await import('./exit-distributions.js');
+    const telemetry = new RecordingTelemetry();
+    const acc = new ProcessAccounting({
+      perProcess: false,
+      exitDistributions: { ...defaultExitDistributionsConfig(), all_delays: true },
+      telemetry,
+      logger: new RecordingLogger(),
+    });
+    const at = PROCESS_SCHEMA.metrics.length; // the distributions follow the sums
+    assert.equal(acc.sampleSchema.metrics.length, at + 11);
+    const out: SampleBatch = [];
+    // A 3-thread process: live reading, the leader ends first, then two workers (the last with AGROUP).
+    const p = new SimProcess(500, START, 'java', '/app', 3).work(500, 2).work(501, 3).work(502, 4);
+    acc.live(p.live(), T0, out);
+    assert.ok(
+      out.every((s) => s.values.subarray(at).every((v) => Number.isNaN(v))),
+      'a live sample observes nothing',
+    );
+    const truth = p.total();
+    p.work(502, 1);
+    for (const pid of [500, 501]) {
+      const [t, g] = p.exit(pid);
+      t.groupElapsedUs = 111_000;
+      acc.exit(t, g, T0 + 1, out);
+    }
+    const [last, group] = p.exit(502);
+    last.elapsedUs = 90_000; // the worker's own life
+    last.groupElapsedUs = 250_000; // since the leader started: the process's lifetime
+    acc.exit(last, group, T0 + 2, out);
+    const final = out.filter((s) => s.final);
+    assert.equal(final.length, 1, 'thread exits end nothing');
+    const v = final[0]!.values;
+    const whole = p.total();
+    assert.ok(whole.cpuRunVirtualNs > truth.cpuRunVirtualNs);
+    assert.equal(v[at], 0.25);
+    assert.ok(Math.abs(v[at + 1]! - whole.cpuRunVirtualNs * 1e-9) < 1e-12, 'the whole CPU, not the remainder');
+    assert.equal(v[at + 2], last.hiwaterRssKb * 1024);
+    assert.ok(Math.abs(v[at + 3]! - whole.cpuDelayTotalNs * 1e-9) < 1e-12);
+    assert.ok(Math.abs(v[at + 4]! - whole.blkioDelayTotalNs * 1e-9) < 1e-12, 'all_delays: blkio next');
+    // Through the metrics stage: one observation in the workload's histogram.
+    const stage = new MetricsStage({ seriesLimit: 10, endedSeriesTtlMs: 60_000, resource: buildResource({}), telemetry, logger: new RecordingLogger() });
+    stage.add(out);
+    const m = stage
+      .collect(T0 + 3)
+      .cumulative()
+      .scopeMetrics[0]!.metrics.find((x) => x.descriptor.name === 'process.linux.lifetime')!;
+    assert.equal(m.dataPoints.length, 1);
+    assert.equal((m.dataPoints[0]!.value as { count: number }).count, 1);
+    assert.deepEqual(m.dataPoints[0]!.attributes, { 'process.executable.name': 'java', 'process.linux.cgroup': '/app' });
+  });
+
+  test('without the option the schema and samples are as before (no distribution values)', () => {
+    const { acc } = accounting();
+    assert.equal(acc.sampleSchema, PROCESS_SCHEMA);
+  });
+});

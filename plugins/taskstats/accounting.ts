@@ -51,10 +51,13 @@ import { constants as osConstants } from 'node:os';
 import { ATTR, type Attributes, type ComponentTelemetry, type Logger, type SampleBatch, type SampleSchema } from '../../src/api/index.js';
 import type { TaskRecord } from './record.js';
 import { PROCESS_SCHEMA, PROCESS_SCHEMA_PER_PROCESS, RAW, RAW_COUNTERS, RAW_SCALE, TASKSTATS_ATTR, VALUE } from './schema.js';
+import { fillExitObservations, withExitDistributions, type ExitDistributionsConfig } from './exit-distributions.js';
 
 export interface AccountingOptions {
   /** Add process.pid and process.creation.time to the attributes (one series per process). */
   perProcess: boolean;
+  /** Histograms of ended processes appended to the schema (exit-distributions.ts); off when absent or disabled. */
+  exitDistributions?: ExitDistributionsConfig;
   logger: Logger;
   telemetry: ComponentTelemetry;
 }
@@ -239,6 +242,9 @@ export class ProcessAccounting {
   private readonly telemetry: ComponentTelemetry;
   private readonly schema: SampleSchema;
   private readonly valueCount: number;
+  /** Index of the first exit-distribution value (-1: none); the gauges of per-process mode end there. */
+  private readonly observationsAt: number;
+  private readonly allDelays: boolean;
   /** Live processes (and processes known only by thread exits so far), by tgid. */
   private readonly table = new Map<number, ProcessState>();
   /** Processes whose tgid was taken by a newer process before their exit record arrived. */
@@ -278,7 +284,11 @@ export class ProcessAccounting {
     this.perProcess = o.perProcess;
     this.logger = o.logger;
     this.telemetry = o.telemetry;
-    this.schema = o.perProcess ? PROCESS_SCHEMA_PER_PROCESS : PROCESS_SCHEMA;
+    const base = o.perProcess ? PROCESS_SCHEMA_PER_PROCESS : PROCESS_SCHEMA;
+    const distributions = o.exitDistributions?.enabled === true ? o.exitDistributions : undefined;
+    this.schema = distributions ? withExitDistributions(base, distributions) : base;
+    this.observationsAt = distributions ? base.metrics.length : -1;
+    this.allDelays = distributions?.all_delays === true;
     this.valueCount = this.schema.metrics.length;
     this.lostCounter = o.telemetry.counter(
       'processes_lost',
@@ -356,7 +366,7 @@ export class ProcessAccounting {
     st.sweep = this.sweep;
     st.sampled = true;
 
-    const values = new Float64Array(this.valueCount);
+    const values = this.newValues();
     const reported = st.reported;
     splitCpuTime(counters, reported);
     for (let i = 0; i < RAW_COUNTERS; i++) {
@@ -467,7 +477,7 @@ export class ProcessAccounting {
       context = this.contextFor(thread.cmdline, thread.exePath, tgid);
     }
 
-    const values = new Float64Array(this.valueCount);
+    const values = this.newValues();
     const reported = st?.reported;
     splitCpuTime(counters, reported ?? ZERO_COUNTERS);
     for (let i = 0; i < RAW_COUNTERS; i++) {
@@ -483,6 +493,7 @@ export class ProcessAccounting {
     end.context = context;
     this.lastEnd = end;
     if (this.perProcess) this.fillGauges(st ?? null, thread, values);
+    if (this.observationsAt >= 0) fillExitObservations(values, this.observationsAt, thread, counters, this.allDelays);
     out.push({
       schema: this.schema,
       attributes,
@@ -537,6 +548,13 @@ export class ProcessAccounting {
 
   // -------------------------------------------------------------------------------------------
 
+  /** A sample's values: zeros, and no observation (NaN) for the exit distributions. */
+  private newValues(): Float64Array {
+    const v = new Float64Array(this.valueCount);
+    if (this.observationsAt >= 0) v.fill(NaN, this.observationsAt);
+    return v;
+  }
+
   /** Did a process with this tgid and start time end in this sweep or the previous one? */
   private endedRecently(tgid: number, startTimeSec: number): boolean {
     const slot = tgid & (ENDED_SLOTS - 1);
@@ -565,8 +583,9 @@ export class ProcessAccounting {
    * Not in aggregate mode: the series is shared and must not look ended.
    */
   private endSeries(attributes: Attributes, context: Attributes | undefined, nowMs: number, out: SampleBatch): void {
-    const values = new Float64Array(this.valueCount);
-    for (let i = VALUE.PEAK_RSS; i < this.valueCount; i++) values[i] = NaN; // gauges: keep the last
+    const values = this.newValues();
+    const gaugesEnd = this.observationsAt >= 0 ? this.observationsAt : this.valueCount;
+    for (let i = VALUE.PEAK_RSS; i < gaugesEnd; i++) values[i] = NaN; // gauges: keep the last
     out.push({ schema: this.schema, attributes, context, values, final: true, timeMs: nowMs });
   }
 

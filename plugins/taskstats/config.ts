@@ -1,6 +1,13 @@
 import { durationSchema, sizeSchema, type ConfigProblem, type ConfigSchema } from '../../src/api/index.js';
 import * as fs from 'node:fs';
 import type { DelayAccountingMode } from './delayacct.js';
+import {
+  defaultExitDistributionsConfig,
+  exitDistributionsConfigSchema,
+  validateExitDistributions,
+  type ExitDistributionsConfig,
+} from './exit-distributions.js';
+import { cgroupReconcileConfigSchema, defaultCgroupReconcileConfig, type CgroupReconcileConfig } from './cgroup-reconcile.js';
 
 export interface TaskstatsMetadataConfig {
   /** On a cgroup v1-only host: the hierarchy whose path names a process's group (e.g. `cpu,cpuacct`, `memory`, `name=systemd`). */
@@ -26,6 +33,10 @@ export interface TaskstatsReceiverConfig {
   metadata: TaskstatsMetadataConfig;
   /** Exit events (log records), produced when the receiver is in a logs pipeline. */
   events: TaskstatsEventsConfig;
+  /** Histograms of ended processes per workload (exit-distributions.ts). */
+  histograms: ExitDistributionsConfig;
+  /** Per-cgroup totals from cpu.stat and the cgroup's PSI (cgroup-reconcile.ts). */
+  cgroups: CgroupReconcileConfig;
 }
 
 /** A per-second budget: a number of events, or every one. */
@@ -56,6 +67,8 @@ export function defaultTaskstatsConfig(): TaskstatsReceiverConfig {
     delay_accounting: 'keep',
     metadata: { command_line: false, executable_path: false },
     events: defaultEventsConfig(),
+    histograms: defaultExitDistributionsConfig(),
+    cgroups: defaultCgroupReconcileConfig(),
   };
 }
 
@@ -125,6 +138,8 @@ export const taskstatsConfigSchema: ConfigSchema = {
         },
       },
     },
+    histograms: exitDistributionsConfigSchema,
+    cgroups: cgroupReconcileConfigSchema,
   },
 };
 
@@ -201,6 +216,7 @@ export function validateTaskstatsConfig(config: TaskstatsReceiverConfig): Config
       problems.push({ path: `events.${key}`, message: `must be a number of events per second (0 or more) or "unlimited" (got "${v}")` });
     }
   }
+  problems.push(...validateExitDistributions(config.histograms));
   if (!config.exits && !config.live) problems.push({ path: '', message: 'both exits and live are false: the receiver would produce nothing' });
   return problems;
 }

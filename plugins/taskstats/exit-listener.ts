@@ -130,6 +130,15 @@ export class ExitListener {
     this.sock = null;
   }
 
+  /**
+   * Deliver what the socket holds now, without waiting for the poll handle (or its coalescing
+   * rest): every exit that happened before this call has its record queued already (the kernel
+   * sends it in do_exit), so after it the handler has seen them all.
+   */
+  drainNow(): void {
+    if (this.sock) this.drain();
+  }
+
   private wake(status: number): void {
     if (!this.sock || !this.handle) return;
     // A negative status: libuv stopped the handle after POLLERR (events dropped). Draining

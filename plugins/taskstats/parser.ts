@@ -97,6 +97,7 @@ interface Layout {
   compactMax: number;
   compactMin: number;
   tgid: number;
+  tgetime: number;
   wpcopyCount: number;
   wpcopyTotal: number;
   wpcopyMax: number;
@@ -154,6 +155,7 @@ const LAYOUT: Layout = {
   compactCount: 352,
   compactTotal: 360,
   tgid: 368,
+  tgetime: 376,
   wpcopyCount: 400,
   wpcopyTotal: 408,
   irqCount: 416,
@@ -238,6 +240,7 @@ const LAYOUT_V15: Layout = {
   compactMax: 448,
   compactMin: 456,
   tgid: 464,
+  tgetime: 472,
   wpcopyCount: 496,
   wpcopyTotal: 504,
   wpcopyMax: 512,
@@ -562,6 +565,7 @@ export function fillRecord(buf: Buffer, s: number, len: number, rec: TaskRecord)
   rec.compactDelayCount = u64w(w, s + L.compactCount, lim, 0);
   rec.compactDelayTotalNs = u64w(w, s + L.compactTotal, lim, 0);
   rec.tgid = u32w(w, s + L.tgid, lim);
+  rec.groupElapsedUs = u64w(w, s + L.tgetime, lim, 0);
   rec.wpcopyDelayCount = u64w(w, s + L.wpcopyCount, lim, 0);
   rec.wpcopyDelayTotalNs = u64w(w, s + L.wpcopyTotal, lim, 0);
   rec.irqDelayCount = u64w(w, s + L.irqCount, lim, 0);

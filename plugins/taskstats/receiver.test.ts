@@ -25,6 +25,7 @@ import {
 } from './config.js';
 import { setupDelayAccounting } from './delayacct.js';
 import type { TaskRecord } from './record.js';
+import { PROCESS_SCHEMA } from './schema.js';
 
 function harness() {
   const samples: Sample[] = [];
@@ -164,6 +165,7 @@ describe('taskstats receiver: containment and warnings', { timeout: 90_000 }, ()
         },
         endSweep() {},
         size: 0,
+        sampleSchema: PROCESS_SCHEMA,
       }),
     };
     const r = new TaskstatsReceiver(h.ctx, { ...defaultTaskstatsConfig(), live: false, collection_interval: 200 }, parts);

@@ -11,7 +11,7 @@
  * ones) so that this file depends only on their shape.
  */
 import { readFileSync, readlinkSync } from 'node:fs';
-import type { Consumer, Logger, ComponentTelemetry, Receiver, ReceiverContext, SampleBatch } from '../../src/api/index.js';
+import type { Consumer, Logger, ComponentTelemetry, Receiver, ReceiverContext, SampleBatch, SampleSchema } from '../../src/api/index.js';
 import type { TaskRecord } from './record.js';
 import type { EndedProcess } from './accounting.js';
 import { ExitEvents } from './exit-events.js';
@@ -22,6 +22,9 @@ import { ExitListener } from './exit-listener.js';
 import { LivePoller } from './live-poller.js';
 import { setupDelayAccounting } from './delayacct.js';
 import { processMallocTuning, type MallocTuning } from './malloc.js';
+import type { ExitDistributionsConfig } from './exit-distributions.js';
+import { CgroupReconciler } from './cgroup-reconcile.js';
+import { detectCgroupMounts } from './cgroup-path.js';
 
 /** ac_flag: the record of a thread group's last thread (struct taskstats version >= 12). */
 const AGROUP = 0x20;
@@ -31,6 +34,8 @@ export interface AccountingPart {
   live(rec: TaskRecord, nowMs: number, out: SampleBatch): void;
   exit(thread: TaskRecord, group: TaskRecord | null, nowMs: number, out: SampleBatch): void;
   endSweep(nowMs: number, out: SampleBatch): void;
+  /** The schema of the process samples produced. */
+  readonly sampleSchema: SampleSchema;
   /** Exits only: forget processes that ended without a final exit record (see accounting.ts). */
   expireGone?(nowMs: number, out: SampleBatch, startOf: (tgid: number) => number): void;
   readonly size: number;
@@ -48,7 +53,7 @@ export interface MetadataPart {
 }
 
 export interface ReceiverParts {
-  createAccounting(o: { perProcess: boolean; logger: Logger; telemetry: ComponentTelemetry }): AccountingPart;
+  createAccounting(o: { perProcess: boolean; exitDistributions?: ExitDistributionsConfig; logger: Logger; telemetry: ComponentTelemetry }): AccountingPart;
   createMetadata(o: {
     cgroupV1Hierarchy?: string;
     commandLine: boolean;
@@ -116,6 +121,8 @@ export function processStartSec(tgid: number, procRoot = '/proc'): number {
 export class TaskstatsReceiver implements Receiver {
   private readonly accounting: AccountingPart;
   private readonly metadata: MetadataPart;
+  /** cpu.stat reconciliation and PSI of the reported cgroups (null: off, or no cgroup v2). */
+  private readonly cgroups: CgroupReconciler | null;
   private listeners: ExitListener[] = [];
   private poller: LivePoller | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -149,7 +156,7 @@ export class TaskstatsReceiver implements Receiver {
   ) {
     const t = ctx.telemetry;
     this.cpus = config.cpus === 'all' ? possibleCpus() : config.cpus.replace(/\s+/g, '');
-    this.accounting = parts.createAccounting({ perProcess: config.per_process, logger: ctx.logger, telemetry: t });
+    this.accounting = parts.createAccounting({ perProcess: config.per_process, exitDistributions: config.histograms, logger: ctx.logger, telemetry: t });
     this.metadata = parts.createMetadata({
       cgroupV1Hierarchy: config.metadata.cgroup_v1_hierarchy,
       commandLine: config.metadata.command_line,
@@ -157,6 +164,7 @@ export class TaskstatsReceiver implements Receiver {
       logger: ctx.logger,
       telemetry: t,
     });
+    this.cgroups = this.createCgroupReconciler();
     this.exitsReceived = t.counter('exits_received', 'Exit events received from the kernel (one per exiting thread)', '{exit}');
     this.recordsParsed = t.counter('records_parsed', 'Taskstats records parsed (exit thread and group records, live records)', '{record}');
     this.parseErrors = t.counter('parse_errors', 'Netlink datagrams that could not be parsed', '{datagram}');
@@ -183,6 +191,33 @@ export class TaskstatsReceiver implements Receiver {
       this.events = new ExitEvents({ threads: e.threads, budget: this.budget });
       this.suppressed = t.counter('exit_events_suppressed', 'Exit events held back by the per-second budgets (events.*_per_second), by outcome', '{event}');
     }
+  }
+
+  private createCgroupReconciler(): CgroupReconciler | null {
+    const c = this.config.cgroups;
+    // Exits only: a live process's CPU reaches the samples at its exit, after cpu.stat showed it.
+    const reconcile = c.reconcile && this.config.live;
+    if (c.reconcile && !this.config.live) {
+      this.ctx.logger.info('cgroup reconciliation is off with live: false (live processes are only counted at their exit)', { key: 'cgroups_reconcile_off' });
+    }
+    if (!reconcile && !c.pressure) return null;
+    let root: string | undefined;
+    try {
+      root = detectCgroupMounts().v2;
+    } catch {
+      root = undefined;
+    }
+    if (root === undefined) {
+      this.ctx.logger.info('no cgroup v2 hierarchy mounted: cgroup reconciliation and pressure are off', { key: 'cgroups_no_v2' });
+      return null;
+    }
+    return new CgroupReconciler({
+      root,
+      config: { reconcile, pressure: c.pressure },
+      processSchema: this.accounting.sampleSchema,
+      logger: this.ctx.logger,
+      telemetry: this.ctx.telemetry,
+    });
   }
 
   async start(): Promise<void> {
@@ -237,6 +272,7 @@ export class TaskstatsReceiver implements Receiver {
     this.poller?.close(); // a sweep in progress notices and ends at its next batch
     if (this.sweeping) await this.sweeping.catch(() => undefined);
     this.poller = null;
+    this.cgroups?.close();
     await this.metadata.shutdown();
   }
 
@@ -295,6 +331,7 @@ export class TaskstatsReceiver implements Receiver {
     }
     const b = this.batch;
     this.batch = [];
+    this.cgroups?.observe(b);
     this.metrics.consume(b);
   }
 
@@ -380,6 +417,9 @@ export class TaskstatsReceiver implements Receiver {
       if (this.accounting.size > 0) this.accounting.expireGone?.(Date.now(), out, processStartSec);
       this.flushExits();
       if (this.metrics === null) return;
+      // Pressure only: reconciliation needs live sweeps.
+      this.cgroups?.read();
+      this.cgroups?.emit(Date.now(), out);
       if (out.length > 0) this.metrics.consume(out);
       this.metrics.collectionDone();
       return;
@@ -394,6 +434,9 @@ export class TaskstatsReceiver implements Receiver {
     const poller = this.poller!;
     const out: SampleBatch = [];
     let now = Date.now();
+    // cpu.stat first: the sweep then reads processes later than the cgroup was read, so the
+    // unaccounted remainder can lag but never run ahead (cgroup-reconcile.ts).
+    this.cgroups?.read();
     try {
       const stats = await poller.sweep((rec) => {
         try {
@@ -415,9 +458,18 @@ export class TaskstatsReceiver implements Receiver {
     if (this.stopped) return;
     now = Date.now();
     this.accounting.endSweep(now, out);
+    // Every process that ended before cpu.stat was read has its exit record queued by now: take
+    // them all, so that the unaccounted remainder never holds CPU a record is about to bring.
+    if (this.cgroups) for (const l of this.listeners) l.drainNow();
     // Exits waiting in the current batch go first: they happened before the sweep ended.
     this.flushExits();
+    this.cgroups?.observe(out);
     if (out.length > 0) this.metrics!.consume(out);
+    if (this.cgroups) {
+      const fromCgroups: SampleBatch = [];
+      this.cgroups.emit(now, fromCgroups);
+      if (fromCgroups.length > 0) this.metrics!.consume(fromCgroups);
+    }
     this.metrics!.collectionDone();
   }
 }

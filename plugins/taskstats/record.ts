@@ -41,7 +41,10 @@ export interface TaskRecord {
   coreDumped: boolean;
 
   // time
+  /** ac_etime: since this thread started. */
   elapsedUs: number;
+  /** ac_tgetime (version >= 12): since the thread group's leader started; 0 when absent. */
+  groupElapsedUs: number;
   userUs: number;
   systemUs: number;
   userScaledUs: number;
@@ -141,6 +144,7 @@ export function newTaskRecord(): TaskRecord {
     exitSignal: 0,
     coreDumped: false,
     elapsedUs: 0,
+    groupElapsedUs: 0,
     userUs: 0,
     systemUs: 0,
     userScaledUs: 0,

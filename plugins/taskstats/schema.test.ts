@@ -2,17 +2,25 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { PROCESS_SCHEMA, PROCESS_SCHEMA_PER_PROCESS } from './schema.js';
+import { defaultExitDistributionsConfig, withExitDistributions } from './exit-distributions.js';
+import { CGROUP_PRESSURE_SCHEMA } from './cgroup-reconcile.js';
 
 const docs = readFileSync(new URL('../../../docs/metrics.md', import.meta.url), 'utf8');
 
 test('every metric of the schemas has its catalogue row in docs/metrics.md (name, instrument, unit, value, attributes)', () => {
   const rows = new Map<string, string>();
   for (const line of docs.split('\n')) {
-    const m = /^\| `([a-z0-9_.]+)` \| (counter|gauge) \| `([^`]+)` \| (int|double) \|/.exec(line);
+    const m = /^\| `([a-z0-9_.]+)` \| (counter|gauge|histogram) \| `([^`]+)` \| (int|double) \|/.exec(line);
     if (m) rows.set(m[1]!, line);
   }
   const seen = new Set<string>();
-  for (const d of PROCESS_SCHEMA_PER_PROCESS.metrics) {
+  // Every metric the receiver can emit: per-process schema with every exit distribution, and the
+  // cgroup pressure schema.
+  const everything = [
+    ...withExitDistributions(PROCESS_SCHEMA_PER_PROCESS, { ...defaultExitDistributionsConfig(), all_delays: true }).metrics,
+    ...CGROUP_PRESSURE_SCHEMA.metrics,
+  ];
+  for (const d of everything) {
     const row = rows.get(d.name);
     assert.ok(row, `docs/metrics.md has no catalogue row for ${d.name}`);
     assert.ok(row.includes(`| ${d.instrument} | \`${d.unit}\` | ${d.valueType} |`), `${d.name}: row says ${row}`);

@@ -11,7 +11,8 @@
  * source, so any number of samples can be summed by attribute set without counting anything twice.
  * Processors drop, enrich (add `attributes`) or rewrite samples. After the processors, the host's
  * metrics stage sums counters per (metric, attribute set) into cumulative OpenTelemetry sums,
- * keeps the last value of gauges, bounds the number of series, and hands `ResourceMetrics` (the
+ * keeps the last value of gauges, aggregates histogram observations into OpenTelemetry histograms
+ * (exponential or explicit buckets), bounds the number of series, and hands `ResourceMetrics` (the
  * @opentelemetry/sdk-metrics data model) to every exporter of the pipeline.
  *
  * Logs pipelines carry batches of `LogRecord`s (one event each, e.g. one process exit): processors
@@ -75,7 +76,22 @@ export type InstrumentKind =
   /** Monotonic sum. A sample's value is the growth since that source's previous sample. */
   | 'counter'
   /** Last value wins (for example peak memory). A sample's value is the current value. */
-  | 'gauge';
+  | 'gauge'
+  /**
+   * Distribution. A sample's value is one observation (finite, >= 0), or NaN for none (e.g. the
+   * live samples of a source whose observations come with its final sample).
+   */
+  | 'histogram';
+
+/**
+ * How a histogram metric is aggregated. Exponential (base 2, the default): buckets follow the data,
+ * at most `maxSize` of them, starting at `maxScale` and lowering the scale as the range grows
+ * (defaults 160 and 20, those of the OpenTelemetry SDK). Explicit: fixed, ascending upper-inclusive
+ * bucket boundaries, for backends without exponential histograms.
+ */
+export type HistogramAggregation =
+  | { readonly kind: 'exponential'; readonly maxSize?: number; readonly maxScale?: number }
+  | { readonly kind: 'explicit'; readonly boundaries: readonly number[] };
 
 export interface MetricDescriptor {
   /** OpenTelemetry metric name, e.g. `process.cpu.time`. Several descriptors may share a name. */
@@ -91,6 +107,8 @@ export interface MetricDescriptor {
    * e.g. `{ 'cpu.mode': 'user' }` so that user and system time share one metric name.
    */
   readonly pointAttributes?: Attributes;
+  /** Histograms only: the aggregation (default `{ kind: 'exponential' }`). */
+  readonly histogram?: HistogramAggregation;
   /**
    * Names of `Sample.pointAttributes` that apply to this metric only (not to the sample's other
    * metrics), e.g. `['process.exit.code']` for `process.exits`.
@@ -129,7 +147,10 @@ export interface Sample {
    * `process.command_line`, `process.executable.path`, `process.pid`.
    */
   context?: Attributes;
-  /** Aligned with `schema.metrics`: counters carry growth, gauges the current value. */
+  /**
+   * Aligned with `schema.metrics`: counters carry growth, gauges the current value, histograms one
+   * observation (NaN: none).
+   */
   values: Float64Array;
   /**
    * True on the last sample of a source (the process ended). The metrics stage uses it to expire

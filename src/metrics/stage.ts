@@ -7,6 +7,8 @@
  *  - A series is (schema, attribute content). Counter values of samples are growth and are summed
  *    into cumulative sums whose start time is the series' creation; gauges keep the last value
  *    (a NaN gauge value means "unknown" and leaves the previous value in place).
+ *  - Histogram descriptors: each sample value is one observation (NaN: none), aggregated per
+ *    series into an exponential (base 2, bounded size) or explicit-bucket histogram (histogram.ts).
  *  - Descriptors sharing a name are one metric; their `pointAttributes` tell the points apart.
  *  - A descriptor's `samplePointAttributes` split that metric (only) into sub-series keyed by the
  *    named `Sample.pointAttributes` values (e.g. `process.exits` by `process.exit.code`).
@@ -25,9 +27,10 @@
  */
 import type { HrTime } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
-import type { DataPoint, MetricData, ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import type { DataPoint, ExponentialHistogram, Histogram, MetricData, ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { AggregationTemporality, DataPointType, ValueType } from '../api/index.js';
-import type { Attributes, ComponentTelemetry, Logger, MetricDescriptor, Sample, SampleBatch, SampleSchema } from '../api/index.js';
+import type { Attributes, ComponentTelemetry, HistogramAggregation, Logger, MetricDescriptor, Sample, SampleBatch, SampleSchema } from '../api/index.js';
+import { EXPONENTIAL_DEFAULTS, MIN_SCALE, deltaOf, newAccumulator, type HistogramAccumulator, type HistogramSnapshot } from './histogram.js';
 
 export interface MetricsStageOptions {
   /** Maximum number of series (attribute sets) per schema; more go to the overflow series. */
@@ -64,8 +67,31 @@ interface MetricSlot {
   readonly name: string;
   readonly unit: string;
   readonly description: string;
-  readonly instrument: 'counter' | 'gauge';
+  readonly instrument: 'counter' | 'gauge' | 'histogram';
   readonly valueType: ValueType;
+  /** Histograms: the aggregation, defaults filled in. */
+  readonly histogram: HistogramAggregation | undefined;
+}
+
+/** The aggregation of a histogram descriptor with defaults filled in; throws when invalid. */
+function histogramAggregation(d: MetricDescriptor, where: string): HistogramAggregation {
+  const h = d.histogram ?? { kind: 'exponential' };
+  if (h.kind === 'explicit') {
+    // Plugins may be plain JavaScript: check what the types promise.
+    const b: unknown = h.boundaries;
+    if (!Array.isArray(b) || !(b as unknown[]).every((x, i) => typeof x === 'number' && Number.isFinite(x) && (i === 0 || x > (b as number[])[i - 1]!))) {
+      throw new Error(`${where}: ${d.name}: explicit histogram boundaries must be finite and strictly ascending`);
+    }
+    return { kind: 'explicit', boundaries: Object.freeze((b as number[]).slice()) };
+  }
+  if ((h.kind as string) !== 'exponential') throw new Error(`${where}: ${d.name}: histogram kind must be "exponential" or "explicit"`);
+  const maxSize = h.maxSize ?? EXPONENTIAL_DEFAULTS.maxSize;
+  const maxScale = h.maxScale ?? EXPONENTIAL_DEFAULTS.maxScale;
+  if (!Number.isInteger(maxSize) || maxSize < 2) throw new Error(`${where}: ${d.name}: histogram maxSize must be an integer >= 2`);
+  if (!Number.isInteger(maxScale) || maxScale < MIN_SCALE || maxScale > EXPONENTIAL_DEFAULTS.maxScale) {
+    throw new Error(`${where}: ${d.name}: histogram maxScale must be an integer from ${MIN_SCALE} to ${EXPONENTIAL_DEFAULTS.maxScale}`);
+  }
+  return { kind: 'exponential', maxSize, maxScale };
 }
 
 /** Per-schema state, built the first time a schema is seen. */
@@ -75,7 +101,10 @@ interface SchemaState {
   /** Exported metric of each descriptor. */
   readonly slots: MetricSlot[];
   readonly isCounter: Uint8Array;
-  /** Indices of descriptors without samplePointAttributes (summed on the series itself). */
+  readonly isHistogram: Uint8Array;
+  /** Indices of histogram descriptors. */
+  readonly histograms: Int32Array;
+  /** Indices of counters and gauges without samplePointAttributes (summed on the series itself). */
   readonly plain: Int32Array;
   /** Indices of descriptors with samplePointAttributes (sub-series). */
   readonly split: Int32Array;
@@ -104,6 +133,10 @@ class Series {
   readonly pointAttributes: (Attributes | undefined)[];
   /** Sub-series of descriptors with samplePointAttributes, by descriptor index, then by key. */
   readonly subSeries: (Map<string, SubSeries> | undefined)[];
+  /** Histogram accumulators by descriptor index (made by the first observation). */
+  readonly histograms: (HistogramAccumulator | undefined)[];
+  /** The last snapshot of each accumulator (reused while nothing was observed; delta's base). */
+  readonly histogramSnapshots: (HistogramSnapshot | undefined)[];
   lastUpdateMs: number;
   /** Last sample was final (its source ended). */
   ended = false;
@@ -121,6 +154,8 @@ class Series {
     for (let i = 0; i < state.size; i++) if (!state.isCounter[i]) this.values[i] = NaN;
     this.pointAttributes = new Array<Attributes | undefined>(state.size);
     this.subSeries = new Array<Map<string, SubSeries> | undefined>(state.size);
+    this.histograms = new Array<HistogramAccumulator | undefined>(state.size);
+    this.histogramSnapshots = new Array<HistogramSnapshot | undefined>(state.size);
     this.lastUpdateMs = startMs;
   }
 
@@ -142,6 +177,13 @@ interface SeriesSnapshot {
   readonly previous: Float64Array | null;
   readonly gaugesUpdated: boolean;
   readonly subs: SubSnapshot[] | null;
+  readonly histograms: HistogramPointSnapshot[] | null;
+}
+interface HistogramPointSnapshot {
+  readonly index: number;
+  readonly now: HistogramSnapshot;
+  /** The previous collection's snapshot (null: none); `now` itself when nothing was observed since. */
+  readonly previous: HistogramSnapshot | null;
 }
 interface SubSnapshot {
   readonly index: number;
@@ -162,6 +204,7 @@ function sameLayout(a: SampleSchema, b: SampleSchema): boolean {
       x.unit === y.unit &&
       x.instrument === y.instrument &&
       x.valueType === y.valueType &&
+      JSON.stringify(x.histogram ?? null) === JSON.stringify(y.histogram ?? null) &&
       JSON.stringify(x.pointAttributes ?? {}) === JSON.stringify(y.pointAttributes ?? {}) &&
       JSON.stringify(x.samplePointAttributes ?? []) === JSON.stringify(y.samplePointAttributes ?? [])
     );
@@ -266,7 +309,7 @@ export class MetricsStage {
     // Validate before touching any sum, so that a bad sample changes nothing.
     for (let i = 0; i < values.length; i++) {
       const v = values[i]!;
-      if (state.isCounter[i] ? !(v >= 0 && v < Infinity) : v === Infinity || v === -Infinity) {
+      if (state.isCounter[i] ? !(v >= 0 && v < Infinity) : state.isHistogram[i] ? v < 0 || v === Infinity : v === Infinity || v === -Infinity) {
         return this.reject(`value of ${state.schema.metrics[i]!.name} is ${v}`, state.schema.id);
       }
     }
@@ -306,6 +349,15 @@ export class MetricsStage {
         sub.value = v;
         series.gaugeUpdates++;
       }
+    }
+    const hist = state.histograms;
+    for (let p = 0; p < hist.length; p++) {
+      const i = hist[p]!;
+      const v = values[i]!;
+      if (v !== v) continue; // no observation
+      let acc = series.histograms[i];
+      if (acc === undefined) series.histograms[i] = acc = newAccumulator(state.slots[i]!.histogram!);
+      acc.record(v);
     }
     const t = sample.timeMs;
     // A sample without a usable time still counts as activity now (else its series could expire).
@@ -432,14 +484,19 @@ export class MetricsStage {
     const where = `schema "${schema.id}"`;
     const slots: MetricSlot[] = [];
     const isCounter = new Uint8Array(schema.metrics.length);
+    const isHistogram = new Uint8Array(schema.metrics.length);
+    const histograms: number[] = [];
     const plain: number[] = [];
     const split: number[] = [];
     const pending = new Map<string, MetricSlot>();
     schema.metrics.forEach((d: MetricDescriptor, i: number) => {
       if (typeof d.name !== 'string' || d.name === '') throw new Error(`${where}: metric ${i} has no name`);
       // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- plugins are JavaScript too: the declared type is not checked at run time
-      if (d.instrument !== 'counter' && d.instrument !== 'gauge') {
-        throw new Error(`${where}: ${d.name}: instrument must be "counter" or "gauge", got ${String(d.instrument)}`);
+      if (d.instrument !== 'counter' && d.instrument !== 'gauge' && d.instrument !== 'histogram') {
+        throw new Error(`${where}: ${d.name}: instrument must be "counter", "gauge" or "histogram", got ${String(d.instrument)}`);
+      }
+      if (d.instrument === 'histogram' && d.samplePointAttributes && d.samplePointAttributes.length > 0) {
+        throw new Error(`${where}: ${d.name}: a histogram cannot have samplePointAttributes`);
       }
       // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- plugins are JavaScript too: the declared type is not checked at run time
       if (d.valueType !== 'int' && d.valueType !== 'double') {
@@ -453,10 +510,16 @@ export class MetricsStage {
         description: d.description ?? '',
         instrument: d.instrument,
         valueType: d.valueType === 'int' ? ValueType.INT : ValueType.DOUBLE,
+        histogram: d.instrument === 'histogram' ? histogramAggregation(d, where) : undefined,
       };
       const other = pending.get(d.name) ?? this.slotsByName.get(d.name);
       if (other !== undefined) {
-        if (other.instrument !== slot.instrument || other.unit !== slot.unit || other.valueType !== slot.valueType) {
+        if (
+          other.instrument !== slot.instrument ||
+          other.unit !== slot.unit ||
+          other.valueType !== slot.valueType ||
+          JSON.stringify(other.histogram) !== JSON.stringify(slot.histogram)
+        ) {
           throw new Error(
             `${where}: ${d.name} is declared as ${slot.instrument} ${d.valueType} "${slot.unit}" here and as ` +
               `${other.instrument} ${other.valueType === ValueType.INT ? 'int' : 'double'} "${other.unit}" elsewhere`,
@@ -468,7 +531,9 @@ export class MetricsStage {
         slots.push(slot);
       }
       isCounter[i] = d.instrument === 'counter' ? 1 : 0;
-      if (d.samplePointAttributes && d.samplePointAttributes.length > 0) split.push(i);
+      isHistogram[i] = d.instrument === 'histogram' ? 1 : 0;
+      if (d.instrument === 'histogram') histograms.push(i);
+      else if (d.samplePointAttributes && d.samplePointAttributes.length > 0) split.push(i);
       else plain.push(i);
     });
     for (const [name, slot] of pending) this.slotsByName.set(name, slot);
@@ -477,6 +542,8 @@ export class MetricsStage {
       size: schema.metrics.length,
       slots,
       isCounter,
+      isHistogram,
+      histograms: Int32Array.from(histograms),
       plain: Int32Array.from(plain),
       split: Int32Array.from(split),
       byObject: new WeakMap(),
@@ -551,13 +618,23 @@ export class MetricsStage {
         sub.collected = sub.value;
       }
     }
-    return { series, values, previous, gaugesUpdated, subs };
+    let histograms: HistogramPointSnapshot[] | null = null;
+    for (let i = 0; i < series.histograms.length; i++) {
+      const acc = series.histograms[i];
+      if (acc === undefined) continue;
+      const before = series.histogramSnapshots[i] ?? null;
+      // Unchanged since the previous collection: the same snapshot (no copy), no delta point.
+      const now = acc.pending > 0 || before === null ? acc.snapshot() : before;
+      series.histogramSnapshots[i] = now;
+      (histograms ??= []).push({ index: i, now, previous: before });
+    }
+    return { series, values, previous, gaugesUpdated, subs, histograms };
   }
 
   private build(snapshots: SeriesSnapshot[], temporality: AggregationTemporality, nowMs: number, previousCollectMs: number | null): ResourceMetrics {
     const isDelta = temporality === AggregationTemporality.DELTA;
     const endTime = toHrTime(nowMs);
-    const pointsBySlot = new Map<MetricSlot, DataPoint<number>[]>();
+    const pointsBySlot = new Map<MetricSlot, DataPoint<number | Histogram | ExponentialHistogram>[]>();
     for (const slot of this.slotsByName.values()) pointsBySlot.set(slot, []);
     const startOf = (createdMs: number): HrTime =>
       toHrTime(isDelta && previousCollectMs !== null && previousCollectMs > createdMs ? previousCollectMs : createdMs);
@@ -602,6 +679,18 @@ export class MetricsStage {
           });
         }
       }
+      if (snap.histograms !== null) {
+        for (const h of snap.histograms) {
+          if (isDelta && h.now === h.previous) continue; // nothing observed in the interval
+          const value = isDelta ? deltaOf(h.now, h.previous) : h.now;
+          pointsBySlot.get(state.slots[h.index]!)!.push({
+            startTime: seriesStart,
+            endTime,
+            attributes: series.attributesFor(h.index),
+            value: histogramPointValue(value),
+          });
+        }
+      }
     }
 
     const metrics: MetricData[] = [];
@@ -609,11 +698,48 @@ export class MetricsStage {
       if (dataPoints.length === 0) continue;
       const descriptor = { name: slot.name, description: slot.description, unit: slot.unit, valueType: slot.valueType };
       if (slot.instrument === 'counter') {
-        metrics.push({ descriptor, aggregationTemporality: temporality, dataPointType: DataPointType.SUM, dataPoints, isMonotonic: true });
+        metrics.push({
+          descriptor,
+          aggregationTemporality: temporality,
+          dataPointType: DataPointType.SUM,
+          dataPoints: dataPoints as DataPoint<number>[],
+          isMonotonic: true,
+        });
+      } else if (slot.instrument === 'gauge') {
+        metrics.push({ descriptor, aggregationTemporality: temporality, dataPointType: DataPointType.GAUGE, dataPoints: dataPoints as DataPoint<number>[] });
+      } else if (slot.histogram?.kind === 'explicit') {
+        metrics.push({
+          descriptor,
+          aggregationTemporality: temporality,
+          dataPointType: DataPointType.HISTOGRAM,
+          dataPoints: dataPoints as DataPoint<Histogram>[],
+        });
       } else {
-        metrics.push({ descriptor, aggregationTemporality: temporality, dataPointType: DataPointType.GAUGE, dataPoints });
+        metrics.push({
+          descriptor,
+          aggregationTemporality: temporality,
+          dataPointType: DataPointType.EXPONENTIAL_HISTOGRAM,
+          dataPoints: dataPoints as DataPoint<ExponentialHistogram>[],
+        });
       }
     }
     return { resource: this.opts.resource, scopeMetrics: [{ scope: { ...METRICS_SCOPE }, metrics }] };
   }
+}
+
+/** A histogram snapshot as the sdk-metrics data point value (min/max only when observed). */
+function histogramPointValue(h: HistogramSnapshot): Histogram | ExponentialHistogram {
+  const minMax = h.count > 0 ? { min: h.min, max: h.max } : {};
+  if (h.kind === 'explicit') {
+    return { buckets: { boundaries: [...h.boundaries], counts: h.counts }, sum: h.sum, count: h.count, ...minMax };
+  }
+  return {
+    count: h.count,
+    sum: h.sum,
+    scale: h.scale,
+    zeroCount: h.zeroCount,
+    positive: { offset: h.offset, bucketCounts: h.counts },
+    negative: { offset: 0, bucketCounts: [] },
+    ...minMax,
+  };
 }

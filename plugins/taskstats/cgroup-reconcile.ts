@@ -1,0 +1,432 @@
+/**
+ * Per-cgroup totals that equal the kernel's own cgroup accounting, and the cgroup's pressure.
+ *
+ * A process's exit record is taken in do_exit() before exit_mm, exit_files and exit_notify: the
+ * CPU of that teardown (0.1-0.2 ms per small process, milliseconds for a big one) is in the
+ * cgroup's cpu.stat and in no record, so the sum of process.cpu.time over a cgroup of short-lived
+ * processes stays a few percent below cpu.stat. For every cgroup the receiver reports, this
+ * module reads cgroup v2 `cpu.stat` at each collection and reports what no process sample holds
+ * as one more series of that cgroup, `process.executable.name` = UNACCOUNTED_NAME:
+ *
+ *   unaccounted(C) = cpu.stat usage(C) - sum of process.cpu.time the receiver emitted for C
+ *
+ * emitted as growth (never negative: it only ever grows to the largest difference seen), split
+ * into user and system so that each mode approaches cpu.stat's user_usec / system_usec while the
+ * total follows usage_usec; process.linux.cpu.run_time gets the same total. cpu.stat is read at
+ * the start of a collection, before the live sweep: the sweep then reads processes later than
+ * cpu.stat was, so the difference can only lag (and catch up at the next collection), not run
+ * ahead and count a process's CPU twice.
+ *
+ * Also the cgroup's PSI totals (cpu.pressure, memory.pressure, io.pressure: `some` and `full`,
+ * microseconds stalled) as the counter linux.cgroup.pressure.time of that cgroup.
+ *
+ * Not reconciled (documented in docs/metrics.md): the root cgroup (its cpu.stat is the whole
+ * host's), cgroups with reported descendants (their cpu.stat includes those), and everything in
+ * exits-only mode (live processes' CPU reaches the samples only at their exit).
+ *
+ * A cgroup is removed once empty (a pod or container deleted), usually between two collections.
+ * So that its last processes' teardown is not lost, each tracked cgroup's `cgroup.events` is
+ * watched (inotify, through fs.watch): when it says `populated 0` no task can add CPU any more,
+ * and cpu.stat is read at once; a cgroup found gone at the next collection reports up to that
+ * final reading, then is forgotten and counted (cgroups_vanished).
+ */
+import { existsSync, watch, type FSWatcher } from 'node:fs';
+import { join } from 'node:path';
+import {
+  ATTR,
+  type Attributes,
+  type ComponentTelemetry,
+  type Logger,
+  type MetricDescriptor,
+  type SampleBatch,
+  type SampleSchema,
+} from '../../src/api/index.js';
+import { ProcFileReader } from './cgroup-path.js';
+import { RAW } from './schema.js';
+
+export interface CgroupReconcileConfig {
+  /** Report the CPU of each reported cgroup that no process record holds (from cpu.stat). */
+  reconcile: boolean;
+  /** Report each reported cgroup's PSI totals. */
+  pressure: boolean;
+}
+
+export function defaultCgroupReconcileConfig(): CgroupReconcileConfig {
+  return { reconcile: true, pressure: true };
+}
+
+export const cgroupReconcileConfigSchema = {
+  type: 'object',
+  description: 'Per-cgroup figures read from cgroup v2 files of the cgroups the receiver reports.',
+  properties: {
+    reconcile: { type: 'boolean', description: 'A series per cgroup with the CPU cpu.stat counts and no process record holds (exit teardown).' },
+    pressure: { type: 'boolean', description: "The cgroup's PSI totals (cpu/memory/io .pressure, some and full)." },
+  },
+} as const;
+
+/** process.executable.name of the unaccounted series: longer than any comm (15), so no process has it. */
+export const UNACCOUNTED_NAME = '[cgroup-unaccounted]';
+
+export const PRESSURE_ATTR = { RESOURCE: 'linux.pressure.resource', STALL: 'linux.pressure.stall' } as const;
+const PRESSURE_RESOURCES = ['cpu', 'memory', 'io'] as const;
+
+function pressureDescriptor(resource: string, stall: string): MetricDescriptor {
+  return {
+    name: 'linux.cgroup.pressure.time',
+    unit: 's',
+    description:
+      'Time tasks of the cgroup were stalled on a resource (cgroup v2 PSI: `some` = at least one task, `full` = all non-idle tasks), from the total= field of cpu.pressure, memory.pressure, io.pressure.',
+    instrument: 'counter',
+    valueType: 'double',
+    pointAttributes: { [PRESSURE_ATTR.RESOURCE]: resource, [PRESSURE_ATTR.STALL]: stall },
+  };
+}
+
+/** One sample per cgroup: cpu some/full, memory some/full, io some/full (seconds stalled). */
+export const CGROUP_PRESSURE_SCHEMA: SampleSchema = Object.freeze({
+  id: 'taskstats.cgroup.pressure',
+  metrics: Object.freeze(PRESSURE_RESOURCES.flatMap((r) => [pressureDescriptor(r, 'some'), pressureDescriptor(r, 'full')])),
+});
+
+interface CgroupState {
+  readonly path: string;
+  readonly dir: string;
+  /** process.cpu.time the receiver emitted for this cgroup, seconds, by mode. */
+  recordsUser: number;
+  recordsSystem: number;
+  /** What the unaccounted series emitted so far, seconds, by mode. */
+  emittedUser: number;
+  emittedSystem: number;
+  /** PSI totals (us) at the previous reading; -1 before the first. */
+  readonly pressureUs: Float64Array;
+  /** cpu.stat read by read(), seconds (usage < 0: none), handed out by emit(). */
+  usage: number;
+  user: number;
+  system: number;
+  /** PSI growth (s) found by read(), handed out by emit(). */
+  readonly pressureGrowth: Float64Array;
+  pressureGrew: boolean;
+  /** cpu.stat read when cgroup.events said `populated 0` (usage < 0: none since the last read). */
+  emptyUsage: number;
+  emptyUser: number;
+  emptySystem: number;
+  /** Found removed by read(): emit() reports up to emptyUsage, then forgets it. */
+  vanished: boolean;
+  watcher: FSWatcher | null;
+  /** Collection in which a sample of the cgroup was last seen. */
+  lastSeen: number;
+  /** A reported cgroup below this one existed: its cpu.stat counts that one too (sticky). */
+  hasReportedDescendant: boolean;
+  readonly unaccountedAttributes: Attributes;
+  readonly pressureAttributes: Attributes;
+}
+
+export interface CgroupReconcilerOptions {
+  /** Mount point of the cgroup v2 hierarchy (e.g. /sys/fs/cgroup/unified on hybrid hosts). */
+  root: string;
+  config: CgroupReconcileConfig;
+  /** The schema of the receiver's process samples (the unaccounted series uses it). */
+  processSchema: SampleSchema;
+  logger: Logger;
+  telemetry: ComponentTelemetry;
+  /** Most cgroups tracked at once; more are counted (cgroups_untracked) and not read. */
+  maxCgroups?: number;
+  /** Most cgroup.events watches (final readings of removed cgroups); default 2,000. */
+  maxWatchers?: number;
+}
+
+export class CgroupReconciler {
+  private readonly byPath = new Map<string, CgroupState>();
+  /** Aggregate mode shares one attributes object per workload: skip the path lookup for it. */
+  private byAttributes = new WeakMap<Attributes, CgroupState | null>();
+  private readonly reader = new ProcFileReader();
+  private readonly template: Float64Array;
+  private readonly maxCgroups: number;
+  private collection = 0;
+  private readonly vanished: { add(v: number): void };
+  private readonly untracked: { add(v: number): void };
+  private readonly unreadable: { add(v: number): void };
+  private untrackedLogged = false;
+  private watchers = 0;
+  private readonly maxWatchers: number;
+  /** Number of cgroups read at the last collection (for the gauge). */
+  private lastRead = 0;
+
+  constructor(private readonly o: CgroupReconcilerOptions) {
+    this.maxCgroups = o.maxCgroups ?? 10_000;
+    // inotify watches are a per-user kernel budget (fs.inotify.max_user_watches) shared with others.
+    this.maxWatchers = o.maxWatchers ?? 2_000;
+    // Zeros for counters, NaN (nothing) for gauges and histograms.
+    this.template = Float64Array.from(o.processSchema.metrics, (d) => (d.instrument === 'counter' ? 0 : NaN));
+    const t = o.telemetry;
+    this.vanished = t.counter(
+      'cgroups_vanished',
+      'Reported cgroups removed between two readings of their cpu.stat (what was read before stays reported)',
+      '{cgroup}',
+    );
+    this.untracked = t.counter('cgroups_untracked', 'Cgroups not reconciled because the tracking limit was reached', '{cgroup}');
+    this.unreadable = t.counter('cgroup_read_errors', 'cpu.stat or pressure files that exist but could not be parsed', '{file}');
+    t.gauge('cgroups_reconciled', 'Cgroups whose cpu.stat was read at the last collection', () => this.lastRead, '{cgroup}');
+  }
+
+  /** Number of cgroups tracked. */
+  get size(): number {
+    return this.byPath.size;
+  }
+
+  /**
+   * Note the CPU of the receiver's samples per cgroup. Call for every batch before it is handed
+   * on (the samples belong to the pipeline afterwards).
+   */
+  observe(batch: SampleBatch): void {
+    for (let i = 0; i < batch.length; i++) {
+      const s = batch[i]!;
+      if (s.schema !== this.o.processSchema) continue;
+      let st = this.byAttributes.get(s.attributes);
+      if (st === undefined) {
+        const path = s.attributes[ATTR.CGROUP];
+        st = typeof path === 'string' ? this.stateOf(path) : null;
+        this.byAttributes.set(s.attributes, st);
+      }
+      if (st === null) continue;
+      st.recordsUser += s.values[RAW.USER]!;
+      st.recordsSystem += s.values[RAW.SYSTEM]!;
+      st.lastSeen = this.collection;
+    }
+  }
+
+  private stateOf(path: string): CgroupState | null {
+    const known = this.byPath.get(path);
+    if (known !== undefined) return known;
+    // The root's cpu.stat is the whole host's; '' is an unknown cgroup.
+    if (path === '' || path === '/' || !path.startsWith('/') || path.includes('/../')) return null;
+    if (this.byPath.size >= this.maxCgroups) {
+      this.untracked.add(1);
+      if (!this.untrackedLogged) {
+        this.untrackedLogged = true;
+        this.o.logger.warn('cgroup reconciliation: tracking limit reached, further cgroups are not reconciled', {
+          key: 'cgroups_untracked',
+          limit: this.maxCgroups,
+        });
+      }
+      return null;
+    }
+    const st: CgroupState = {
+      path,
+      dir: join(this.o.root, path),
+      recordsUser: 0,
+      recordsSystem: 0,
+      emittedUser: 0,
+      emittedSystem: 0,
+      pressureUs: new Float64Array(6).fill(-1),
+      usage: -1,
+      user: 0,
+      system: 0,
+      pressureGrowth: new Float64Array(6),
+      pressureGrew: false,
+      emptyUsage: -1,
+      emptyUser: 0,
+      emptySystem: 0,
+      vanished: false,
+      watcher: null,
+      lastSeen: this.collection,
+      hasReportedDescendant: false,
+      unaccountedAttributes: Object.freeze({ [ATTR.EXECUTABLE_NAME]: UNACCOUNTED_NAME, [ATTR.CGROUP]: path }),
+      pressureAttributes: Object.freeze({ [ATTR.CGROUP]: path }),
+    };
+    for (const other of this.byPath.values()) {
+      if (path.startsWith(other.path + '/')) other.hasReportedDescendant = true;
+      else if (other.path.startsWith(path + '/')) st.hasReportedDescendant = true;
+    }
+    this.byPath.set(path, st);
+    if (this.o.config.reconcile && this.watchers < this.maxWatchers) this.watchEmpty(st);
+    return st;
+  }
+
+  /** Read cpu.stat as soon as the cgroup has no task left (see the file comment). */
+  private watchEmpty(st: CgroupState): void {
+    const events = `${st.dir}/cgroup.events`;
+    const onChange = () => {
+      const text = this.reader.readText(events, 4096);
+      if (text === undefined || !text.includes('populated 0')) return;
+      const u = this.readCpuStat(st);
+      if (u === 'vanished' || u === null) return;
+      st.emptyUsage = u.usage;
+      st.emptyUser = u.user;
+      st.emptySystem = u.system;
+    };
+    try {
+      const w = watch(events, { persistent: false }, onChange);
+      w.on('error', () => {
+        // The cgroup was removed (the watch ends with it): the last reading stays.
+        w.close();
+        if (st.watcher === w) {
+          st.watcher = null;
+          this.watchers--;
+        }
+      });
+      st.watcher = w;
+      this.watchers++;
+    } catch {
+      // Gone already, or no inotify watches left: the cgroup is reconciled without a final reading.
+    }
+  }
+
+  /** Close the watches (the receiver's shutdown). */
+  close(): void {
+    for (const st of this.byPath.values()) this.unwatch(st);
+  }
+
+  private unwatch(st: CgroupState): void {
+    if (st.watcher === null) return;
+    st.watcher.close();
+    st.watcher = null;
+    this.watchers--;
+  }
+
+  /**
+   * Read every tracked cgroup's files. Call at the start of a collection, before the live sweep,
+   * then emit() once the sweep's samples have been observed (see the file comment).
+   */
+  read(): void {
+    this.collection++;
+    let read = 0;
+    for (const st of this.byPath.values()) {
+      st.usage = -1;
+      if (this.o.config.reconcile && !st.hasReportedDescendant) {
+        const usage = this.readCpuStat(st);
+        if (usage === 'vanished') {
+          this.vanished.add(1);
+          st.vanished = true;
+          // Report up to the reading taken when it became empty (if the watch caught it).
+          if (st.emptyUsage >= 0) {
+            st.usage = st.emptyUsage;
+            st.user = st.emptyUser;
+            st.system = st.emptySystem;
+          }
+          continue;
+        }
+        st.emptyUsage = -1;
+        if (usage !== null) {
+          st.usage = usage.usage;
+          st.user = usage.user;
+          st.system = usage.system;
+        }
+      }
+      if (this.o.config.pressure && this.readPressure(st) === 0 && !existsSync(st.dir)) {
+        // Pressure only (no cpu.stat read to tell): gone.
+        this.vanished.add(1);
+        st.vanished = true;
+        continue;
+      }
+      read++;
+    }
+    this.lastRead = read;
+  }
+
+  /** Append the unaccounted CPU and the pressure growth found by read() to `out`. */
+  emit(nowMs: number, out: SampleBatch): void {
+    for (const st of this.byPath.values()) {
+      if (st.usage >= 0) this.reconcile(st, nowMs, out);
+      st.usage = -1;
+      if (st.vanished) {
+        this.forget(st);
+        continue;
+      }
+      // A sample every collection keeps the series fresh in the metrics stage, as live processes do.
+      if (st.pressureGrew || (this.o.config.pressure && st.lastSeen >= this.collection - 1)) {
+        out.push({ schema: CGROUP_PRESSURE_SCHEMA, attributes: st.pressureAttributes, values: st.pressureGrowth.slice(), final: false, timeMs: nowMs });
+      }
+      st.pressureGrowth.fill(0);
+      st.pressureGrew = false;
+    }
+  }
+
+  /**
+   * Only a cgroup that vanished is forgotten: one that still exists keeps its sums, however long it
+   * stays quiet (forgetting them would count its whole cpu.stat again when it comes back). A new
+   * cgroup under the same path (a restarted systemd unit) starts from its own zero.
+   */
+  private forget(st: CgroupState): void {
+    // An ancestor stays unreconciled: its cpu.stat keeps the removed descendant's usage.
+    this.unwatch(st);
+    this.byPath.delete(st.path);
+    // WeakMap has no clear(): attribute objects that pointed at the old state look it up again.
+    this.byAttributes = new WeakMap();
+  }
+
+  /** usage/user/system in seconds, 'vanished' when the cgroup is gone, null when unreadable. */
+  private readCpuStat(st: CgroupState): { usage: number; user: number; system: number } | 'vanished' | null {
+    const text = this.reader.readText(`${st.dir}/cpu.stat`, 4096);
+    if (text === undefined) return 'vanished';
+    const usage = field(text, 'usage_usec ');
+    const user = field(text, 'user_usec ');
+    const system = field(text, 'system_usec ');
+    if (usage < 0 || user < 0 || system < 0) {
+      this.unreadable.add(1);
+      return null;
+    }
+    return { usage: usage * 1e-6, user: user * 1e-6, system: system * 1e-6 };
+  }
+
+  private reconcile(st: CgroupState, nowMs: number, out: SampleBatch): void {
+    const emitted = st.emittedUser + st.emittedSystem;
+    const growth = st.usage - (st.recordsUser + st.recordsSystem) - emitted;
+    if (!(growth > 0)) return;
+    // Split toward cpu.stat's modes: user takes what it lacks (within the growth), system the rest.
+    const userLack = st.user - st.recordsUser - st.emittedUser;
+    const user = userLack <= 0 ? 0 : userLack >= growth ? growth : userLack;
+    const system = growth - user;
+    st.emittedUser += user;
+    st.emittedSystem += system;
+    const values = this.template.slice();
+    values[RAW.USER] = user;
+    values[RAW.SYSTEM] = system;
+    values[RAW.RUN_TIME] = growth;
+    out.push({ schema: this.o.processSchema, attributes: st.unaccountedAttributes, values, final: false, timeMs: nowMs });
+  }
+
+  /** Returns the number of pressure files read. */
+  private readPressure(st: CgroupState): number {
+    const values = st.pressureGrowth;
+    let files = 0;
+    for (let r = 0; r < PRESSURE_RESOURCES.length; r++) {
+      const text = this.reader.readText(`${st.dir}/${PRESSURE_RESOURCES[r]}.pressure`, 4096);
+      if (text === undefined) continue; // no PSI (CONFIG_PSI off, psi=0) or the cgroup just went
+      files++;
+      const full = text.indexOf('\nfull ');
+      const some = field(text, 'total=');
+      const fullTotal = full < 0 ? -1 : field(text.slice(full), 'total=');
+      for (const [k, total] of [
+        [2 * r, some],
+        [2 * r + 1, fullTotal],
+      ] as const) {
+        if (total < 0) continue;
+        const before = st.pressureUs[k]!;
+        st.pressureUs[k] = total;
+        // The first reading is the cgroup's whole history (as cpu.stat's usage is for CPU).
+        const grew = total - (before < 0 ? 0 : before);
+        if (grew > 0) {
+          values[k]! += grew * 1e-6;
+          st.pressureGrew = true;
+        }
+      }
+    }
+    return files;
+  }
+}
+
+/** The non-negative integer after `key` in `text`, or -1. */
+function field(text: string, key: string): number {
+  const at = text.indexOf(key);
+  if (at < 0) return -1;
+  let v = 0;
+  let i = at + key.length;
+  const start = i;
+  for (; i < text.length; i++) {
+    const c = text.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) break;
+    v = v * 10 + c;
+  }
+  return i === start ? -1 : v;
+}
