@@ -1100,7 +1100,7 @@ describe('exit distributions: one observation per ended process, from its final 
     const telemetry = new RecordingTelemetry();
     const acc = new ProcessAccounting({
       perProcess: false,
-      exitDistributions: { ...defaultExitDistributionsConfig(), all_delays: true },
+      exitDistributions: { ...defaultExitDistributionsConfig(), enabled: true, all_delays: true },
       telemetry,
       logger: new RecordingLogger(),
     });
