@@ -373,7 +373,9 @@ export class LivePoller {
         rec.cgroup = e.cgroup;
         rec.exePath = e.exePath;
         rec.cmdline = e.cmdline;
-        rec.elapsedUs += (nowMs - f[e.row + ROW_AT_MS]!) * 1000;
+        const agedUs = (nowMs - f[e.row + ROW_AT_MS]!) * 1000;
+        rec.elapsedUs += agedUs;
+        if (rec.groupElapsedUs > 0) rec.groupElapsedUs += agedUs;
         e.seen = generation;
         stats.cached++;
       } else if ((s & 3) === 3) {
@@ -424,6 +426,7 @@ export class LivePoller {
     g.sched = l.sched;
     g.startTimeSec = l.startTimeSec;
     g.elapsedUs = l.elapsedUs;
+    g.groupElapsedUs = l.groupElapsedUs;
     g.exitStatus = 0;
     g.exitCode = -1;
     g.exitSignal = 0;
@@ -643,6 +646,7 @@ export function copyTaskRecordInto(s: TaskRecord, d: TaskRecord): void {
   d.exitSignal = s.exitSignal;
   d.coreDumped = s.coreDumped;
   d.elapsedUs = s.elapsedUs;
+  d.groupElapsedUs = s.groupElapsedUs;
   d.userUs = s.userUs;
   d.systemUs = s.systemUs;
   d.userScaledUs = s.userScaledUs;

@@ -1,15 +1,15 @@
 /**
  * A compact store of TaskRecords kept across sweeps (the live poller's cache: one per live
- * process). A TaskRecord object holds its 67 numbers as heap-allocated doubles (16 bytes each
+ * process). A TaskRecord object holds its 68 numbers as heap-allocated doubles (16 bytes each
  * plus the object's slot: ~1.5 KB a record, 8.5 MB of the main heap with 5,000 processes);
- * here the numbers are rows of one Float64Array (536 bytes a record, no object per record, no
+ * here the numbers are rows of one Float64Array (544 bytes a record, no object per record, no
  * garbage when a row is rewritten) and the strings stay in the caller's entry.
  * docs/deploy.md, "Memory".
  */
 import type { TaskRecord } from './record.js';
 
 /** The numeric fields of a TaskRecord, in row order (every field but kind, aggregate, comm, coreDumped, cgroup, exePath, cmdline). */
-export const RECORD_NUMBERS = 67;
+export const RECORD_NUMBERS = 68;
 
 /**
  * Rows of `stride` doubles (stride >= RECORD_NUMBERS: the columns after the record's are the
@@ -129,6 +129,7 @@ export function storeRecordNumbers(s: TaskRecord, f: Float64Array, o: number): v
   f[o + 64] = s.irqDelayTotalNs;
   f[o + 65] = s.irqDelayMaxNs;
   f[o + 66] = s.irqDelayMinNs;
+  f[o + 67] = s.groupElapsedUs;
 }
 
 /** The row at `o` into the numbers of `d` (its other fields are left as they are). */
@@ -200,4 +201,5 @@ export function loadRecordNumbers(f: Float64Array, o: number, d: TaskRecord): vo
   d.irqDelayTotalNs = f[o + 64]!;
   d.irqDelayMaxNs = f[o + 65]!;
   d.irqDelayMinNs = f[o + 66]!;
+  d.groupElapsedUs = f[o + 67]!;
 }
