@@ -14,7 +14,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ExecWatcher } from '../../dist/plugins/taskstats/proc-connector.js';
+import { ExecWatcher } from '../../dist/plugins/taskstats/exec-watcher.js';
 import { compileC, sleep } from '../../dist/test/support/workload.js';
 import { log, median, result } from '../lib/report.mjs';
 

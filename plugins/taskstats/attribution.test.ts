@@ -32,7 +32,8 @@ import {
 } from './libc.js';
 import { newTaskRecord, type TaskRecord } from './record.js';
 import { ProcessMetadata } from './process-metadata.js';
-import { ProcFileReader, parseProcCgroupBytes } from './cgroup-path.js';
+import { parseProcCgroupBytes } from './cgroup-path.js';
+import { ProcReader } from './proc-reader.js';
 import { cgroupTestSkipReason, createTestCgroup, type TestCgroup } from '../../test/support/cgroup.js';
 import type { ComponentTelemetry, Logger } from '../../src/api/index.js';
 
@@ -520,7 +521,7 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
       rec.startTimeSec = 0;
     });
     // The exit of an exec'd process adds one read of its cgroup (exitReread): measured on this process.
-    const reader = new ProcFileReader();
+    const reader = new ProcReader();
     const path = `/proc/${process.pid}/cgroup`;
     const reread = cpuNs(() => {
       const n = reader.readBytes(path, 1 << 16);

@@ -10,14 +10,10 @@
  *
  * The PATH may itself contain ':' (only the first two colons separate fields), and a v2 cgroup
  * that was removed while a (zombie) process still belongs to it is printed with a ` (deleted)`
- * suffix, which is stripped so that the process keeps its cgroup's identity.
- *
- * Reading is done into one reused buffer through libc (open, read, close): this runs once per
- * exec event and once per new live process, so it avoids readFileSync's allocations and the
- * exceptions fs throws for processes that are gone.
+ * suffix, which is stripped so that the process keeps its cgroup's identity. (The files
+ * themselves are read by proc-reader.ts.)
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import koffi from 'koffi';
 
 /** What line of /proc/PID/cgroup names a process's cgroup. */
 export type CgroupSelector =
@@ -255,97 +251,6 @@ function hasListItem(text: string, from: number, to: number, item: string): bool
     i = comma + 1;
   }
   return false;
-}
-
-interface RawFileCalls {
-  open(path: string, flags: number): number;
-  read(fd: number, buf: Buffer, n: number): number;
-  close(fd: number): number;
-  readlink(path: string, buf: Buffer, n: number): number;
-}
-
-let rawCalls: RawFileCalls | undefined;
-
-/**
- * open/read/close/readlink straight from libc: a process that ended makes open() fail, and
- * Node's fs turns that into an exception with a stack trace (measured: 18 us of CPU per failed
- * open against 5 us through koffi). Misses are frequent here: that is the race being run.
- */
-function raw(): RawFileCalls {
-  if (rawCalls) return rawCalls;
-  const lib = koffi.load('libc.so.6');
-  const open = lib.func('int open(const char *path, int flags)');
-  const read = lib.func('intptr_t read(int fd, void *buf, size_t n)');
-  const close = lib.func('int close(int fd)');
-  const readlink = lib.func('intptr_t readlink(const char *path, void *buf, size_t n)');
-  rawCalls = {
-    open: (p, f) => open(p, f) as number,
-    read: (fd, b, n) => Number(read(fd, b, n)),
-    close: (fd) => close(fd) as number,
-    readlink: (p, b, n) => Number(readlink(p, b, n)),
-  };
-  return rawCalls;
-}
-
-const O_RDONLY_CLOEXEC = 0o2000000;
-
-/**
- * Reads small /proc files into one reused buffer. Not re-entrant (single-threaded use only).
- * Paths of deleted cgroups and command lines can be long, so the buffer grows when a read fills it.
- */
-export class ProcFileReader {
-  private buf = Buffer.allocUnsafe(4096);
-  private readonly linkBuf = Buffer.allocUnsafe(4096);
-  private readonly c = raw();
-  /** Number of files read (successfully or not): what the caches are meant to keep low. */
-  reads = 0;
-
-  /** The file's content as utf8 text, or undefined when it cannot be read (process gone). */
-  readText(path: string, maxBytes = 1 << 20): string | undefined {
-    const n = this.readBytes(path, maxBytes);
-    return n < 0 ? undefined : this.buf.toString('utf8', 0, n);
-  }
-
-  /**
-   * Reads the file into the internal buffer; returns its length, or -1 when it cannot be read.
-   * `bytes()` gives the buffer (valid until the next read).
-   */
-  readBytes(path: string, maxBytes = 1 << 20): number {
-    this.reads++;
-    const c = this.c;
-    const fd = c.open(path, O_RDONLY_CLOEXEC);
-    if (fd < 0) return -1;
-    let total = 0;
-    while (total < maxBytes) {
-      if (total === this.buf.length) {
-        const bigger = Buffer.allocUnsafe(Math.min(this.buf.length * 2, maxBytes));
-        this.buf.copy(bigger, 0, 0, total);
-        this.buf = bigger;
-      }
-      const want = Math.min(this.buf.length, maxBytes) - total;
-      const n = total === 0 ? c.read(fd, this.buf, want) : c.read(fd, this.buf.subarray(total), want);
-      if (n < 0) {
-        // ESRCH while reading: the process ended between open and read.
-        c.close(fd);
-        return -1;
-      }
-      if (n === 0) break;
-      total += n;
-    }
-    c.close(fd);
-    return total;
-  }
-
-  /** The target of a symbolic link (/proc/PID/exe), or '' when it cannot be read. */
-  readLink(path: string): string {
-    this.reads++;
-    const n = this.c.readlink(path, this.linkBuf, this.linkBuf.length);
-    return n <= 0 ? '' : this.linkBuf.toString('utf8', 0, n);
-  }
-
-  bytes(): Buffer {
-    return this.buf;
-  }
 }
 
 /**

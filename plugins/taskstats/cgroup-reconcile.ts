@@ -41,7 +41,7 @@ import {
   type SampleBatch,
   type SampleSchema,
 } from '../../src/api/index.js';
-import { ProcFileReader } from './cgroup-path.js';
+import { ProcReader } from './proc-reader.js';
 import { RAW } from './schema.js';
 
 export interface CgroupReconcileConfig {
@@ -139,7 +139,7 @@ export class CgroupReconciler {
   private readonly byPath = new Map<string, CgroupState>();
   /** Aggregate mode shares one attributes object per workload: skip the path lookup for it. */
   private byAttributes = new WeakMap<Attributes, CgroupState | null>();
-  private readonly reader = new ProcFileReader();
+  private readonly reader = new ProcReader();
   private readonly template: Float64Array;
   private readonly maxCgroups: number;
   private collection = 0;

@@ -1,11 +1,14 @@
 /**
- * libc functions the receiver calls directly through koffi, where libnl does not fit:
- * recv() so that ENOBUFS (kernel dropped events) is visible through errno (libnl maps it to
- * NLE_NOMEM), setsockopt(SO_RCVBUFFORCE) for buffers above net.core.rmem_max, and a raw
- * NETLINK_CONNECTOR socket for process events.
+ * Every libc function the receiver calls, bound once through koffi (libnl.ts holds libnl's):
+ * recv() so that ENOBUFS (the kernel dropped events) is visible through errno (libnl maps it to
+ * NLE_NOMEM), setsockopt(SO_RCVBUFFORCE) for buffers above net.core.rmem_max, the raw
+ * NETLINK_CONNECTOR socket, /proc reads without Node's fs (a failed open there throws with a
+ * stack trace: ~18 us of CPU against ~5 us here, and failures are frequent: processes end), the
+ * exec watcher thread's clock and priority, and glibc's malloc tuning.
  *
  * Buffers are declared as plain `void *` parameters: koffi passes a Buffer's memory directly,
- * which is cheaper than _Out_ marshalling (see taskstats-facts.md).
+ * which is cheaper than _Out_ marshalling. Sizes that fit an int are declared int, so that
+ * results come back as plain numbers.
  */
 import koffi from 'koffi';
 
@@ -24,6 +27,9 @@ export const NETLINK_NO_ENOBUFS = 5;
 export const O_RDONLY = 0;
 export const O_DIRECTORY = 0o200000;
 export const O_CLOEXEC = 0o2000000;
+export const CLOCK_MONOTONIC = 1;
+export const SCHED_FIFO = 1;
+export const PRIO_PROCESS = 0;
 /** struct mmsghdr on 64-bit Linux: struct msghdr (56 bytes) + unsigned msg_len + padding. */
 export const MMSGHDR_BYTES = 64;
 /** Offsets inside struct mmsghdr (64-bit): msg_iov, msg_iovlen, msg_flags, msg_len. */
@@ -52,6 +58,19 @@ export interface Libc {
   recvmmsg(fd: number, vec: bigint, vlen: number, flags: number): number;
   /** open(path, flags) (no O_CREAT: no mode). */
   open(path: string, flags: number): number;
+  /** open() of a NUL-terminated path held in a Buffer (no string per call). */
+  openBytes(path: Buffer, flags: number): number;
+  read(fd: number, buf: Buffer, n: number): number;
+  readlink(path: string, buf: Buffer, n: number): number;
+  /** readlink() of a NUL-terminated path held in a Buffer. */
+  readlinkBytes(path: Buffer, buf: Buffer, n: number): number;
+  /** clock_gettime(clock, ts) into a struct timespec (16 bytes). */
+  clockGettime(clock: number, ts: Buffer): number;
+  /** The calling thread's kernel id (gettid through syscall()). */
+  gettid(): number;
+  /** sched_setscheduler(tid, policy, &param) with param.sched_priority = priority. */
+  setScheduler(tid: number, policy: number, priority: number): number;
+  setpriority(which: number, who: number, prio: number): number;
   /** getdents64(fd, buf, len): directory entries (struct linux_dirent64) into `buf`. */
   getdents64(fd: number, buf: Buffer, len: number): number;
   /** Native address of a Buffer's memory (stable for the Buffer's lifetime: its store is off-heap). */
@@ -76,8 +95,17 @@ export function libc(): Libc {
   const close = lib.func('int close(int fd)');
   const strerror = lib.func('const char *strerror(int errnum)');
   const recvmmsg = lib.func('int recvmmsg(int fd, void *vec, unsigned int vlen, int flags, void *timeout)');
-  const open = lib.func('int open(const char *path, int flags, ...)');
+  const open = lib.func('int open(const char *path, int flags)');
+  const openBytes = lib.func('int open(void *path, int flags)');
+  const read = lib.func('int read(int fd, void *buf, size_t n)');
+  const readlink = lib.func('int readlink(const char *path, void *buf, size_t n)');
+  const readlinkBytes = lib.func('int readlink(void *path, void *buf, size_t n)');
   const getdents64 = lib.func('intptr_t getdents64(int fd, void *buf, size_t len)');
+  const clockGettime = lib.func('int clock_gettime(int clock, void *ts)');
+  const syscall0 = lib.func('long syscall(long number)');
+  const schedSetscheduler = lib.func('int sched_setscheduler(int pid, int policy, void *param)');
+  const setpriority = lib.func('int setpriority(int which, uint32_t who, int prio)');
+  const SYS_gettid = process.arch === 'arm64' ? 178 : 186;
   cached = {
     socket: (d, t, p) => socket(d, t, p) as number,
     bind: (fd, a, l) => bind(fd, a, l) as number,
@@ -89,11 +117,37 @@ export function libc(): Libc {
     strerror: (e) => strerror(e) as string,
     recvmmsg: (fd, v, n, f) => recvmmsg(fd, v, n, f, null) as number,
     open: (path, flags) => open(path, flags) as number,
+    openBytes: (path, flags) => openBytes(path, flags) as number,
+    read: (fd, b, n) => read(fd, b, n) as number,
+    readlink: (path, b, n) => readlink(path, b, n) as number,
+    readlinkBytes: (path, b, n) => readlinkBytes(path, b, n) as number,
+    clockGettime: (clock, ts) => clockGettime(clock, ts) as number,
+    gettid: () => Number(syscall0(SYS_gettid)),
+    setScheduler: (tid, policy, priority) => {
+      const param = Buffer.alloc(4);
+      param.writeInt32LE(priority, 0);
+      return schedSetscheduler(tid, policy, param) as number;
+    },
+    setpriority: (which, who, prio) => setpriority(which, who, prio) as number,
     getdents64: (fd, b, l) => Number(getdents64(fd, b, l)),
     address: (b) => koffi.address(b),
     errno: () => koffi.errno(),
   };
   return cached;
+}
+
+/** glibc's malloc tuning (malloc.ts); absent under musl or another allocator. */
+export interface MallocCalls {
+  readonly mallopt: (param: number, value: number) => number;
+  readonly mallocTrim: (pad: number) => number;
+}
+
+/** Binds mallopt and malloc_trim; throws where libc has none. */
+export function mallocCalls(): MallocCalls {
+  const lib = koffi.load('libc.so.6');
+  const opt = lib.func('int mallopt(int param, int value)');
+  const trim = lib.func('int malloc_trim(size_t pad)');
+  return { mallopt: (p, v) => opt(p, v) as number, mallocTrim: (pad) => trim(pad) as number };
 }
 
 /** Sets an int socket option; returns 0 or the errno. */

@@ -14,7 +14,7 @@
  * MALLOC_TRIM_THRESHOLD_) win when set: their value is applied here, which also makes them work
  * where glibc ignores them (a binary with file capabilities, as in the image, runs AT_SECURE).
  */
-import koffi from 'koffi';
+import { mallocCalls } from './libc.js';
 import type { Logger } from '../../src/api/index.js';
 
 /** mallopt() parameters (malloc.h). */
@@ -44,11 +44,7 @@ export function tuneMalloc(env: NodeJS.ProcessEnv = process.env): MallocTuning |
   let mallopt: (param: number, value: number) => number;
   let mallocTrim: (pad: number) => number;
   try {
-    const lib = koffi.load('libc.so.6');
-    const opt = lib.func('int mallopt(int param, int value)');
-    const trim = lib.func('int malloc_trim(size_t pad)');
-    mallopt = (p, v) => opt(p, v) as number;
-    mallocTrim = (pad) => trim(pad) as number;
+    ({ mallopt, mallocTrim } = mallocCalls());
   } catch (err) {
     return { reason: `glibc malloc not found (${(err as Error).message})` };
   }

@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
-import { EXEC_RESULT_CGROUP, EXEC_RESULT_DETAILS, ExecWatcher, ProcConnector, kernelSupportsEventMask } from './proc-connector.js';
+import { ProcConnector, kernelSupportsEventMask } from './proc-connector.js';
+import { EXEC_RESULT_CGROUP, EXEC_RESULT_DETAILS } from './exec-result-ring.js';
+import { ExecWatcher } from './exec-watcher.js';
 import { findCgroupPath, parseProcCgroup, type CgroupSelector } from './cgroup-path.js';
 
 interface Result {
@@ -308,7 +310,7 @@ describe('proc connector (real kernel)', { skip, timeout: 60_000 }, () => {
 
 describe('proc connector outside the initial user namespace', { skip, timeout: 30_000 }, () => {
   test('the watcher reports that the kernel ignores it (hostPID, no user namespace) and stops cleanly', () => {
-    const moduleUrl = new URL('./proc-connector.js', import.meta.url).href;
+    const moduleUrl = new URL('./exec-watcher.js', import.meta.url).href;
     const script = `
       const m = await import(${JSON.stringify(moduleUrl)});
       const w = new m.ExecWatcher({ procRoot: '/proc', selector: { kind: 'v2' }, executablePath: false, commandLine: false, maxCommandLineBytes: 4096 }, () => {}, () => {});

@@ -8,17 +8,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  ProcFileReader,
-  chooseCgroupSelector,
-  detectCgroupMounts,
-  listV1Hierarchies,
-  parseCgroupMounts,
-  parseProcCgroup,
-  parseProcCgroupBytes,
-} from './cgroup-path.js';
+import { chooseCgroupSelector, detectCgroupMounts, listV1Hierarchies, parseCgroupMounts, parseProcCgroup, parseProcCgroupBytes } from './cgroup-path.js';
 import { ProcessMetadata } from './process-metadata.js';
-import { EXEC_RESULT_CGROUP, EXEC_RESULT_DETAILS } from './proc-connector.js';
+import { EXEC_RESULT_CGROUP, EXEC_RESULT_DETAILS } from './exec-result-ring.js';
+import { ProcReader } from './proc-reader.js';
 import { newTaskRecord, type TaskRecord } from './record.js';
 import { cgroupTestSkipReason, createTestCgroup, type TestCgroup } from '../../test/support/cgroup.js';
 import type { ComponentTelemetry, Logger } from '../../src/api/index.js';
@@ -111,8 +104,8 @@ describe('cgroup-path', () => {
     assert.equal(detectCgroupMounts().v2, fromMounts);
   });
 
-  test('ProcFileReader: real files, growth past the buffer, missing files', () => {
-    const r = new ProcFileReader();
+  test('ProcReader: real files, growth past the buffer, missing files', () => {
+    const r = new ProcReader();
     assert.equal(r.readText('/proc/self/cgroup'), readFileSync('/proc/self/cgroup', 'utf8'));
     const dir = mkdtempSync(join(tmpdir(), 'procreader-'));
     try {

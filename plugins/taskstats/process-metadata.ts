@@ -31,8 +31,10 @@
  */
 import type { ComponentTelemetry, Logger } from '../../src/api/index.js';
 import type { TaskRecord } from './record.js';
-import { ProcFileReader, StringInterner, chooseCgroupSelector, parseProcCgroupBytes, resolveCgroupNamespace, type CgroupSelector } from './cgroup-path.js';
-import { EXEC_RESULT_CGROUP, EXEC_RESULT_DETAILS, ExecWatcher, cmdlineText, seqAfter, type ExecWatcherStats } from './proc-connector.js';
+import { StringInterner, chooseCgroupSelector, parseProcCgroupBytes, resolveCgroupNamespace, type CgroupSelector } from './cgroup-path.js';
+import { EXEC_RESULT_CGROUP, EXEC_RESULT_DETAILS, seqAfter } from './exec-result-ring.js';
+import { ExecWatcher, type ExecWatcherStats } from './exec-watcher.js';
+import { ProcReader, cmdlineText } from './proc-reader.js';
 
 /** ac_flag: the task forked and never exec'd. */
 const AFORK = 0x01;
@@ -121,7 +123,7 @@ export interface ProcessMetadataStats {
 
 export class ProcessMetadata {
   private readonly cache = new Map<number, Entry>();
-  private readonly reader = new ProcFileReader();
+  private readonly reader = new ProcReader();
   private readonly interner: StringInterner;
   private readonly procRoot: string;
   private readonly selector: CgroupSelector;
