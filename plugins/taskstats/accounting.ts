@@ -49,7 +49,7 @@
  */
 import { constants as osConstants } from 'node:os';
 import { ATTR, type Attributes, type ComponentTelemetry, type Logger, type SampleBatch, type SampleSchema } from '../../src/api/index.js';
-import type { TaskRecord } from './record.js';
+import { DELAY_KINDS, FIELD_NAMES, TASK_RECORD_FIELDS, compileFromTable, type FieldSpec, type TaskRecord } from './record.js';
 import { PROCESS_SCHEMA, PROCESS_SCHEMA_PER_PROCESS, RAW, RAW_COUNTERS, RAW_SCALE, TASKSTATS_ATTR, VALUE } from './schema.js';
 import { fillExitObservations, withExitDistributions, type ExitDistributionsConfig } from './exit-distributions.js';
 
@@ -137,44 +137,18 @@ interface ProcessState {
   sampled: boolean;
 }
 
+/** Which field of a record supplies each raw counter (from the field table), as [field, RAW index]. */
+export const COUNTER_FIELDS: readonly (readonly [keyof TaskRecord, number])[] = FIELD_NAMES.flatMap((k) => {
+  const f: FieldSpec<unknown> = TASK_RECORD_FIELDS[k];
+  if (f.counter === undefined) return [];
+  return [[k, RAW[f.counter] + (f.delay !== undefined ? DELAY_KINDS.indexOf(f.delay[0]) : 0)] as const];
+});
+
 /** Copy a record's cumulative counters into `d` (RAW order); negative / NaN inputs read as 0. */
-function readCounters(r: TaskRecord, d: Float64Array): void {
-  d[RAW.USER] = r.userUs;
-  d[RAW.SYSTEM] = r.systemUs;
-  d[RAW.DISK_READ] = r.readBytes;
-  d[RAW.DISK_WRITE] = r.writeBytes;
-  d[RAW.VOLUNTARY] = r.voluntaryCtxSwitches;
-  d[RAW.INVOLUNTARY] = r.involuntaryCtxSwitches;
-  d[RAW.MINOR] = r.minorFaults;
-  d[RAW.MAJOR] = r.majorFaults;
-  d[RAW.CHAR_READ] = r.readCharBytes;
-  d[RAW.CHAR_WRITE] = r.writeCharBytes;
-  d[RAW.SYSCALL_READ] = r.readSyscalls;
-  d[RAW.SYSCALL_WRITE] = r.writeSyscalls;
-  d[RAW.CANCELLED_WRITE] = r.cancelledWriteBytes;
-  const t = RAW.DELAY_TIME;
-  d[t] = r.cpuDelayTotalNs;
-  d[t + 1] = r.blkioDelayTotalNs;
-  d[t + 2] = r.swapinDelayTotalNs;
-  d[t + 3] = r.freepagesDelayTotalNs;
-  d[t + 4] = r.thrashingDelayTotalNs;
-  d[t + 5] = r.compactDelayTotalNs;
-  d[t + 6] = r.wpcopyDelayTotalNs;
-  d[t + 7] = r.irqDelayTotalNs;
-  const c = RAW.DELAY_COUNT;
-  d[c] = r.cpuDelayCount;
-  d[c + 1] = r.blkioDelayCount;
-  d[c + 2] = r.swapinDelayCount;
-  d[c + 3] = r.freepagesDelayCount;
-  d[c + 4] = r.thrashingDelayCount;
-  d[c + 5] = r.compactDelayCount;
-  d[c + 6] = r.wpcopyDelayCount;
-  d[c + 7] = r.irqDelayCount;
-  d[RAW.RSS_TIME] = r.coreMemMbUs;
-  d[RAW.VIRTUAL_TIME] = r.virtMemMbUs;
-  d[RAW.RUN_TIME] = r.cpuRunVirtualNs;
-  for (let i = 0; i < RAW_COUNTERS; i++) if (!(d[i]! > 0)) d[i] = 0;
-}
+const readCounters = compileFromTable(
+  ['r', 'd'],
+  [...COUNTER_FIELDS.map(([k, i]) => `d[${i}] = r.${k};`), `for (let i = 0; i < ${RAW_COUNTERS}; i++) if (!(d[i] > 0)) d[i] = 0;`].join('\n'),
+) as (r: TaskRecord, d: Float64Array) => void;
 
 /**
  * Turn the raw user/system ticks (µs) in `c` into user/system nanoseconds that add up to the
@@ -213,17 +187,14 @@ function splitCpuTime(c: Float64Array, prev: Float64Array): void {
   c[RAW.SYSTEM] = system;
 }
 
-/** Worst single delay per kind (ns), -1 where the struct version has none. */
-function readDelayMax(r: TaskRecord, d: Float64Array): void {
-  d[0] = r.cpuDelayMaxNs;
-  d[1] = r.blkioDelayMaxNs;
-  d[2] = r.swapinDelayMaxNs;
-  d[3] = r.freepagesDelayMaxNs;
-  d[4] = r.thrashingDelayMaxNs;
-  d[5] = r.compactDelayMaxNs;
-  d[6] = r.wpcopyDelayMaxNs;
-  d[7] = r.irqDelayMaxNs;
-}
+/** Worst single delay per kind (ns, DELAY_KINDS order), -1 where the struct version has none. Made from the field table. */
+const readDelayMax = compileFromTable(
+  ['r', 'd'],
+  FIELD_NAMES.flatMap((k) => {
+    const f: FieldSpec<unknown> = TASK_RECORD_FIELDS[k];
+    return f.delay?.[1] === 'max_ns' ? [`d[${DELAY_KINDS.indexOf(f.delay[0])}] = r.${k};`] : [];
+  }).join('\n'),
+) as (r: TaskRecord, d: Float64Array) => void;
 
 // Processes ending in a burst mostly started in the same second: remember the last conversion.
 let lastRfc3339Sec = -1;

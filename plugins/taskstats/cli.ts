@@ -4,67 +4,12 @@
  *   taskstats-agent exits [--cpumask LIST] [--json] [--duration SECONDS] [--count N]
  */
 import type { CliCommand } from '../../src/api/index.js';
-import { DELAY_KINDS, newTaskRecord, type TaskRecord } from './record.js';
+import { DELAY_KINDS, newTaskRecord, recordToJson, type TaskRecord } from './record.js';
 import { LivePoller } from './live-poller.js';
 import { ExitListener } from './exit-listener.js';
 import { TaskstatsError } from './libnl.js';
 import { CPULIST_RE, impossibleCpus, parseCpulist, possibleCpus } from './config.js';
 import { networkNamespaceWarning } from './receiver.js';
-
-/** One record as a JSON object with snake_case fields (units in the names). */
-export function recordToJson(r: TaskRecord): Record<string, unknown> {
-  const delays: Record<string, Record<string, number>> = {};
-  const rec = r as unknown as Record<string, number>;
-  for (const k of DELAY_KINDS) {
-    const d: Record<string, number> = { count: rec[`${k}DelayCount`]!, total_ns: rec[`${k}DelayTotalNs`]! };
-    const max = rec[`${k}DelayMaxNs`]!;
-    const min = rec[`${k}DelayMinNs`]!;
-    if (max >= 0) d.max_ns = max;
-    if (min >= 0) d.min_ns = min;
-    delays[k] = d;
-  }
-  const o: Record<string, unknown> = {
-    kind: r.kind,
-    aggregate: r.aggregate,
-    version: r.version,
-    pid: r.pid,
-    tgid: r.tgid,
-    ppid: r.ppid,
-    comm: r.comm,
-    uid: r.uid,
-    gid: r.gid,
-    flags: r.flags,
-    nice: r.nice,
-    start_time: r.startTimeSec,
-    exit_status: r.exitStatus,
-    exit_code: r.exitCode,
-    exit_signal: r.exitSignal,
-    core_dumped: r.coreDumped,
-    elapsed_us: r.elapsedUs,
-    utime_us: r.userUs,
-    stime_us: r.systemUs,
-    cpu_run_real_ns: r.cpuRunRealNs,
-    cpu_run_virtual_ns: r.cpuRunVirtualNs,
-    minflt: r.minorFaults,
-    majflt: r.majorFaults,
-    hiwater_rss_kb: r.hiwaterRssKb,
-    hiwater_vm_kb: r.hiwaterVmKb,
-    coremem_mb_us: r.coreMemMbUs,
-    virtmem_mb_us: r.virtMemMbUs,
-    read_char: r.readCharBytes,
-    write_char: r.writeCharBytes,
-    read_syscalls: r.readSyscalls,
-    write_syscalls: r.writeSyscalls,
-    read_bytes: r.readBytes,
-    write_bytes: r.writeBytes,
-    cancelled_write_bytes: r.cancelledWriteBytes,
-    nvcsw: r.voluntaryCtxSwitches,
-    nivcsw: r.involuntaryCtxSwitches,
-    delays,
-  };
-  if (r.cgroup) o.cgroup = r.cgroup;
-  return o;
-}
 
 function ms(ns: number): string {
   return `${(ns / 1e6).toFixed(3)} ms`;

@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LivePoller, copyTaskRecordInto, listProcessIds, listProcessIdsYielding } from './live-poller.js';
+import { LivePoller, listProcessIds, listProcessIdsYielding } from './live-poller.js';
 import { TaskstatsSocket } from './libnl.js';
 import { DatagramBatch } from './libc.js';
 import { TaskstatsParser, PARSED_TGID, PARSE_NETLINK_ERROR } from './parser.js';
@@ -27,7 +27,7 @@ after(() => {
 });
 
 describe('live sweep building blocks', { timeout: 60_000 }, () => {
-  test('copyTaskRecordInto copies every field of a TaskRecord', () => {
+  test('copyTaskRecord copies every field of a TaskRecord', () => {
     const src = newTaskRecord() as unknown as Record<string, unknown>;
     let i = 1;
     for (const k of Object.keys(src)) {
@@ -37,8 +37,9 @@ describe('live sweep building blocks', { timeout: 60_000 }, () => {
     src.kind = 'exit';
     src.aggregate = 'tgid';
     const dst = newTaskRecord();
-    copyTaskRecordInto(src as unknown as TaskRecord, dst);
+    assert.equal(copyTaskRecord(src as unknown as TaskRecord, dst), dst);
     assert.deepEqual(dst, src);
+    assert.deepEqual(copyTaskRecord(src as unknown as TaskRecord), src);
   });
 
   test('the cache rows keep every number of a TaskRecord, each in its own column', () => {

@@ -26,7 +26,7 @@
 import { readFileSync } from 'node:fs';
 import { TaskstatsSocket, capNetAdminError, TaskstatsError } from './libnl.js';
 import { TaskstatsParser, PARSED_PID, PARSED_TGID, PARSE_NETLINK_ERROR, activityOf } from './parser.js';
-import { newTaskRecord, type TaskRecord } from './record.js';
+import { copyTaskRecord, newTaskRecord, type TaskRecord } from './record.js';
 import { RECORD_NUMBERS, RecordRows, loadRecordNumbers, storeRecordNumbers } from './record-store.js';
 import { DatagramBatch, libc, EAGAIN, EINTR, EPERM, ESRCH, O_CLOEXEC, O_DIRECTORY, O_RDONLY } from './libc.js';
 
@@ -175,7 +175,7 @@ export class LivePoller {
       0,
       1,
       (r) => {
-        copyTaskRecordInto(r, out);
+        copyTaskRecord(r, out);
         found = out;
       },
       stats,
@@ -621,86 +621,4 @@ class ProcessListing {
     if (this.fd >= 0) this.c.close(this.fd);
     this.fd = -1;
   }
-}
-
-/**
- * Every field of `s` into `d`, written out: Object.assign() of a TaskRecord costs ~2 us here,
- * this ~40 ns (bench/live/sweep-micro.mjs). The test checks it covers every field.
- */
-export function copyTaskRecordInto(s: TaskRecord, d: TaskRecord): void {
-  d.kind = s.kind;
-  d.aggregate = s.aggregate;
-  d.version = s.version;
-  d.pid = s.pid;
-  d.tgid = s.tgid;
-  d.ppid = s.ppid;
-  d.comm = s.comm;
-  d.uid = s.uid;
-  d.gid = s.gid;
-  d.flags = s.flags;
-  d.nice = s.nice;
-  d.sched = s.sched;
-  d.startTimeSec = s.startTimeSec;
-  d.exitStatus = s.exitStatus;
-  d.exitCode = s.exitCode;
-  d.exitSignal = s.exitSignal;
-  d.coreDumped = s.coreDumped;
-  d.elapsedUs = s.elapsedUs;
-  d.groupElapsedUs = s.groupElapsedUs;
-  d.userUs = s.userUs;
-  d.systemUs = s.systemUs;
-  d.userScaledUs = s.userScaledUs;
-  d.systemScaledUs = s.systemScaledUs;
-  d.cpuRunRealNs = s.cpuRunRealNs;
-  d.cpuRunVirtualNs = s.cpuRunVirtualNs;
-  d.minorFaults = s.minorFaults;
-  d.majorFaults = s.majorFaults;
-  d.hiwaterRssKb = s.hiwaterRssKb;
-  d.hiwaterVmKb = s.hiwaterVmKb;
-  d.coreMemMbUs = s.coreMemMbUs;
-  d.virtMemMbUs = s.virtMemMbUs;
-  d.readCharBytes = s.readCharBytes;
-  d.writeCharBytes = s.writeCharBytes;
-  d.readSyscalls = s.readSyscalls;
-  d.writeSyscalls = s.writeSyscalls;
-  d.readBytes = s.readBytes;
-  d.writeBytes = s.writeBytes;
-  d.cancelledWriteBytes = s.cancelledWriteBytes;
-  d.voluntaryCtxSwitches = s.voluntaryCtxSwitches;
-  d.involuntaryCtxSwitches = s.involuntaryCtxSwitches;
-  d.cpuDelayCount = s.cpuDelayCount;
-  d.cpuDelayTotalNs = s.cpuDelayTotalNs;
-  d.cpuDelayMaxNs = s.cpuDelayMaxNs;
-  d.cpuDelayMinNs = s.cpuDelayMinNs;
-  d.blkioDelayCount = s.blkioDelayCount;
-  d.blkioDelayTotalNs = s.blkioDelayTotalNs;
-  d.blkioDelayMaxNs = s.blkioDelayMaxNs;
-  d.blkioDelayMinNs = s.blkioDelayMinNs;
-  d.swapinDelayCount = s.swapinDelayCount;
-  d.swapinDelayTotalNs = s.swapinDelayTotalNs;
-  d.swapinDelayMaxNs = s.swapinDelayMaxNs;
-  d.swapinDelayMinNs = s.swapinDelayMinNs;
-  d.freepagesDelayCount = s.freepagesDelayCount;
-  d.freepagesDelayTotalNs = s.freepagesDelayTotalNs;
-  d.freepagesDelayMaxNs = s.freepagesDelayMaxNs;
-  d.freepagesDelayMinNs = s.freepagesDelayMinNs;
-  d.thrashingDelayCount = s.thrashingDelayCount;
-  d.thrashingDelayTotalNs = s.thrashingDelayTotalNs;
-  d.thrashingDelayMaxNs = s.thrashingDelayMaxNs;
-  d.thrashingDelayMinNs = s.thrashingDelayMinNs;
-  d.compactDelayCount = s.compactDelayCount;
-  d.compactDelayTotalNs = s.compactDelayTotalNs;
-  d.compactDelayMaxNs = s.compactDelayMaxNs;
-  d.compactDelayMinNs = s.compactDelayMinNs;
-  d.wpcopyDelayCount = s.wpcopyDelayCount;
-  d.wpcopyDelayTotalNs = s.wpcopyDelayTotalNs;
-  d.wpcopyDelayMaxNs = s.wpcopyDelayMaxNs;
-  d.wpcopyDelayMinNs = s.wpcopyDelayMinNs;
-  d.irqDelayCount = s.irqDelayCount;
-  d.irqDelayTotalNs = s.irqDelayTotalNs;
-  d.irqDelayMaxNs = s.irqDelayMaxNs;
-  d.irqDelayMinNs = s.irqDelayMinNs;
-  d.cgroup = s.cgroup;
-  d.exePath = s.exePath;
-  d.cmdline = s.cmdline;
 }

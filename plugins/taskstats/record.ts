@@ -1,15 +1,22 @@
 /**
  * TaskRecord: one typed record for both sources of the taskstats receiver, a live query
  * (`kind: 'live'`) and an exit event (`kind: 'exit'`), and for both aggregates (one thread, `pid`,
- * or a whole thread group, `tgid`). Field names say their unit.
+ * or a whole thread group, `tgid`), mirroring struct taskstats (include/uapi/linux/taskstats.h).
+ * Field names say their unit.
  *
- * It is flat on purpose: the exit path handles ~14,000 records a second, and nested objects per
- * record measurably cost CPU (see ../../../shared/docs/taskstats-facts.md). The parser may fill
- * and reuse one instance; consumers that keep a record must copy it (`copyTaskRecord`).
+ * It is flat on purpose: the exit path handles thousands of records a second, and a nested
+ * object per record costs CPU and garbage. The parser may fill and reuse one instance; consumers
+ * that keep a record must copy it (`copyTaskRecord`).
  *
  * Fields the kernel's struct version does not carry are 0 (counters) or -1 where noted; check
  * `version` when the difference matters (e.g. max/min delays need version >= 16).
+ *
+ * TASK_RECORD_FIELDS is the one table of the fields: the initial record, the record copy, the
+ * live cache's rows (record-store.ts), the counters accounting reads and `exits --json` are all
+ * made from it, and the compiler rejects a field of TaskRecord the table lacks.
  */
+import type { RAW } from './schema.js';
+
 export interface TaskRecord {
   kind: 'live' | 'exit';
   aggregate: 'pid' | 'tgid';
@@ -124,86 +131,131 @@ export interface TaskRecord {
 export const DELAY_KINDS = ['cpu', 'blkio', 'swapin', 'freepages', 'thrashing', 'compact', 'wpcopy', 'irq'] as const;
 export type DelayKind = (typeof DELAY_KINDS)[number];
 
-export function newTaskRecord(): TaskRecord {
-  return {
-    kind: 'live',
-    aggregate: 'pid',
-    version: 0,
-    pid: 0,
-    tgid: 0,
-    ppid: 0,
-    comm: '',
-    uid: 0,
-    gid: 0,
-    flags: 0,
-    nice: 0,
-    sched: 0,
-    startTimeSec: 0,
-    exitStatus: 0,
-    exitCode: -1,
-    exitSignal: 0,
-    coreDumped: false,
-    elapsedUs: 0,
-    groupElapsedUs: 0,
-    userUs: 0,
-    systemUs: 0,
-    userScaledUs: 0,
-    systemScaledUs: 0,
-    cpuRunRealNs: 0,
-    cpuRunVirtualNs: 0,
-    minorFaults: 0,
-    majorFaults: 0,
-    hiwaterRssKb: 0,
-    hiwaterVmKb: 0,
-    coreMemMbUs: 0,
-    virtMemMbUs: 0,
-    readCharBytes: 0,
-    writeCharBytes: 0,
-    readSyscalls: 0,
-    writeSyscalls: 0,
-    readBytes: 0,
-    writeBytes: 0,
-    cancelledWriteBytes: 0,
-    voluntaryCtxSwitches: 0,
-    involuntaryCtxSwitches: 0,
-    cpuDelayCount: 0,
-    cpuDelayTotalNs: 0,
-    cpuDelayMaxNs: -1,
-    cpuDelayMinNs: -1,
-    blkioDelayCount: 0,
-    blkioDelayTotalNs: 0,
-    blkioDelayMaxNs: -1,
-    blkioDelayMinNs: -1,
-    swapinDelayCount: 0,
-    swapinDelayTotalNs: 0,
-    swapinDelayMaxNs: -1,
-    swapinDelayMinNs: -1,
-    freepagesDelayCount: 0,
-    freepagesDelayTotalNs: 0,
-    freepagesDelayMaxNs: -1,
-    freepagesDelayMinNs: -1,
-    thrashingDelayCount: 0,
-    thrashingDelayTotalNs: 0,
-    thrashingDelayMaxNs: -1,
-    thrashingDelayMinNs: -1,
-    compactDelayCount: 0,
-    compactDelayTotalNs: 0,
-    compactDelayMaxNs: -1,
-    compactDelayMinNs: -1,
-    wpcopyDelayCount: 0,
-    wpcopyDelayTotalNs: 0,
-    wpcopyDelayMaxNs: -1,
-    wpcopyDelayMinNs: -1,
-    irqDelayCount: 0,
-    irqDelayTotalNs: 0,
-    irqDelayMaxNs: -1,
-    irqDelayMinNs: -1,
-    cgroup: '',
-    exePath: '',
-    cmdline: '',
-  };
+/** What the table says of one field. */
+export interface FieldSpec<T> {
+  /** Value of a fresh record (and of a field the kernel's struct version lacks). */
+  readonly initial: T;
+  /** Name in `exits --json` / `pid --json` (snake_case, unit in the name); absent: not printed. */
+  readonly json?: string;
+  /** Printed only when not empty. */
+  readonly jsonOmitEmpty?: true;
+  /** A delay accounting field: printed under `delays.KIND.PART` (max/min only when known, >= 0). */
+  readonly delay?: readonly [DelayKind, 'count' | 'total_ns' | 'max_ns' | 'min_ns'];
+  /** The cumulative counter this field supplies to accounting (schema.ts RAW; delays add their kind's index). */
+  readonly counter?: keyof typeof RAW;
 }
 
-export function copyTaskRecord(r: TaskRecord): TaskRecord {
-  return { ...r };
+const delayFields = <K extends DelayKind>(k: K) =>
+  ({
+    [`${k}DelayCount`]: { initial: 0, delay: [k, 'count'], counter: 'DELAY_COUNT' },
+    [`${k}DelayTotalNs`]: { initial: 0, delay: [k, 'total_ns'], counter: 'DELAY_TIME' },
+    [`${k}DelayMaxNs`]: { initial: -1, delay: [k, 'max_ns'] },
+    [`${k}DelayMinNs`]: { initial: -1, delay: [k, 'min_ns'] },
+  }) as unknown as Record<`${K}DelayCount` | `${K}DelayTotalNs` | `${K}DelayMaxNs` | `${K}DelayMinNs`, FieldSpec<number>>;
+
+/** Every field of TaskRecord, in the interface's order. */
+export const TASK_RECORD_FIELDS = {
+  kind: { initial: 'live', json: 'kind' },
+  aggregate: { initial: 'pid', json: 'aggregate' },
+  version: { initial: 0, json: 'version' },
+  pid: { initial: 0, json: 'pid' },
+  tgid: { initial: 0, json: 'tgid' },
+  ppid: { initial: 0, json: 'ppid' },
+  comm: { initial: '', json: 'comm' },
+  uid: { initial: 0, json: 'uid' },
+  gid: { initial: 0, json: 'gid' },
+  flags: { initial: 0, json: 'flags' },
+  nice: { initial: 0, json: 'nice' },
+  sched: { initial: 0 },
+  startTimeSec: { initial: 0, json: 'start_time' },
+  exitStatus: { initial: 0, json: 'exit_status' },
+  exitCode: { initial: -1, json: 'exit_code' },
+  exitSignal: { initial: 0, json: 'exit_signal' },
+  coreDumped: { initial: false, json: 'core_dumped' },
+  elapsedUs: { initial: 0, json: 'elapsed_us' },
+  groupElapsedUs: { initial: 0 },
+  userUs: { initial: 0, json: 'utime_us', counter: 'USER' },
+  systemUs: { initial: 0, json: 'stime_us', counter: 'SYSTEM' },
+  userScaledUs: { initial: 0 },
+  systemScaledUs: { initial: 0 },
+  cpuRunRealNs: { initial: 0, json: 'cpu_run_real_ns' },
+  cpuRunVirtualNs: { initial: 0, json: 'cpu_run_virtual_ns', counter: 'RUN_TIME' },
+  minorFaults: { initial: 0, json: 'minflt', counter: 'MINOR' },
+  majorFaults: { initial: 0, json: 'majflt', counter: 'MAJOR' },
+  hiwaterRssKb: { initial: 0, json: 'hiwater_rss_kb' },
+  hiwaterVmKb: { initial: 0, json: 'hiwater_vm_kb' },
+  coreMemMbUs: { initial: 0, json: 'coremem_mb_us', counter: 'RSS_TIME' },
+  virtMemMbUs: { initial: 0, json: 'virtmem_mb_us', counter: 'VIRTUAL_TIME' },
+  readCharBytes: { initial: 0, json: 'read_char', counter: 'CHAR_READ' },
+  writeCharBytes: { initial: 0, json: 'write_char', counter: 'CHAR_WRITE' },
+  readSyscalls: { initial: 0, json: 'read_syscalls', counter: 'SYSCALL_READ' },
+  writeSyscalls: { initial: 0, json: 'write_syscalls', counter: 'SYSCALL_WRITE' },
+  readBytes: { initial: 0, json: 'read_bytes', counter: 'DISK_READ' },
+  writeBytes: { initial: 0, json: 'write_bytes', counter: 'DISK_WRITE' },
+  cancelledWriteBytes: { initial: 0, json: 'cancelled_write_bytes', counter: 'CANCELLED_WRITE' },
+  voluntaryCtxSwitches: { initial: 0, json: 'nvcsw', counter: 'VOLUNTARY' },
+  involuntaryCtxSwitches: { initial: 0, json: 'nivcsw', counter: 'INVOLUNTARY' },
+  ...delayFields('cpu'),
+  ...delayFields('blkio'),
+  ...delayFields('swapin'),
+  ...delayFields('freepages'),
+  ...delayFields('thrashing'),
+  ...delayFields('compact'),
+  ...delayFields('wpcopy'),
+  ...delayFields('irq'),
+  cgroup: { initial: '', json: 'cgroup', jsonOmitEmpty: true },
+  exePath: { initial: '' },
+  cmdline: { initial: '' },
+} as const satisfies { readonly [K in keyof TaskRecord]: FieldSpec<TaskRecord[K]> };
+
+/** The fields, in table order. */
+export const FIELD_NAMES = Object.keys(TASK_RECORD_FIELDS) as (keyof TaskRecord)[];
+
+/** The fields whose value is a number (the live cache keeps these in Float64Array rows). */
+export const NUMERIC_FIELDS = FIELD_NAMES.filter((k) => typeof TASK_RECORD_FIELDS[k].initial === 'number');
+
+/**
+ * Compiles a function from source made of the table (`new Function`, once at module load): the
+ * record copy runs per process per sweep and per exit, and a loop over the names with `d[k] =
+ * s[k]` would be a keyed, megamorphic access per field where written-out code is a fixed
+ * property access (bench/live/sweep-micro.mjs compares them).
+ */
+export function compileFromTable(params: string[], body: string): unknown {
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the source is made of the field table only
+  return new Function(...params, body);
+}
+
+const newRecord = compileFromTable(
+  [],
+  `return {${FIELD_NAMES.map((k) => `${k}: ${JSON.stringify(TASK_RECORD_FIELDS[k].initial)}`).join(', ')}};`,
+) as () => TaskRecord;
+const copyInto = compileFromTable(['s', 'd'], FIELD_NAMES.map((k) => `d.${k} = s.${k};`).join('\n')) as (s: TaskRecord, d: TaskRecord) => void;
+
+export function newTaskRecord(): TaskRecord {
+  return newRecord();
+}
+
+/** Every field of `s` into `d` (a new record when not given); returns `d`. */
+export function copyTaskRecord(s: TaskRecord, d: TaskRecord = newRecord()): TaskRecord {
+  copyInto(s, d);
+  return d;
+}
+
+/** One record as a JSON object with snake_case fields (units in the names), for `exits --json` and `pid --json`. */
+export function recordToJson(r: TaskRecord): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  const rec = r as unknown as Record<string, unknown>;
+  for (const k of FIELD_NAMES) {
+    const f: FieldSpec<unknown> = TASK_RECORD_FIELDS[k];
+    const v = rec[k];
+    if (f.delay !== undefined) {
+      const [kind, part] = f.delay;
+      const delays = (o.delays ??= {}) as Record<string, Record<string, unknown>>;
+      const d = (delays[kind] ??= {});
+      if ((part !== 'max_ns' && part !== 'min_ns') || (v as number) >= 0) d[part] = v;
+    } else if (f.json !== undefined && !(f.jsonOmitEmpty === true && !v)) {
+      o[f.json] = v;
+    }
+  }
+  return o;
 }
