@@ -49,7 +49,7 @@
  */
 import { constants as osConstants } from 'node:os';
 import { ATTR, type Attributes, type ComponentTelemetry, type Logger, type SampleBatch, type SampleSchema } from '../../src/api/index.js';
-import { DELAY_KINDS, FIELD_NAMES, TASK_RECORD_FIELDS, compileFromTable, type FieldSpec, type TaskRecord } from './record.js';
+import { DELAY_KINDS, FIELD_NAMES, TASK_RECORD_FIELDS, compileFromTable, endsProcess, type FieldSpec, type TaskRecord } from './record.js';
 import { PROCESS_SCHEMA, PROCESS_SCHEMA_PER_PROCESS, RAW, RAW_COUNTERS, RAW_SCALE, TASKSTATS_ATTR, VALUE } from './schema.js';
 import { fillExitObservations, withExitDistributions, type ExitDistributionsConfig } from './exit-distributions.js';
 
@@ -62,8 +62,6 @@ export interface AccountingOptions {
   telemetry: ComponentTelemetry;
 }
 
-/** ac_flag: this record is the last thread of its process (struct taskstats version >= 12). */
-const AGROUP = 0x20;
 /** A live reading whose CPU run time is this much below what was reported is another process. */
 const CPU_BACKWARDS_NS = 10e6;
 /** Slots of the table of recently ended processes (3 x 4 bytes each). */
@@ -365,9 +363,7 @@ export class ProcessAccounting {
       return;
     }
     const isLeader = thread.pid === tgid;
-    // Before struct version 12 there is no AGROUP: a leader's record is taken as the end (it is,
-    // unless the leader ended before its other threads).
-    const processEnded = group !== null || (thread.version >= 12 ? (thread.flags & AGROUP) !== 0 : isLeader);
+    const processEnded = endsProcess(thread, group);
 
     let st = this.table.get(tgid);
     let fromReplaced = false;

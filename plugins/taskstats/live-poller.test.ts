@@ -191,6 +191,12 @@ describe('live sweep: idle processes from the cache', { timeout: 60_000 }, () =>
       assert.equal(idleFlags, second.cached, 'exactly the cached records are flagged idle');
       assert.equal(second.errors, 0);
       assert.equal(second.records + second.vanished, second.listed);
+      // Two records parsed per process that ran (its group's and its leader's), none per cached one
+      // (a vanished process may have had one or two parsed before it was gone).
+      for (const s of [first, second]) {
+        const ran = s.records - s.cached;
+        assert.ok(s.parsed >= 2 * ran && s.parsed <= 2 * (ran + s.vanished), `${s.parsed} parsed for ${ran} processes that ran, ${s.vanished} vanished`);
+      }
       assert.ok(cachedRec, 'the idle process was delivered');
       const fresh = p.query(idle.pid!, newTaskRecord());
       assert.ok(fresh);

@@ -51,6 +51,8 @@ export interface SweepStats {
   procDenied: number;
   /** Processes none of whose threads ran since the previous sweep: no PID query, cached values. */
   cached: number;
+  /** Replies parsed into records (a group's and its leader's per process that ran; none for a cached one). */
+  parsed: number;
   /** Replies missing or unexpected (should stay 0). */
   errors: number;
   durationMs: number;
@@ -169,7 +171,7 @@ export class LivePoller {
     this.ids.length = 0;
     this.ids.push(tgid);
     let found: TaskRecord | null = null;
-    const stats: SweepStats = { listed: 0, records: 0, vanished: 0, procReads: 0, procDenied: 0, cached: 0, errors: 0, durationMs: 0 };
+    const stats: SweepStats = { listed: 0, records: 0, vanished: 0, procReads: 0, procDenied: 0, cached: 0, parsed: 0, errors: 0, durationMs: 0 };
     this.queryBatch(
       this.ids,
       0,
@@ -202,7 +204,7 @@ export class LivePoller {
   private async runSweep(onRecord: SweepCallback): Promise<SweepStats> {
     const t0 = performance.now();
     if (!this.sock) this.open();
-    const stats: SweepStats = { listed: 0, records: 0, vanished: 0, procReads: 0, procDenied: 0, cached: 0, errors: 0, durationMs: 0 };
+    const stats: SweepStats = { listed: 0, records: 0, vanished: 0, procReads: 0, procDenied: 0, cached: 0, parsed: 0, errors: 0, durationMs: 0 };
     const count = await this.listPids();
     const ids = this.pids;
     stats.listed = count;
@@ -297,8 +299,10 @@ export class LivePoller {
           else if (p.errno === EPERM) throw capNetAdminError('querying a process with TASKSTATS_CMD_GET');
           else stats.errors++;
         } else if (st !== want) stats.errors++;
-        else if (isGroup) this.onGroupReply(buf, slot, useCache);
-        else {
+        else if (isGroup) {
+          if (this.onGroupReply(buf, slot, useCache)) stats.parsed++;
+        } else {
+          stats.parsed++;
           p.fillLocated(buf, true, 'live', this.leaderRecs[slot]!);
           state[slot]! |= LivePoller.GOT_LEADER;
         }
@@ -312,8 +316,9 @@ export class LivePoller {
    * last full query (same runs, CPU time and context switches in the group's sums) cannot have
    * changed anything the kernel reports: marked IDLE, served from the cache without parsing the
    * record. Otherwise the record is parsed and the leader is queued for a GET by PID.
+   * @returns whether the record was parsed.
    */
-  private onGroupReply(buf: Buffer, slot: number, useCache: boolean): void {
+  private onGroupReply(buf: Buffer, slot: number, useCache: boolean): boolean {
     const p = this.parser!;
     if (useCache) {
       const e = this.cache.get(p.id);
@@ -324,13 +329,14 @@ export class LivePoller {
         if (f[e.row + ROW_RUNS] === a[0] && f[e.row + ROW_RUN_NS] === a[1] && f[e.row + ROW_SWITCHES] === a[2]) {
           this.state[slot] = LivePoller.GOT_GROUP | LivePoller.IDLE;
           this.idleEntries[slot] = e;
-          return;
+          return false;
         }
       }
     }
     const g = this.groupRecs[slot]!;
     p.fillLocated(buf, false, 'live', g);
     this.state[slot] = LivePoller.GOT_GROUP;
+    return true;
   }
 
   /**

@@ -30,14 +30,11 @@
  * captured (an entry captured before a process started cannot describe it).
  */
 import type { ComponentTelemetry, Logger } from '../../src/api/index.js';
-import type { TaskRecord } from './record.js';
+import { AFORK, type TaskRecord } from './record.js';
 import { StringInterner, chooseCgroupSelector, parseProcCgroupBytes, resolveCgroupNamespace, type CgroupSelector } from './cgroup-path.js';
 import { EXEC_RESULT_CGROUP, EXEC_RESULT_DETAILS, seqAfter } from './exec-result-ring.js';
 import { ExecWatcher, type ExecWatcherStats } from './exec-watcher.js';
 import { ProcReader, cmdlineText } from './proc-reader.js';
-
-/** ac_flag: the task forked and never exec'd. */
-const AFORK = 0x01;
 
 export interface ProcessMetadataOptions {
   /** On a host without cgroup v2: which v1 hierarchy names a process's cgroup (`cpuacct`, `name=systemd`). */

@@ -12,7 +12,7 @@
  */
 import { readFileSync, readlinkSync } from 'node:fs';
 import type { Consumer, Logger, ComponentTelemetry, Receiver, ReceiverContext, SampleBatch, SampleSchema } from '../../src/api/index.js';
-import type { TaskRecord } from './record.js';
+import { endsProcess, type TaskRecord } from './record.js';
 import type { EndedProcess } from './accounting.js';
 import { ExitEvents } from './exit-events.js';
 import { ExitBudget } from './volume.js';
@@ -25,9 +25,6 @@ import { processMallocTuning, type MallocTuning } from './malloc.js';
 import type { ExitDistributionsConfig } from './exit-distributions.js';
 import { CgroupReconciler } from './cgroup-reconcile.js';
 import { detectCgroupMounts } from './cgroup-path.js';
-
-/** ac_flag: the record of a thread group's last thread (struct taskstats version >= 12). */
-const AGROUP = 0x20;
 
 /** What the receiver needs of ProcessAccounting (accounting.ts). */
 export interface AccountingPart {
@@ -301,19 +298,9 @@ export class TaskstatsReceiver implements Receiver {
   }
 
   private handleExit(thread: TaskRecord, group: TaskRecord | null): void {
-    // The process ends with its last thread: that record has AGROUP (ac_flag 0x20, struct version
-    // >= 12; seen on 6.18 on the last worker when the leader ended first, and on the only thread of
-    // a single-threaded process), and a group record follows it when there were several threads.
-    // Older structs have no AGROUP: there the leader's record is taken as the end. The same rule
-    // as ProcessAccounting.exit, so metadata is never forgotten while the process still runs.
-    const ended = group !== null || (thread.version >= 12 ? (thread.flags & AGROUP) !== 0 : thread.pid === thread.tgid);
-    this.metadata.fillExit(thread, ended);
-    if (group) {
-      group.cgroup = thread.cgroup;
-      group.exePath = thread.exePath;
-      group.cmdline = thread.cmdline;
-      if (group.comm === '') group.comm = thread.comm;
-    }
+    // Accounting takes the process's metadata from the thread's record (the group record carries
+    // only the group's counters), and decides the end by the same endsProcess().
+    this.metadata.fillExit(thread, endsProcess(thread, group));
     const now = Date.now();
     this.accounting.exit(thread, group, now, this.batch);
     if (this.events) this.events.exit(thread, this.accounting.lastEnd ?? null, now);
@@ -449,7 +436,7 @@ export class TaskstatsReceiver implements Receiver {
       });
       this.lastSweepSeconds = stats.durationMs / 1000;
       this.liveRecords.add(stats.records);
-      this.recordsParsed.add(stats.records * 2);
+      this.recordsParsed.add(stats.parsed);
       if (stats.vanished > 0) this.vanished.add(stats.vanished);
       if (stats.errors > 0) this.ctx.logger.warn('live sweep: replies missing or unexpected', { key: 'sweep_errors', errors: stats.errors });
     } catch (err) {

@@ -128,6 +128,24 @@ export interface TaskRecord {
   cmdline: string;
 }
 
+/** ac_flag bits (include/uapi/linux/acct.h). */
+export const AFORK = 0x01;
+/** The record of a thread group's last thread (struct taskstats version >= 12). */
+export const AGROUP = 0x20;
+
+/**
+ * Whether an exit datagram ends its process: the last thread's record has AGROUP (struct version
+ * >= 12; seen on 6.18 on the last worker when the leader ended first, and on the only thread of a
+ * single-threaded process), and a group record comes with it when there were several threads.
+ * Older structs have no AGROUP: there the leader's record is taken as the end (it is, unless the
+ * leader ended before its other threads). The one place this is decided: metadata forgets the
+ * process and accounting emits its final sample on the same answer.
+ */
+export function endsProcess(thread: TaskRecord, group: TaskRecord | null): boolean {
+  if (group !== null) return true;
+  return thread.version >= 12 ? (thread.flags & AGROUP) !== 0 : thread.pid === (thread.tgid > 0 ? thread.tgid : thread.pid);
+}
+
 export const DELAY_KINDS = ['cpu', 'blkio', 'swapin', 'freepages', 'thrashing', 'compact', 'wpcopy', 'irq'] as const;
 export type DelayKind = (typeof DELAY_KINDS)[number];
 
