@@ -28,7 +28,6 @@ function once(budget) {
     version: 16,
     flags: 0x20,
     comm: 'tsload',
-    cgroup: '/ts-bench-storm-1234-1',
     ppid: 100,
     startTimeSec: 1.7e9,
     elapsedUs: 1200,
@@ -40,13 +39,14 @@ function once(budget) {
     cpuDelayCount: 2,
     cpuDelayTotalNs: 5000,
   });
+  const info = { cgroup: '/ts-bench-storm-1234-1', exePath: '', cmdline: '' };
   const samples = [];
   const now = Date.now();
   const t0 = cpuUs();
   for (let i = 0; i < N; i++) {
     rec.pid = rec.tgid = 1000 + i;
-    accounting.exit(rec, null, now + (i >> 4), samples);
-    events.exit(rec, accounting.lastEnd, now + (i >> 4));
+    accounting.exit(rec, null, info, now + (i >> 4), samples);
+    events.exit(rec, info, accounting.lastEnd, now + (i >> 4));
     samples.length = 0;
   }
   const records = events.take() ?? [];

@@ -12,7 +12,7 @@ import type { Sample, SampleBatch } from '../../src/api/index.js';
 import { MetricsStage, buildResource } from '../../src/metrics/index.js';
 import { RecordingLogger, RecordingTelemetry, valueOf } from '../../src/metrics/testing.js';
 import { ProcessAccounting } from './accounting.js';
-import { newTaskRecord, type TaskRecord } from './record.js';
+import { NO_PROCESS_INFO, newTaskRecord, type ProcessInfo, type TaskRecord } from './record.js';
 import { PROCESS_SCHEMA, PROCESS_SCHEMA_PER_PROCESS, RAW, RAW_COUNTERS, RAW_SCALE, VALUE } from './schema.js';
 
 const AGROUP = 0x20;
@@ -72,6 +72,10 @@ function zero(): ThreadCounters {
   return Object.fromEntries(ALL_FIELDS.map((f) => [f, 0])) as unknown as ThreadCounters;
 }
 
+/** The metadata the receiver passes beside each record (ProcessMetadata's answer), by record. */
+const INFO = new WeakMap<TaskRecord, ProcessInfo>();
+const infoOf = (r: TaskRecord): ProcessInfo => INFO.get(r) ?? NO_PROCESS_INFO;
+
 /** A simulated process: threads that work, end, and a kernel view of them. */
 class SimProcess {
   readonly threads = new Map<number, ThreadCounters>();
@@ -92,6 +96,10 @@ class SimProcess {
     this.comm = comm;
     this.cgroup = cgroup;
     for (let i = 0; i < threads; i++) this.threads.set(tgid + i, zero());
+  }
+  /** The process's metadata, as ProcessMetadata would give it beside each record. */
+  get info(): ProcessInfo {
+    return { cgroup: this.cgroup, exePath: '', cmdline: '' };
   }
   /** Thread `pid` does some work (each unit moves every counter by a different amount). */
   work(pid: number, units: number): this {
@@ -137,7 +145,7 @@ class SimProcess {
       group.comm = '';
       group.pid = 0;
       group.startTimeSec = 0;
-      group.cgroup = '';
+      INFO.set(group, NO_PROCESS_INFO);
     }
     return [thread, group];
   }
@@ -149,7 +157,7 @@ class SimProcess {
     r.version = 16;
     r.tgid = this.tgid;
     r.comm = this.comm;
-    r.cgroup = this.cgroup;
+    INFO.set(r, this.info);
     r.startTimeSec = this.start;
     r.hiwaterRssKb = 1000 + c.minorFaults;
     r.hiwaterVmKb = 5000 + c.minorFaults;
@@ -233,15 +241,15 @@ describe('ProcessAccounting', () => {
     const { acc } = accounting();
     const out: SampleBatch = [];
     const p = new SimProcess(100, START).work(100, 3);
-    acc.live(p.live(), T0, out);
+    acc.live(p.live(), p.info, T0, out);
     p.work(100, 2);
-    acc.live(p.live(), T0 + 10_000, out);
-    acc.live(p.live(), T0 + 20_000, out); // nothing new: a sample with zeros
+    acc.live(p.live(), p.info, T0 + 10_000, out);
+    acc.live(p.live(), p.info, T0 + 20_000, out); // nothing new: a sample with zeros
     acc.endSweep(T0 + 20_000, out);
     p.work(100, 4);
     const [thread, group] = p.exit(100, 3);
     assert.equal(group, null);
-    acc.exit(thread, group, T0 + 25_000, out);
+    acc.exit(thread, group, infoOf(thread), T0 + 25_000, out);
     assert.equal(out.length, 4);
     assert.deepEqual(Array.from(out[2]!.values.subarray(0, RAW_COUNTERS)), new Array(RAW_COUNTERS).fill(0));
     assertTotals(sums(out), p.total());
@@ -283,7 +291,7 @@ describe('ProcessAccounting', () => {
     const ms = (v: number) => Math.round(v * 1e6) / 1e3; // seconds -> ms, rounded to µs
     const out: SampleBatch = [];
     // A 3 ms process that no tick caught: all of it is user time (as the kernel does).
-    acc.exit(rec(0, 0, 3e6, 'exit'), null, T0, out);
+    acc.exit(rec(0, 0, 3e6, 'exit'), null, NO_PROCESS_INFO, T0, out);
     assert.deepEqual([ms(out[0]!.values[RAW.USER]!), ms(out[0]!.values[RAW.SYSTEM]!)], [3, 0]);
     // (Two sweeps later: a live reading of pid 42 with the same start is no longer taken for the
     // process that just ended.)
@@ -291,9 +299,9 @@ describe('ProcessAccounting', () => {
     acc.endSweep(T0, out);
     // The ratio moves between readings: neither mode goes backwards, and the sum stays exact.
     out.length = 0;
-    acc.live(rec(4000, 0, 10e6, 'live'), T0, out); // user 10
-    acc.live(rec(4000, 8000, 12e6, 'live'), T0 + 1, out); // ratio says user 4, system 8: user stays 10, system 2
-    acc.exit(rec(8000, 8000, 20e6, 'exit'), null, T0 + 2, out); // half and half: user 10, system 10
+    acc.live(rec(4000, 0, 10e6, 'live'), NO_PROCESS_INFO, T0, out); // user 10
+    acc.live(rec(4000, 8000, 12e6, 'live'), NO_PROCESS_INFO, T0 + 1, out); // ratio says user 4, system 8: user stays 10, system 2
+    acc.exit(rec(8000, 8000, 20e6, 'exit'), null, NO_PROCESS_INFO, T0 + 2, out); // half and half: user 10, system 10
     assert.deepEqual(
       out.map((s) => [ms(s.values[RAW.USER]!), ms(s.values[RAW.SYSTEM]!)]),
       [
@@ -304,7 +312,7 @@ describe('ProcessAccounting', () => {
     );
     // A kernel without the scheduler runtime: the ticks as they are.
     out.length = 0;
-    acc.exit(rec(4000, 8000, 0, 'exit'), null, T0, out);
+    acc.exit(rec(4000, 8000, 0, 'exit'), null, NO_PROCESS_INFO, T0, out);
     assert.deepEqual([ms(out[0]!.values[RAW.USER]!), ms(out[0]!.values[RAW.SYSTEM]!)], [4, 8]);
   });
 
@@ -313,7 +321,7 @@ describe('ProcessAccounting', () => {
     const out: SampleBatch = [];
     const p = new SimProcess(200, START, 'true').work(200, 1);
     const [thread, group] = p.exit(200, 0);
-    acc.exit(thread, group, T0, out);
+    acc.exit(thread, group, infoOf(thread), T0, out);
     assert.equal(out.length, 1);
     assertTotals(sums(out), p.total());
     assert.equal(exits(out), 1);
@@ -328,24 +336,24 @@ describe('ProcessAccounting', () => {
       const p = new SimProcess(300, START, 'java', '/app', 3);
       p.groupLacksCpuTimes = lacking;
       p.work(300, 1).work(301, 2).work(302, 3);
-      acc.live(p.live(), T0, out);
+      acc.live(p.live(), p.info, T0, out);
       acc.endSweep(T0, out);
       p.work(301, 5);
       let [t, g] = p.exit(301); // a worker ends
-      acc.exit(t, g, T0 + 1000, out);
+      acc.exit(t, g, infoOf(t), T0 + 1000, out);
       assert.equal(out.length, 1, 'a thread exit emits nothing by itself');
       p.work(300, 1).work(302, 1);
-      acc.live(p.live(), T0 + 10_000, out);
+      acc.live(p.live(), p.info, T0 + 10_000, out);
       acc.endSweep(T0 + 10_000, out);
       p.work(300, 2).work(302, 7);
       [t, g] = p.exit(300); // the leader ends before the last worker (exit_group)
       assert.equal(t.flags & AGROUP, 0);
-      acc.exit(t, g, T0 + 12_000, out);
+      acc.exit(t, g, infoOf(t), T0 + 12_000, out);
       assert.equal(out.length, 2);
       assert.equal(acc.size, 1);
       [t, g] = p.exit(302, 1);
       assert.ok(g !== null && (t.flags & AGROUP) !== 0);
-      acc.exit(t, g, T0 + 12_001, out);
+      acc.exit(t, g, infoOf(t), T0 + 12_001, out);
       assert.equal(out.length, 3);
       assertTotals(sums(out), p.total());
       assert.equal(exits(out), 1);
@@ -362,7 +370,7 @@ describe('ProcessAccounting', () => {
     for (const pid of [400, 401, 402, 403]) p.work(pid, pid - 399);
     for (const pid of [401, 400, 403, 402]) {
       const [t, g] = p.exit(pid, 0);
-      acc.exit(t, g, T0, out);
+      acc.exit(t, g, infoOf(t), T0, out);
     }
     assert.equal(out.length, 1);
     assertTotals(sums(out), p.total());
@@ -374,21 +382,21 @@ describe('ProcessAccounting', () => {
     const { acc, telemetry } = accounting();
     const out: SampleBatch = [];
     const a = new SimProcess(500, START, 'old').work(500, 10);
-    acc.live(a.live(), T0, out);
+    acc.live(a.live(), a.info, T0, out);
     acc.endSweep(T0, out);
     a.work(500, 1);
     const b = new SimProcess(500, START + 50, 'new').work(500, 2);
-    acc.live(b.live(), T0 + 10_000, out); // a's exit not processed yet; b took the pid
+    acc.live(b.live(), b.info, T0 + 10_000, out); // a's exit not processed yet; b took the pid
     assert.equal(telemetry.counters.get('pid_reuses'), 1);
     assert.equal(acc.size, 2);
     const [t, g] = a.exit(500, 0);
-    acc.exit(t, g, T0 + 10_001, out);
+    acc.exit(t, g, infoOf(t), T0 + 10_001, out);
     acc.endSweep(T0 + 10_001, out);
     b.work(500, 3);
-    acc.live(b.live(), T0 + 20_000, out);
+    acc.live(b.live(), b.info, T0 + 20_000, out);
     acc.endSweep(T0 + 20_000, out);
     const [t2, g2] = b.exit(500, 0);
-    acc.exit(t2, g2, T0 + 20_001, out);
+    acc.exit(t2, g2, infoOf(t2), T0 + 20_001, out);
     assertTotals(
       sums(out, (s) => s.attributes['process.executable.name'] === 'old'),
       a.total(),
@@ -408,17 +416,17 @@ describe('ProcessAccounting', () => {
     const { acc } = accounting();
     const out: SampleBatch = [];
     const newer = new SimProcess(550, START + 50, 'newer').work(550, 2);
-    acc.live(newer.live(), T0, out);
+    acc.live(newer.live(), newer.info, T0, out);
     const older = new SimProcess(550, START, 'older', '/x', 3); // its exit records arrive late
     older.work(550, 1).work(551, 2).work(552, 3);
     for (const pid of [551, 550, 552]) {
       const [t, g] = older.exit(pid, 0);
-      acc.exit(t, g, T0 + 1, out);
+      acc.exit(t, g, infoOf(t), T0 + 1, out);
     }
     newer.work(550, 1);
-    acc.live(newer.live(), T0 + 10_000, out);
+    acc.live(newer.live(), newer.info, T0 + 10_000, out);
     const [t, g] = newer.exit(550, 0);
-    acc.exit(t, g, T0 + 10_001, out);
+    acc.exit(t, g, infoOf(t), T0 + 10_001, out);
     assertTotals(
       sums(out, (s) => s.attributes['process.executable.name'] === 'older'),
       older.total(),
@@ -437,9 +445,9 @@ describe('ProcessAccounting', () => {
     const { acc } = accounting();
     const out: SampleBatch = [];
     const a = new SimProcess(600, START, 'same').work(600, 50);
-    acc.live(a.live(), T0, out);
+    acc.live(a.live(), a.info, T0, out);
     const b = new SimProcess(600, START + 1, 'same').work(600, 1);
-    acc.live(b.live(), T0 + 1000, out);
+    acc.live(b.live(), b.info, T0 + 1000, out);
     // b's first sample holds all of b, not "negative growth" or nothing
     assertTotals(sums(out.slice(1)), b.total());
     assert.equal(acc.size, 2);
@@ -449,13 +457,14 @@ describe('ProcessAccounting', () => {
     const { acc } = accounting();
     const out: SampleBatch = [];
     const p = new SimProcess(700, START).work(700, 5);
-    acc.live(p.live(), T0, out);
+    acc.live(p.live(), p.info, T0, out);
     const zombie = newTaskRecord();
-    Object.assign(zombie, { kind: 'live', aggregate: 'tgid', version: 16, tgid: 700, pid: 700, comm: 'work', cgroup: '/test.slice', startTimeSec: START });
-    acc.live(zombie, T0 + 1000, out);
+    Object.assign(zombie, { kind: 'live', aggregate: 'tgid', version: 16, tgid: 700, pid: 700, comm: 'work', startTimeSec: START });
+    INFO.set(zombie, p.info);
+    acc.live(zombie, infoOf(zombie), T0 + 1000, out);
     p.work(700, 1);
     const [t, g] = p.exit(700, 0);
-    acc.exit(t, g, T0 + 1001, out);
+    acc.exit(t, g, infoOf(t), T0 + 1001, out);
     assertTotals(sums(out), p.total());
     assert.equal(acc.size, 0);
   });
@@ -465,11 +474,11 @@ describe('ProcessAccounting', () => {
     const out: SampleBatch = [];
     const p = new SimProcess(800, START).work(800, 1);
     const q = new SimProcess(801, START).work(801, 1);
-    acc.live(p.live(), T0, out);
-    acc.live(q.live(), T0, out);
+    acc.live(p.live(), p.info, T0, out);
+    acc.live(q.live(), q.info, T0, out);
     acc.endSweep(T0, out);
     assert.equal(acc.size, 2);
-    acc.live(q.live(), T0 + 10_000, out); // p ended, its exit record was lost
+    acc.live(q.live(), q.info, T0 + 10_000, out); // p ended, its exit record was lost
     acc.endSweep(T0 + 10_000, out);
     assert.equal(acc.size, 1);
     assert.equal(telemetry.counters.get('processes_lost'), 1);
@@ -477,9 +486,9 @@ describe('ProcessAccounting', () => {
     // A thread exit of a process not seen in a sweep yet survives one sweep.
     const r = new SimProcess(900, START, 'mt', '/x', 2).work(901, 1);
     const [t] = r.exit(901);
-    acc.exit(t, null, T0 + 10_500, out);
+    acc.exit(t, null, infoOf(t), T0 + 10_500, out);
     assert.equal(acc.size, 2);
-    acc.live(q.live(), T0 + 20_000, out);
+    acc.live(q.live(), q.info, T0 + 20_000, out);
     acc.endSweep(T0 + 20_000, out);
     assert.equal(acc.size, 2);
     acc.endSweep(T0 + 30_000, out);
@@ -493,21 +502,21 @@ describe('ProcessAccounting', () => {
     // Seen live, then its exit record, then a sweep that still finds it (tearing itself down: its
     // CPU a little above the record's).
     const p = new SimProcess(1400, START).work(1400, 2);
-    acc.live(p.live(), T0, out);
+    acc.live(p.live(), p.info, T0, out);
     acc.endSweep(T0, out);
     const final = p.work(1400, 1).exit(1400);
-    acc.exit(final[0], final[1], T0 + 500, out);
+    acc.exit(final[0], final[1], infoOf(final[0]), T0 + 500, out);
     const tearingDown = p.live();
     tearingDown.cpuRunVirtualNs = final[0].cpuRunVirtualNs + 150_000;
-    acc.live(tearingDown, T0 + 600, out);
+    acc.live(tearingDown, infoOf(tearingDown), T0 + 600, out);
     assertTotals(sums(out), p.total());
     assert.equal(acc.size, 0);
     // Never seen live: counted whole at its exit; a reading after it adds nothing, even a sweep later.
     const q = new SimProcess(1500, START).work(1500, 3);
     const [qt] = q.exit(1500);
-    acc.exit(qt, null, T0 + 700, out);
+    acc.exit(qt, null, infoOf(qt), T0 + 700, out);
     acc.endSweep(T0 + 1000, out);
-    acc.live(q.live(), T0 + 1100, out);
+    acc.live(q.live(), q.info, T0 + 1100, out);
     const both = zero();
     for (const t of [p.total(), q.total()]) for (const f of ALL_FIELDS) both[f] += t[f];
     assertTotals(sums(out), both);
@@ -515,13 +524,13 @@ describe('ProcessAccounting', () => {
     assert.equal(acc.size, 0);
     // A new process under the tgid that started at another time is a new process: counted.
     const r = new SimProcess(1500, START + 30).work(1500, 1);
-    acc.live(r.live(), T0 + 1200, out);
+    acc.live(r.live(), r.info, T0 + 1200, out);
     assert.equal(acc.size, 1);
     assert.equal(telemetry.counters.get('live_after_exit'), 2);
     // Two sweeps after an end, the same tgid and start are a new process (pid reuse within a second).
     acc.endSweep(T0 + 2000, out);
     acc.endSweep(T0 + 3000, out);
-    acc.live(q.live(), T0 + 3100, out);
+    acc.live(q.live(), q.info, T0 + 3100, out);
     assert.equal(telemetry.counters.get('live_after_exit'), 2);
     assert.ok(acc.tracks(1500));
   });
@@ -533,7 +542,7 @@ describe('ProcessAccounting', () => {
     const gone = new SimProcess(1100, START, 'a', '/x', 2).work(1101, 1);
     const alive = new SimProcess(1200, START, 'b', '/x', 3).work(1201, 1);
     const reused = new SimProcess(1300, START, 'c', '/x', 2).work(1301, 1);
-    for (const p of [gone, alive, reused]) acc.exit(p.exit(p.tgid + 1)[0], null, T0, out);
+    for (const p of [gone, alive, reused]) acc.exit(p.exit(p.tgid + 1)[0], null, p.info, T0, out);
     assert.equal(acc.size, 3);
     const looked: number[] = [];
     // What each tgid names now: 1100 nothing, 1200 the same process (its start as /proc would give
@@ -558,7 +567,7 @@ describe('ProcessAccounting', () => {
     acc.expireGone(T0 + 9000, out, () => -2);
     assert.ok(acc.tracks(1200));
     // Its leader's record told its start time: another process at that pid later is not it.
-    acc.exit(alive.exit(1200)[0], null, T0 + 10_000, out);
+    acc.exit(alive.exit(1200)[0], null, alive.info, T0 + 10_000, out);
     assert.ok(acc.tracks(1200), 'the leader ended first; the process lives on in its other threads');
     acc.expireGone(T0 + 11_000, out, () => START + 0.5);
     acc.expireGone(T0 + 12_000, out, () => START + 0.5);
@@ -575,10 +584,9 @@ describe('ProcessAccounting', () => {
     const p = new SimProcess(1000, START, 'db', '/db').work(1000, 2);
     const q = new SimProcess(1001, START + 3, 'db', '/db').work(1001, 1);
     const live = p.live();
-    live.cmdline = 'db --port 1';
-    live.exePath = '/usr/bin/db';
-    acc.live(live, T0, out);
-    acc.live(q.live(), T0, out);
+    INFO.set(live, { ...p.info, cmdline: 'db --port 1', exePath: '/usr/bin/db' });
+    acc.live(live, infoOf(live), T0, out);
+    acc.live(q.live(), q.info, T0, out);
     acc.endSweep(T0, out);
     assert.equal(out[0]!.schema, PROCESS_SCHEMA_PER_PROCESS);
     assert.deepEqual(out[0]!.attributes, {
@@ -594,7 +602,7 @@ describe('ProcessAccounting', () => {
     assert.equal(out[0]!.values[VALUE.DELAY_MAX], p.total().cpuDelayCount * 10 * 1e-9);
     assert.ok(Number.isNaN(out[0]!.values[VALUE.DELAY_MAX + 1]!), 'an unknown delay maximum is NaN');
     p.work(1000, 1);
-    acc.live(p.live(), T0 + 10_000, out);
+    acc.live(p.live(), p.info, T0 + 10_000, out);
     assert.equal(out[2]!.attributes, out[0]!.attributes, 'a process keeps its attributes object');
     acc.endSweep(T0 + 10_000, out); // q lost
     assert.equal(out.length, 4);
@@ -603,7 +611,7 @@ describe('ProcessAccounting', () => {
     assert.equal(lost.attributes['process.pid'], 1001);
     assert.ok(lost.values.subarray(0, RAW_COUNTERS).every((v) => v === 0));
     const [t, g] = p.exit(1000, 0, 9);
-    acc.exit(t, g, T0 + 11_000, out);
+    acc.exit(t, g, infoOf(t), T0 + 11_000, out);
     assert.deepEqual(out[4]!.pointAttributes, { 'process.linux.exit.signal': 'SIGKILL' });
     assertTotals(
       sums(out, (s) => s.attributes['process.pid'] === 1000),
@@ -622,13 +630,13 @@ describe('ProcessAccounting', () => {
     });
     const p = new SimProcess(1200, START, 'sh', '/c').work(1200, 1);
     let out: SampleBatch = [];
-    acc.live(p.live(), T0, out);
+    acc.live(p.live(), p.info, T0, out);
     stage.add(out);
     stage.collect(T0);
     p.comm = 'java';
     p.work(1200, 2);
     out = [];
-    acc.live(p.live(), T0 + 10_000, out);
+    acc.live(p.live(), p.info, T0 + 10_000, out);
     assert.equal(out.length, 2);
     assert.equal(out[0]!.final, true);
     assert.equal(out[0]!.attributes['process.executable.name'], 'sh');
@@ -662,15 +670,15 @@ describe('ProcessAccounting', () => {
         // the sh process ends, a worker of the first nginx ends, a short-lived one comes and goes
         const sh = procs.pop()!;
         const [t, g] = sh.exit(1120, 2);
-        acc.exit(t, g, now, batch);
+        acc.exit(t, g, infoOf(t), now, batch);
         const [wt, wg] = procs[0]!.exit(1101);
-        acc.exit(wt, wg, now, batch);
+        acc.exit(wt, wg, infoOf(wt), now, batch);
         const short = new SimProcess(1130, START, 'sh', '/web').work(1130, 9);
         const [st, sg] = short.exit(1130, 0);
-        acc.exit(st, sg, now, batch);
+        acc.exit(st, sg, infoOf(st), now, batch);
         exited.push(sh, short);
       }
-      for (const p of procs) acc.live(p.live(), now, batch);
+      for (const p of procs) acc.live(p.live(), p.info, now, batch);
       acc.endSweep(now, batch);
       stage.add(batch);
       stage.collect(now);
@@ -1060,8 +1068,8 @@ function fromJson(j: (typeof REAL_EXITS_6_18)[number]): TaskRecord {
     involuntaryCtxSwitches: j.nivcsw,
     cpuDelayCount: j.cpu_delay[0],
     cpuDelayTotalNs: j.cpu_delay[1],
-    cgroup: '/user.slice',
   });
+  INFO.set(r, { ...NO_PROCESS_INFO, cgroup: '/user.slice' });
   return r;
 }
 
@@ -1075,7 +1083,7 @@ test('ProcessAccounting on exit records captured from Linux 6.18: one process en
   const leader = threads.find((r) => r.pid === r.tgid)!;
   assert.equal(leader.flags & AGROUP, 0);
   assert.ok(threads.indexOf(leader) < threads.length - 1);
-  for (const t of threads) acc.exit(t, t === threads[threads.length - 1] ? group : null, T0, out);
+  for (const t of threads) acc.exit(t, t === threads[threads.length - 1] ? group : null, infoOf(t), T0, out);
   assert.equal(out.length, 1);
   const v = out[0]!.values;
   const sum = (f: keyof TaskRecord) => threads.reduce((a, r) => a + (r[f] as number), 0);
@@ -1109,7 +1117,7 @@ describe('exit distributions: one observation per ended process, from its final 
     const out: SampleBatch = [];
     // A 3-thread process: live reading, the leader ends first, then two workers (the last with AGROUP).
     const p = new SimProcess(500, START, 'java', '/app', 3).work(500, 2).work(501, 3).work(502, 4);
-    acc.live(p.live(), T0, out);
+    acc.live(p.live(), p.info, T0, out);
     assert.ok(
       out.every((s) => s.values.subarray(at).every((v) => Number.isNaN(v))),
       'a live sample observes nothing',
@@ -1119,12 +1127,12 @@ describe('exit distributions: one observation per ended process, from its final 
     for (const pid of [500, 501]) {
       const [t, g] = p.exit(pid);
       t.groupElapsedUs = 111_000;
-      acc.exit(t, g, T0 + 1, out);
+      acc.exit(t, g, infoOf(t), T0 + 1, out);
     }
     const [last, group] = p.exit(502);
     last.elapsedUs = 90_000; // the worker's own life
     last.groupElapsedUs = 250_000; // since the leader started: the process's lifetime
-    acc.exit(last, group, T0 + 2, out);
+    acc.exit(last, group, infoOf(last), T0 + 2, out);
     const final = out.filter((s) => s.final);
     assert.equal(final.length, 1, 'thread exits end nothing');
     const v = final[0]!.values;

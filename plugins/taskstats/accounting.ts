@@ -49,7 +49,7 @@
  */
 import { constants as osConstants } from 'node:os';
 import { ATTR, type Attributes, type ComponentTelemetry, type Logger, type SampleBatch, type SampleSchema } from '../../src/api/index.js';
-import { DELAY_KINDS, FIELD_NAMES, TASK_RECORD_FIELDS, compileFromTable, endsProcess, type FieldSpec, type TaskRecord } from './record.js';
+import { DELAY_KINDS, FIELD_NAMES, TASK_RECORD_FIELDS, compileFromTable, endsProcess, type FieldSpec, type ProcessInfo, type TaskRecord } from './record.js';
 import { PROCESS_SCHEMA, PROCESS_SCHEMA_PER_PROCESS, RAW, RAW_COUNTERS, RAW_SCALE, TASKSTATS_ATTR, VALUE } from './schema.js';
 import { fillExitObservations, withExitDistributions, type ExitDistributionsConfig } from './exit-distributions.js';
 
@@ -288,11 +288,11 @@ export class ProcessAccounting {
   }
 
   /**
-   * A live reading of a whole process (see the file comment for the frame it must be in).
-   * Appends one sample with the growth since this process's previous sample (zeros included: a
-   * sample per live process per sweep keeps its series fresh in the metrics stage).
+   * A live reading of a whole process (see the file comment for the frame it must be in), with
+   * its metadata. Appends one sample with the growth since this process's previous sample (zeros
+   * included: a sample per live process per sweep keeps its series fresh in the metrics stage).
    */
-  live(rec: TaskRecord, nowMs: number, out: SampleBatch): void {
+  live(rec: TaskRecord, info: ProcessInfo, nowMs: number, out: SampleBatch): void {
     const tgid = rec.tgid > 0 ? rec.tgid : rec.pid;
     if (!(tgid > 0)) {
       this.telemetry.dropped(1, 'record_without_pid');
@@ -324,12 +324,12 @@ export class ProcessAccounting {
         this.afterEndCounter.add(1);
         return;
       }
-      st = this.newState(tgid, rec.startTimeSec, rec);
+      st = this.newState(tgid, rec.startTimeSec, rec, info);
       this.table.set(tgid, st);
     } else {
       if (st.startTimeSec === 0) st.startTimeSec = rec.startTimeSec;
       const before = st.attributes;
-      this.updateIdentity(st, rec.comm, rec.cgroup, rec.cmdline, rec.exePath);
+      this.updateIdentity(st, rec.comm, info.cgroup, info.cmdline, info.exePath);
       if (this.perProcess && st.attributes !== before && st.sampled) this.endSeries(before, st.context, nowMs, out);
     }
     st.sweep = this.sweep;
@@ -351,11 +351,12 @@ export class ProcessAccounting {
 
   /**
    * One exit datagram: `thread` is the ending thread's PID record, `group` the process's TGID
-   * record when the kernel sent one (the last thread of a process that ever had several threads).
-   * A thread that is not the last of its process only updates the process's state; the end of a
-   * process appends its final sample (the remainder, process.exits = 1, final: true).
+   * record when the kernel sent one (the last thread of a process that ever had several threads),
+   * `info` the process's metadata. A thread that is not the last of its process only updates the
+   * process's state; the end of a process appends its final sample (the remainder,
+   * process.exits = 1, final: true).
    */
-  exit(thread: TaskRecord, group: TaskRecord | null, nowMs: number, out: SampleBatch): void {
+  exit(thread: TaskRecord, group: TaskRecord | null, info: ProcessInfo, nowMs: number, out: SampleBatch): void {
     this.lastEnd = null;
     const tgid = thread.tgid > 0 ? thread.tgid : group !== null && group.tgid > 0 ? group.tgid : thread.pid;
     if (!(tgid > 0)) {
@@ -382,7 +383,7 @@ export class ProcessAccounting {
     if (!processEnded) {
       // A thread of a living process ended: remember its per-thread totals for the end.
       if (st === undefined) {
-        st = this.newState(tgid, isLeader ? thread.startTimeSec : 0, thread);
+        st = this.newState(tgid, isLeader ? thread.startTimeSec : 0, thread, info);
         if (!this.table.has(tgid)) this.table.set(tgid, st);
         else if (!this.replaced.has(tgid)) {
           // The thread belongs to an older process than the one tracked under its tgid.
@@ -396,7 +397,7 @@ export class ProcessAccounting {
       } else if (isLeader) {
         // The leader's record carries the process's start time and name.
         if (st.startTimeSec === 0) st.startTimeSec = thread.startTimeSec;
-        this.updateIdentity(st, thread.comm, thread.cgroup, thread.cmdline, thread.exePath);
+        this.updateIdentity(st, thread.comm, info.cgroup, info.cmdline, info.exePath);
       } else if (thread.startTimeSec > 0 && (st.startedBySec === 0 || thread.startTimeSec < st.startedBySec)) {
         st.startedBySec = thread.startTimeSec;
       }
@@ -432,16 +433,16 @@ export class ProcessAccounting {
     if (st !== undefined) {
       // The final thread may be a worker with its own name: only the leader's record renames.
       const before = st.attributes;
-      if (isLeader) this.updateIdentity(st, thread.comm, thread.cgroup, thread.cmdline, thread.exePath);
-      else this.updateIdentity(st, st.comm === '' ? thread.comm : st.comm, thread.cgroup, '', '');
+      if (isLeader) this.updateIdentity(st, thread.comm, info.cgroup, info.cmdline, info.exePath);
+      else this.updateIdentity(st, st.comm === '' ? thread.comm : st.comm, info.cgroup, '', '');
       if (this.perProcess && st.attributes !== before && st.sampled) this.endSeries(before, st.context, nowMs, out);
       attributes = st.attributes;
       context = st.context;
       if (fromReplaced) this.replaced.delete(tgid);
       else this.table.delete(tgid);
     } else {
-      attributes = this.attributesFor(thread.comm, thread.cgroup, tgid, thread.startTimeSec);
-      context = this.contextFor(thread.cmdline, thread.exePath, tgid);
+      attributes = this.attributesFor(thread.comm, info.cgroup, tgid, thread.startTimeSec);
+      context = this.contextFor(info.cmdline, info.exePath, tgid);
     }
 
     const values = this.newValues();
@@ -571,7 +572,7 @@ export class ProcessAccounting {
     return st.startTimeSec === 0 || thread.startTimeSec === 0 || thread.startTimeSec + 1 >= st.startTimeSec;
   }
 
-  private newState(tgid: number, startTimeSec: number, rec: TaskRecord): ProcessState {
+  private newState(tgid: number, startTimeSec: number, rec: TaskRecord, info: ProcessInfo): ProcessState {
     const st: ProcessState = {
       tgid,
       startTimeSec: startTimeSec > 0 ? startTimeSec : 0,
@@ -580,9 +581,9 @@ export class ProcessAccounting {
       deadThreads: null,
       threadsEnded: 0,
       comm: rec.comm,
-      cgroup: rec.cgroup,
-      cmdline: rec.cmdline,
-      exePath: rec.exePath,
+      cgroup: info.cgroup,
+      cmdline: info.cmdline,
+      exePath: info.exePath,
       attributes: undefined as unknown as Attributes,
       context: undefined,
       peakRssKb: 0,

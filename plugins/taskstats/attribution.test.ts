@@ -6,7 +6,7 @@
  *     by a parent that lives in another cgroup (what runc does for `kubectl exec` and exec probes).
  * Exit records come from a real TASKSTATS exit listener (a minimal one, below, built on libc.ts:
  * the receiver's own listener is tested on its own), and each one goes through
- * ProcessMetadata.fillExit as the receiver does. The programs run under unique names (copies of
+ * ProcessMetadata.exit as the receiver does. The programs run under unique names (copies of
  * /bin/true and /bin/sh), so their records can be counted exactly even while other tests run.
  */
 import { test, describe, before, after } from 'node:test';
@@ -292,12 +292,12 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
     timerOverheadNs = (timerOverheadNs / 100_000) * 1e6;
     listener = new TestExitListener((rec, ended) => {
       const t0 = performance.now();
-      pm.fillExit(rec, ended);
+      const info = pm.exit(rec, ended);
       const ns = (performance.now() - t0) * 1e6;
       if (!tracked.has(rec.comm)) return;
       let list = seen.get(rec.comm);
       if (!list) seen.set(rec.comm, (list = []));
-      list.push({ cgroup: rec.cgroup, flags: rec.flags, exePath: rec.exePath, cmdline: rec.cmdline, ns, source: pm.lastExitSource, pid: rec.pid });
+      list.push({ cgroup: info.cgroup, flags: rec.flags, exePath: info.exePath, cmdline: info.cmdline, ns, source: pm.lastExitSource, pid: rec.pid });
     });
     await listener.open();
   });
@@ -489,7 +489,7 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
     rec.kind = 'exit';
     const probe = newTaskRecord();
     probe.pid = probe.tgid = process.pid;
-    pm.fillLive(probe); // seeds the entry of this process
+    pm.live(probe); // seeds the entry of this process
     const N = 200_000;
     const cpuNs = (fn: () => void, n = N): number => {
       const c0 = process.cpuUsage();
@@ -503,16 +503,17 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
       rec.ppid = process.pid;
       rec.flags = 0x01;
       rec.startTimeSec = 0;
-      pm.fillExit(rec, true);
+      pm.exit(rec, true);
     });
-    assert.equal(rec.cgroup, pm.cgroupSelector.kind === 'v2' ? readFileSync('/proc/self/cgroup', 'utf8').match(/^0::(.*)$/m)![1] : rec.cgroup);
+    const { cgroup } = pm.exit(rec, true);
+    assert.equal(cgroup, pm.cgroupSelector.kind === 'v2' ? readFileSync('/proc/self/cgroup', 'utf8').match(/^0::(.*)$/m)![1] : cgroup);
     // Own entry (exec'd process, or a thread of one): the entry of this process, not ended.
     const own = cpuNs(() => {
       rec.pid = rec.tgid = process.pid;
       rec.ppid = 1;
       rec.flags = 0;
       rec.startTimeSec = 0;
-      pm.fillExit(rec, false);
+      pm.exit(rec, false);
     });
     const baseline = cpuNs(() => {
       rec.pid = rec.tgid = process.pid;

@@ -49,7 +49,6 @@ export function formatRecord(r: TaskRecord): string {
   }
   lines.push('  delays:');
   for (const d of delays) lines.push(`    ${d}`);
-  if (r.cgroup) lines.push(`  cgroup ${r.cgroup}`);
   return lines.join('\n');
 }
 

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { ATTR, SeverityNumber, type LogRecord, type SampleBatch } from '../../src/api/index.js';
 import { ProcessAccounting } from './accounting.js';
 import { EVENT_ATTRIBUTES, EVENT_NAME, ExitEvents, iso } from './exit-events.js';
-import { newTaskRecord, type TaskRecord } from './record.js';
+import { NO_PROCESS_INFO, newTaskRecord, type ProcessInfo, type TaskRecord } from './record.js';
 import { ExitBudget } from './volume.js';
 
 const docs = readFileSync(new URL('../../../docs/events.md', import.meta.url), 'utf8');
@@ -17,8 +17,13 @@ const docs = readFileSync(new URL('../../../docs/events.md', import.meta.url), '
 const telemetry = { dropped() {}, counter: () => ({ add() {} }), gauge() {} };
 const logger = { debug() {}, info() {}, warn() {}, error() {} };
 
-function exitRecord(over: Partial<TaskRecord>): TaskRecord {
-  return Object.assign(newTaskRecord(), { kind: 'exit', aggregate: 'pid', version: 16, flags: 0x20, startTimeSec: 1_700_000_000, ...over });
+/** The metadata the receiver passes beside each record (ProcessMetadata's answer), by record. */
+const INFO = new WeakMap<TaskRecord, ProcessInfo>();
+
+function exitRecord({ cgroup = '', ...over }: Partial<TaskRecord> & { cgroup?: string }): TaskRecord {
+  const r = Object.assign(newTaskRecord(), { kind: 'exit', aggregate: 'pid', version: 16, flags: 0x20, startTimeSec: 1_700_000_000, ...over });
+  INFO.set(r, { ...NO_PROCESS_INFO, cgroup });
+  return r;
 }
 
 /** Records through the real accounting (lastEnd) and builder; every budget unlimited. */
@@ -27,8 +32,9 @@ function build(threads: boolean, feed: (ev: (thread: TaskRecord, group: TaskReco
   const events = new ExitEvents({ threads, budget: budget ?? new ExitBudget({ failuresPerSecond: Infinity, successesPerSecond: Infinity, maxWorkloads: 10 }) });
   const out: SampleBatch = [];
   feed((thread, group) => {
-    accounting.exit(thread, group, 1_700_000_100_000, out);
-    events.exit(thread, accounting.lastEnd, 1_700_000_100_000);
+    const info = INFO.get(thread) ?? NO_PROCESS_INFO;
+    accounting.exit(thread, group, info, 1_700_000_100_000, out);
+    events.exit(thread, info, accounting.lastEnd, 1_700_000_100_000);
   });
   return events.take() ?? [];
 }

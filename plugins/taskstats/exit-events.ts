@@ -13,7 +13,7 @@
 import { constants as osConstants } from 'node:os';
 import { ATTR, SeverityNumber, type Attributes, type LogBatch, type LogRecord } from '../../src/api/index.js';
 import type { EndedProcess } from './accounting.js';
-import { DELAY_KINDS, type TaskRecord } from './record.js';
+import { DELAY_KINDS, type ProcessInfo, type TaskRecord } from './record.js';
 import { RAW, TASKSTATS_ATTR } from './schema.js';
 import type { ExitBudget } from './volume.js';
 
@@ -214,23 +214,23 @@ export class ExitEvents {
   }
 
   /**
-   * One exit datagram. `end` is what accounting knew of the process when this record ended it
-   * (null: the record ended only a thread). `nowMs`: when the record was read (the kernel's record
-   * carries no time; it is taken in do_exit, normally well under a millisecond before).
+   * One exit datagram and the process's metadata. `end` is what accounting knew of the process
+   * when this record ended it (null: the record ended only a thread). `nowMs`: when the record was
+   * read (the kernel's record carries no time; it is taken in do_exit, normally well under a
+   * millisecond before).
    */
-  exit(thread: TaskRecord, end: EndedProcess | null, nowMs: number): void {
+  exit(thread: TaskRecord, info: ProcessInfo, end: EndedProcess | null, nowMs: number): void {
     if (end === null) {
       if (!this.threads) return;
       const comm = thread.comm;
-      if (!this.budget.admit(isFailure(thread), nowMs, comm, thread.cgroup)) return;
-      this.batch.push(this.threadRecord(thread, nowMs));
+      if (!this.budget.admit(isFailure(thread), nowMs, comm, info.cgroup)) return;
+      this.batch.push(this.threadRecord(thread, info, nowMs));
       return;
     }
     const comm = end.attributes[ATTR.EXECUTABLE_NAME];
     const cgroup = end.attributes[ATTR.CGROUP];
-    if (!this.budget.admit(isFailure(thread), nowMs, typeof comm === 'string' ? comm : thread.comm, typeof cgroup === 'string' ? cgroup : thread.cgroup))
-      return;
-    this.batch.push(this.processRecord(thread, end, nowMs));
+    if (!this.budget.admit(isFailure(thread), nowMs, typeof comm === 'string' ? comm : thread.comm, typeof cgroup === 'string' ? cgroup : info.cgroup)) return;
+    this.batch.push(this.processRecord(thread, info, end, nowMs));
   }
 
   /** The records built since the last call, or null when there are none. */
@@ -241,11 +241,11 @@ export class ExitEvents {
     return b;
   }
 
-  private processRecord(thread: TaskRecord, end: EndedProcess, nowMs: number): LogRecord {
+  private processRecord(thread: TaskRecord, info: ProcessInfo, end: EndedProcess, nowMs: number): LogRecord {
     const t = end.totals;
     const tgid = thread.tgid > 0 ? thread.tgid : thread.pid;
     const comm = end.attributes[ATTR.EXECUTABLE_NAME] ?? thread.comm;
-    const cgroup = end.attributes[ATTR.CGROUP] ?? thread.cgroup;
+    const cgroup = end.attributes[ATTR.CGROUP] ?? info.cgroup;
     // The final record's elapsed time is the process's when it is the leader's (always for a
     // single-threaded process); when a worker ended last, the start is the leader's ac_btime.
     const startMs = thread.pid === tgid && thread.elapsedUs > 0 ? nowMs - thread.elapsedUs / 1000 : end.startTimeSec * 1000;
@@ -316,7 +316,7 @@ export class ExitEvents {
     };
   }
 
-  private threadRecord(r: TaskRecord, nowMs: number): LogRecord {
+  private threadRecord(r: TaskRecord, info: ProcessInfo, nowMs: number): LogRecord {
     const [user, system] = threadCpuSeconds(r);
     const duration = r.elapsedUs * 1e-6;
     const a: Attributes = {
@@ -328,7 +328,7 @@ export class ExitEvents {
       'process.real_user.id': r.uid,
       'process.real_group.id': r.gid,
       'process.exit.time': iso(nowMs),
-      'process.linux.cgroup': r.cgroup,
+      'process.linux.cgroup': info.cgroup,
       'process.linux.exit.core_dumped': r.coreDumped,
       'process.linux.duration': duration,
       'process.linux.cpu.user_time': user,

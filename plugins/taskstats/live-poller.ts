@@ -84,9 +84,6 @@ interface CacheEntry {
   aggregate: TaskRecord['aggregate'];
   comm: string;
   coreDumped: boolean;
-  cgroup: string;
-  exePath: string;
-  cmdline: string;
 }
 
 export class LivePoller {
@@ -376,9 +373,6 @@ export class LivePoller {
         rec.aggregate = e.aggregate;
         rec.comm = e.comm;
         rec.coreDumped = e.coreDumped;
-        rec.cgroup = e.cgroup;
-        rec.exePath = e.exePath;
-        rec.cmdline = e.cmdline;
         const agedUs = (nowMs - f[e.row + ROW_AT_MS]!) * 1000;
         rec.elapsedUs += agedUs;
         if (rec.groupElapsedUs > 0) rec.groupElapsedUs += agedUs;
@@ -395,11 +389,11 @@ export class LivePoller {
     }
   }
 
-  /** Keeps a complete record (before onRecord: consumers may write metadata into it). */
+  /** Keeps a complete record (before onRecord: what a consumer does with it must not reach the cache). */
   private remember(rec: TaskRecord, nowMs: number): void {
     let e = this.cache.get(rec.tgid);
     if (!e) {
-      e = { row: this.rows.alloc(), seen: 0, kind: rec.kind, aggregate: rec.aggregate, comm: '', coreDumped: false, cgroup: '', exePath: '', cmdline: '' };
+      e = { row: this.rows.alloc(), seen: 0, kind: rec.kind, aggregate: rec.aggregate, comm: '', coreDumped: false };
       this.cache.set(rec.tgid, e);
     }
     const f = this.rows.f;
@@ -414,9 +408,6 @@ export class LivePoller {
     e.aggregate = rec.aggregate;
     e.comm = rec.comm;
     e.coreDumped = rec.coreDumped;
-    e.cgroup = rec.cgroup;
-    e.exePath = rec.exePath;
-    e.cmdline = rec.cmdline;
   }
 
   /** Identity and memory from the leader's record; faults and I/O too (the group's, when known). */

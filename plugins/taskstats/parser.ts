@@ -353,9 +353,6 @@ export class TaskstatsParser {
     rec.kind = kind;
     rec.aggregate = isPid ? 'pid' : 'tgid';
     // Metadata comes from process-metadata.ts, never from a previous message.
-    rec.cgroup = '';
-    rec.exePath = '';
-    rec.cmdline = '';
     // TGID records leave pid/tgid at 0 (seen on 6.18): the nest's id is the group's.
     const id = this.id;
     if (isPid) {

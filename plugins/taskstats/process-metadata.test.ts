@@ -143,12 +143,25 @@ function fakeProc(selfCgroup: string): { root: string; add(pid: number, cgroup: 
   };
 }
 
-function record(pid: number, o: Partial<TaskRecord> = {}): TaskRecord {
-  const r = newTaskRecord();
+/** A record, and beside it the metadata last given for it (as the receiver hands both to accounting). */
+type Rec = TaskRecord & { cgroup: string; exePath: string; cmdline: string };
+
+function record(pid: number, o: Partial<TaskRecord> = {}): Rec {
+  const r = Object.assign(newTaskRecord(), { cgroup: '', exePath: '', cmdline: '' });
   r.pid = pid;
   r.tgid = pid;
   Object.assign(r, o);
   return r;
+}
+
+/** ProcessMetadata.live(), its answer kept beside the record. */
+function fillLive(pm: ProcessMetadata, r: Rec): void {
+  Object.assign(r, pm.live(r));
+}
+
+/** ProcessMetadata.exit(), its answer kept beside the record. */
+function fillExit(pm: ProcessMetadata, r: Rec, processEnded: boolean): void {
+  Object.assign(r, pm.exit(r, processEnded));
 }
 
 describe('ProcessMetadata on a fake /proc (v1-only host)', () => {
@@ -170,18 +183,18 @@ describe('ProcessMetadata on a fake /proc (v1-only host)', () => {
       });
       proc.add(100, V1_ONLY.replace(/pod1\/c1/g, 'pod9/c9'), '/usr/bin/python3', 'python3\0app.py\0\0');
       const rec = record(100, { startTimeSec: 1_700_000_000 });
-      pm.fillLive(rec);
+      fillLive(pm, rec);
       assert.deepEqual([rec.cgroup, rec.exePath, rec.cmdline], ['/kubepods/burstable/pod9/c9', '/usr/bin/python3', 'python3 app.py']);
       const reads = pm.stats.procReads;
       // The process moves: the cache is not re-read for the same process (the documented trade).
       proc.add(100, V1_ONLY.replace(/pod1\/c1/g, 'moved'), '/usr/bin/python3', 'python3\0app.py\0');
       const again = record(100, { startTimeSec: 1_700_000_001 }); // start times jitter by a second
-      pm.fillLive(again);
+      fillLive(pm, again);
       assert.equal(again.cgroup, '/kubepods/burstable/pod9/c9');
       assert.equal(pm.stats.procReads, reads, 'no /proc read after the first');
       // Another process with the same pid (different start time): read again.
       const reused = record(100, { startTimeSec: 1_700_000_100 });
-      pm.fillLive(reused);
+      fillLive(pm, reused);
       assert.equal(reused.cgroup, '/kubepods/burstable/moved');
       assert.equal(pm.stats.procReads, reads + 3, 'cgroup, exe and cmdline of the new process');
       assert.equal(pm.size, 1);
@@ -202,32 +215,32 @@ describe('ProcessMetadata on a fake /proc (v1-only host)', () => {
         cgroupRecheckMs: 60_000,
       });
       proc.add(200, '0::/parent.slice\n', '/bin/bash', 'bash\0-c\0loop\0');
-      pm.fillLive(record(200));
+      fillLive(pm, record(200));
       // A forked child that never exec'd: no /proc entry of its own, AFORK set, parent 200.
       const child = record(201, { ppid: 200, flags: 0x01 | 0x20 });
       const reads = pm.stats.procReads;
-      pm.fillExit(child, true);
+      fillExit(pm, child, true);
       assert.deepEqual([child.cgroup, child.exePath, child.cmdline], ['/parent.slice', '/bin/bash', 'bash -c loop']);
       assert.equal(pm.stats.procReads, reads + 1, "the parent's cgroup is re-read the first time it serves as a parent");
       // The parent moves: within the recheck interval its children keep the entry (no read per child).
       proc.add(200, '0::/elsewhere\n', '/bin/bash', 'bash\0-c\0loop\0');
-      for (let i = 0; i < 100; i++) pm.fillExit(record(300 + i, { ppid: 200, flags: 0x01 }), true);
+      for (let i = 0; i < 100; i++) fillExit(pm, record(300 + i, { ppid: 200, flags: 0x01 }), true);
       assert.equal(pm.stats.procReads, reads + 1, 'no /proc read per forked child');
       assert.equal(pm.stats.exitParent, 101);
       // An exec'd process never seen (exited before its exec was read): its own /proc if still there.
       proc.add(400, '0::/own.scope\n');
       const own = record(400, { ppid: 200 });
-      pm.fillExit(own, true);
+      fillExit(pm, own, true);
       assert.equal(own.cgroup, '/own.scope');
       // Nothing known and nothing readable: empty, counted.
       const unknown = record(500, { ppid: 0 });
       unknown.cgroup = 'stale';
-      pm.fillExit(unknown, true);
+      fillExit(pm, unknown, true);
       assert.deepEqual([unknown.cgroup, unknown.exePath, unknown.cmdline], ['', '', '']);
       assert.equal(pm.stats.exitUnknown, 1);
       // The parent ends: forgotten.
       assert.equal(pm.size, 1);
-      pm.fillExit(record(200, { ppid: 1 }), true);
+      fillExit(pm, record(200, { ppid: 1 }), true);
       assert.equal(pm.size, 0);
     } finally {
       proc.remove();
@@ -266,7 +279,7 @@ describe('ProcessMetadata on a fake /proc (v1-only host)', () => {
       proc.add(200, '0::/outer\n');
       for (const pid of [600, 601, 602]) {
         const r = record(pid, { ppid: 200 });
-        pm.fillExit(r, true);
+        fillExit(pm, r, true);
         assert.equal(r.cgroup, '/outer', 'exec seen, process gone: the parent is all that is left');
       }
       type OnExec = (tgid: number, seq: number, what: number, cgroup: string, exe: string, cmdline: string, capturedSec: number) => void;
@@ -283,7 +296,7 @@ describe('ProcessMetadata on a fake /proc (v1-only host)', () => {
       proc.add(600, '0::/new.scope\n');
       const again = record(600, { ppid: 200 });
       latest.clear();
-      pm.fillLive(again);
+      fillLive(pm, again);
       assert.equal(again.cgroup, '/new.scope');
     } finally {
       proc.remove();
@@ -300,17 +313,17 @@ describe('ProcessMetadata on a fake /proc (v1-only host)', () => {
       // A burst: the watcher published the cgroup first, the executable and command line after.
       onExec(700, 5, EXEC_RESULT_CGROUP, '/burst', '', '', now);
       const before = record(700);
-      pm.fillLive(before);
+      fillLive(pm, before);
       assert.deepEqual([before.cgroup, before.exePath, before.cmdline], ['/burst', '', ''], 'no /proc read: the exec result stands');
       onExec(700, 4, EXEC_RESULT_DETAILS, '', '/bin/old', 'old', now); // an earlier exec's details: ignored
       onExec(700, 5, EXEC_RESULT_DETAILS, '', '/bin/x', 'x --y', now);
       const after = record(700);
-      pm.fillLive(after);
+      fillLive(pm, after);
       assert.deepEqual([after.cgroup, after.exePath, after.cmdline], ['/burst', '/bin/x', 'x --y']);
       // One exec at a time: everything in one result.
       onExec(701, 6, EXEC_RESULT_CGROUP | EXEC_RESULT_DETAILS, '/one', '/bin/one', 'one', now);
       const one = record(701);
-      pm.fillLive(one);
+      fillLive(pm, one);
       assert.deepEqual([one.cgroup, one.exePath, one.cmdline], ['/one', '/bin/one', 'one']);
       assert.equal(pm.stats.execEvents, 2, 'details results are not exec events');
       assert.equal(pm.stats.procReads, 0);
@@ -332,12 +345,12 @@ describe('ProcessMetadata on a fake /proc (v1-only host)', () => {
       });
       proc.add(200, '0::/before\n');
       const a = record(201, { ppid: 200, flags: 0x01 });
-      pm.fillExit(a, true);
+      fillExit(pm, a, true);
       assert.equal(a.cgroup, '/before');
       proc.add(200, '0::/after\n');
       await new Promise((r) => setTimeout(r, 40));
       const b = record(202, { ppid: 200, flags: 0x01 });
-      pm.fillExit(b, true);
+      fillExit(pm, b, true);
       assert.equal(b.cgroup, '/after');
     } finally {
       proc.remove();
@@ -358,14 +371,14 @@ describe('ProcessMetadata on a fake /proc (v1-only host)', () => {
       });
       for (let pid = 1000; pid < 1100; pid++) proc.add(pid, `0::/g${pid % 7}\n`);
       for (let pid = 1000; pid < 1100; pid++) {
-        pm.fillLive(record(pid));
-        pm.fillLive(record(1000)); // keeps 1000 recently used
+        fillLive(pm, record(pid));
+        fillLive(pm, record(1000)); // keeps 1000 recently used
       }
       assert.ok(pm.size <= 32, `size ${pm.size}`);
       assert.equal(pm.stats.evictions, counters.get('process_metadata_evictions'));
       assert.ok(pm.stats.evictions >= 100 - 32);
       const reads = pm.stats.procReads;
-      pm.fillLive(record(1000));
+      fillLive(pm, record(1000));
       assert.equal(pm.stats.procReads, reads, 'the recently used entry survived eviction');
     } finally {
       proc.remove();
@@ -414,13 +427,13 @@ describe('ProcessMetadata with real processes (root)', { skip, timeout: 60_000 }
     await until(() => readFileSync(`/proc/${c.pid}/cmdline`, 'utf8').startsWith('/bin/sleep'));
     const rec = record(c.pid!, { ppid: process.pid });
     await until(() => {
-      pm.fillLive(rec);
+      fillLive(pm, rec);
       return rec.cmdline === '/bin/sleep 30';
     });
     assert.deepEqual([rec.cgroup, rec.exePath, rec.cmdline], [a.cgroupPath, '/usr/bin/sleep', '/bin/sleep 30']);
     // A live record costs no /proc read once known.
     const reads = pm.stats.procReads;
-    for (let i = 0; i < 10; i++) pm.fillLive(rec);
+    for (let i = 0; i < 10; i++) fillLive(pm, rec);
     assert.equal(pm.stats.procReads, reads);
   });
 
@@ -429,7 +442,7 @@ describe('ProcessMetadata with real processes (root)', { skip, timeout: 60_000 }
     const pid = c.pid!;
     await new Promise((r) => c.once('exit', r));
     const rec = record(pid, { ppid: process.pid, kind: 'exit' });
-    pm.fillExit(rec, true);
+    fillExit(pm, rec, true);
     assert.deepEqual([rec.cgroup, rec.exePath, rec.cmdline], [b.cgroupPath, '/usr/bin/sleep', '/bin/sleep 0.2']);
     assert.equal(pmHas(pm, pid), false, 'forgotten');
   });
@@ -447,6 +460,6 @@ describe('ProcessMetadata with real processes (root)', { skip, timeout: 60_000 }
 /** Whether a pid has a (non-tombstone) entry: a live record for it would need no read. */
 function pmHas(pm: ProcessMetadata, pid: number): boolean {
   const reads = pm.stats.procReads;
-  pm.fillLive(record(pid));
+  fillLive(pm, record(pid));
   return pm.stats.procReads === reads;
 }

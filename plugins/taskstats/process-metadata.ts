@@ -8,7 +8,7 @@
  *     arrives, while the process still exists. This is what attributes a process that moved itself
  *     into another cgroup right before exec (container runtimes do this for `kubectl exec` and exec
  *     probes) and a program that lives a millisecond.
- *  2. The first live record of the process (fillLive): processes that were running before start.
+ *  2. The first live record of the process (live()): processes that were running before start.
  *  3. For a child that was forked and never exec'd (AFORK in its exit record, and no exec event):
  *     its parent's entry. Such a child shares its parent's executable and command line, and was
  *     created in its parent's cgroup. A parent entry is re-read from /proc the first time it serves
@@ -30,7 +30,7 @@
  * captured (an entry captured before a process started cannot describe it).
  */
 import type { ComponentTelemetry, Logger } from '../../src/api/index.js';
-import { AFORK, type TaskRecord } from './record.js';
+import { AFORK, NO_PROCESS_INFO, type ProcessInfo, type TaskRecord } from './record.js';
 import { StringInterner, chooseCgroupSelector, parseProcCgroupBytes, resolveCgroupNamespace, type CgroupSelector } from './cgroup-path.js';
 import { EXEC_RESULT_CGROUP, EXEC_RESULT_DETAILS, seqAfter } from './exec-result-ring.js';
 import { ExecWatcher, type ExecWatcherStats } from './exec-watcher.js';
@@ -120,6 +120,8 @@ export interface ProcessMetadataStats {
 
 export class ProcessMetadata {
   private readonly cache = new Map<number, Entry>();
+  /** The answer of live() and exit(), reused. */
+  private readonly out: { -readonly [K in keyof ProcessInfo]: ProcessInfo[K] } = { cgroup: '', exePath: '', cmdline: '' };
   private readonly reader = new ProcReader();
   private readonly interner: StringInterner;
   private readonly procRoot: string;
@@ -135,7 +137,7 @@ export class ProcessMetadata {
   private clockTimer: NodeJS.Timeout | undefined;
   private lastOverflowLogMs = 0;
   private overflowsSinceLog = 0;
-  /** Where the last fillExit took its metadata from (diagnostics in tests). */
+  /** Where the last exit() took its metadata from (diagnostics in tests). */
   lastExitSource: 'entry' | 'zombie' | 'read' | 'parent' | 'none' = 'none';
   readonly stats: ProcessMetadataStats = {
     procReads: 0,
@@ -300,35 +302,33 @@ export class ProcessMetadata {
     return this.watcher?.priority ?? 'unchanged';
   }
 
-  /** Fill rec.cgroup / rec.exePath / rec.cmdline for a live record (no /proc read after the first). */
-  fillLive(rec: TaskRecord): void {
+  /**
+   * The metadata of a live record's process (no /proc read after the first). The answer is valid
+   * until the next call (it is reused).
+   */
+  live(rec: TaskRecord): ProcessInfo {
     this.watcher?.drain();
     const key = rec.tgid > 0 ? rec.tgid : rec.pid;
     let e = this.cache.get(key);
     if (e !== undefined && (e.ended || !sameProcess(e, rec.startTimeSec))) e = undefined;
     if (e === undefined) {
       e = this.readEntry(key, true);
-      if (e === undefined) {
-        // Ended between the query and now: its parent is the best guess left.
-        this.fill(rec, this.parentEntry(rec.ppid));
-        return;
-      }
+      // Ended between the query and now: its parent is the best guess left.
+      if (e === undefined) return this.answer(this.parentEntry(rec.ppid));
       this.insert(key, e);
     }
     if (e.startTimeSec === 0) e.startTimeSec = rec.startTimeSec;
     e.lastUsed = ++this.tick;
-    rec.cgroup = e.cgroup;
-    rec.exePath = e.exePath;
-    rec.cmdline = e.cmdline;
+    return this.answer(e);
   }
 
   /**
-   * Fill metadata for an exit record (from what was captured at exec, or the parent's entry),
-   * then forget the process when processEnded (the last thread of the group exited).
+   * The metadata of an exit record's process (from what was captured at exec, or the parent's
+   * entry), then forgets the process when processEnded (the last thread of the group exited).
    * Needs tgid (or pid), and for forked children ppid and flags; a TGID aggregate record should
-   * carry the tgid of its group.
+   * carry the tgid of its group. The answer is valid until the next call (it is reused).
    */
-  fillExit(rec: TaskRecord, processEnded: boolean): void {
+  exit(rec: TaskRecord, processEnded: boolean): ProcessInfo {
     const w = this.watcher;
     w?.drain();
     this.lastExitSource = 'entry';
@@ -352,12 +352,10 @@ export class ProcessMetadata {
         this.lastExitSource = 'zombie';
         if (processEnded) {
           this.stats.exitOwn++;
-          rec.cgroup = cgroup;
           // With an exec pending, the entry's executable and command line are the previous image's.
-          rec.exePath = execPending ? '' : e.exePath;
-          rec.cmdline = execPending ? '' : e.cmdline;
+          const out = this.set(cgroup, execPending ? '' : e.exePath, execPending ? '' : e.cmdline);
           this.forget(key, true, execPending ? w : undefined, cgroup);
-          return;
+          return out;
         }
         e.cgroup = cgroup; // a thread's exit: the process goes on; the exec result will follow
         e.execSeq = seq;
@@ -381,17 +379,15 @@ export class ProcessMetadata {
         e.readMs = this.now();
       }
       e.lastUsed = ++this.tick;
-      rec.cgroup = e.cgroup;
-      rec.exePath = e.exePath;
-      rec.cmdline = e.cmdline;
     } else {
-      const p = this.parentEntry(rec.ppid);
-      this.lastExitSource = p !== undefined ? 'parent' : 'none';
-      if (p !== undefined) this.stats.exitParent++;
+      e = this.parentEntry(rec.ppid);
+      this.lastExitSource = e !== undefined ? 'parent' : 'none';
+      if (e !== undefined) this.stats.exitParent++;
       else this.stats.exitUnknown++;
-      this.fill(rec, p);
     }
-    this.forget(key, processEnded, execPending ? w : undefined, rec.cgroup);
+    const out = this.answer(e);
+    this.forget(key, processEnded, execPending ? w : undefined, out.cgroup);
+    return out;
   }
 
   /**
@@ -433,16 +429,17 @@ export class ProcessMetadata {
     return this.clockTimer !== undefined ? this.coarseNowMs : performance.now();
   }
 
-  private fill(rec: TaskRecord, e: Entry | undefined): void {
-    if (e === undefined) {
-      rec.cgroup = '';
-      rec.exePath = '';
-      rec.cmdline = '';
-    } else {
-      rec.cgroup = e.cgroup;
-      rec.exePath = e.exePath;
-      rec.cmdline = e.cmdline;
-    }
+  /** The answer of live() and exit(): an entry's values, copied (entries change as exec results arrive). */
+  private answer(e: Entry | undefined): ProcessInfo {
+    return e === undefined ? NO_PROCESS_INFO : this.set(e.cgroup, e.exePath, e.cmdline);
+  }
+
+  private set(cgroup: string, exePath: string, cmdline: string): ProcessInfo {
+    const out = this.out;
+    out.cgroup = cgroup;
+    out.exePath = exePath;
+    out.cmdline = cmdline;
+    return out;
   }
 
   /** The entry of a parent process, re-reading its cgroup when due (see rule 3 above). */

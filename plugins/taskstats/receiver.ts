@@ -12,7 +12,7 @@
  */
 import { readFileSync, readlinkSync } from 'node:fs';
 import type { Consumer, Logger, ComponentTelemetry, Receiver, ReceiverContext, SampleBatch, SampleSchema } from '../../src/api/index.js';
-import { endsProcess, type TaskRecord } from './record.js';
+import { endsProcess, type ProcessInfo, type TaskRecord } from './record.js';
 import type { EndedProcess } from './accounting.js';
 import { ExitEvents } from './exit-events.js';
 import { ExitBudget } from './volume.js';
@@ -28,8 +28,8 @@ import { detectCgroupMounts } from './cgroup-path.js';
 
 /** What the receiver needs of ProcessAccounting (accounting.ts). */
 export interface AccountingPart {
-  live(rec: TaskRecord, nowMs: number, out: SampleBatch): void;
-  exit(thread: TaskRecord, group: TaskRecord | null, nowMs: number, out: SampleBatch): void;
+  live(rec: TaskRecord, info: ProcessInfo, nowMs: number, out: SampleBatch): void;
+  exit(thread: TaskRecord, group: TaskRecord | null, info: ProcessInfo, nowMs: number, out: SampleBatch): void;
   endSweep(nowMs: number, out: SampleBatch): void;
   /** The schema of the process samples produced. */
   readonly sampleSchema: SampleSchema;
@@ -43,8 +43,10 @@ export interface AccountingPart {
 /** What the receiver needs of ProcessMetadata (process-metadata.ts). */
 export interface MetadataPart {
   start(): Promise<void>;
-  fillLive(rec: TaskRecord): void;
-  fillExit(rec: TaskRecord, processEnded: boolean): void;
+  /** The metadata of a live record's process (valid until the next call). */
+  live(rec: TaskRecord): ProcessInfo;
+  /** The metadata of an exit record's process, forgotten when processEnded (valid until the next call). */
+  exit(rec: TaskRecord, processEnded: boolean): ProcessInfo;
   shutdown(): Promise<void>;
   readonly size: number;
 }
@@ -298,12 +300,12 @@ export class TaskstatsReceiver implements Receiver {
   }
 
   private handleExit(thread: TaskRecord, group: TaskRecord | null): void {
-    // Accounting takes the process's metadata from the thread's record (the group record carries
-    // only the group's counters), and decides the end by the same endsProcess().
-    this.metadata.fillExit(thread, endsProcess(thread, group));
+    // The metadata is the thread's process's (the group record carries only the group's
+    // counters); accounting decides the end by the same endsProcess().
+    const info = this.metadata.exit(thread, endsProcess(thread, group));
     const now = Date.now();
-    this.accounting.exit(thread, group, now, this.batch);
-    if (this.events) this.events.exit(thread, this.accounting.lastEnd ?? null, now);
+    this.accounting.exit(thread, group, info, now, this.batch);
+    if (this.events) this.events.exit(thread, info, this.accounting.lastEnd ?? null, now);
   }
 
   private flushExits(): void {
@@ -427,8 +429,7 @@ export class TaskstatsReceiver implements Receiver {
     try {
       const stats = await poller.sweep((rec) => {
         try {
-          this.metadata.fillLive(rec);
-          this.accounting.live(rec, now, out);
+          this.accounting.live(rec, this.metadata.live(rec), now, out);
         } catch (err) {
           this.ctx.telemetry.dropped(1, 'live_record_error');
           this.ctx.logger.error(`live record of pid ${rec.pid} (${rec.comm}) failed: ${(err as Error).message}`, { key: 'live_record_error' });

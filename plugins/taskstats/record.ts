@@ -118,15 +118,23 @@ export interface TaskRecord {
   irqDelayTotalNs: number;
   irqDelayMaxNs: number;
   irqDelayMinNs: number;
-
-  // process metadata (from the receiver's caches, not the kernel struct)
-  /** cgroup v2 path, e.g. `/system.slice/foo.service`; '' when unknown. */
-  cgroup: string;
-  /** Executable path when configured, else ''. */
-  exePath: string;
-  /** Command line (arguments joined by spaces) when configured, else ''. */
-  cmdline: string;
 }
+
+/**
+ * What the receiver knows of a process beyond the kernel's record (process-metadata.ts hands it
+ * out beside each record, valid until its next call; the record itself stays the kernel's).
+ */
+export interface ProcessInfo {
+  /** cgroup path, e.g. `/system.slice/foo.service`; '' when unknown. */
+  readonly cgroup: string;
+  /** Executable path when configured, else ''. */
+  readonly exePath: string;
+  /** Command line (arguments joined by spaces) when configured, else ''. */
+  readonly cmdline: string;
+}
+
+/** Nothing known. */
+export const NO_PROCESS_INFO: ProcessInfo = Object.freeze({ cgroup: '', exePath: '', cmdline: '' });
 
 /** ac_flag bits (include/uapi/linux/acct.h). */
 export const AFORK = 0x01;
@@ -155,8 +163,6 @@ export interface FieldSpec<T> {
   readonly initial: T;
   /** Name in `exits --json` / `pid --json` (snake_case, unit in the name); absent: not printed. */
   readonly json?: string;
-  /** Printed only when not empty. */
-  readonly jsonOmitEmpty?: true;
   /** A delay accounting field: printed under `delays.KIND.PART` (max/min only when known, >= 0). */
   readonly delay?: readonly [DelayKind, 'count' | 'total_ns' | 'max_ns' | 'min_ns'];
   /** The cumulative counter this field supplies to accounting (schema.ts RAW; delays add their kind's index). */
@@ -221,9 +227,6 @@ export const TASK_RECORD_FIELDS = {
   ...delayFields('compact'),
   ...delayFields('wpcopy'),
   ...delayFields('irq'),
-  cgroup: { initial: '', json: 'cgroup', jsonOmitEmpty: true },
-  exePath: { initial: '' },
-  cmdline: { initial: '' },
 } as const satisfies { readonly [K in keyof TaskRecord]: FieldSpec<TaskRecord[K]> };
 
 /** The fields, in table order. */
@@ -271,7 +274,7 @@ export function recordToJson(r: TaskRecord): Record<string, unknown> {
       const delays = (o.delays ??= {}) as Record<string, Record<string, unknown>>;
       const d = (delays[kind] ??= {});
       if ((part !== 'max_ns' && part !== 'min_ns') || (v as number) >= 0) d[part] = v;
-    } else if (f.json !== undefined && !(f.jsonOmitEmpty === true && !v)) {
+    } else if (f.json !== undefined) {
       o[f.json] = v;
     }
   }

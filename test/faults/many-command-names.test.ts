@@ -17,7 +17,7 @@ import vm from 'node:vm';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { DataPoint } from '@opentelemetry/sdk-metrics';
 import { ProcessAccounting } from '../../plugins/taskstats/accounting.js';
-import { newTaskRecord } from '../../plugins/taskstats/record.js';
+import { NO_PROCESS_INFO, newTaskRecord } from '../../plugins/taskstats/record.js';
 import type { SampleBatch } from '../../src/api/index.js';
 import { MetricsStage, OVERFLOW_ATTRIBUTE } from '../../src/metrics/stage.js';
 import { RecordingLogger, RecordingTelemetry } from '../../src/metrics/testing.js';
@@ -50,6 +50,7 @@ describe('many distinct command names', { timeout: 240_000 }, () => {
       logger,
     });
     const rec = newTaskRecord();
+    const info = { ...NO_PROCESS_INFO, cgroup: '/faults/names' };
     let pid = 1000;
     /** `n` processes, each with its own name, exit after burning 2 ms of user time. */
     const exits = (first: number, n: number) => {
@@ -66,9 +67,8 @@ describe('many distinct command names', { timeout: 240_000 }, () => {
         rec.exitCode = 0;
         rec.userUs = 2000;
         rec.cpuRunRealNs = 2_000_000;
-        rec.cgroup = '/faults/names';
         const out: SampleBatch = [];
-        accounting.exit(rec, null, Date.now(), out);
+        accounting.exit(rec, null, info, Date.now(), out);
         stage.add(out);
       }
     };
