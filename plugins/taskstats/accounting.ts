@@ -12,7 +12,7 @@
  * A reading lower than `reported` (a zombie read as zeros, a kernel frame that briefly counts a
  * dying thread twice) emits 0 and leaves `reported` as it is: decreases are never emitted.
  *
- * ## Which record supplies which field at the end (see ../../../shared/docs/taskstats-facts.md)
+ * ## Which record supplies which field at the end (kernel/taskstats.c, kernel/tsacct.c; seen on 6.18)
  * The kernel sends one AGGR_PID record per ending thread with that thread's own values. The last
  * thread of a process has AGROUP (0x20) set in ac_flag (struct version >= 12); when the process
  * ever had more than one thread, the same datagram carries an AGGR_TGID record: the kernel's
@@ -39,13 +39,15 @@
  * CPU time: process.cpu.time is the scheduler's exact runtime (cpu_run_virtual_total, i.e.
  * sum_exec_runtime) split into user and system by the ac_utime : ac_stime ratio, monotonic per mode
  * (the kernel's cputime_adjust, see splitCpuTime). ac_utime/ac_stime alone are sampled at scheduler
- * ticks: measured end to end they gave 88-93% of cgroup cpu.stat for 10 ms processes and 105-107%
- * for a 3 s one, while the runtime is within 0.1%.
+ * ticks and miss or overcount short processes by several percent (docs/performance.md).
  *
  * Known limit: for a multi-threaded process that already had dead threads when the agent started,
  * per-thread fields (I/O, faults, memory integrals) of those dead threads are in the live frame but
  * not in `deadThreads`; the final remainder of those fields can then be too small (it is clamped
  * at 0, never negative), by at most what the process did in its last interval.
+ *
+ * One file over 500 lines on purpose: the rule above is one invariant over one table of process
+ * states, and every method here keeps it; split, no part could be checked alone.
  */
 import { constants as osConstants } from 'node:os';
 import { ATTR, type Attributes, type ComponentTelemetry, type Logger, type SampleBatch, type SampleSchema } from '../../src/api/index.js';

@@ -11,7 +11,8 @@
  *
  * Never throws on malformed input: every read is bounds-checked against the message and the
  * attribute lengths, and the result is a status code. No allocation per record except the comm
- * string.
+ * string. (Over 500 lines because of the offset tables of struct taskstats' versions, which must
+ * sit next to the code that reads them.)
  */
 import type { TaskRecord } from './record.js';
 

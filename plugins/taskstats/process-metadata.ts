@@ -28,6 +28,10 @@
  * hostPID, or `procRoot` pointing at a host /proc mount). A pid can be reused, so an entry also
  * records which process it describes: its start time once a record told it, else the time it was
  * captured (an entry captured before a process started cannot describe it).
+ *
+ * One file over 500 lines on purpose: one cache and the rules above, which decide together which
+ * entry an exit record gets (README-attribution.md); the exec watcher, the /proc reader and the
+ * cgroup parsing it uses live in their own files.
  */
 import type { ComponentTelemetry, Logger } from '../../src/api/index.js';
 import { AFORK, NO_PROCESS_INFO, type ProcessInfo, type TaskRecord } from './record.js';
