@@ -23,6 +23,7 @@ import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { AggregationTemporality as SdkAggregationTemporality, DataPointType as SdkDataPointType } from '@opentelemetry/sdk-metrics';
 import type { ValueType as SdkValueType } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
+import type { DropReason } from './errors.js';
 
 export type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 export type { Resource } from '@opentelemetry/resources';
@@ -367,8 +368,11 @@ export interface Logger {
  * a component reports what only it can see.
  */
 export interface ComponentTelemetry {
-  /** Count items dropped inside the component, with a short snake_case reason (and e.g. `{ signal: 'logs' }`). */
-  dropped(count: number, reason: string, attributes?: Attributes): void;
+  /**
+   * Count items dropped inside the component, with a `DropReason` (errors.ts) or a snake_case
+   * reason of the plugin's own, and e.g. `{ signal: 'logs' }`.
+   */
+  dropped(count: number, reason: DropReason | (string & NonNullable<unknown>), attributes?: Attributes): void;
   /** A monotonic counter of the component's own, e.g. `exits_lost`. Name in snake_case. */
   counter(name: string, description: string, unit?: string): { add(value: number, attributes?: Attributes): void };
   /** A gauge read at collection time, e.g. a queue's size. */
@@ -577,4 +581,5 @@ export function parseComponentId(id: string): { type: string; name?: string } {
   return slash < 0 ? { type: id } : { type: id.slice(0, slash), name: id.slice(slash + 1) };
 }
 
+export * from './errors.js';
 export * from './exporter-helper.js';
