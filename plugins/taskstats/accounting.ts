@@ -48,7 +48,7 @@
  * at 0, never negative), by at most what the process did in its last interval.
  */
 import { constants as osConstants } from 'node:os';
-import { ATTR, type Attributes, type ComponentTelemetry, type Logger, type SampleBatch, type SampleSchema } from '../../src/api/index.js';
+import { ATTR, DropReason, type Attributes, type ComponentTelemetry, type Logger, type SampleBatch, type SampleSchema } from '../../src/api/index.js';
 import type { TaskRecord } from './record.js';
 import { PROCESS_SCHEMA, PROCESS_SCHEMA_PER_PROCESS, RAW, RAW_COUNTERS, RAW_SCALE, TASKSTATS_ATTR, VALUE } from './schema.js';
 import { fillExitObservations, withExitDistributions, type ExitDistributionsConfig } from './exit-distributions.js';
@@ -326,7 +326,7 @@ export class ProcessAccounting {
   live(rec: TaskRecord, nowMs: number, out: SampleBatch): void {
     const tgid = rec.tgid > 0 ? rec.tgid : rec.pid;
     if (!(tgid > 0)) {
-      this.telemetry.dropped(1, 'record_without_pid');
+      this.telemetry.dropped(1, DropReason.RECORD_WITHOUT_PID);
       return;
     }
     const counters = this.scratch;
@@ -390,7 +390,7 @@ export class ProcessAccounting {
     this.lastEnd = null;
     const tgid = thread.tgid > 0 ? thread.tgid : group !== null && group.tgid > 0 ? group.tgid : thread.pid;
     if (!(tgid > 0)) {
-      this.telemetry.dropped(1, 'record_without_pid');
+      this.telemetry.dropped(1, DropReason.RECORD_WITHOUT_PID);
       return;
     }
     const isLeader = thread.pid === tgid;
@@ -423,7 +423,7 @@ export class ProcessAccounting {
           fromReplaced = true;
         } else {
           // A third process under one tgid at once: its thread totals cannot be kept.
-          this.telemetry.dropped(1, 'thread_exit_unmatched');
+          this.telemetry.dropped(1, DropReason.THREAD_EXIT_UNMATCHED);
           return;
         }
       } else if (isLeader) {

@@ -10,7 +10,7 @@
  * and starts the handle again.
  */
 import koffi from 'koffi';
-import { TaskstatsSocket, TaskstatsError } from './libnl.js';
+import { TaskstatsSocket } from './libnl.js';
 import { TaskstatsParser, PARSED_PID, PARSED_TGID, PARSE_NETLINK_ERROR, PARSE_IGNORED } from './parser.js';
 import { newTaskRecord, type TaskRecord } from './record.js';
 import { EAGAIN, EINTR, ENOBUFS, MSG_DONTWAIT } from './libc.js';
@@ -87,7 +87,7 @@ export class ExitListener {
 
   /**
    * Open, register for the cpulist, start watching.
-   * @throws TaskstatsError (library missing, CAP_NET_ADMIN, namespace, ...).
+   * @throws AgentError (missing_library, missing_capability, not_initial_namespace, ...).
    */
   start(): void {
     if (this.sock) return;
@@ -228,5 +228,3 @@ export class ExitListener {
     return delivered;
   }
 }
-
-export { TaskstatsError };

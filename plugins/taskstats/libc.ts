@@ -8,6 +8,7 @@
  * which is cheaper than _Out_ marshalling (see taskstats-facts.md).
  */
 import koffi from 'koffi';
+import { AgentError, ErrorCode } from '../../src/api/index.js';
 
 export const AF_NETLINK = 16;
 export const SOCK_DGRAM = 2;
@@ -59,6 +60,16 @@ export interface Libc {
   strerror(errnum: number): string;
   /** errno of the last call made through koffi on this thread. */
   errno(): number;
+}
+
+/** The EPERM of any taskstats or proc-connector request: the same cause, the same error. */
+export function capNetAdminError(what: string): AgentError {
+  return new AgentError(
+    ErrorCode.MISSING_CAPABILITY,
+    `${what}: permission denied (EPERM). It needs CAP_NET_ADMIN in the initial user namespace: ` +
+      'run as root or grant the capability (setcap cap_net_admin+ep, or securityContext.capabilities.add: ["NET_ADMIN"] in Kubernetes)',
+    { errno: EPERM },
+  );
 }
 
 let cached: Libc | undefined;

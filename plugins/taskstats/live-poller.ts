@@ -24,11 +24,12 @@
  * A process that ended meanwhile answers ESRCH: skipped, not an error.
  */
 import { readFileSync } from 'node:fs';
-import { TaskstatsSocket, capNetAdminError, TaskstatsError } from './libnl.js';
+import { AgentError, ErrorCode } from '../../src/api/index.js';
+import { TaskstatsSocket } from './libnl.js';
 import { TaskstatsParser, PARSED_PID, PARSED_TGID, PARSE_NETLINK_ERROR, activityOf } from './parser.js';
 import { newTaskRecord, type TaskRecord } from './record.js';
 import { RECORD_NUMBERS, RecordRows, loadRecordNumbers, storeRecordNumbers } from './record-store.js';
-import { DatagramBatch, libc, EAGAIN, EINTR, EPERM, ESRCH, O_CLOEXEC, O_DIRECTORY, O_RDONLY } from './libc.js';
+import { DatagramBatch, capNetAdminError, libc, EAGAIN, EINTR, EPERM, ESRCH, O_CLOEXEC, O_DIRECTORY, O_RDONLY } from './libc.js';
 
 export interface LivePollerOptions {
   procRoot?: string;
@@ -133,7 +134,7 @@ export class LivePoller {
     this.replies = new DatagramBatch(this.batch, 2048);
   }
 
-  /** Opens the query socket and checks permission with one GET of our own process. @throws TaskstatsError */
+  /** Opens the query socket and checks permission with one GET of our own process. @throws AgentError */
   open(): void {
     if (this.sock) return;
     // Replies of one batch (batch datagrams of ~600 bytes, ~1.3 KB of buffer each) must fit.
@@ -162,7 +163,7 @@ export class LivePoller {
 
   /**
    * One thread group, completed as in a sweep (for the CLI and tests).
-   * @returns the record, or null when the process does not exist. @throws TaskstatsError on EPERM.
+   * @returns the record, or null when the process does not exist. @throws AgentError missing_capability on EPERM.
    */
   query(tgid: number, out: TaskRecord): TaskRecord | null {
     if (!this.sock) this.open();
@@ -516,14 +517,12 @@ function roundKb(v: number): number {
   return v - (v % 1024);
 }
 
-export { TaskstatsError };
-
 /**
  * The numeric entries of `procRoot` (the thread groups, in /proc) into `ids` (grown when full),
  * with getdents64() into `buf`: fs.readdir() makes a string per entry and then a Number() of each
  * (~1.5-2 us per process here, with the kernel's own ~1.2 us); this reads the digits from the
  * bytes. Only names made only of digits count ("1a" is no process).
- * @throws TaskstatsError when procRoot cannot be opened or read.
+ * @throws AgentError system_error when procRoot cannot be opened or read.
  */
 export function listProcessIds(procRoot: string, ids: Int32Array, buf: Buffer): { ids: Int32Array; count: number } {
   const listing = new ProcessListing(procRoot, ids, buf);
@@ -573,7 +572,7 @@ class ProcessListing {
     this.fd = this.c.open(procRoot, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (this.fd < 0) {
       const e = this.c.errno();
-      throw new TaskstatsError('system_error', `listing processes: cannot open ${procRoot}: ${this.c.strerror(e)}`, e);
+      throw new AgentError(ErrorCode.SYSTEM_ERROR, `listing processes: cannot open ${procRoot}: ${this.c.strerror(e)}`, { errno: e });
     }
   }
 
@@ -585,7 +584,7 @@ class ProcessListing {
       n = this.c.getdents64(this.fd, buf, buf.length);
       if (n >= 0) break;
       const e = this.c.errno();
-      if (e !== EINTR) throw new TaskstatsError('system_error', `listing processes: reading ${this.procRoot}: ${this.c.strerror(e)}`, e);
+      if (e !== EINTR) throw new AgentError(ErrorCode.SYSTEM_ERROR, `listing processes: reading ${this.procRoot}: ${this.c.strerror(e)}`, { errno: e });
     }
     if (n === 0) return false;
     // struct linux_dirent64: d_ino u64, d_off s64, d_reclen u16 @16, d_type u8 @18, d_name @19.

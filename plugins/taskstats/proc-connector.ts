@@ -47,6 +47,7 @@ import { MessageChannel, Worker, isMainThread, receiveMessageOnPort, workerData,
 import {
   AF_NETLINK,
   DatagramBatch,
+  capNetAdminError,
   EAGAIN,
   EINTR,
   ENOBUFS,
@@ -63,6 +64,7 @@ import {
   type Libc,
 } from './libc.js';
 import { findCgroupPath, type CgroupSelector } from './cgroup-path.js';
+import { AgentError, ErrorCode, errorCodeOf } from '../../src/api/index.js';
 
 export const CN_IDX_PROC = 1;
 export const CN_VAL_PROC = 1;
@@ -89,11 +91,14 @@ export function kernelSupportsEventMask(osRelease = release()): boolean {
   return major > 6 || (major === 6 && minor >= 6);
 }
 
-export function capNetAdminError(): Error {
-  return new Error(
-    'proc connector: permission denied: process events need CAP_NET_ADMIN (run as root or grant the capability, ' +
-      'e.g. securityContext.capabilities.add: [NET_ADMIN])',
-  );
+/** A system call of the connector failed: the errno in the message and on the error. */
+function connectorError(what: string, c: Libc, e: number): AgentError {
+  return new AgentError(ErrorCode.SYSTEM_ERROR, `proc connector: ${what}: ${c.strerror(e)} (errno ${e})`, { errno: e });
+}
+
+/** The thread's reason for failing, rebuilt on the main thread with its catalogue code. */
+function threadError(m: { message?: string; code?: ErrorCode }, fallback: string): Error {
+  return m.code ? new AgentError(m.code, m.message ?? fallback) : new Error(m.message ?? fallback);
 }
 
 export interface ProcConnectorOptions {
@@ -140,7 +145,7 @@ export class ProcConnector {
     const fd = c.socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_CONNECTOR);
     if (fd < 0) {
       const e = c.errno();
-      throw new Error(`proc connector: socket(AF_NETLINK, NETLINK_CONNECTOR) failed: ${c.strerror(e)} (errno ${e})`);
+      throw connectorError('socket(AF_NETLINK, NETLINK_CONNECTOR) failed', c, e);
     }
     this.fd = fd;
     try {
@@ -152,25 +157,26 @@ export class ProcConnector {
       addr.writeUInt32LE(CN_IDX_PROC, 8); // multicast groups bitmask
       if (c.bind(fd, addr, 12) !== 0) {
         const e = c.errno();
-        if (e === EPERM) throw capNetAdminError();
-        throw new Error(`proc connector: bind to CN_IDX_PROC failed: ${c.strerror(e)} (errno ${e})`);
+        if (e === EPERM) throw capNetAdminError('proc connector');
+        throw connectorError('bind to CN_IDX_PROC failed', c, e);
       }
       this.setReadTimeout(50);
       const sendErr = this.sendListen(PROC_CN_MCAST_LISTEN, undefined);
-      if (sendErr === EPERM) throw capNetAdminError();
-      if (sendErr !== 0) throw new Error(`proc connector: send failed: ${c.strerror(sendErr)} (errno ${sendErr})`);
+      if (sendErr === EPERM) throw capNetAdminError('proc connector');
+      if (sendErr !== 0) throw connectorError('send failed', c, sendErr);
       const err = this.awaitAck(this.o.ackTimeoutMs ?? 2000);
       if (err === undefined) {
-        throw new Error(
+        throw new AgentError(
+          ErrorCode.NOT_INITIAL_NAMESPACE,
           'proc connector: the kernel did not acknowledge PROC_CN_MCAST_LISTEN; it only answers processes in the ' +
             'initial user and PID namespaces (in Kubernetes: hostPID: true, no user namespace)',
         );
       }
-      if (err === EPERM) throw capNetAdminError();
-      if (err !== 0) throw new Error(`proc connector: listen refused: ${c.strerror(err)} (errno ${err})`);
+      if (err === EPERM) throw capNetAdminError('proc connector');
+      if (err !== 0) throw connectorError('listen refused', c, err);
       if (this.o.useEventMask ?? kernelSupportsEventMask()) {
         const e = this.sendListen(PROC_CN_MCAST_LISTEN, this.o.eventMask ?? PROC_EVENT_EXEC);
-        if (e !== 0) throw new Error(`proc connector: send failed: ${c.strerror(e)} (errno ${e})`);
+        if (e !== 0) throw connectorError('send failed', c, e);
         this.masked = true;
       }
       this.setReadTimeout(this.o.readTimeoutMs ?? 200);
@@ -225,7 +231,7 @@ export class ProcConnector {
       if (n < 0) {
         const e = this.c.errno();
         if (e === EAGAIN || e === EINTR || e === ENOBUFS) continue;
-        throw new Error(`proc connector: recv failed: ${this.c.strerror(e)} (errno ${e})`);
+        throw connectorError('recv failed', this.c, e);
       }
       this.dispatch(this.rx, 0, n, undefined, (err) => {
         ack = err;
@@ -518,13 +524,13 @@ export class ExecWatcher {
         const onExit = (code: number) => {
           // The thread posts why it failed, then ends: its exit can be reported before that
           // message is delivered (Node 26), so read a pending one first.
-          const pending = receiveMessageOnPort(port1)?.message as { t?: string; message?: string } | undefined;
-          if (pending?.t === 'error' && pending.message) reject(new Error(pending.message));
+          const pending = receiveMessageOnPort(port1)?.message as { t?: string; message?: string; code?: ErrorCode } | undefined;
+          if (pending?.t === 'error' && pending.message) reject(threadError(pending, ''));
           else reject(new Error(`proc connector thread exited with code ${code} before subscribing`));
         };
         worker.once('error', onError);
         worker.once('exit', onExit);
-        port1.once('message', (m: { t: string; message?: string; masked?: boolean; priority?: string; tid?: number }) => {
+        port1.once('message', (m: { t: string; message?: string; code?: ErrorCode; masked?: boolean; priority?: string; tid?: number }) => {
           worker.off('error', onError);
           worker.off('exit', onExit);
           if (m.t === 'ready') {
@@ -533,7 +539,7 @@ export class ExecWatcher {
             this.threadId = m.tid ?? 0;
             resolve();
           } else {
-            reject(new Error(m.message ?? 'proc connector thread failed'));
+            reject(threadError(m, 'proc connector thread failed'));
           }
         });
       });
@@ -776,7 +782,7 @@ function runExecWatcher(data: WatcherThreadData): void {
   try {
     connector.open();
   } catch (e) {
-    port.postMessage({ t: 'error', message: (e as Error).message });
+    port.postMessage({ t: 'error', message: (e as Error).message, code: errorCodeOf(e) });
     port.close();
     return;
   }

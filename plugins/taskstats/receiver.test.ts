@@ -181,7 +181,7 @@ describe('taskstats receiver: containment and warnings', { timeout: 90_000 }, ()
     }
   });
 
-  test('kernel drops: counted, and one rate-limited warning that says how to avoid them', async () => {
+  test('kernel drops: counted, and a warning per incident (the host logger rate-limits it by key) that says how to avoid them', async () => {
     const h = harness();
     const r = new TaskstatsReceiver(
       h.ctx,
@@ -197,7 +197,7 @@ describe('taskstats receiver: containment and warnings', { timeout: 90_000 }, ()
         await waitFor(() => (h.counters.get('kernel_drops') ?? 0) >= storm + 1, 10_000, `drop ${storm + 1} counted`);
       }
       const warned = h.warnings.filter((w) => w.startsWith('the kernel dropped exit events'));
-      assert.equal(warned.length, 1, 'one warning per minute');
+      assert.ok(warned.length >= 2, `a warning per incident, got ${warned.length}`);
       assert.match(warned[0]!, /bigger receive_buffer .* more exit_listeners/);
       assert.ok(r.exitStats!.kernelDrops >= 2);
     } finally {

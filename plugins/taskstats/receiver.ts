@@ -11,7 +11,16 @@
  * ones) so that this file depends only on their shape.
  */
 import { readFileSync, readlinkSync } from 'node:fs';
-import type { Consumer, Logger, ComponentTelemetry, Receiver, ReceiverContext, SampleBatch, SampleSchema } from '../../src/api/index.js';
+import {
+  DropReason,
+  type Consumer,
+  type Logger,
+  type ComponentTelemetry,
+  type Receiver,
+  type ReceiverContext,
+  type SampleBatch,
+  type SampleSchema,
+} from '../../src/api/index.js';
 import type { TaskRecord } from './record.js';
 import type { EndedProcess } from './accounting.js';
 import { ExitEvents } from './exit-events.js';
@@ -65,8 +74,6 @@ export interface ReceiverParts {
 }
 
 type Counter = { add(value: number): void };
-
-const DROP_WARNING_EVERY_MS = 60_000;
 
 /**
  * On Linux 6.18 an exit listener in another network namespace than the initial one is
@@ -129,8 +136,6 @@ export class TaskstatsReceiver implements Receiver {
   private sweeping: Promise<void> | null = null;
   private batch: SampleBatch = [];
   private stopped = false;
-  private lastDropWarning = 0;
-  private dropsSinceWarning = 0;
   private lastSweepSeconds = 0;
   private malloc: MallocTuning | null = null;
   private lastTrimSeconds = 0;
@@ -295,7 +300,7 @@ export class TaskstatsReceiver implements Receiver {
     try {
       this.handleExit(thread, group);
     } catch (err) {
-      this.ctx.telemetry.dropped(1, 'exit_record_error');
+      this.ctx.telemetry.dropped(1, DropReason.EXIT_RECORD_ERROR);
       this.ctx.logger.error(`exit record of pid ${thread.pid} (${thread.comm}) failed: ${(err as Error).message}`, { key: 'exit_record_error' });
     }
   }
@@ -382,23 +387,17 @@ export class TaskstatsReceiver implements Receiver {
 
   private onKernelDrop(): void {
     this.kernelDrops.add(1);
-    this.dropsSinceWarning++;
-    const now = Date.now();
-    if (now - this.lastDropWarning >= DROP_WARNING_EVERY_MS) {
-      this.ctx.logger.warn(
-        'the kernel dropped exit events: the receive buffer overflowed (ENOBUFS), so some processes that ended are not counted. ' +
-          'Avoid it with a bigger receive_buffer (e.g. 64MiB), or more exit_listeners (each listens to a subset of the CPUs with a buffer of its own)',
-        {
-          key: 'kernel_drops',
-          incidents: this.dropsSinceWarning,
-          cpus: this.cpus,
-          exit_listeners: this.listeners.length,
-          receive_buffer: this.listeners[0]?.receiveBufferBytes,
-        },
-      );
-      this.lastDropWarning = now;
-      this.dropsSinceWarning = 0;
-    }
+    // The host's logger rate-limits it (key); kernel_drops counts every incident.
+    this.ctx.logger.warn(
+      'the kernel dropped exit events: the receive buffer overflowed (ENOBUFS), so some processes that ended are not counted. ' +
+        'Avoid it with a bigger receive_buffer (e.g. 64MiB), or more exit_listeners (each listens to a subset of the CPUs with a buffer of its own)',
+      {
+        key: 'kernel_drops',
+        cpus: this.cpus,
+        exit_listeners: this.listeners.length,
+        receive_buffer: this.listeners[0]?.receiveBufferBytes,
+      },
+    );
   }
 
   private onParseError(status: number, errno: number): void {
@@ -443,7 +442,7 @@ export class TaskstatsReceiver implements Receiver {
           this.metadata.fillLive(rec);
           this.accounting.live(rec, now, out);
         } catch (err) {
-          this.ctx.telemetry.dropped(1, 'live_record_error');
+          this.ctx.telemetry.dropped(1, DropReason.LIVE_RECORD_ERROR);
           this.ctx.logger.error(`live record of pid ${rec.pid} (${rec.comm}) failed: ${(err as Error).message}`, { key: 'live_record_error' });
         }
       });
