@@ -14,9 +14,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import type { ExponentialHistogram, Histogram, MetricData } from '@opentelemetry/sdk-metrics';
-import { DataPointType } from '../../src/api/index.js';
+import { DataPointType, parseListenAddress } from '../../src/api/index.js';
 import type { ComponentContext, Exporter, ResourceMetrics } from '../../src/api/index.js';
-import { parseListenAddress, type PrometheusExporterConfig } from './config.js';
+import type { PrometheusExporterConfig } from './config.js';
 
 const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 

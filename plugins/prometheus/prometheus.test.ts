@@ -2,7 +2,11 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { recordingContext, sdkMetrics } from '../otlp/testing.js';
-import { parseListenAddress, validatePrometheusConfig, defaultPrometheusConfig } from './config.js';
+import { parseListenAddress } from '../../src/api/index.js';
+import { ComponentConfigValidator } from '../../src/config/component-config.js';
+import type { ConfigIssue } from '../../src/config/issues.js';
+import { defaultPrometheusConfig } from './config.js';
+import { prometheusExporterFactory } from './factory.js';
 import { PrometheusExporter } from './exporter.js';
 
 async function metricsOf(value: number) {
@@ -26,9 +30,12 @@ describe('prometheus exporter', () => {
     assert.deepEqual(parseListenAddress('[::1]:80'), { host: '::1', port: 80 });
     assert.equal(parseListenAddress('9464'), undefined);
     assert.equal(parseListenAddress('host:99999'), undefined);
+    const issues: ConfigIssue[] = [];
+    const positions = { valuePositions: new Map(), keyPositions: new Map() };
+    new ComponentConfigValidator().resolve(prometheusExporterFactory, { endpoint: 'http://x:1' }, 'exporters.prometheus', positions, issues);
     assert.deepEqual(
-      validatePrometheusConfig({ ...defaultPrometheusConfig(), endpoint: 'http://x:1' }).map((p) => p.path),
-      ['endpoint'],
+      issues.map((i) => [i.path, i.message]),
+      [['exporters.prometheus.endpoint', 'must be host:port such as "127.0.0.1:9464", "[::1]:9464" or ":9464" (all interfaces) (got "http://x:1")']],
     );
   });
 

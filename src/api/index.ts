@@ -423,7 +423,12 @@ export interface ReceiverContext extends ComponentContext {
  *    Optional `minMs` / `maxMs` bounds.
  *  - `size: true` on a string or integer: `8MiB`, `512KiB`, `1GB`, `4096` -> number of bytes.
  *    Optional `minBytes` / `maxBytes` bounds.
- * Use `durationSchema()` and `sizeSchema()` below instead of writing them by hand.
+ *  - `listenAddress: true` on a string: `host:port`, `[v6]:port` or `:port`, checked by
+ *    `parseListenAddress()` (the string is kept: parse it with the same function to listen).
+ * Use `durationSchema()`, `sizeSchema()` and `listenAddressSchema()` below instead of writing them
+ * by hand. Two annotations improve messages: `unknownKeyHints: { key: 'hint' }` on an object
+ * schema is appended to the "unknown key" error of that key, and `typeMessage` replaces "must be
+ * a mapping" (or the type's name) for a value of the wrong type.
  */
 export type ConfigSchema = Record<string, unknown>;
 
@@ -532,6 +537,20 @@ export function durationSchema(opts: { minMs?: number; maxMs?: number; descripti
 /** Schema for a size option; the component receives bytes. */
 export function sizeSchema(opts: { minBytes?: number; maxBytes?: number; description?: string } = {}): ConfigSchema {
   return { type: ['string', 'integer'], size: true, ...opts };
+}
+
+/** Schema for a listen address (`host:port`, `[v6]:port`, `:port` for all interfaces). */
+export function listenAddressSchema(opts: { description?: string } = {}): ConfigSchema {
+  return { type: 'string', listenAddress: true, ...opts };
+}
+
+/** Split `host:port`, `[v6]:port` or `:port` (host `0.0.0.0`); undefined when malformed or the port is above 65535. */
+export function parseListenAddress(address: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]*)):(\d{1,5})$/.exec(address.trim());
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  return { host: m[1] ?? (m[2] === '' ? '0.0.0.0' : m[2]!), port };
 }
 
 /** Parse `10s`, `500ms`, `1m`, `1h30m`, `2.5s` into milliseconds; undefined when malformed. */
