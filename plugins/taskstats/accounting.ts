@@ -681,7 +681,7 @@ export class ProcessAccounting {
 
   private contextFor(cmdline: string, exePath: string, tgid: number): Attributes | undefined {
     if (cmdline === '' && exePath === '') return undefined;
-    const c: Attributes = { [ATTR.CONTEXT_PID]: tgid };
+    const c: Attributes = { [ATTR.PID]: tgid };
     if (cmdline !== '') c[ATTR.COMMAND_LINE] = cmdline;
     if (exePath !== '') c[ATTR.EXECUTABLE_PATH] = exePath;
     return c;

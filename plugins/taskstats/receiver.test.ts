@@ -24,7 +24,6 @@ import {
   type TaskstatsReceiverConfig,
 } from './config.js';
 import { setupDelayAccounting } from './delayacct.js';
-import type { TaskRecord } from './record.js';
 import { PROCESS_SCHEMA } from './schema.js';
 
 function harness() {
@@ -83,11 +82,7 @@ describe('taskstats receiver', { timeout: 60_000 }, () => {
     try {
       const child = spawn('/bin/sh', ['-c', 'exit 3'], { stdio: 'ignore' });
       await new Promise((r) => child.once('exit', r));
-      await waitFor(
-        () => h.samples.some((s) => (s.final && (s.detail as TaskRecord | undefined)?.pid === child.pid) || (s.final && s.attributes[ATTR.PID] === child.pid)),
-        5000,
-        'the final sample of the exited shell',
-      );
+      await waitFor(() => h.samples.some((s) => s.final && s.attributes[ATTR.PID] === child.pid), 5000, 'the final sample of the exited shell');
       const fin = h.samples.find((s) => s.final && s.attributes[ATTR.PID] === child.pid)!;
       assert.equal(fin.attributes[ATTR.EXECUTABLE_NAME], 'sh');
       assert.equal(typeof fin.attributes[ATTR.CGROUP], 'string');

@@ -160,11 +160,6 @@ export interface Sample {
   final: boolean;
   /** Time the values were taken, milliseconds since the epoch. */
   timeMs: number;
-  /**
-   * Source-specific detail for processors that know the source (the taskstats receiver puts its
-   * TaskRecord here). Processors that only need attributes ignore it.
-   */
-  detail?: unknown;
 }
 
 /** A batch is a plain array; processors may return the same array (mutated) or a new one. */
@@ -179,7 +174,7 @@ export const ATTR = {
   EXECUTABLE_NAME: 'process.executable.name',
   /** Data-point attribute: the process's cgroup v2 path, e.g. `/kubepods.slice/...`. */
   CGROUP: 'process.linux.cgroup',
-  /** Data-point attribute in per-process mode. */
+  /** The process id: a data-point attribute in per-process mode, else in `context` (not exported). */
   PID: 'process.pid',
   /** Data-point attribute in per-process mode: start time, RFC 3339. */
   START_TIME: 'process.creation.time',
@@ -189,8 +184,6 @@ export const ATTR = {
   COMMAND_LINE: 'process.command_line',
   /** Context (not exported): the executable's path, when the source reads it. */
   EXECUTABLE_PATH: 'process.executable.path',
-  /** Context (not exported): pid of the process a sample came from. */
-  CONTEXT_PID: 'process.pid',
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -235,11 +228,6 @@ export interface LogRecord {
   body: string;
   /** Exported attributes (semantic-convention names where they exist). */
   attributes: Attributes;
-  /**
-   * Source-specific detail for processors that know the source (the taskstats receiver puts its
-   * TaskRecord here). Never exported.
-   */
-  detail?: unknown;
 }
 
 /** The instrumentation scope exporters give the agent's log records. */
