@@ -1,6 +1,6 @@
 /**
  * Unit tests of ProcessAccounting's arithmetic on synthetic TaskRecords shaped like the kernel's
- * (see ../../../shared/docs/taskstats-facts.md): live TGID readings sum CPU, delays and context
+ * (kernel/taskstats.c): live TGID readings sum CPU, delays and context
  * switches over living and dead threads and carry whole-process I/O and faults; each ending thread
  * gives a PID record with its own values; the last thread has AGROUP and, when the process had
  * several threads, a TGID record with the group sums (no I/O, faults or memory integrals).

@@ -12,7 +12,7 @@
  * A reading lower than `reported` (a zombie read as zeros, a kernel frame that briefly counts a
  * dying thread twice) emits 0 and leaves `reported` as it is: decreases are never emitted.
  *
- * ## Which record supplies which field at the end (see ../../../shared/docs/taskstats-facts.md)
+ * ## Which record supplies which field at the end (kernel/taskstats.c, kernel/tsacct.c)
  * The kernel sends one AGGR_PID record per ending thread with that thread's own values. The last
  * thread of a process has AGROUP (0x20) set in ac_flag (struct version >= 12); when the process
  * ever had more than one thread, the same datagram carries an AGGR_TGID record: the kernel's

@@ -2,7 +2,7 @@
  * ExitListener: one netlink socket registered for the exit events of a cpulist, watched on the
  * libuv loop (koffi.node.poll), drained with recv() until EAGAIN on every wake-up.
  *
- * Why this shape (taskstats-facts.md): a blocking recv on the main thread stalls the event loop,
+ * Why this shape: a blocking recv on the main thread stalls the event loop,
  * and one recv.async per message costs ~29 us per exit; the poll handle costs ~13 us for a
  * counting listener. When the kernel drops events (receive buffer full) the socket reports an
  * error: recv() fails once with ENOBUFS, and libuv stops the poll handle and calls back with a
@@ -48,7 +48,7 @@ export interface ExitListenerOptions {
 }
 
 // koffi declares the poll callback as (events) => void, but calls it with (status, events)
-// (docs: taskstats-facts.md); the listener needs the status, negative when libuv stopped the handle.
+// (libuv's uv_poll_cb order); the listener needs the status, negative when libuv stopped the handle.
 type PollCallback = (status: number) => void;
 type DeclaredPollCallback = (events: { readable: boolean; writable: boolean; disconnect: boolean }) => void;
 type PollHandle = { start(opts: { readable: boolean }, cb: PollCallback): void; stop(): void; close(): void; unref(): void };

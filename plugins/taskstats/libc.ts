@@ -5,7 +5,7 @@
  * NETLINK_CONNECTOR socket for process events.
  *
  * Buffers are declared as plain `void *` parameters: koffi passes a Buffer's memory directly,
- * which is cheaper than _Out_ marshalling (see taskstats-facts.md).
+ * which is cheaper than _Out_ marshalling.
  */
 import koffi from 'koffi';
 import { AgentError, ErrorCode } from '../../src/api/index.js';

@@ -12,7 +12,7 @@
  * ENOBUFS means the kernel dropped events, which libnl would report as NLE_NOMEM) and parsed
  * from the bytes by parser.ts.
  *
- * Traps handled here (taskstats-facts.md): auto-ack and the sequence check are disabled (events
+ * Traps handled here: auto-ack and the sequence check are disabled (events
  * have per-CPU, non-monotonic sequence numbers); SO_RCVBUFFORCE is used for buffers above
  * net.core.rmem_max; EPERM means no CAP_NET_ADMIN; EINVAL on registration means the caller is
  * not in the initial user/pid namespace.

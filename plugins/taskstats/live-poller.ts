@@ -2,7 +2,7 @@
  * LivePoller: one sweep queries every thread group listed in /proc and hands a complete
  * TaskRecord per process to a callback.
  *
- * What each query gives (taskstats-facts.md, seen on 6.18): a GET by TGID sums CPU times, delays
+ * What each query gives (kernel/taskstats.c, seen on 6.18): a GET by TGID sums CPU times, delays
  * and context switches over all threads, living and dead, but leaves identity (comm, uid, btime,
  * ppid), memory, faults and I/O at zero. A GET by PID of the leader fills every field for that
  * one thread; memory peaks belong to the address space (the same for every thread), faults and

@@ -4,8 +4,8 @@
  *
  * Exit path (the hot one, ~14,000 records/s under two fork loops): parse into two reused
  * records -> metadata.fillExit -> accounting.exit -> samples batched per drain -> one
- * ctx.next.consume() per drain. Nothing on that path reads /proc or allocates per record
- * beyond the samples themselves.
+ * ctx.next.consume() per drain. It reads /proc only at the end of an exec'd process (its cgroup
+ * once more, `exitReread`: process-metadata.ts) and allocates nothing per record beyond the samples.
  *
  * The metadata and accounting parts are given as constructors (factory.ts passes the real
  * ones) so that this file depends only on their shape.

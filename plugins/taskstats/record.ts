@@ -4,7 +4,7 @@
  * or a whole thread group, `tgid`). Field names say their unit.
  *
  * It is flat on purpose: the exit path handles ~14,000 records a second, and nested objects per
- * record measurably cost CPU (see ../../../shared/docs/taskstats-facts.md). The parser may fill
+ * record measurably cost CPU. The parser may fill
  * and reuse one instance; consumers that keep a record must copy it (`copyTaskRecord`).
  *
  * Fields the kernel's struct version does not carry are 0 (counters) or -1 where noted; check
