@@ -7,7 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { resolve as resolvePath } from 'node:path';
-import { factorySignals } from './api/index.js';
+import { AgentError, ErrorCode, errorCodeOf, factorySignals } from './api/index.js';
 import type { CliCommand } from './api/index.js';
 import { buildResource } from './metrics/resource.js';
 import { formatIssue } from './config/issues.js';
@@ -89,7 +89,10 @@ ${EXIT_CODES_HELP}
 Configuration reference: docs/configuration.md`;
 }
 
-class UsageError extends Error {}
+/** A command line that cannot be understood (exit 2). */
+function usageError(message: string): AgentError {
+  return new AgentError(ErrorCode.BAD_USAGE, message);
+}
 
 function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : text + '\n');
@@ -106,7 +109,7 @@ function parse(
     const r = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: false, strict: true });
     return { values: r.values };
   } catch (e) {
-    throw new UsageError((e as Error).message);
+    throw usageError((e as Error).message);
   }
 }
 
@@ -139,7 +142,7 @@ export async function main(argv: string[], startup: StartupSignals = { received:
   try {
     return await dispatch(argv, startup);
   } catch (e) {
-    if (e instanceof UsageError) {
+    if (e instanceof AgentError && e.code === ErrorCode.BAD_USAGE) {
       err(`taskstats-agent: ${e.message}\nTry "taskstats-agent --help".`);
       return EXIT.USAGE;
     }
@@ -182,7 +185,7 @@ async function dispatch(argv: string[], startup: StartupSignals): Promise<number
   }
   const plugin = registry.commands.get(command);
   if (!plugin)
-    throw new UsageError(`unknown command "${command}" (commands: run, validate, components${[...registry.commands.keys()].map((c) => `, ${c}`).join('')})`);
+    throw usageError(`unknown command "${command}" (commands: run, validate, components${[...registry.commands.keys()].map((c) => `, ${c}`).join('')})`);
   if (rest.includes('--help') || rest.includes('-h')) {
     out(plugin.command.usage);
     return EXIT.OK;
@@ -247,7 +250,7 @@ async function runCommand(argv: string[], registry: Registry, startup: StartupSi
   }
   const cliLevel = values['log-level'];
   if (cliLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(cliLevel)) {
-    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')} (got "${cliLevel}")`);
+    throw usageError(`--log-level must be one of ${LOG_LEVELS.join(', ')} (got "${cliLevel}")`);
   }
   const file = resolvePath(values.config ?? 'config.yaml');
   const { config, issues } = await loadConfigFile(file, registry);
@@ -342,9 +345,12 @@ export async function runAgent(
   if (first !== 'started' && first !== 'signal') {
     const e = first;
     if (e instanceof ComponentFailure) {
-      log.error({ kind: e.kind, component: e.componentId, phase: e.phase, error: e.cause instanceof Error ? e.cause.stack : String(e.cause) }, e.message);
+      log.error(
+        { code: e.code, kind: e.kind, component: e.componentId, phase: e.phase, error: e.cause instanceof Error ? e.cause.stack : String(e.cause) },
+        e.message,
+      );
     } else {
-      log.error({ error: (e as Error | undefined)?.stack ?? String(e) }, 'the agent failed to start');
+      log.error({ code: errorCodeOf(e), error: (e as Error | undefined)?.stack ?? String(e) }, 'the agent failed to start');
     }
     await server?.close();
     cleanup();

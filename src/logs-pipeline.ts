@@ -7,6 +7,7 @@
  * later batches queue behind it, so the pipeline keeps record order. Nothing a processor or
  * exporter throws escapes: the records are dropped and counted.
  */
+import { DropReason } from './api/index.js';
 import type { LogBatch, LogConsumer, LogRecord, LogExporter, LogProcessor, Logger, Resource } from './api/index.js';
 import type { CounterSeries, SelfTelemetry } from './telemetry.js';
 import { SELF_METRICS } from './telemetry.js';
@@ -78,8 +79,8 @@ export class LogsPipeline {
         ...p,
         incoming: t.counter(SELF_METRICS.processorIncomingLogs, 'Log records handed to a processor.', '{record}', attrs),
         outgoing: t.counter(SELF_METRICS.processorOutgoingLogs, 'Log records a processor passed on.', '{record}', attrs),
-        filtered: t.dropped({ ...attrs, 'component.kind': 'processor', reason: 'filtered', signal: 'logs' }),
-        failed: t.dropped({ ...attrs, 'component.kind': 'processor', reason: 'processor_error', signal: 'logs' }),
+        filtered: t.dropped({ ...attrs, 'component.kind': 'processor', reason: DropReason.FILTERED, signal: 'logs' }),
+        failed: t.dropped({ ...attrs, 'component.kind': 'processor', reason: DropReason.PROCESSOR_ERROR, signal: 'logs' }),
       };
     });
     this.exporters = exporters.map((e) => {
@@ -88,12 +89,12 @@ export class LogsPipeline {
         ...e,
         sent: t.counter(SELF_METRICS.exporterSentLogs, 'Log records of exports that resolved.', '{record}', attrs),
         failed: t.counter(SELF_METRICS.exporterFailedLogs, 'Log records of exports that rejected.', '{record}', attrs),
-        backlogDropped: t.dropped({ ...attrs, 'component.kind': 'exporter', 'pipeline.id': id, reason: 'export_backlog', signal: 'logs' }),
+        backlogDropped: t.dropped({ ...attrs, 'component.kind': 'exporter', 'pipeline.id': id, reason: DropReason.EXPORT_BACKLOG, signal: 'logs' }),
         inFlight: 0,
       };
     });
     const pattrs = { 'component.id': 'pipeline', 'pipeline.id': id, 'component.kind': 'pipeline', signal: 'logs' };
-    this.queueFull = t.dropped({ ...pattrs, reason: 'queue_full' });
+    this.queueFull = t.dropped({ ...pattrs, reason: DropReason.QUEUE_FULL });
     this.batches = t.counter(SELF_METRICS.pipelineLogBatches, 'Batches of log records handed to the exporters.', '{batch}', { 'pipeline.id': id });
     t.gauge(SELF_METRICS.pipelineQueue, 'Batches waiting behind an asynchronous processor.', '{batch}', { 'pipeline.id': id }, () => this.queue.length);
     t.gauge(
@@ -216,7 +217,7 @@ export class LogsPipeline {
       key: `processor_error:${slot.id}`,
       component: slot.id,
       records: n,
-      reason: 'processor_error',
+      reason: DropReason.PROCESSOR_ERROR,
       error: errorText(err),
     });
     return undefined;

@@ -11,6 +11,7 @@
  * later batches (and collection markers) queue behind it, so each pipeline keeps batch order.
  * Nothing a processor or exporter throws escapes: the batch is dropped and counted.
  */
+import { DropReason } from './api/index.js';
 import type { Consumer, Exporter, Logger, Processor, ResourceMetrics, Sample, SampleBatch } from './api/index.js';
 import type { CounterSeries, DeltaState, SelfTelemetry } from './telemetry.js';
 import { SELF_METRICS } from './telemetry.js';
@@ -100,8 +101,8 @@ export class Pipeline {
         ...p,
         incoming: t.counter(SELF_METRICS.processorIncoming, 'Samples handed to a processor.', '{sample}', attrs),
         outgoing: t.counter(SELF_METRICS.processorOutgoing, 'Samples a processor passed on.', '{sample}', attrs),
-        filtered: t.dropped({ ...attrs, 'component.kind': 'processor', reason: 'filtered' }),
-        failed: t.dropped({ ...attrs, 'component.kind': 'processor', reason: 'processor_error' }),
+        filtered: t.dropped({ ...attrs, 'component.kind': 'processor', reason: DropReason.FILTERED }),
+        failed: t.dropped({ ...attrs, 'component.kind': 'processor', reason: DropReason.PROCESSOR_ERROR }),
       };
     });
     this.exporters = exporters.map((e) => {
@@ -112,12 +113,12 @@ export class Pipeline {
         failed: t.counter(SELF_METRICS.exporterFailed, 'Data points an exporter failed to send (export rejected).', '{point}', attrs),
         failedExports: t.counter(SELF_METRICS.exporterFailedExports, 'Exports that were rejected.', '{export}', attrs),
         inFlight: 0,
-        backlogDropped: t.dropped({ ...attrs, 'component.kind': 'exporter', 'pipeline.id': id, reason: 'export_backlog' }),
+        backlogDropped: t.dropped({ ...attrs, 'component.kind': 'exporter', 'pipeline.id': id, reason: DropReason.EXPORT_BACKLOG }),
       };
     });
     const pattrs = { 'component.id': 'pipeline', 'pipeline.id': id, 'component.kind': 'pipeline' };
-    this.queueFull = t.dropped({ ...pattrs, reason: 'queue_full' });
-    this.stageFailed = t.dropped({ ...pattrs, reason: 'stage_error' });
+    this.queueFull = t.dropped({ ...pattrs, reason: DropReason.QUEUE_FULL });
+    this.stageFailed = t.dropped({ ...pattrs, reason: DropReason.STAGE_ERROR });
     this.collections = t.counter(SELF_METRICS.pipelineCollections, 'Completed collections (exports started).', '{collection}', { 'pipeline.id': id });
     t.gauge(SELF_METRICS.pipelineQueue, 'Batches waiting behind an asynchronous processor.', '{batch}', { 'pipeline.id': id }, () => this.queue.length);
   }
@@ -260,7 +261,7 @@ export class Pipeline {
       key: `processor_error:${slot.id}`,
       component: slot.id,
       samples: n,
-      reason: 'processor_error',
+      reason: DropReason.PROCESSOR_ERROR,
       error: errorText(err),
     });
     return undefined;

@@ -2,7 +2,7 @@
  * The registry of component factories and plugin CLI commands. Built-in and custom plugins go
  * through the same checks.
  */
-import { SIGNALS } from './api/index.js';
+import { AgentError, ErrorCode, SIGNALS } from './api/index.js';
 import type { CliCommand, ComponentFactory, ComponentKind, PluginModule } from './api/index.js';
 import { ComponentConfigValidator } from './config/component-config.js';
 
@@ -21,13 +21,13 @@ function isList(value: unknown): boolean {
   return Array.isArray(value);
 }
 
-/** A plugin module or factory that cannot be registered. */
-export class PluginError extends Error {
+/** A plugin module or factory that cannot be registered (`bad_plugin`). */
+export class PluginError extends AgentError {
   constructor(
     readonly source: string,
     message: string,
   ) {
-    super(`plugin ${source}: ${message}`);
+    super(ErrorCode.BAD_PLUGIN, `plugin ${source}: ${message}`);
     this.name = 'PluginError';
   }
 }

@@ -24,6 +24,7 @@ import type {
   ReceiverFactory,
   Signal,
 } from './api/index.js';
+import { AgentError, DropReason, ErrorCode, errorCodeOf } from './api/index.js';
 import type { AgentConfig, ComponentEntry, LogsPipelineConfig, MetricsPipelineConfig, PipelineConfig } from './config/load.js';
 import { LogFanOut, LogsPipeline } from './logs-pipeline.js';
 import type { LogExporterSlot, LogProcessorSlot } from './logs-pipeline.js';
@@ -37,15 +38,19 @@ import type { SelfTelemetry } from './telemetry.js';
 
 export type ServiceState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
 
-/** A component that threw while being created or started. */
-export class ComponentFailure extends Error {
+/** A component that threw while being created or started: the code of its error, else `component_failed`. */
+export class ComponentFailure extends AgentError {
   constructor(
     readonly kind: ComponentKind,
     readonly componentId: string,
     readonly phase: 'create' | 'start',
     override readonly cause: unknown,
   ) {
-    super(`${kind} "${componentId}" failed to ${phase}: ${cause instanceof Error ? cause.message : String(cause)}`);
+    super(
+      errorCodeOf(cause) ?? ErrorCode.COMPONENT_FAILED,
+      `${kind} "${componentId}" failed to ${phase}: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { cause },
+    );
     this.name = 'ComponentFailure';
   }
 }
@@ -278,8 +283,8 @@ export class Service {
           id,
           metricsOf,
           telemetry.counter(SELF_METRICS.receiverAccepted, 'Samples a receiver handed to its pipelines.', '{sample}', { 'component.id': id }),
-          telemetry.dropped({ ...attrs, reason: 'shutting_down' }),
-          telemetry.dropped({ ...attrs, reason: 'invalid_batch' }),
+          telemetry.dropped({ ...attrs, reason: DropReason.SHUTTING_DOWN }),
+          telemetry.dropped({ ...attrs, reason: DropReason.INVALID_BATCH }),
           logger,
         );
         this.fanOuts.push(metrics);
@@ -290,13 +295,13 @@ export class Service {
           id,
           logsOf,
           telemetry.counter(SELF_METRICS.receiverAcceptedLogs, 'Log records a receiver handed to its pipelines.', '{record}', { 'component.id': id }),
-          telemetry.dropped({ ...attrs, reason: 'shutting_down', signal: 'logs' }),
-          telemetry.dropped({ ...attrs, reason: 'invalid_batch', signal: 'logs' }),
+          telemetry.dropped({ ...attrs, reason: DropReason.SHUTTING_DOWN, signal: 'logs' }),
+          telemetry.dropped({ ...attrs, reason: DropReason.INVALID_BATCH, signal: 'logs' }),
           logger,
         );
         this.fanOuts.push(logs);
       }
-      const next: Consumer = metrics ?? new DiscardingConsumer(telemetry.dropped({ ...attrs, reason: 'no_metrics_pipeline' }));
+      const next: Consumer = metrics ?? new DiscardingConsumer(telemetry.dropped({ ...attrs, reason: DropReason.NO_METRICS_PIPELINE }));
       const signals: Signal[] = [...(metrics ? (['metrics'] as const) : []), ...(logs ? (['logs'] as const) : [])];
       const ctx: ReceiverContext = { id, signals, logger, telemetry: telemetry.forComponent('receiver', { 'component.id': id }), next, metrics, logs };
       const receiver = await this.createOne(entry, () => (entry.factory as ReceiverFactory).create(ctx, entry.config));

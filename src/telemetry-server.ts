@@ -5,7 +5,7 @@
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { parseAddress } from './config/load.js';
+import { parseListenAddress } from './api/index.js';
 import type { SelfTelemetry } from './telemetry.js';
 
 export interface TelemetryServer {
@@ -15,7 +15,7 @@ export interface TelemetryServer {
 }
 
 export async function startTelemetryServer(address: string, telemetry: SelfTelemetry, isReady: () => boolean): Promise<TelemetryServer> {
-  const parsed = parseAddress(address);
+  const parsed = parseListenAddress(address);
   if (!parsed) throw new Error(`service.telemetry.metrics.address: invalid address "${address}"`);
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];

@@ -4,19 +4,20 @@
  * The same few hundred command names and cgroup paths come back for every exit, so after the
  * first sight of a string its answer is one Map lookup (V8 keeps a string's hash on the string).
  */
+import { AgentError, ErrorCode } from '../../src/api/index.js';
 
 export type MatchType = 'strict' | 'regexp' | 'glob';
 
 /** Which value a pattern list is matched against; it decides what glob wildcards may span. */
 export type MatchSubject = 'command' | 'cgroup';
 
-/** A pattern that does not compile: `index` is its position in the list. */
-export class PatternError extends Error {
+/** A pattern that does not compile (`bad_config`): `index` is its position in the list. */
+export class PatternError extends AgentError {
   constructor(
     readonly index: number,
     message: string,
   ) {
-    super(message);
+    super(ErrorCode.BAD_CONFIG, message);
   }
 }
 

@@ -8,6 +8,8 @@
  */
 import { isIPv6 } from 'node:net';
 import {
+  AgentError,
+  ErrorCode,
   EXPORTER_HELPER_DEFAULTS,
   exporterHelperConfigProperties,
   parseDuration,
@@ -181,7 +183,10 @@ export interface ResolvedOtlpSettings {
   };
 }
 
-export class OtlpConfigError extends Error {}
+/** A setting (config key or OTEL_* variable) that cannot be used; the message names it. */
+function configError(message: string): AgentError {
+  return new AgentError(ErrorCode.BAD_CONFIG, message);
+}
 
 type Env = Record<string, string | undefined>;
 
@@ -197,7 +202,7 @@ export function parseHeaderList(text: string | undefined, where: string): Record
   for (const part of text.split(',')) {
     if (part.trim() === '') continue;
     const eq = part.indexOf('=');
-    if (eq <= 0) throw new OtlpConfigError(`${where}: entry without "key=value" (value not shown)`);
+    if (eq <= 0) throw configError(`${where}: entry without "key=value" (value not shown)`);
     const key = part.slice(0, eq).trim();
     let value = part.slice(eq + 1).trim();
     try {
@@ -217,7 +222,7 @@ function appendSignalPath(base: string, signal: Signal): string {
 /**
  * The effective settings for one signal: explicit config first, then the signal's variable
  * (OTEL_EXPORTER_OTLP_METRICS_* or _LOGS_*), then the generic one, then the default. Throws
- * OtlpConfigError naming the key or variable at fault.
+ * an AgentError (bad_config) naming the key or variable at fault.
  */
 export function resolveOtlpSettings(config: OtlpExporterConfig, env: Env = process.env, signal: Signal = 'metrics'): ResolvedOtlpSettings {
   const SIG = signal === 'metrics' ? 'METRICS' : 'LOGS';
@@ -230,7 +235,7 @@ export function resolveOtlpSettings(config: OtlpExporterConfig, env: Env = proce
         : env[`OTEL_EXPORTER_OTLP_${SIG}_PROTOCOL`]
           ? `OTEL_EXPORTER_OTLP_${SIG}_PROTOCOL`
           : 'OTEL_EXPORTER_OTLP_PROTOCOL';
-      throw new OtlpConfigError(`${where}: "${protocolText}" is not one of ${OTLP_PROTOCOLS.join(', ')}`);
+      throw configError(`${where}: "${protocolText}" is not one of ${OTLP_PROTOCOLS.join(', ')}`);
     }
     protocol = protocolText as OtlpProtocol;
   }
@@ -250,7 +255,7 @@ export function resolveOtlpSettings(config: OtlpExporterConfig, env: Env = proce
     if (value == null || value.trim() === '') continue;
     const v = withGrpcScheme(bracketIpv6Host(value.trim()), protocol);
     const problem = checkUrl(v, where);
-    if (problem) throw new OtlpConfigError(problem);
+    if (problem) throw configError(problem);
     url = full || !isHttp ? v : appendSignalPath(v, signal);
     urlSource = where;
     break;
@@ -266,7 +271,7 @@ export function resolveOtlpSettings(config: OtlpExporterConfig, env: Env = proce
     envValue(env, `OTEL_EXPORTER_OTLP_${SIG}_COMPRESSION`) !== undefined ? `OTEL_EXPORTER_OTLP_${SIG}_COMPRESSION` : 'OTEL_EXPORTER_OTLP_COMPRESSION';
   const compressionText = config.compression ?? envValue(env, compressionVar);
   if (compressionText !== undefined && compressionText !== 'gzip' && compressionText !== 'none') {
-    throw new OtlpConfigError(`${compressionVar}: "${compressionText}" is not gzip or none`);
+    throw configError(`${compressionVar}: "${compressionText}" is not gzip or none`);
   }
   const compression = compressionText ?? DEFAULTS.compression;
 
@@ -276,7 +281,7 @@ export function resolveOtlpSettings(config: OtlpExporterConfig, env: Env = proce
       const text = envValue(env, name);
       if (text === undefined) continue;
       const ms = Number(text);
-      if (!Number.isFinite(ms) || ms <= 0) throw new OtlpConfigError(`${name}: "${text}" is not a positive number of milliseconds`);
+      if (!Number.isFinite(ms) || ms <= 0) throw configError(`${name}: "${text}" is not a positive number of milliseconds`);
       timeoutMs = ms;
       break;
     }
@@ -290,7 +295,7 @@ export function resolveOtlpSettings(config: OtlpExporterConfig, env: Env = proce
     if (temporalityText === 'delta' || temporalityText === 'lowmemory') temporality = 'delta';
     else if (temporalityText === 'cumulative') temporality = 'cumulative';
     else {
-      throw new OtlpConfigError(`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: "${temporalityText}" is not cumulative, delta or lowmemory`);
+      throw configError(`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: "${temporalityText}" is not cumulative, delta or lowmemory`);
     }
   }
 

@@ -15,7 +15,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { createExporterHelper, LOGS_SCOPE, severityText } from '../../src/api/index.js';
+import { createExporterHelper, DropReason, LOGS_SCOPE, severityText } from '../../src/api/index.js';
 import type { ComponentContext, Exporter, ExporterHelper, LogBatch, LogExporter, Resource, ResourceMetrics, SendResult, Signal } from '../../src/api/index.js';
 import type { OtlpExporterConfig, ResolvedOtlpSettings } from './config.js';
 import { resolveOtlpSettings } from './config.js';
@@ -363,7 +363,7 @@ export class OtlpExporter implements Exporter, LogExporter {
     const idle = this.idleDrops[signal];
     idle.points += items;
     idle.batches++;
-    this.ctx.telemetry.dropped(items, 'no_endpoint', { signal });
+    this.ctx.telemetry.dropped(items, DropReason.NO_ENDPOINT, { signal });
   }
 
   async export(metrics: ResourceMetrics): Promise<void> {

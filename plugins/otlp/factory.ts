@@ -1,5 +1,5 @@
-import { defineExporter, type Exporter, type ExporterFactory, type LogExporter } from '../../src/api/index.js';
-import { defaultOtlpConfig, otlpConfigSchema, OtlpConfigError, resolveOtlpSettings, validateOtlpConfig, type OtlpExporterConfig } from './config.js';
+import { AgentError, defineExporter, ErrorCode, type Exporter, type ExporterFactory, type LogExporter } from '../../src/api/index.js';
+import { defaultOtlpConfig, otlpConfigSchema, resolveOtlpSettings, validateOtlpConfig, type OtlpExporterConfig } from './config.js';
 
 export const otlpExporterFactory: ExporterFactory<OtlpExporterConfig, Exporter & LogExporter> = defineExporter<OtlpExporterConfig, Exporter & LogExporter>({
   type: 'otlp',
@@ -17,7 +17,7 @@ export const otlpExporterFactory: ExporterFactory<OtlpExporterConfig, Exporter &
       resolveOtlpSettings(config, process.env, 'metrics');
       resolveOtlpSettings(config, process.env, 'logs');
     } catch (error) {
-      if (error instanceof OtlpConfigError) return [{ path: '', message: error.message }];
+      if (error instanceof AgentError && error.code === ErrorCode.BAD_CONFIG) return [{ path: '', message: error.message }];
       throw error;
     }
     return [];

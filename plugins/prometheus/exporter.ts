@@ -1,8 +1,11 @@
 /**
  * The `prometheus` pull exporter: serves the last collection it received as Prometheus text at
  * http://<endpoint>/metrics. Serialization is @opentelemetry/exporter-prometheus's
- * PrometheusSerializer (names: dots to underscores, `_total` on counters; attributes to labels;
- * resource attributes in `target_info`, or on every series with resource_to_telemetry_conversion).
+ * PrometheusSerializer (dots to underscores, `_total` on counters; attributes to labels; resource
+ * attributes in `target_info`, or on every series with resource_to_telemetry_conversion). That
+ * serializer adds no unit to names, so the names are first given the unit suffix of the
+ * OpenTelemetry-to-Prometheus compatibility rules (prometheusMetricName): `process.cpu.time` in
+ * `s` is served as `process_cpu_time_seconds_total`.
  *
  * Exponential histograms have no form in the Prometheus text format (native histograms exist only
  * in the protobuf exposition) and the serializer would drop them: they are served as classic
@@ -14,9 +17,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import type { ExponentialHistogram, Histogram, MetricData } from '@opentelemetry/sdk-metrics';
-import { DataPointType } from '../../src/api/index.js';
+import { DataPointType, parseListenAddress } from '../../src/api/index.js';
 import type { ComponentContext, Exporter, ResourceMetrics } from '../../src/api/index.js';
-import { parseListenAddress, type PrometheusExporterConfig } from './config.js';
+import type { PrometheusExporterConfig } from './config.js';
 
 const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -88,13 +91,15 @@ export class PrometheusExporter implements Exporter {
   }
 
   export(metrics: ResourceMetrics): Promise<void> {
-    this.latest = classicHistograms(metrics, (names) => {
-      if (this.convertedLogged) return;
-      this.convertedLogged = true;
-      this.ctx.logger.info('prometheus exporter: exponential histograms are served as classic histograms (the text format has no native histograms)', {
-        metrics: names,
-      });
-    });
+    this.latest = withPrometheusNames(
+      classicHistograms(metrics, (names) => {
+        if (this.convertedLogged) return;
+        this.convertedLogged = true;
+        this.ctx.logger.info('prometheus exporter: exponential histograms are served as classic histograms (the text format has no native histograms)', {
+          metrics: names,
+        });
+      }),
+    );
     this.text = undefined;
     return Promise.resolve();
   }
@@ -142,4 +147,79 @@ export function classicHistograms(metrics: ResourceMetrics, converted: (names: s
   if (names.length === 0) return metrics;
   converted(names);
   return { resource: metrics.resource, scopeMetrics };
+}
+
+/** UCUM units and their Prometheus words (OpenTelemetry-to-Prometheus compatibility, "Metric metadata"). */
+const UNIT_WORDS: Record<string, string> = {
+  d: 'days',
+  h: 'hours',
+  min: 'minutes',
+  s: 'seconds',
+  ms: 'milliseconds',
+  us: 'microseconds',
+  ns: 'nanoseconds',
+  By: 'bytes',
+  KiBy: 'kibibytes',
+  MiBy: 'mebibytes',
+  GiBy: 'gibibytes',
+  TiBy: 'tebibytes',
+  KBy: 'kilobytes',
+  MBy: 'megabytes',
+  GBy: 'gigabytes',
+  TBy: 'terabytes',
+  m: 'meters',
+  V: 'volts',
+  A: 'amperes',
+  J: 'joules',
+  W: 'watts',
+  g: 'grams',
+  Cel: 'celsius',
+  Hz: 'hertz',
+  '%': 'percent',
+};
+const PER_WORDS: Record<string, string> = { s: 'second', m: 'minute', h: 'hour', d: 'day', w: 'week', mo: 'month', y: 'year' };
+
+/**
+ * The unit part of a Prometheus name: `s` -> `seconds`, `By/s` -> `bytes_per_second`; annotations
+ * (`{process}`) and units outside the table (products such as `MiBy.s`) give none; a gauge in `1`
+ * gives `ratio`.
+ */
+export function prometheusUnit(unit: string, gauge: boolean): string {
+  const u = unit.replace(/\{[^}]*\}/g, '').trim();
+  if (u === '1') return gauge ? 'ratio' : '';
+  const [main = '', per, ...rest] = u.split('/');
+  if (rest.length > 0) return '';
+  const mainWord = main === '' || main === '1' ? '' : UNIT_WORDS[main];
+  if (mainWord === undefined) return '';
+  if (per === undefined) return mainWord;
+  const perWord = PER_WORDS[per] ?? UNIT_WORDS[per];
+  if (perWord === undefined) return '';
+  return mainWord === '' ? `per_${perWord}` : `${mainWord}_per_${perWord}`;
+}
+
+/**
+ * The metric name with its unit suffix unless it already ends with it (the serializer then turns
+ * dots into underscores and adds `_total` to monotonic sums).
+ */
+export function prometheusMetricName(name: string, unit: string, gauge: boolean): string {
+  const suffix = prometheusUnit(unit, gauge);
+  if (suffix === '') return name;
+  const flat = name.replace(/[^a-zA-Z0-9_:]/g, '_');
+  return flat.endsWith(`_${suffix}`) || flat.endsWith(`_${suffix}_total`) ? name : `${name}_${suffix}`;
+}
+
+/** `metrics` with Prometheus names (unit suffixes) and Prometheus units in the descriptors. */
+export function withPrometheusNames(metrics: ResourceMetrics): ResourceMetrics {
+  return {
+    resource: metrics.resource,
+    scopeMetrics: metrics.scopeMetrics.map((sm) => ({
+      ...sm,
+      metrics: sm.metrics.map((m): MetricData => {
+        const gauge = m.dataPointType === DataPointType.GAUGE;
+        const name = prometheusMetricName(m.descriptor.name, m.descriptor.unit, gauge);
+        const unit = prometheusUnit(m.descriptor.unit, gauge);
+        return name === m.descriptor.name && unit === m.descriptor.unit ? m : { ...m, descriptor: { ...m.descriptor, name, unit } };
+      }),
+    })),
+  };
 }

@@ -1,5 +1,5 @@
 import { defineExporter } from '../../src/api/index.js';
-import { defaultPrometheusConfig, prometheusConfigSchema, validatePrometheusConfig, type PrometheusExporterConfig } from './config.js';
+import { defaultPrometheusConfig, prometheusConfigSchema, type PrometheusExporterConfig } from './config.js';
 
 export const prometheusExporterFactory = defineExporter<PrometheusExporterConfig>({
   type: 'prometheus',
@@ -10,7 +10,6 @@ export const prometheusExporterFactory = defineExporter<PrometheusExporterConfig
   signals: ['metrics'],
   defaultConfig: defaultPrometheusConfig,
   configSchema: prometheusConfigSchema,
-  validate: validatePrometheusConfig,
   // The implementation (and @opentelemetry/exporter-prometheus) is loaded when a config uses it.
   async create(ctx, config) {
     const { PrometheusExporter } = await import('./exporter.js');

@@ -50,7 +50,7 @@
  * states, and every method here keeps it; split, no part could be checked alone.
  */
 import { constants as osConstants } from 'node:os';
-import { ATTR, type Attributes, type ComponentTelemetry, type Logger, type SampleBatch, type SampleSchema } from '../../src/api/index.js';
+import { ATTR, DropReason, type Attributes, type ComponentTelemetry, type Logger, type SampleBatch, type SampleSchema } from '../../src/api/index.js';
 import { DELAY_KINDS, FIELD_NAMES, TASK_RECORD_FIELDS, compileFromTable, endsProcess, type FieldSpec, type ProcessInfo, type TaskRecord } from './record.js';
 import { PROCESS_SCHEMA, PROCESS_SCHEMA_PER_PROCESS, RAW, RAW_COUNTERS, RAW_SCALE, TASKSTATS_ATTR, VALUE } from './schema.js';
 import { fillExitObservations, withExitDistributions, type ExitDistributionsConfig } from './exit-distributions.js';
@@ -297,7 +297,7 @@ export class ProcessAccounting {
   live(rec: TaskRecord, info: ProcessInfo, nowMs: number, out: SampleBatch): void {
     const tgid = rec.tgid > 0 ? rec.tgid : rec.pid;
     if (!(tgid > 0)) {
-      this.telemetry.dropped(1, 'record_without_pid');
+      this.telemetry.dropped(1, DropReason.RECORD_WITHOUT_PID);
       return;
     }
     const counters = this.scratch;
@@ -362,7 +362,7 @@ export class ProcessAccounting {
     this.lastEnd = null;
     const tgid = thread.tgid > 0 ? thread.tgid : group !== null && group.tgid > 0 ? group.tgid : thread.pid;
     if (!(tgid > 0)) {
-      this.telemetry.dropped(1, 'record_without_pid');
+      this.telemetry.dropped(1, DropReason.RECORD_WITHOUT_PID);
       return;
     }
     const isLeader = thread.pid === tgid;
@@ -393,7 +393,7 @@ export class ProcessAccounting {
           fromReplaced = true;
         } else {
           // A third process under one tgid at once: its thread totals cannot be kept.
-          this.telemetry.dropped(1, 'thread_exit_unmatched');
+          this.telemetry.dropped(1, DropReason.THREAD_EXIT_UNMATCHED);
           return;
         }
       } else if (isLeader) {
@@ -651,7 +651,7 @@ export class ProcessAccounting {
 
   private contextFor(cmdline: string, exePath: string, tgid: number): Attributes | undefined {
     if (cmdline === '' && exePath === '') return undefined;
-    const c: Attributes = { [ATTR.CONTEXT_PID]: tgid };
+    const c: Attributes = { [ATTR.PID]: tgid };
     if (cmdline !== '') c[ATTR.COMMAND_LINE] = cmdline;
     if (exePath !== '') c[ATTR.EXECUTABLE_PATH] = exePath;
     return c;

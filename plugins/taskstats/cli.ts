@@ -3,11 +3,10 @@
  *   taskstats-agent pid PID [--json]
  *   taskstats-agent exits [--cpumask LIST] [--json] [--duration SECONDS] [--count N]
  */
-import type { CliCommand } from '../../src/api/index.js';
+import { errorCodeOf, type CliCommand } from '../../src/api/index.js';
 import { DELAY_KINDS, newTaskRecord, recordToJson, type TaskRecord } from './record.js';
 import { LivePoller } from './live-poller.js';
 import { ExitListener } from './exit-listener.js';
-import { TaskstatsError } from './libnl.js';
 import { CPULIST_RE, impossibleCpus, parseCpulist, possibleCpus } from './config.js';
 import { networkNamespaceWarning } from './receiver.js';
 
@@ -78,8 +77,9 @@ function parseArgs(argv: string[], withValue: Set<string>): ParsedArgs | string 
 }
 
 function fail(cmd: string, err: unknown): number {
-  const msg = err instanceof TaskstatsError || err instanceof Error ? err.message : String(err);
-  process.stderr.write(`taskstats-agent ${cmd}: ${msg}\n`);
+  const msg = err instanceof Error ? err.message : String(err);
+  const code = errorCodeOf(err);
+  process.stderr.write(`taskstats-agent ${cmd}: ${code ? `[${code}] ` : ''}${msg}\n`);
   return 1;
 }
 

@@ -8,6 +8,7 @@
  * priority, and a collection would hold up this SCHED_FIFO one.
  */
 import { isMainThread, workerData } from 'node:worker_threads';
+import { errorCodeOf } from '../../src/api/index.js';
 import { findCgroupPath } from './cgroup-path.js';
 import { CLOCK_MONOTONIC, PRIO_PROCESS, SCHED_FIFO, libc } from './libc.js';
 import { ProcConnector } from './proc-connector.js';
@@ -48,7 +49,7 @@ function runExecWatcher(data: WatcherThreadData): void {
   try {
     connector.open();
   } catch (e) {
-    hello({ t: 'error', message: (e as Error).message });
+    hello({ t: 'error', message: (e as Error).message, code: errorCodeOf(e) });
     port.close();
     return;
   }

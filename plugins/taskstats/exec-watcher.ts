@@ -16,6 +16,7 @@
  * counters fresh.
  */
 import { readFileSync } from 'node:fs';
+import { AgentError, type ErrorCode } from '../../src/api/index.js';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { CgroupSelector } from './cgroup-path.js';
 import type { ProcConnectorOptions } from './proc-connector.js';
@@ -62,9 +63,16 @@ export interface WatcherThreadData extends WatcherShared {
 export interface WatcherThreadHello {
   t: 'ready' | 'error';
   message?: string;
+  /** The catalogue code of the thread's error, so the main thread raises the same one. */
+  code?: ErrorCode;
   masked?: boolean;
   priority?: string;
   tid?: number;
+}
+
+/** The thread's reason for failing, rebuilt on the main thread with its catalogue code. */
+function threadError(m: WatcherThreadHello, fallback: string): Error {
+  return m.code ? new AgentError(m.code, m.message ?? fallback) : new Error(m.message ?? fallback);
 }
 
 export interface ExecWatcherStats {
@@ -151,7 +159,7 @@ export class ExecWatcher {
           // The thread posts why it failed, then ends: its exit can be reported before that
           // message is delivered (Node 26), so read a pending one first.
           const pending = receiveMessageOnPort(port1)?.message as WatcherThreadHello | undefined;
-          if (pending?.t === 'error' && pending.message) reject(new Error(pending.message));
+          if (pending?.t === 'error' && pending.message) reject(threadError(pending, ''));
           else reject(new Error(`proc connector thread exited with code ${code} before subscribing`));
         };
         worker.once('error', onError);
@@ -165,7 +173,7 @@ export class ExecWatcher {
             this.threadId = m.tid ?? 0;
             resolve();
           } else {
-            reject(new Error(m.message ?? 'proc connector thread failed'));
+            reject(threadError(m, 'proc connector thread failed'));
           }
         });
       });

@@ -10,7 +10,7 @@
  * and starts the handle again.
  */
 import koffi from 'koffi';
-import { TaskstatsSocket, TaskstatsError } from './libnl.js';
+import { TaskstatsSocket } from './libnl.js';
 import { TaskstatsParser, PARSED_PID, PARSED_TGID, PARSE_NETLINK_ERROR, PARSE_IGNORED } from './parser.js';
 import { newTaskRecord, type TaskRecord } from './record.js';
 import { EAGAIN, EINTR, ENOBUFS, MSG_DONTWAIT } from './libc.js';
@@ -48,8 +48,7 @@ export interface ExitListenerOptions {
 }
 
 // koffi declares the poll callback as (events) => void, but calls it with (status, events)
-// (an undocumented koffi API; seen with koffi 3.x); the listener needs the status, negative when
-// libuv stopped the handle.
+// (libuv's uv_poll_cb order); the listener needs the status, negative when libuv stopped the handle.
 type PollCallback = (status: number) => void;
 type DeclaredPollCallback = (events: { readable: boolean; writable: boolean; disconnect: boolean }) => void;
 type PollHandle = { start(opts: { readable: boolean }, cb: PollCallback): void; stop(): void; close(): void; unref(): void };
@@ -88,7 +87,7 @@ export class ExitListener {
 
   /**
    * Open, register for the cpulist, start watching.
-   * @throws TaskstatsError (library missing, CAP_NET_ADMIN, namespace, ...).
+   * @throws AgentError (missing_library, missing_capability, not_initial_namespace, ...).
    */
   start(): void {
     if (this.sock) return;
@@ -229,5 +228,3 @@ export class ExitListener {
     return delivered;
   }
 }
-
-export { TaskstatsError };

@@ -11,6 +11,7 @@
  * results come back as plain numbers.
  */
 import koffi from 'koffi';
+import { AgentError, ErrorCode } from '../../src/api/index.js';
 
 export const AF_NETLINK = 16;
 export const SOCK_DGRAM = 2;
@@ -79,6 +80,16 @@ export interface Libc {
   strerror(errnum: number): string;
   /** errno of the last call made through koffi on this thread. */
   errno(): number;
+}
+
+/** The EPERM of any taskstats or proc-connector request: the same cause, the same error. */
+export function capNetAdminError(what: string): AgentError {
+  return new AgentError(
+    ErrorCode.MISSING_CAPABILITY,
+    `${what}: permission denied (EPERM). It needs CAP_NET_ADMIN in the initial user namespace: ` +
+      'run as root or grant the capability (setcap cap_net_admin+ep, or securityContext.capabilities.add: ["NET_ADMIN"] in Kubernetes)',
+    { errno: EPERM },
+  );
 }
 
 let cached: Libc | undefined;

@@ -19,6 +19,7 @@
  * not in the initial user/pid namespace.
  */
 import koffi from 'koffi';
+import { AgentError, ErrorCode } from '../../src/api/index.js';
 import { impossibleCpus, parseCpulist, possibleCpus } from './config.js';
 import {
   libc,
@@ -34,6 +35,7 @@ import {
   EINVAL,
   ESRCH,
   DatagramBatch,
+  capNetAdminError,
   type Libc,
 } from './libc.js';
 
@@ -57,35 +59,12 @@ export const NLMSG_DONE = 3;
 
 export const GET_MESSAGE_BYTES = 28;
 
-export type TaskstatsErrorCode = 'library_missing' | 'no_cap_net_admin' | 'not_initial_namespace' | 'family_missing' | 'system_error';
-
-/** One clear error for each way the receiver cannot start. `message` says what to do. */
-export class TaskstatsError extends Error {
-  constructor(
-    readonly code: TaskstatsErrorCode,
-    message: string,
-    readonly errno = 0,
-  ) {
-    super(message);
-    this.name = 'TaskstatsError';
-  }
-}
-
-export function capNetAdminError(what: string): TaskstatsError {
-  return new TaskstatsError(
-    'no_cap_net_admin',
-    `${what}: permission denied (EPERM). Taskstats needs CAP_NET_ADMIN in the initial user namespace: ` +
-      'run as root or grant the capability (setcap cap_net_admin+ep, or securityContext.capabilities.add: ["NET_ADMIN"] in Kubernetes)',
-    EPERM,
-  );
-}
-
-export function namespaceError(what: string): TaskstatsError {
-  return new TaskstatsError(
-    'not_initial_namespace',
+export function namespaceError(what: string): AgentError {
+  return new AgentError(
+    ErrorCode.NOT_INITIAL_NAMESPACE,
     `${what}: invalid argument (EINVAL). The kernel accepts exit-event listeners only from the initial pid and user ` +
       'namespace: run the agent on the host, or in Kubernetes with hostPID: true and hostNetwork: true (and not in a user namespace)',
-    EINVAL,
+    { errno: EINVAL },
   );
 }
 
@@ -111,7 +90,7 @@ let loaded: LibnlFunctions | undefined;
 
 /**
  * Loads libnl-3 and libnl-genl-3 once.
- * @throws TaskstatsError('library_missing') naming the Debian packages when either is absent.
+ * @throws AgentError missing_library naming the Debian packages when either is absent.
  */
 export function libnl(): LibnlFunctions {
   if (loaded) return loaded;
@@ -121,8 +100,8 @@ export function libnl(): LibnlFunctions {
     nl = koffi.load(LIBNL_SONAME);
     genl = koffi.load(LIBNL_GENL_SONAME);
   } catch (err) {
-    throw new TaskstatsError(
-      'library_missing',
+    throw new AgentError(
+      ErrorCode.MISSING_LIBRARY,
       `cannot load ${LIBNL_SONAME} / ${LIBNL_GENL_SONAME} (${(err as Error).message.split('\n')[0]}). ` +
         'Install the libnl libraries: apt-get install libnl-3-200 libnl-genl-3-200 (Debian/Ubuntu; libnl3 on Fedora/RHEL, libnl3 on Alpine)',
     );
@@ -185,12 +164,12 @@ export class TaskstatsSocket {
     this.receiveBufferBytes = rcv;
   }
 
-  /** @throws TaskstatsError (library missing, family missing, socket failure). */
+  /** @throws AgentError missing_library / kernel_without_taskstats / system_error. */
   static open(opts: TaskstatsSocketOptions = {}): TaskstatsSocket {
     const nl = libnl();
     const c = libc();
     const sk = nl.nl_socket_alloc();
-    if (!sk) throw new TaskstatsError('system_error', 'nl_socket_alloc failed (out of memory)');
+    if (!sk) throw new AgentError(ErrorCode.SYSTEM_ERROR, 'nl_socket_alloc failed (out of memory)');
     // Without these two, libnl adds NLM_F_ACK to every send (an extra ACK per reply) and rejects
     // exit events, whose sequence numbers are per-CPU, with NLE_SEQ_MISMATCH.
     nl.nl_socket_disable_auto_ack(sk);
@@ -198,13 +177,13 @@ export class TaskstatsSocket {
     let rc = nl.genl_connect(sk);
     if (rc < 0) {
       nl.nl_socket_free(sk);
-      throw new TaskstatsError('system_error', `genl_connect failed: ${nl.nl_geterror(rc)}`);
+      throw new AgentError(ErrorCode.SYSTEM_ERROR, `genl_connect failed: ${nl.nl_geterror(rc)}`);
     }
     const family = nl.genl_ctrl_resolve(sk, TASKSTATS_GENL_NAME);
     if (family < 0) {
       nl.nl_socket_free(sk);
-      throw new TaskstatsError(
-        'family_missing',
+      throw new AgentError(
+        ErrorCode.KERNEL_WITHOUT_TASKSTATS,
         `the kernel has no TASKSTATS generic netlink family (${nl.nl_geterror(family)}): it needs CONFIG_TASKSTATS=y, ` +
           'and the agent must run in the initial network namespace (hostNetwork: true in Kubernetes)',
       );
@@ -332,21 +311,21 @@ export class TaskstatsSocket {
    * Register (or deregister) this socket for exit events of the tasks that exit on `cpulist`.
    * The request asks for an ACK so that EPERM / EINVAL become clear errors. Datagrams that
    * arrive before the ACK (exit events already flowing) go to `onEvent` (bytes valid during the call).
-   * @throws TaskstatsError no_cap_net_admin / not_initial_namespace / system_error.
+   * @throws AgentError missing_capability / not_initial_namespace / bad_config / system_error.
    */
   register(cpulist: string, onEvent?: (buf: Buffer, len: number) => void, deregister = false): void {
     const nl = this.nl;
     const msg = nl.nlmsg_alloc();
-    if (!msg) throw new TaskstatsError('system_error', 'nlmsg_alloc failed (out of memory)');
+    if (!msg) throw new AgentError(ErrorCode.SYSTEM_ERROR, 'nlmsg_alloc failed (out of memory)');
     const seq = this.nextSeq(1);
     try {
       // Deregistration asks for no ACK: at shutdown a full receive buffer could drop it, and
       // closing the socket ends the registration anyway.
       nl.genlmsg_put(msg, 0, seq, this.familyId, 0, deregister ? 0 : NLM_F_ACK, TASKSTATS_CMD_GET, TASKSTATS_GENL_VERSION);
       const attr = deregister ? TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK : TASKSTATS_CMD_ATTR_REGISTER_CPUMASK;
-      if (nl.nla_put_string(msg, attr, cpulist) < 0) throw new TaskstatsError('system_error', 'nla_put_string failed');
+      if (nl.nla_put_string(msg, attr, cpulist) < 0) throw new AgentError(ErrorCode.SYSTEM_ERROR, 'nla_put_string failed');
       const sent = nl.nl_send_auto(this.sk, msg);
-      if (sent < 0) throw new TaskstatsError('system_error', `sending the cpumask registration failed: ${nl.nl_geterror(sent)}`);
+      if (sent < 0) throw new AgentError(ErrorCode.SYSTEM_ERROR, `sending the cpumask registration failed: ${nl.nl_geterror(sent)}`);
     } finally {
       nl.nlmsg_free(msg);
     }
@@ -358,14 +337,14 @@ export class TaskstatsSocket {
     for (;;) {
       const n = this.recv(this.ackBuf);
       if (n === -EAGAIN) {
-        if (Date.now() > deadline) throw new TaskstatsError('system_error', `${what}: no acknowledgement from the kernel within 2s`);
+        if (Date.now() > deadline) throw new AgentError(ErrorCode.SYSTEM_ERROR, `${what}: no acknowledgement from the kernel within 2s`);
         continue;
       }
       if (n === -EINTR) continue;
       if (n < 0) {
         // ENOBUFS here means events were dropped already: the registration went through.
         if (-n === 105) continue;
-        throw new TaskstatsError('system_error', `${what}: recv failed: ${this.c.strerror(-n)}`, -n);
+        throw new AgentError(ErrorCode.SYSTEM_ERROR, `${what}: recv failed: ${this.c.strerror(-n)}`, { errno: -n });
       }
       if (n >= 20 && this.ackBuf.readUInt16LE(4) === NLMSG_ERROR && this.ackBuf.readUInt32LE(8) === seq) {
         const err = -this.ackBuf.readInt32LE(16);
@@ -375,15 +354,15 @@ export class TaskstatsSocket {
           // The kernel says EINVAL for a cpulist outside the possible CPUs too: tell them apart.
           const bad = impossibleCpus(cpulist);
           if (bad.length > 0 || !parseCpulist(cpulist)) {
-            throw new TaskstatsError(
-              'system_error',
+            throw new AgentError(
+              ErrorCode.BAD_CONFIG,
               `${what}: invalid argument (EINVAL): the cpulist names CPUs this machine does not have (possible: ${possibleCpus()})`,
-              err,
+              { errno: err },
             );
           }
           throw namespaceError(what);
         }
-        throw new TaskstatsError('system_error', `${what}: ${this.c.strerror(err)}`, err);
+        throw new AgentError(ErrorCode.SYSTEM_ERROR, `${what}: ${this.c.strerror(err)}`, { errno: err });
       }
       onEvent?.(this.ackBuf, n);
     }

@@ -23,11 +23,11 @@
  *
  * A process that ended meanwhile answers ESRCH: skipped, not an error.
  */
-import { TaskstatsSocket, capNetAdminError, TaskstatsError } from './libnl.js';
+import { TaskstatsSocket } from './libnl.js';
 import { TaskstatsParser, PARSED_PID, PARSED_TGID, PARSE_NETLINK_ERROR, activityOf } from './parser.js';
 import { copyTaskRecord, newTaskRecord, type TaskRecord } from './record.js';
 import { RECORD_NUMBERS, RecordRows, loadRecordNumbers, storeRecordNumbers } from './record-store.js';
-import { DatagramBatch, EAGAIN, EINTR, ENOENT, EPERM, ESRCH } from './libc.js';
+import { DatagramBatch, capNetAdminError, EAGAIN, EINTR, ENOENT, EPERM, ESRCH } from './libc.js';
 import { listProcessIdsYielding } from './proc-listing.js';
 import { ProcReader } from './proc-reader.js';
 
@@ -134,7 +134,7 @@ export class LivePoller {
     this.replies = new DatagramBatch(this.batch, 2048);
   }
 
-  /** Opens the query socket and checks permission with one GET of our own process. @throws TaskstatsError */
+  /** Opens the query socket and checks permission with one GET of our own process. @throws AgentError */
   open(): void {
     if (this.sock) return;
     // Replies of one batch (batch datagrams of ~600 bytes, ~1.3 KB of buffer each) must fit.
@@ -163,7 +163,7 @@ export class LivePoller {
 
   /**
    * One thread group, completed as in a sweep (for the CLI and tests).
-   * @returns the record, or null when the process does not exist. @throws TaskstatsError on EPERM.
+   * @returns the record, or null when the process does not exist. @throws AgentError missing_capability on EPERM.
    */
   query(tgid: number, out: TaskRecord): TaskRecord | null {
     if (!this.sock) this.open();
@@ -509,5 +509,3 @@ function ioField(text: string, key: string): number {
 function roundKb(v: number): number {
   return v - (v % 1024);
 }
-
-export { TaskstatsError };

@@ -27,6 +27,7 @@ import { release } from 'node:os';
 import {
   AF_NETLINK,
   DatagramBatch,
+  capNetAdminError,
   EAGAIN,
   EINTR,
   ENOBUFS,
@@ -42,6 +43,7 @@ import {
   setIntSockopt,
   type Libc,
 } from './libc.js';
+import { AgentError, ErrorCode } from '../../src/api/index.js';
 
 export const CN_IDX_PROC = 1;
 export const CN_VAL_PROC = 1;
@@ -68,11 +70,9 @@ export function kernelSupportsEventMask(osRelease = release()): boolean {
   return major > 6 || (major === 6 && minor >= 6);
 }
 
-export function capNetAdminError(): Error {
-  return new Error(
-    'proc connector: permission denied: process events need CAP_NET_ADMIN (run as root or grant the capability, ' +
-      'e.g. securityContext.capabilities.add: [NET_ADMIN])',
-  );
+/** A system call of the connector failed: the errno in the message and on the error. */
+function connectorError(what: string, c: Libc, e: number): AgentError {
+  return new AgentError(ErrorCode.SYSTEM_ERROR, `proc connector: ${what}: ${c.strerror(e)} (errno ${e})`, { errno: e });
 }
 
 export interface ProcConnectorOptions {
@@ -119,7 +119,7 @@ export class ProcConnector {
     const fd = c.socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_CONNECTOR);
     if (fd < 0) {
       const e = c.errno();
-      throw new Error(`proc connector: socket(AF_NETLINK, NETLINK_CONNECTOR) failed: ${c.strerror(e)} (errno ${e})`);
+      throw connectorError('socket(AF_NETLINK, NETLINK_CONNECTOR) failed', c, e);
     }
     this.fd = fd;
     try {
@@ -131,25 +131,26 @@ export class ProcConnector {
       addr.writeUInt32LE(CN_IDX_PROC, 8); // multicast groups bitmask
       if (c.bind(fd, addr, 12) !== 0) {
         const e = c.errno();
-        if (e === EPERM) throw capNetAdminError();
-        throw new Error(`proc connector: bind to CN_IDX_PROC failed: ${c.strerror(e)} (errno ${e})`);
+        if (e === EPERM) throw capNetAdminError('proc connector');
+        throw connectorError('bind to CN_IDX_PROC failed', c, e);
       }
       this.setReadTimeout(50);
       const sendErr = this.sendListen(PROC_CN_MCAST_LISTEN, undefined);
-      if (sendErr === EPERM) throw capNetAdminError();
-      if (sendErr !== 0) throw new Error(`proc connector: send failed: ${c.strerror(sendErr)} (errno ${sendErr})`);
+      if (sendErr === EPERM) throw capNetAdminError('proc connector');
+      if (sendErr !== 0) throw connectorError('send failed', c, sendErr);
       const err = this.awaitAck(this.o.ackTimeoutMs ?? 2000);
       if (err === undefined) {
-        throw new Error(
+        throw new AgentError(
+          ErrorCode.NOT_INITIAL_NAMESPACE,
           'proc connector: the kernel did not acknowledge PROC_CN_MCAST_LISTEN; it only answers processes in the ' +
             'initial user and PID namespaces (in Kubernetes: hostPID: true, no user namespace)',
         );
       }
-      if (err === EPERM) throw capNetAdminError();
-      if (err !== 0) throw new Error(`proc connector: listen refused: ${c.strerror(err)} (errno ${err})`);
+      if (err === EPERM) throw capNetAdminError('proc connector');
+      if (err !== 0) throw connectorError('listen refused', c, err);
       if (this.o.useEventMask ?? kernelSupportsEventMask()) {
         const e = this.sendListen(PROC_CN_MCAST_LISTEN, this.o.eventMask ?? PROC_EVENT_EXEC);
-        if (e !== 0) throw new Error(`proc connector: send failed: ${c.strerror(e)} (errno ${e})`);
+        if (e !== 0) throw connectorError('send failed', c, e);
         this.masked = true;
       }
       this.setReadTimeout(this.o.readTimeoutMs ?? 200);
@@ -204,7 +205,7 @@ export class ProcConnector {
       if (n < 0) {
         const e = this.c.errno();
         if (e === EAGAIN || e === EINTR || e === ENOBUFS) continue;
-        throw new Error(`proc connector: recv failed: ${this.c.strerror(e)} (errno ${e})`);
+        throw connectorError('recv failed', this.c, e);
       }
       this.dispatch(this.rx, 0, n, undefined, (err) => {
         ack = err;

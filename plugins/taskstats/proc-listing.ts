@@ -3,14 +3,14 @@
  * getdents64() (fs.readdir makes a string per entry and a Number() of each).
  */
 import { EINTR, O_CLOEXEC, O_DIRECTORY, O_RDONLY, libc } from './libc.js';
-import { TaskstatsError } from './libnl.js';
+import { AgentError, ErrorCode } from '../../src/api/index.js';
 
 /**
  * The numeric entries of `procRoot` (the thread groups, in /proc) into `ids` (grown when full),
  * with getdents64() into `buf`: fs.readdir() makes a string per entry and then a Number() of each
  * (~1.5-2 us per process here, with the kernel's own ~1.2 us); this reads the digits from the
  * bytes. Only names made only of digits count ("1a" is no process).
- * @throws TaskstatsError when procRoot cannot be opened or read.
+ * @throws AgentError system_error when procRoot cannot be opened or read.
  */
 export function listProcessIds(procRoot: string, ids: Int32Array, buf: Buffer): { ids: Int32Array; count: number } {
   const listing = new ProcessListing(procRoot, ids, buf);
@@ -60,7 +60,7 @@ class ProcessListing {
     this.fd = this.c.open(procRoot, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (this.fd < 0) {
       const e = this.c.errno();
-      throw new TaskstatsError('system_error', `listing processes: cannot open ${procRoot}: ${this.c.strerror(e)}`, e);
+      throw new AgentError(ErrorCode.SYSTEM_ERROR, `listing processes: cannot open ${procRoot}: ${this.c.strerror(e)}`, { errno: e });
     }
   }
 
@@ -72,7 +72,7 @@ class ProcessListing {
       n = this.c.getdents64(this.fd, buf, buf.length);
       if (n >= 0) break;
       const e = this.c.errno();
-      if (e !== EINTR) throw new TaskstatsError('system_error', `listing processes: reading ${this.procRoot}: ${this.c.strerror(e)}`, e);
+      if (e !== EINTR) throw new AgentError(ErrorCode.SYSTEM_ERROR, `listing processes: reading ${this.procRoot}: ${this.c.strerror(e)}`, { errno: e });
     }
     if (n === 0) return false;
     // struct linux_dirent64: d_ino u64, d_off s64, d_reclen u16 @16, d_type u8 @18, d_name @19.

@@ -139,8 +139,6 @@ export class ProcessMetadata {
   /** A coarse monotonic clock (ms) refreshed by a timer while started: performance.now() per exit costs. */
   private coarseNowMs = 0;
   private clockTimer: NodeJS.Timeout | undefined;
-  private lastOverflowLogMs = 0;
-  private overflowsSinceLog = 0;
   /** Where the last exit() took its metadata from (diagnostics in tests). */
   lastExitSource: 'entry' | 'zombie' | 'read' | 'parent' | 'none' = 'none';
   readonly stats: ProcessMetadataStats = {
@@ -157,10 +155,6 @@ export class ProcessMetadata {
   private readonly evictionCounter: { add(v: number): void };
   private readonly execMissedCounter: { add(v: number): void };
   private readonly execLateCounter: { add(v: number): void };
-  /** Misses and late results since the last warning (one warning per 10 s at most). */
-  private missedSinceLog = 0;
-  private lateSinceLog = 0;
-  private lastMissLogMs = 0;
 
   constructor(private readonly o: ProcessMetadataOptions) {
     this.procRoot = o.procRoot ?? '/proc';
@@ -494,8 +488,7 @@ export class ProcessMetadata {
       if (cgroup !== e.cgroup && this.watcher?.isLatestExec(tgid, execSeq) === true) {
         this.stats.lateExecResults++;
         this.execLateCounter.add(1);
-        this.lateSinceLog++;
-        this.warnMisses();
+        this.warnMisses(0, 1);
       }
       return;
     }
@@ -519,14 +512,11 @@ export class ProcessMetadata {
 
   private onMissed(count: number): void {
     this.execMissedCounter.add(count);
-    this.missedSinceLog += count;
-    this.warnMisses();
+    this.warnMisses(count, 0);
   }
 
-  /** One warning per 10 s at most while exec results come too late (a CPU-starved watcher). */
-  private warnMisses(): void {
-    const now = Date.now();
-    if (now - this.lastMissLogMs < 10_000) return;
+  /** Exec results came too late (a CPU-starved watcher); the host's logger rate-limits the warning by its key. */
+  private warnMisses(missed: number, late: number): void {
     this.o.logger.warn(
       "process metadata: exec'd processes ended before the exec watcher read their cgroup; unless read as a zombie at " +
         'exit, their exit records carry the cgroup of their previous image or of their parent, which is wrong for a ' +
@@ -534,30 +524,21 @@ export class ProcessMetadata {
         'is not getting the CPU in time (CAP_SYS_NICE lets it run SCHED_FIFO; see exec_metadata_missed/late)',
       {
         key: 'exec_metadata_missed',
-        missed: this.missedSinceLog,
-        lateAndMisattributed: this.lateSinceLog,
+        missed,
+        lateAndMisattributed: late,
         watcherPriority: this.execWatcherPriority,
       },
     );
-    this.lastMissLogMs = now;
-    this.missedSinceLog = 0;
-    this.lateSinceLog = 0;
   }
 
   private onOverflow(count: number): void {
     this.stats.overflows += count;
     this.overflowCounter.add(count);
-    this.overflowsSinceLog += count;
-    const now = Date.now();
-    if (now - this.lastOverflowLogMs >= 10_000) {
-      this.o.logger.warn(
-        'proc connector overflowed: exec events were lost, so processes that moved to another cgroup right before exec ' +
-          "may be attributed to their parent's cgroup; the agent is not keeping up with the exec rate (CPU-starved?)",
-        { key: 'proc_connector_overflow', overflows: this.overflowsSinceLog },
-      );
-      this.lastOverflowLogMs = now;
-      this.overflowsSinceLog = 0;
-    }
+    this.o.logger.warn(
+      'proc connector overflowed: exec events were lost, so processes that moved to another cgroup right before exec ' +
+        "may be attributed to their parent's cgroup; the agent is not keeping up with the exec rate (CPU-starved?)",
+      { key: 'proc_connector_overflow', overflows: count },
+    );
   }
 
   private readEntry(tgid: number, withDetails: boolean): Entry | undefined {

@@ -24,7 +24,6 @@ import {
   type TaskstatsReceiverConfig,
 } from './config.js';
 import { setupDelayAccounting } from './delayacct.js';
-import type { TaskRecord } from './record.js';
 import { PROCESS_SCHEMA } from './schema.js';
 
 function harness() {
@@ -83,11 +82,7 @@ describe('taskstats receiver', { timeout: 60_000 }, () => {
     try {
       const child = spawn('/bin/sh', ['-c', 'exit 3'], { stdio: 'ignore' });
       await new Promise((r) => child.once('exit', r));
-      await waitFor(
-        () => h.samples.some((s) => (s.final && (s.detail as TaskRecord | undefined)?.pid === child.pid) || (s.final && s.attributes[ATTR.PID] === child.pid)),
-        5000,
-        'the final sample of the exited shell',
-      );
+      await waitFor(() => h.samples.some((s) => s.final && s.attributes[ATTR.PID] === child.pid), 5000, 'the final sample of the exited shell');
       const fin = h.samples.find((s) => s.final && s.attributes[ATTR.PID] === child.pid)!;
       assert.equal(fin.attributes[ATTR.EXECUTABLE_NAME], 'sh');
       assert.equal(typeof fin.attributes[ATTR.CGROUP], 'string');
@@ -181,7 +176,7 @@ describe('taskstats receiver: containment and warnings', { timeout: 90_000 }, ()
     }
   });
 
-  test('kernel drops: counted, and one rate-limited warning that says how to avoid them', async () => {
+  test('kernel drops: counted, and a warning per incident (the host logger rate-limits it by key) that says how to avoid them', async () => {
     const h = harness();
     const r = new TaskstatsReceiver(
       h.ctx,
@@ -197,7 +192,7 @@ describe('taskstats receiver: containment and warnings', { timeout: 90_000 }, ()
         await waitFor(() => (h.counters.get('kernel_drops') ?? 0) >= storm + 1, 10_000, `drop ${storm + 1} counted`);
       }
       const warned = h.warnings.filter((w) => w.startsWith('the kernel dropped exit events'));
-      assert.equal(warned.length, 1, 'one warning per minute');
+      assert.ok(warned.length >= 2, `a warning per incident, got ${warned.length}`);
       assert.match(warned[0]!, /bigger receive_buffer .* more exit_listeners/);
       assert.ok(r.exitStats!.kernelDrops >= 2);
     } finally {

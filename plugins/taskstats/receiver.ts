@@ -4,14 +4,23 @@
  *
  * Exit path (the hot one, ~14,000 records/s under two fork loops): parse into two reused
  * records -> metadata.fillExit -> accounting.exit -> samples batched per drain -> one
- * ctx.next.consume() per drain. Nothing on that path reads /proc or allocates per record
- * beyond the samples themselves.
+ * ctx.next.consume() per drain. It reads /proc only at the end of an exec'd process (its cgroup
+ * once more, `exitReread`: process-metadata.ts) and allocates nothing per record beyond the samples.
  *
  * The metadata and accounting parts are given as constructors (factory.ts passes the real
  * ones) so that this file depends only on their shape.
  */
 import { readFileSync, readlinkSync } from 'node:fs';
-import type { Consumer, Logger, ComponentTelemetry, Receiver, ReceiverContext, SampleBatch, SampleSchema } from '../../src/api/index.js';
+import {
+  DropReason,
+  type Consumer,
+  type Logger,
+  type ComponentTelemetry,
+  type Receiver,
+  type ReceiverContext,
+  type SampleBatch,
+  type SampleSchema,
+} from '../../src/api/index.js';
 import { endsProcess, type ProcessInfo, type TaskRecord } from './record.js';
 import type { EndedProcess } from './accounting.js';
 import { ExitEvents } from './exit-events.js';
@@ -64,8 +73,6 @@ export interface ReceiverParts {
 }
 
 type Counter = { add(value: number): void };
-
-const DROP_WARNING_EVERY_MS = 60_000;
 
 /**
  * On Linux 6.18 an exit listener in another network namespace than the initial one is
@@ -128,8 +135,6 @@ export class TaskstatsReceiver implements Receiver {
   private sweeping: Promise<void> | null = null;
   private batch: SampleBatch = [];
   private stopped = false;
-  private lastDropWarning = 0;
-  private dropsSinceWarning = 0;
   private lastSweepSeconds = 0;
   private malloc: MallocTuning | null = null;
   private lastTrimSeconds = 0;
@@ -294,7 +299,7 @@ export class TaskstatsReceiver implements Receiver {
     try {
       this.handleExit(thread, group);
     } catch (err) {
-      this.ctx.telemetry.dropped(1, 'exit_record_error');
+      this.ctx.telemetry.dropped(1, DropReason.EXIT_RECORD_ERROR);
       this.ctx.logger.error(`exit record of pid ${thread.pid} (${thread.comm}) failed: ${(err as Error).message}`, { key: 'exit_record_error' });
     }
   }
@@ -371,23 +376,17 @@ export class TaskstatsReceiver implements Receiver {
 
   private onKernelDrop(): void {
     this.kernelDrops.add(1);
-    this.dropsSinceWarning++;
-    const now = Date.now();
-    if (now - this.lastDropWarning >= DROP_WARNING_EVERY_MS) {
-      this.ctx.logger.warn(
-        'the kernel dropped exit events: the receive buffer overflowed (ENOBUFS), so some processes that ended are not counted. ' +
-          'Avoid it with a bigger receive_buffer (e.g. 64MiB), or more exit_listeners (each listens to a subset of the CPUs with a buffer of its own)',
-        {
-          key: 'kernel_drops',
-          incidents: this.dropsSinceWarning,
-          cpus: this.cpus,
-          exit_listeners: this.listeners.length,
-          receive_buffer: this.listeners[0]?.receiveBufferBytes,
-        },
-      );
-      this.lastDropWarning = now;
-      this.dropsSinceWarning = 0;
-    }
+    // The host's logger rate-limits it (key); kernel_drops counts every incident.
+    this.ctx.logger.warn(
+      'the kernel dropped exit events: the receive buffer overflowed (ENOBUFS), so some processes that ended are not counted. ' +
+        'Avoid it with a bigger receive_buffer (e.g. 64MiB), or more exit_listeners (each listens to a subset of the CPUs with a buffer of its own)',
+      {
+        key: 'kernel_drops',
+        cpus: this.cpus,
+        exit_listeners: this.listeners.length,
+        receive_buffer: this.listeners[0]?.receiveBufferBytes,
+      },
+    );
   }
 
   private onParseError(status: number, errno: number): void {
@@ -431,7 +430,7 @@ export class TaskstatsReceiver implements Receiver {
         try {
           this.accounting.live(rec, this.metadata.live(rec), now, out);
         } catch (err) {
-          this.ctx.telemetry.dropped(1, 'live_record_error');
+          this.ctx.telemetry.dropped(1, DropReason.LIVE_RECORD_ERROR);
           this.ctx.logger.error(`live record of pid ${rec.pid} (${rec.comm}) failed: ${(err as Error).message}`, { key: 'live_record_error' });
         }
       });

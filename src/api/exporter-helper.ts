@@ -13,6 +13,7 @@
  * Batches are sent one at a time, oldest first. Part of the public API (src/api/index.ts
  * re-exports it); it uses nothing of the host.
  */
+import { DropReason } from './errors.js';
 import type { Attributes, ComponentContext, ConfigSchema, Signal } from './index.js';
 
 /** The outcome of one attempt to send one batch. */
@@ -203,7 +204,7 @@ class SendingQueue<T> implements ExporterHelper<T> {
     if (this.queue.length >= this.settings.queue.queueSize) {
       // The oldest goes: with cumulative sums the newest batch carries every total, and for
       // events the latest say most about what is happening now.
-      this.drop(this.queue.shift()!, 'queue_full');
+      this.drop(this.queue.shift()!, DropReason.QUEUE_FULL);
       this.ctx.logger.warn(
         'sending queue full: dropped the oldest batch',
         this.fields({ key: `queue_full:${this.options.signal}`, queue_size: this.settings.queue.queueSize }),
@@ -263,7 +264,7 @@ class SendingQueue<T> implements ExporterHelper<T> {
           // Flushing against a backend that just failed: the batches behind this one would fail
           // the same way and only make shutdown wait. Drop them now (counted).
           let rest: Queued<T> | undefined;
-          while ((rest = this.queue.shift())) this.drop(rest, 'send_failed');
+          while ((rest = this.queue.shift())) this.drop(rest, DropReason.SEND_FAILED);
         }
         const why = !result.retryable
           ? 'not retryable'
@@ -272,7 +273,7 @@ class SendingQueue<T> implements ExporterHelper<T> {
             : outOfTime
               ? 'max_elapsed_time reached'
               : 'flush or shutdown deadline';
-        this.drop(q, 'send_failed');
+        this.drop(q, DropReason.SEND_FAILED);
         this.ctx.logger.warn(
           'export failed; batch dropped',
           this.fields({ key: `send_failed:${this.options.signal}`, reason: result.reason, why, items: q.items }),
@@ -318,7 +319,7 @@ class SendingQueue<T> implements ExporterHelper<T> {
       clearTimeout(timer);
       if (outcome === 'expired') {
         let q: Queued<T> | undefined;
-        while ((q = this.queue.shift())) this.drop(q, 'flush_timeout');
+        while ((q = this.queue.shift())) this.drop(q, DropReason.FLUSH_TIMEOUT);
       }
     } finally {
       this.flushDeadline = 0;
@@ -331,7 +332,7 @@ class SendingQueue<T> implements ExporterHelper<T> {
     this.closed = true;
     this.cancelWait?.();
     let q: Queued<T> | undefined;
-    while ((q = this.queue.shift())) this.drop(q, 'shutdown');
+    while ((q = this.queue.shift())) this.drop(q, DropReason.SHUTDOWN);
   }
 }
 

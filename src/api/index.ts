@@ -23,6 +23,7 @@ import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { AggregationTemporality as SdkAggregationTemporality, DataPointType as SdkDataPointType } from '@opentelemetry/sdk-metrics';
 import type { ValueType as SdkValueType } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
+import type { DropReason } from './errors.js';
 
 export type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 export type { Resource } from '@opentelemetry/resources';
@@ -159,11 +160,6 @@ export interface Sample {
   final: boolean;
   /** Time the values were taken, milliseconds since the epoch. */
   timeMs: number;
-  /**
-   * Source-specific detail for processors that know the source (the taskstats receiver puts its
-   * TaskRecord here). Processors that only need attributes ignore it.
-   */
-  detail?: unknown;
 }
 
 /** A batch is a plain array; processors may return the same array (mutated) or a new one. */
@@ -178,7 +174,7 @@ export const ATTR = {
   EXECUTABLE_NAME: 'process.executable.name',
   /** Data-point attribute: the process's cgroup v2 path, e.g. `/kubepods.slice/...`. */
   CGROUP: 'process.linux.cgroup',
-  /** Data-point attribute in per-process mode. */
+  /** The process id: a data-point attribute in per-process mode, else in `context` (not exported). */
   PID: 'process.pid',
   /** Data-point attribute in per-process mode: start time, RFC 3339. */
   START_TIME: 'process.creation.time',
@@ -188,8 +184,6 @@ export const ATTR = {
   COMMAND_LINE: 'process.command_line',
   /** Context (not exported): the executable's path, when the source reads it. */
   EXECUTABLE_PATH: 'process.executable.path',
-  /** Context (not exported): pid of the process a sample came from. */
-  CONTEXT_PID: 'process.pid',
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -234,11 +228,6 @@ export interface LogRecord {
   body: string;
   /** Exported attributes (semantic-convention names where they exist). */
   attributes: Attributes;
-  /**
-   * Source-specific detail for processors that know the source (the taskstats receiver puts its
-   * TaskRecord here). Never exported.
-   */
-  detail?: unknown;
 }
 
 /** The instrumentation scope exporters give the agent's log records. */
@@ -367,8 +356,11 @@ export interface Logger {
  * a component reports what only it can see.
  */
 export interface ComponentTelemetry {
-  /** Count items dropped inside the component, with a short snake_case reason (and e.g. `{ signal: 'logs' }`). */
-  dropped(count: number, reason: string, attributes?: Attributes): void;
+  /**
+   * Count items dropped inside the component, with a `DropReason` (errors.ts) or a snake_case
+   * reason of the plugin's own, and e.g. `{ signal: 'logs' }`.
+   */
+  dropped(count: number, reason: DropReason | (string & NonNullable<unknown>), attributes?: Attributes): void;
   /** A monotonic counter of the component's own, e.g. `exits_lost`. Name in snake_case. */
   counter(name: string, description: string, unit?: string): { add(value: number, attributes?: Attributes): void };
   /** A gauge read at collection time, e.g. a queue's size. */
@@ -419,7 +411,12 @@ export interface ReceiverContext extends ComponentContext {
  *    Optional `minMs` / `maxMs` bounds.
  *  - `size: true` on a string or integer: `8MiB`, `512KiB`, `1GB`, `4096` -> number of bytes.
  *    Optional `minBytes` / `maxBytes` bounds.
- * Use `durationSchema()` and `sizeSchema()` below instead of writing them by hand.
+ *  - `listenAddress: true` on a string: `host:port`, `[v6]:port` or `:port`, checked by
+ *    `parseListenAddress()` (the string is kept: parse it with the same function to listen).
+ * Use `durationSchema()`, `sizeSchema()` and `listenAddressSchema()` below instead of writing them
+ * by hand. Two annotations improve messages: `unknownKeyHints: { key: 'hint' }` on an object
+ * schema is appended to the "unknown key" error of that key, and `typeMessage` replaces "must be
+ * a mapping" (or the type's name) for a value of the wrong type.
  */
 export type ConfigSchema = Record<string, unknown>;
 
@@ -530,6 +527,20 @@ export function sizeSchema(opts: { minBytes?: number; maxBytes?: number; descrip
   return { type: ['string', 'integer'], size: true, ...opts };
 }
 
+/** Schema for a listen address (`host:port`, `[v6]:port`, `:port` for all interfaces). */
+export function listenAddressSchema(opts: { description?: string } = {}): ConfigSchema {
+  return { type: 'string', listenAddress: true, ...opts };
+}
+
+/** Split `host:port`, `[v6]:port` or `:port` (host `0.0.0.0`); undefined when malformed or the port is above 65535. */
+export function parseListenAddress(address: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]*)):(\d{1,5})$/.exec(address.trim());
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  return { host: m[1] ?? (m[2] === '' ? '0.0.0.0' : m[2]!), port };
+}
+
 /** Parse `10s`, `500ms`, `1m`, `1h30m`, `2.5s` into milliseconds; undefined when malformed. */
 export function parseDuration(text: string): number | undefined {
   const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/y;
@@ -577,4 +588,5 @@ export function parseComponentId(id: string): { type: string; name?: string } {
   return slash < 0 ? { type: id } : { type: id.slice(0, slash), name: id.slice(slash + 1) };
 }
 
+export * from './errors.js';
 export * from './exporter-helper.js';

@@ -1,11 +1,12 @@
 /**
- * Per-component configuration: the user's config deep-merged over the factory's defaults,
- * checked against the factory's JSON schema with ajv (unknown keys rejected, `duration` and
- * `size` converted to milliseconds and bytes), then the factory's own validate().
+ * Configuration checked against JSON schemas with ajv, for components and the `service` section
+ * alike: the user's config deep-merged over defaults, unknown keys rejected, `duration` and `size`
+ * converted to milliseconds and bytes, `listenAddress` checked by the one host:port parser; for
+ * a component, then its factory's own validate().
  */
 import _Ajv from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv';
-import { parseDuration, parseSize } from '../api/index.js';
+import { parseDuration, parseListenAddress, parseSize } from '../api/index.js';
 import type { ComponentFactory, ConfigSchema } from '../api/index.js';
 import { joinPath } from './issues.js';
 import type { ConfigIssue, SourcePosition } from './issues.js';
@@ -19,7 +20,7 @@ export interface Positions {
   keyPositions: Map<string, SourcePosition>;
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
@@ -194,10 +195,25 @@ function makeAjv(): AjvInstance {
     return true;
   };
   ajv.addKeyword({ keyword: 'size', schemaType: 'boolean', modifying: true, errors: true, validate: sizeKeyword as never });
+
+  const addressKeyword = function validate(this: unknown, enabled: boolean, data: unknown, parentSchema: Record<string, unknown> | undefined): boolean {
+    if (!enabled || (typeof data === 'string' && parseListenAddress(data))) return true;
+    // `allowEmpty`: "" and null mean "no address" (the host's telemetry endpoint, disabled).
+    const allowEmpty = parentSchema?.allowEmpty === true;
+    if (allowEmpty && (data === null || (typeof data === 'string' && data.trim() === ''))) return true;
+    const message = `must be host:port such as "127.0.0.1:9464", "[::1]:9464" or ":9464" (all interfaces)${allowEmpty ? ', or "" to disable' : ''} (got ${describe(data)})`;
+    (validate as unknown as { errors: Partial<ErrorObject>[] }).errors = [{ keyword: 'listenAddress', message, params: {} }];
+    return false;
+  };
+  ajv.addKeyword({ keyword: 'listenAddress', schemaType: 'boolean', errors: true, validate: addressKeyword as never });
+  // Annotations read by messageOf(): a hint per unknown key, a message for a value of the wrong type.
+  for (const keyword of ['unknownKeyHints', 'typeMessage', 'allowEmpty']) ajv.addKeyword({ keyword });
   return ajv;
 }
 
-function describe(v: unknown): string {
+/** A value as an error message shows it: `"text"`, `5`, `a list`, `a mapping`, `nothing`. */
+export function describe(v: unknown): string {
+  if (v === undefined) return 'nothing';
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
@@ -206,7 +222,57 @@ function describe(v: unknown): string {
   return String(scalar);
 }
 
-/** Compiles and caches component schemas; validates component configs. */
+const TYPE_NAMES: Record<string, string> = {
+  integer: 'an integer',
+  number: 'a number',
+  string: 'a string',
+  boolean: 'true or false',
+  object: 'a mapping',
+  array: 'a list',
+  null: 'null',
+};
+
+/** The message of one ajv error, and the path and key preference it belongs to. */
+function messageOf(e: ErrorObject, basePath: string, data: unknown): { path: string; message: string; preferKey: boolean } {
+  const path = pointerToPath(basePath, e.instancePath, data);
+  const schema = e.parentSchema as { properties?: object; unknownKeyHints?: Record<string, string>; typeMessage?: string; type?: unknown } | undefined;
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const key = (e.params as { additionalProperty: string }).additionalProperty;
+      const known = Object.keys(schema?.properties ?? {});
+      const hint = schema?.unknownKeyHints?.[key];
+      const message = `unknown key "${key}"` + (known.length ? ` (known keys: ${known.join(', ')})` : '') + (hint ? `; ${hint}` : '');
+      return { path: joinPath(path, key), message, preferKey: true };
+    }
+    case 'required':
+      return { path, message: `missing required key "${(e.params as { missingProperty: string }).missingProperty}"`, preferKey: false };
+    case 'enum': {
+      const allowed = (e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ');
+      return { path, message: `must be one of ${allowed} (got ${describe(e.data)})`, preferKey: false };
+    }
+    case 'type': {
+      const types = String((e.params as { type: string | string[] }).type).split(',');
+      const wanted = schema?.typeMessage ?? `must be ${types.map((t) => TYPE_NAMES[t] ?? t).join(' or ')}`;
+      return { path, message: `${wanted} (got ${describe(e.data)})`, preferKey: false };
+    }
+    case 'minimum':
+    case 'maximum':
+    case 'exclusiveMinimum':
+    case 'exclusiveMaximum': {
+      const p = e.params as { comparison: string; limit: number };
+      const what = schema?.type === 'integer' ? 'an integer ' : '';
+      return { path, message: `must be ${what}${p.comparison} ${p.limit} (got ${describe(e.data)})`, preferKey: false };
+    }
+    case 'duration':
+    case 'size':
+    case 'listenAddress':
+      return { path, message: e.message ?? 'invalid value', preferKey: false };
+    default:
+      return { path, message: `${e.message ?? 'invalid value'} (got ${describe(e.data)})`, preferKey: false };
+  }
+}
+
+/** Compiles and caches schemas; validates component configs and the service section. */
 export class ComponentConfigValidator {
   private readonly ajv = makeAjv();
   private readonly compiled = new WeakMap<object, ValidateFunction>();
@@ -222,13 +288,43 @@ export class ComponentConfigValidator {
   }
 
   /**
+   * Checks `userConfig` merged over a copy of `defaults` against `schema`; `basePath` is its
+   * config path (`processors.filter/x`, `service.telemetry`). Returns the converted config, or
+   * undefined with issues appended.
+   */
+  check(schema: ConfigSchema, defaults: unknown, userConfig: unknown, basePath: string, positions: Positions, issues: ConfigIssue[]): unknown {
+    const push = (path: string, message: string, preferKey = false): void => {
+      issues.push({ severity: 'error', path, message, file: positions.file, pos: positionOf(positions, path, preferKey) });
+    };
+    const merged = deepMerge(structuredClone(defaults) ?? {}, userConfig ?? undefined) ?? {};
+    const validateFn = this.compile(schema);
+    currentUserConfig = userConfig;
+    let ok: boolean;
+    try {
+      ok = validateFn(merged);
+    } finally {
+      currentUserConfig = undefined;
+    }
+    if (ok) return merged;
+    const seen = new Set<string>();
+    for (const e of validateFn.errors ?? []) {
+      if (e.keyword === 'if' || e.keyword === 'anyOf' || e.keyword === 'oneOf') continue;
+      const { path, message, preferKey } = messageOf(e, basePath, merged);
+      const key = `${path}\0${message}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      push(path, message, preferKey);
+    }
+    return undefined;
+  }
+
+  /**
    * Resolves one component's configuration. `basePath` is its config path (`processors.filter/x`).
    * Returns the converted config, or undefined with issues appended.
    */
   resolve(factory: ComponentFactory, userConfig: unknown, basePath: string, positions: Positions, issues: ConfigIssue[]): unknown {
-    const file = positions.file;
-    const push = (path: string, message: string, preferKey = false): void => {
-      issues.push({ severity: 'error', path, message, file, pos: positionOf(positions, path, preferKey) });
+    const push = (path: string, message: string): void => {
+      issues.push({ severity: 'error', path, message, file: positions.file, pos: positionOf(positions, path) });
     };
     let defaults: unknown;
     try {
@@ -241,51 +337,14 @@ export class ComponentConfigValidator {
       push(basePath, `must be a mapping of settings (got ${describe(userConfig)})`);
       return undefined;
     }
-    const merged = deepMerge(structuredClone(defaults) ?? {}, userConfig ?? undefined) ?? {};
-    let validateFn: ValidateFunction;
     try {
-      validateFn = this.compile(factory.configSchema);
+      this.compile(factory.configSchema);
     } catch (err) {
       push(basePath, `${factory.kind} "${factory.type}" has an invalid config schema: ${(err as Error).message}`);
       return undefined;
     }
-    currentUserConfig = userConfig;
-    let ok: boolean;
-    try {
-      ok = validateFn(merged);
-    } finally {
-      currentUserConfig = undefined;
-    }
-    if (!ok) {
-      const seen = new Set<string>();
-      for (const e of validateFn.errors ?? []) {
-        if (e.keyword === 'if' || e.keyword === 'anyOf' || e.keyword === 'oneOf') continue;
-        let path = pointerToPath(basePath, e.instancePath, merged);
-        let message: string;
-        let preferKey = false;
-        if (e.keyword === 'additionalProperties') {
-          const key = (e.params as { additionalProperty: string }).additionalProperty;
-          path = joinPath(path, key);
-          preferKey = true;
-          const known = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
-          message = `unknown key "${key}"` + (known.length ? ` (known keys: ${known.join(', ')})` : '');
-        } else if (e.keyword === 'required') {
-          message = `missing required key "${(e.params as { missingProperty: string }).missingProperty}"`;
-        } else if (e.keyword === 'enum') {
-          const allowed = (e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ');
-          message = `must be one of ${allowed} (got ${describe(e.data)})`;
-        } else if (e.keyword === 'duration' || e.keyword === 'size') {
-          message = e.message ?? 'invalid value';
-        } else {
-          message = `${e.message ?? 'invalid value'} (got ${describe(e.data)})`;
-        }
-        const key = `${path}\0${message}`;
-        if (seen.has(key)) continue;
-        seen.add(key);
-        push(path, message, preferKey);
-      }
-      return undefined;
-    }
+    const merged = this.check(factory.configSchema, defaults, userConfig, basePath, positions, issues);
+    if (merged === undefined) return undefined;
     if (factory.validate) {
       let problems;
       try {

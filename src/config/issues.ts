@@ -2,6 +2,7 @@
  * Configuration problems. Every check appends to one list so that `validate` reports every
  * problem at once, each with its config path and, when known, the file position.
  */
+import { AgentError, ErrorCode } from '../api/index.js';
 
 export interface SourcePosition {
   /** 1-based. */
@@ -27,10 +28,11 @@ export function formatIssue(issue: ConfigIssue): string {
   return (parts.length ? parts.join(': ') + ': ' : '') + prefix + issue.message;
 }
 
-/** Thrown when a configuration cannot be used; carries every problem found. */
-export class ConfigError extends Error {
+/** Thrown when a configuration cannot be used (`bad_config`); carries every problem found. */
+export class ConfigError extends AgentError {
   constructor(readonly issues: ConfigIssue[]) {
     super(
+      ErrorCode.BAD_CONFIG,
       issues
         .filter((i) => i.severity === 'error')
         .map(formatIssue)

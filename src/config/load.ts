@@ -1,14 +1,16 @@
 /**
  * Loads and validates the agent's configuration file: top-level shape, plugins, every component's
- * config, the service (telemetry, pipelines). Every problem is reported at once.
+ * config, the service (telemetry, pipelines). Every problem is reported at once. The service's
+ * settings are checked by schemas, with the machinery of component configs (component-config.ts);
+ * what a schema cannot say (references between sections, pipeline ids) is checked here.
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
-import { factorySignals, parseComponentId, parseDuration, SIGNALS } from '../api/index.js';
-import type { ComponentFactory, ComponentKind, Signal } from '../api/index.js';
+import { durationSchema, factorySignals, parseComponentId, SIGNALS } from '../api/index.js';
+import type { ComponentFactory, ComponentKind, ConfigSchema, Signal } from '../api/index.js';
 import { loadPlugin } from '../plugins.js';
 import type { Registry } from '../registry.js';
-import { positionOf } from './component-config.js';
+import { describe, isPlainObject as isMapping, positionOf } from './component-config.js';
 import { joinPath } from './issues.js';
 import type { ConfigIssue } from './issues.js';
 import { parseYamlConfig } from './yaml.js';
@@ -95,27 +97,77 @@ const SECTIONS: ReadonlyArray<[string, ComponentKind]> = [
 const TOP_LEVEL_KEYS = ['plugins', 'receivers', 'processors', 'exporters', 'service'];
 const ID_TYPE = /^[a-z][a-z0-9_]*$/;
 const ID_NAME = /^[^\s]+$/;
-const ADDRESS = /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):(\d{1,5})$/;
 
-function isMapping(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+// The service's schemas. Each part is checked on its own, so that a wrong value in one does not
+// hide the problems of another (references are checked in code once a pipeline's shape is right).
+const SERVICE_SCHEMA: ConfigSchema = {
+  type: 'object',
+  unknownKeyHints: { extensions: 'extensions are not supported' },
+  properties: { telemetry: {}, pipelines: {} },
+};
+const TELEMETRY_SCHEMA: ConfigSchema = {
+  type: ['object', 'null'],
+  properties: {
+    logs: { type: ['object', 'null'], properties: { level: { enum: [...LOG_LEVELS] }, encoding: { enum: [...LOG_ENCODINGS] } } },
+    // "" or null disables the endpoint.
+    metrics: { type: ['object', 'null'], properties: { address: { type: ['string', 'null'], listenAddress: true, allowEmpty: true } } },
+  },
+};
+const PIPELINES_SCHEMA: ConfigSchema = { type: 'object', typeMessage: 'must be a mapping of pipeline ids to pipelines', additionalProperties: true };
+
+const refList = (kind: ComponentKind): ConfigSchema => ({
+  type: ['array', 'null'],
+  typeMessage: `must be a list of ${kind} ids`,
+  items: { type: 'string', typeMessage: `must be a ${kind} id` },
+});
+/** Per signal: the pipeline's shape, and its own settings section (`aggregation` or `batch`). */
+const PIPELINE_SCHEMAS: Record<Signal, { shape: ConfigSchema; section: 'aggregation' | 'batch'; settings: ConfigSchema }> = {
+  metrics: {
+    shape: pipelineShape('aggregation', 'batch', 'logs'),
+    section: 'aggregation',
+    settings: { type: ['object', 'null'], properties: { series_limit: { type: 'integer', minimum: 1 }, ended_series_ttl: durationSchema() } },
+  },
+  logs: {
+    shape: pipelineShape('batch', 'aggregation', 'metrics'),
+    section: 'batch',
+    settings: {
+      type: ['object', 'null'],
+      properties: {
+        send_batch_size: { type: 'integer', minimum: 1 },
+        send_batch_max_size: { type: 'integer', minimum: 0 },
+        timeout: durationSchema({ minMs: 1 }),
+      },
+    },
+  },
+};
+function pipelineShape(own: string, other: string, otherSignal: Signal): ConfigSchema {
+  return {
+    type: 'object',
+    typeMessage: 'must be a mapping with receivers, processors and exporters',
+    unknownKeyHints: { [other]: `"${other}" belongs to ${otherSignal} pipelines` },
+    properties: { receivers: refList('receiver'), processors: refList('processor'), exporters: refList('exporter'), [own]: {} },
+  };
 }
 
-function describe(v: unknown): string {
-  if (v === null || v === undefined) return 'nothing';
-  if (Array.isArray(v)) return 'a list';
-  if (typeof v === 'object') return 'a mapping';
-  return JSON.stringify(v);
+interface TelemetryValue {
+  logs?: { level?: LogLevel; encoding?: LogEncoding } | null;
+  metrics?: { address?: string | null } | null;
 }
-
-/** Splits `host:port`; undefined when malformed. */
-export function parseAddress(address: string): { host: string; port: number } | undefined {
-  const m = ADDRESS.exec(address);
-  if (!m) return undefined;
-  const port = Number(m[2]);
-  if (port > 65535) return undefined;
-  const host = m[1]!.startsWith('[') ? m[1]!.slice(1, -1) : m[1]!;
-  return { host, port };
+interface PipelineValue {
+  receivers?: string[] | null;
+  processors?: string[] | null;
+  exporters?: string[] | null;
+  aggregation?: unknown;
+  batch?: unknown;
+}
+interface AggregationValue {
+  series_limit?: number;
+  ended_series_ttl?: number;
+}
+interface BatchValue {
+  send_batch_size?: number;
+  send_batch_max_size?: number;
+  timeout?: number;
 }
 
 /** Reads a file and validates it. Plugins named in it are registered into `registry`. */
@@ -188,17 +240,21 @@ class Checker {
       configured.set(kind, ids);
     }
 
-    const service = root.service;
     let pipelines: PipelineConfig[] = [];
     let telemetry: TelemetryConfig = { logs: { level: 'info' }, metrics: { address: DEFAULT_TELEMETRY_ADDRESS } };
-    if (service === undefined || service === null) {
+    if (root.service === undefined || root.service === null) {
       this.error('service', 'missing: the configuration needs service.pipelines with at least one pipeline (metrics or logs)');
-    } else if (!isMapping(service)) {
-      this.error('service', `must be a mapping (got ${describe(service)})`);
     } else {
-      this.unknownKeys(service, 'service', ['telemetry', 'pipelines'], { extensions: 'extensions are not supported' });
-      telemetry = this.checkTelemetry(service.telemetry);
-      pipelines = this.checkPipelines(service.pipelines, configured, sections);
+      const check = (schema: ConfigSchema, value: unknown, path: string) => this.registry.validator.check(schema, {}, value, path, this.src, this.issues);
+      const service = check(SERVICE_SCHEMA, root.service, 'service') as { telemetry?: unknown; pipelines?: unknown } | undefined;
+      if (service) {
+        const t = check(TELEMETRY_SCHEMA, lowercaseLogLevel(service.telemetry), 'service.telemetry') as TelemetryValue | null | undefined;
+        telemetry = {
+          logs: { level: t?.logs?.level ?? 'info', ...(t?.logs?.encoding ? { encoding: t.logs.encoding } : {}) },
+          metrics: { address: telemetryAddress(t?.metrics?.address) },
+        };
+        pipelines = this.checkPipelines(service.pipelines, configured, sections);
+      }
     }
 
     // Configured but unused components are valid (as in the Collector) but not created.
@@ -279,47 +335,6 @@ class Checker {
     return { entries, ids };
   }
 
-  private checkTelemetry(value: unknown): TelemetryConfig {
-    const out: TelemetryConfig = { logs: { level: 'info' }, metrics: { address: DEFAULT_TELEMETRY_ADDRESS } };
-    if (value === undefined || value === null) return out;
-    if (!isMapping(value)) {
-      this.error('service.telemetry', `must be a mapping (got ${describe(value)})`);
-      return out;
-    }
-    this.unknownKeys(value, 'service.telemetry', ['logs', 'metrics']);
-    const logs = value.logs;
-    if (logs !== undefined && logs !== null) {
-      if (!isMapping(logs)) this.error('service.telemetry.logs', `must be a mapping (got ${describe(logs)})`);
-      else {
-        this.unknownKeys(logs, 'service.telemetry.logs', ['level', 'encoding']);
-        if (logs.level !== undefined && logs.level !== null) {
-          if (typeof logs.level === 'string' && (LOG_LEVELS as readonly string[]).includes(logs.level.toLowerCase()))
-            out.logs.level = logs.level.toLowerCase() as LogLevel;
-          else this.error('service.telemetry.logs.level', `must be one of ${LOG_LEVELS.join(', ')} (got ${describe(logs.level)})`);
-        }
-        if (logs.encoding !== undefined && logs.encoding !== null) {
-          if (typeof logs.encoding === 'string' && (LOG_ENCODINGS as readonly string[]).includes(logs.encoding))
-            out.logs.encoding = logs.encoding as LogEncoding;
-          else this.error('service.telemetry.logs.encoding', `must be one of ${LOG_ENCODINGS.join(', ')} (got ${describe(logs.encoding)})`);
-        }
-      }
-    }
-    const metrics = value.metrics;
-    if (metrics !== undefined && metrics !== null) {
-      if (!isMapping(metrics)) this.error('service.telemetry.metrics', `must be a mapping (got ${describe(metrics)})`);
-      else {
-        this.unknownKeys(metrics, 'service.telemetry.metrics', ['address']);
-        const address = metrics.address;
-        if (address === null || address === '') out.metrics.address = null;
-        else if (address !== undefined) {
-          if (typeof address === 'string' && parseAddress(address)) out.metrics.address = address;
-          else this.error('service.telemetry.metrics.address', `must be host:port such as "127.0.0.1:8888", or "" to disable (got ${describe(address)})`);
-        }
-      }
-    }
-    return out;
-  }
-
   private checkPipelines(
     value: unknown,
     configured: Map<ComponentKind, Set<string>>,
@@ -331,10 +346,7 @@ class Checker {
       this.error(path, `missing: ${wanted}`);
       return [];
     }
-    if (!isMapping(value)) {
-      this.error(path, `must be a mapping of pipeline ids to pipelines (got ${describe(value)})`);
-      return [];
-    }
+    if (this.registry.validator.check(PIPELINES_SCHEMA, {}, value, path, this.src, this.issues) === undefined || !isMapping(value)) return [];
     if (Object.keys(value).length === 0) this.error(path, wanted);
     const out: PipelineConfig[] = [];
     for (const [id, p] of Object.entries(value)) {
@@ -346,31 +358,58 @@ class Checker {
         continue;
       }
       const signal = type as Signal;
-      if (!isMapping(p)) {
-        this.error(ppath, `must be a mapping with receivers, processors and exporters (got ${describe(p)})`);
-        continue;
-      }
-      const own = signal === 'metrics' ? 'aggregation' : 'batch';
-      const other = signal === 'metrics' ? 'batch' : 'aggregation';
-      this.unknownKeys(p, ppath, ['receivers', 'processors', 'exporters', own], {
-        [other]: `"${other}" belongs to ${other === 'batch' ? 'logs' : 'metrics'} pipelines`,
-      });
+      // A pipeline written as `metrics:` with nothing after it is a mapping without keys.
+      const schemas = PIPELINE_SCHEMAS[signal];
+      const check = (schema: ConfigSchema, v: unknown, at: string) => this.registry.validator.check(schema, {}, v, at, this.src, this.issues);
+      const pipeline = check(schemas.shape, p, ppath) as PipelineValue | undefined;
+      if (!pipeline) continue;
+      const settings = check(schemas.settings, pipeline[schemas.section], joinPath(ppath, schemas.section));
+      if (signal === 'logs') this.checkBatchSizes(pipeline.batch, joinPath(ppath, 'batch'));
       const refs = (key: 'receivers' | 'processors' | 'exporters', kind: ComponentKind, required: boolean) =>
-        this.checkRefs(p[key], ppath, key, kind, configured, required, signal, entries.get(kind)!);
+        this.checkRefs(pipeline[key], ppath, key, kind, configured, required, signal, entries.get(kind)!);
       const receivers = refs('receivers', 'receiver', true);
       const processors = refs('processors', 'processor', false);
       const exporters = refs('exporters', 'exporter', true);
       if (signal === 'metrics') {
-        out.push({ signal, id, receivers, processors, exporters, ...this.checkAggregation(p.aggregation, joinPath(ppath, 'aggregation')) });
+        const a = settings as AggregationValue | null | undefined;
+        out.push({
+          signal,
+          id,
+          receivers,
+          processors,
+          exporters,
+          seriesLimit: a?.series_limit ?? DEFAULT_SERIES_LIMIT,
+          endedSeriesTtlMs: a?.ended_series_ttl ?? DEFAULT_ENDED_SERIES_TTL_MS,
+        });
       } else {
-        out.push({ signal, id, receivers, processors, exporters, ...this.checkBatch(p.batch, joinPath(ppath, 'batch')) });
+        const b = settings as BatchValue | null | undefined;
+        out.push({
+          signal,
+          id,
+          receivers,
+          processors,
+          exporters,
+          sendBatchSize: b?.send_batch_size ?? DEFAULT_SEND_BATCH_SIZE,
+          sendBatchMaxSize: b?.send_batch_max_size ?? 0,
+          batchTimeoutMs: b?.timeout ?? DEFAULT_BATCH_TIMEOUT_MS,
+        });
       }
     }
     return out;
   }
 
+  /** What the schema cannot say: a batch limit below the batch size (checked even when other settings are wrong). */
+  private checkBatchSizes(batch: unknown, path: string): void {
+    if (!isMapping(batch)) return;
+    const size = Number.isInteger(batch.send_batch_size) ? (batch.send_batch_size as number) : DEFAULT_SEND_BATCH_SIZE;
+    const max = batch.send_batch_max_size;
+    if (typeof max === 'number' && Number.isInteger(max) && max > 0 && max < size) {
+      this.error(joinPath(path, 'send_batch_max_size'), `must be 0 (no limit) or at least send_batch_size (${size})`);
+    }
+  }
+
   private checkRefs(
-    value: unknown,
+    value: string[] | null | undefined,
     ppath: string,
     key: string,
     kind: ComponentKind,
@@ -380,21 +419,13 @@ class Checker {
     entries: Map<string, ComponentEntry>,
   ): string[] {
     const path = joinPath(ppath, key);
-    if (value === undefined || value === null || (Array.isArray(value) && value.length === 0)) {
+    if (value === undefined || value === null || value.length === 0) {
       if (required) this.error(path, `a pipeline needs at least one ${kind}`, true);
-      return [];
-    }
-    if (!Array.isArray(value)) {
-      this.error(path, `must be a list of ${kind} ids (got ${describe(value)})`);
       return [];
     }
     const out: string[] = [];
     value.forEach((ref, i) => {
       const rpath = joinPath(path, i);
-      if (typeof ref !== 'string') {
-        this.error(rpath, `must be a ${kind} id (got ${describe(ref)})`);
-        return;
-      }
       if (!configured.get(kind)!.has(ref)) {
         this.error(rpath, `${kind} "${ref}" is not configured (add it under "${key}:")`);
         return;
@@ -416,66 +447,18 @@ class Checker {
     });
     return out;
   }
+}
 
-  private checkBatch(value: unknown, path: string): { sendBatchSize: number; batchTimeoutMs: number; sendBatchMaxSize: number } {
-    const out = { sendBatchSize: DEFAULT_SEND_BATCH_SIZE, batchTimeoutMs: DEFAULT_BATCH_TIMEOUT_MS, sendBatchMaxSize: 0 };
-    if (value === undefined || value === null) return out;
-    if (!isMapping(value)) {
-      this.error(path, `must be a mapping (got ${describe(value)})`);
-      return out;
-    }
-    this.unknownKeys(value, path, ['send_batch_size', 'send_batch_max_size', 'timeout']);
-    const int = (key: string, min: number): number | undefined => {
-      const v = value[key];
-      if (v === undefined || v === null) return undefined;
-      if (typeof v === 'number' && Number.isInteger(v) && v >= min) return v;
-      this.error(joinPath(path, key), `must be an integer >= ${min} (got ${describe(v)})`);
-      return undefined;
-    };
-    out.sendBatchSize = int('send_batch_size', 1) ?? out.sendBatchSize;
-    out.sendBatchMaxSize = int('send_batch_max_size', 0) ?? out.sendBatchMaxSize;
-    if (out.sendBatchMaxSize !== 0 && out.sendBatchMaxSize < out.sendBatchSize) {
-      this.error(joinPath(path, 'send_batch_max_size'), `must be 0 (no limit) or at least send_batch_size (${out.sendBatchSize})`);
-    }
-    const ms = this.checkDuration(value.timeout, joinPath(path, 'timeout'), '200ms');
-    if (ms !== undefined) {
-      if (ms <= 0) this.error(joinPath(path, 'timeout'), 'must be more than 0');
-      else out.batchTimeoutMs = ms;
-    }
-    return out;
-  }
+/** Log levels are case-insensitive (`INFO` as in the Collector's docs): lowered before the schema sees them. */
+function lowercaseLogLevel(service: unknown): unknown {
+  if (!isMapping(service) || !isMapping(service.telemetry) || !isMapping(service.telemetry.logs)) return service;
+  const level = service.telemetry.logs.level;
+  if (typeof level !== 'string') return service;
+  return { ...service, telemetry: { ...service.telemetry, logs: { ...service.telemetry.logs, level: level.toLowerCase() } } };
+}
 
-  /** A duration value in milliseconds; undefined when absent or wrong (reported). */
-  private checkDuration(value: unknown, path: string, example: string): number | undefined {
-    if (value === undefined || value === null) return undefined;
-    if (typeof value !== 'string') {
-      this.error(path, `must be a duration such as "${example}" (got ${describe(value)})`);
-      return undefined;
-    }
-    if (/^\s*-/.test(value)) {
-      this.error(path, `must not be negative (got "${value}")`);
-      return undefined;
-    }
-    const ms = parseDuration(value);
-    if (ms === undefined) this.error(path, `invalid duration "${value}" (expected e.g. 200ms, 30s, 5m, 1h)`);
-    return ms;
-  }
-
-  private checkAggregation(value: unknown, path: string): { seriesLimit: number; endedSeriesTtlMs: number } {
-    const out = { seriesLimit: DEFAULT_SERIES_LIMIT, endedSeriesTtlMs: DEFAULT_ENDED_SERIES_TTL_MS };
-    if (value === undefined || value === null) return out;
-    if (!isMapping(value)) {
-      this.error(path, `must be a mapping (got ${describe(value)})`);
-      return out;
-    }
-    this.unknownKeys(value, path, ['series_limit', 'ended_series_ttl']);
-    const limit = value.series_limit;
-    if (limit !== undefined && limit !== null) {
-      if (typeof limit === 'number' && Number.isInteger(limit) && limit >= 1) out.seriesLimit = limit;
-      else this.error(joinPath(path, 'series_limit'), `must be an integer >= 1 (got ${describe(limit)})`);
-    }
-    const ttl = this.checkDuration(value.ended_series_ttl, joinPath(path, 'ended_series_ttl'), '5m');
-    if (ttl !== undefined) out.endedSeriesTtlMs = ttl;
-    return out;
-  }
+/** The telemetry endpoint's address: the default when absent, null (disabled) for "" or null. */
+function telemetryAddress(address: string | null | undefined): string | null {
+  if (address === undefined) return DEFAULT_TELEMETRY_ADDRESS;
+  return address === null || address.trim() === '' ? null : address;
 }

@@ -28,7 +28,7 @@
 import type { HrTime } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { DataPoint, ExponentialHistogram, Histogram, MetricData, ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import { AggregationTemporality, DataPointType, ValueType } from '../api/index.js';
+import { AggregationTemporality, DataPointType, DropReason, ValueType } from '../api/index.js';
 import type { Attributes, ComponentTelemetry, HistogramAggregation, Logger, MetricDescriptor, Sample, SampleBatch, SampleSchema } from '../api/index.js';
 import { EXPONENTIAL_DEFAULTS, MIN_SCALE, deltaOf, newAccumulator, type HistogramAccumulator, type HistogramSnapshot } from './histogram.js';
 
@@ -294,7 +294,7 @@ export class MetricsStage {
         this.opts.logger.warn('metrics stage: invalid sample dropped', { key: 'invalid_sample', error: String(err) });
       }
     }
-    if (invalid > 0) this.opts.telemetry.dropped(invalid, 'invalid_sample');
+    if (invalid > 0) this.opts.telemetry.dropped(invalid, DropReason.INVALID_SAMPLE);
   }
 
   private addOne(sample: Sample): boolean {

@@ -49,12 +49,12 @@ describe('agent -> prometheus exporter', { timeout: 120_000, skip: skipReason() 
       250,
     );
     const exits = m.sum('process_exits_total', { process_linux_cgroup: cg.path });
-    const cpu = m.sum('process_cpu_time_total', { process_linux_cgroup: cg.path });
+    const cpu = m.sum('process_cpu_time_seconds_total', { process_linux_cgroup: cg.path });
     console.log(`prometheus e2e: exits ${exits}/${PROCESSES + 1}; CPU ${cpu.toFixed(4)} s vs cpu.stat ${kernelCpuS.toFixed(4)} s`);
     assert.equal(exits, PROCESSES + 1);
     assert.equal(m.sum('process_exits_total', { process_linux_cgroup: cg.path, process_executable_name: 'prombur' }), PROCESSES);
     assert.ok(Math.abs(cpu / kernelCpuS - 1) <= 0.03, `CPU ${cpu} s vs cpu.stat ${kernelCpuS} s`);
-    assert.match(m.text, /# TYPE process_cpu_time_total counter/);
+    assert.match(m.text, /# TYPE process_cpu_time_seconds_total counter/);
     assert.ok(m.select('target_info').length === 1, 'resource attributes in target_info');
   });
 });

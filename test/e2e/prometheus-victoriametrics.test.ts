@@ -42,10 +42,10 @@ describe('prometheus exporter <- VictoriaMetrics scrape', { timeout: 90_000 }, (
       await exporter.export(await sdk.collect());
       const first = await vm.waitFor(
         async () => {
-          const r = await vm.query('process_cpu_time_total{process_executable_name="postgres",cpu_mode="system"}');
+          const r = await vm.query('process_cpu_time_seconds_total{process_executable_name="postgres",cpu_mode="system"}');
           return r.length === 1 ? r[0] : undefined;
         },
-        'scraped process_cpu_time_total',
+        'scraped process_cpu_time_seconds_total',
         20_000,
       );
       assert.equal(first.value, 5.5);
@@ -58,7 +58,7 @@ describe('prometheus exporter <- VictoriaMetrics scrape', { timeout: 90_000 }, (
       await exporter.export(await sdk.collect());
       const second = await vm.waitFor(
         async () => {
-          const r = await vm.query('process_cpu_time_total{process_executable_name="postgres",cpu_mode="system"}');
+          const r = await vm.query('process_cpu_time_seconds_total{process_executable_name="postgres",cpu_mode="system"}');
           return r[0]?.value === 6.5 ? r[0] : undefined;
         },
         'the next collection scraped',

@@ -1,6 +1,6 @@
 /**
  * Without CAP_NET_ADMIN the kernel refuses taskstats registration (EPERM): the agent must say so
- * clearly, naming CAP_NET_ADMIN, and exit non-zero instead of running deaf or crashing.
+ * clearly, naming CAP_NET_ADMIN with the code missing_capability, and exit non-zero instead of running deaf or crashing.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +18,8 @@ async function refusal(wrapper: string[]) {
     assert.notEqual(r.code, 0, `expected a non-zero exit without CAP_NET_ADMIN, got ${r.code}\n${out}`);
     assert.equal(r.signal, null, `killed by ${r.signal} instead of exiting\n${out}`);
     assert.match(out, /CAP_NET_ADMIN/, `the refusal should name CAP_NET_ADMIN:\n${out}`);
+    // The catalogue's code, whichever socket (taskstats or proc connector) was refused first.
+    assert.match(out, /"code":"missing_capability"|code=missing_capability/, `the refusal should carry its code:\n${out}`);
     // One clear message, not a stack trace.
     assert.doesNotMatch(out, /^\s+at .+:\d+:\d+\)?$/m, `the refusal should not be a stack trace:\n${out}`);
     assert.equal(await portIsOpen(port), false, 'nothing may be left listening after the refusal');

@@ -112,7 +112,7 @@ service:
     assert.equal(r.code, 2);
     const lines = r.stderr.trim().split('\n');
     assert.ok(lines.includes(`${file}:3:31: receivers.counting_source.interval: invalid duration "soon" (expected e.g. 500ms, 10s, 1m, 1h30m)`), r.stderr);
-    assert.ok(lines.includes(`${file}:3:49: receivers.counting_source.batch_size: must be >= 1 (got 0)`), r.stderr);
+    assert.ok(lines.includes(`${file}:3:49: receivers.counting_source.batch_size: must be an integer >= 1 (got 0)`), r.stderr);
     assert.ok(
       lines.some((l) => l.startsWith(`${file}:4:39: exporters.file_sink.extra: unknown key "extra"`)),
       r.stderr,

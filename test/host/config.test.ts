@@ -436,7 +436,7 @@ service:
     const expect: Array<[string, RegExp, number?]> = [
       ['recievers', /unknown key "recievers" \(known keys: plugins, receivers, processors, exporters, service\)/, 2],
       ['receivers.counting_source.interval', /must not be negative \(got "-5s"\)/, 5],
-      ['receivers.counting_source.batch_size', /must be integer \(got "three"\)/, 6],
+      ['receivers.counting_source.batch_size', /must be an integer \(got "three"\)/, 6],
       ['receivers.counting_source.colour', /unknown key "colour" \(known keys: interval, batch_size, workload, fail_at, buffer\)/, 7],
       ['receivers.counting_source/b.interval', /must be a duration with a unit, e\.g\. "10ms" or "10s"/, 9],
       ['receivers.counting_source/b.buffer', /invalid size "12 parsecs"/, 10],
@@ -447,7 +447,7 @@ service:
       ['exporters.file_sink', /missing required key "path"/, 19],
       ['exporters.file_sink/t.temporality', /must be one of "cumulative", "delta" \(got "sideways"\)/, 22],
       ['exporters.file_sink/t.delay', /invalid duration "1h5q"/, 23],
-      ['service.telemetry.logs.level', /must be one of debug, info, warn, error \(got "loud"\)/, 26],
+      ['service.telemetry.logs.level', /must be one of "debug", "info", "warn", "error" \(got "loud"\)/, 26],
       ['service.telemetry.metrics.address', /must be host:port/, 27],
       ['service.pipelines.metrics.receivers[1]', /receiver "missing_receiver" is not configured/, 30],
       ['service.pipelines.metrics.processors[1]', /processor "filter\/x" is not configured/, 31],
@@ -484,7 +484,7 @@ service:
 `);
     assert.match(find(r.errors, 'receivers.counting_source/a.buffer').message, /must not be negative \(got -1\)/);
     assert.match(find(r.errors, 'receivers.counting_source/b.buffer').message, /must not be negative \(got "-5MiB"\)/);
-    assert.match(find(r.errors, 'receivers.counting_source/c.buffer').message, /must be string,integer \(got 1\.5\)|invalid size 1\.5/);
+    assert.match(find(r.errors, 'receivers.counting_source/c.buffer').message, /must be a string or an integer \(got 1\.5\)|invalid size 1\.5/);
     assert.ok(
       r.errors.some((e) => e.path === 'receivers.counting_source/d.buffer'),
       r.text,
@@ -535,7 +535,7 @@ exporters: {file_sink: {path: /tmp/x}}
 ${PIPELINE}`,
       { N: '4' },
     );
-    assert.match(find(r.errors, 'receivers.counting_source.batch_size').message, /must be integer \(got "4"\)/);
+    assert.match(find(r.errors, 'receivers.counting_source.batch_size').message, /must be an integer \(got "4"\)/);
   });
 
   test('bad plugin entries: missing file, no default export, throws at load, bad factory, duplicate type, invalid schema', async () => {

@@ -21,7 +21,7 @@ const schema: SampleSchema = {
 
 function batchOf(n: number, tag: number, attributes = { w: 'a' }): SampleBatch {
   const out: Sample[] = [];
-  for (let i = 0; i < n; i++) out.push({ schema, attributes, values: new Float64Array([1]), final: false, timeMs: Date.now(), detail: tag });
+  for (let i = 0; i < n; i++) out.push({ schema, attributes, values: new Float64Array([1]), final: false, timeMs: Date.now(), context: { tag } });
   return out;
 }
 
@@ -29,7 +29,7 @@ function batchOf(n: number, tag: number, attributes = { w: 'a' }): SampleBatch {
 class RecordingStage implements PipelineStage {
   events: string[] = [];
   add(batch: SampleBatch): void {
-    this.events.push(`add:${String(batch[0]!.detail)}:${batch.length}`);
+    this.events.push(`add:${String(batch[0]!.context?.tag)}:${batch.length}`);
   }
   collect(): { cumulative(): ResourceMetrics; delta(): ResourceMetrics } {
     this.events.push('collect');
@@ -96,7 +96,7 @@ describe('pipeline', () => {
     let k = 0;
     // Delays that would reorder batches if they were not queued: 30, 1, 20, 1, ...
     const slow = processor((b) => new Promise((r) => setTimeout(() => r(b), [30, 1, 20, 1, 10][k++ % 5])));
-    const sometimesAsync = processor((b) => (Number(b[0]!.detail) % 2 === 0 ? Promise.resolve(b) : b));
+    const sometimesAsync = processor((b) => (Number(b[0]!.context?.tag) % 2 === 0 ? Promise.resolve(b) : b));
     const p = new Pipeline(
       'metrics',
       [
@@ -132,12 +132,12 @@ describe('pipeline', () => {
         {
           id: 'thrower',
           processor: processor((b) => {
-            if (b[0]!.detail === 2) throw new Error('bad batch');
+            if (b[0]!.context?.tag === 2) throw new Error('bad batch');
             return b;
           }),
         },
-        { id: 'rejecter', processor: processor((b) => (b[0]!.detail === 3 ? Promise.reject(new Error('async bad')) : b)) },
-        { id: 'undefined_returner', processor: processor((b) => (b[0]!.detail === 4 ? (undefined as unknown as SampleBatch) : b)) },
+        { id: 'rejecter', processor: processor((b) => (b[0]!.context?.tag === 3 ? Promise.reject(new Error('async bad')) : b)) },
+        { id: 'undefined_returner', processor: processor((b) => (b[0]!.context?.tag === 4 ? (undefined as unknown as SampleBatch) : b)) },
       ],
       stage,
       [],
