@@ -199,11 +199,14 @@ describe('debug exporter', () => {
     const s = stage();
     let seed = 7;
     const rnd = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
-    // Two narrow ranges (the same fine scale, different offsets) and a wide one (coarse scale).
+    // Two narrow ranges (the same fine scale, different offsets), a wide one (coarse scale), and
+    // two single observations (scale 20: about 7 million buckets apart).
     const workloads: Array<[string, () => number, number]> = [
       ['a', () => 2 + rnd(), 150],
       ['b', () => 2.4 + rnd(), 60],
       ['c', () => 100 * 1000 ** rnd(), 90],
+      ['d', () => 0.5, 1],
+      ['e', () => 50, 1],
     ];
     const all: number[] = [];
     for (const [name, draw, n] of workloads) {
@@ -215,7 +218,7 @@ describe('debug exporter', () => {
       }
     }
     const text = summarize(s.collect(2000).delta(), { verbosity: 'basic', top: 0 }, newSummaryState(0));
-    const m = /process\.linux\.lifetime: 300 observed, mean [\d.]+ s, p50 <= ([\d.]+) s, p99 <= ([\d.]+) s, max ([\d.]+) s/.exec(text);
+    const m = /process\.linux\.lifetime: 302 observed, mean [\d.]+ s, p50 <= ([\d.]+) s, p99 <= ([\d.]+) s, max ([\d.]+) s/.exec(text);
     assert.ok(m, text);
     all.sort((x, y) => x - y);
     // The coarsest scale here is that of 'c' (10 octaves in at most 160 buckets: scale 3 or 4).

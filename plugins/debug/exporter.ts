@@ -50,8 +50,10 @@ interface Workload {
 
 /**
  * The histogram points of one metric in an interval, merged. Exponential points are added bucket
- * by bucket into one dense run per scale (a host has hundreds of workloads with ~100 buckets each;
- * (bound, count) pairs sorted per quantile cost ~17 ms per summary for 200 workloads).
+ * by bucket into dense runs per scale, a point joining a run its buckets overlap (a host has
+ * hundreds of workloads with ~100 buckets each; (bound, count) pairs sorted per quantile cost
+ * ~17 ms per summary for 200 workloads). Points far apart (a workload with one observation stays
+ * at scale 20, where neighbouring octaves are a million buckets apart) keep runs of their own.
  */
 interface Distribution {
   unit: string;
@@ -60,8 +62,8 @@ interface Distribution {
   max: number;
   /** Explicit buckets and zero counts: (upper bound, count). */
   buckets: Array<[number, number]>;
-  /** Exponential positive buckets by scale: counts[k] is bucket offset + k. */
-  byScale: Map<number, { offset: number; counts: number[] }>;
+  /** Exponential positive buckets by scale: runs where counts[k] is bucket offset + k. */
+  byScale: Map<number, Array<{ offset: number; counts: number[] }>>;
 }
 
 function addDistribution(d: Distribution, h: Histogram | ExponentialHistogram, count: number, sum: number): void {
@@ -71,9 +73,12 @@ function addDistribution(d: Distribution, h: Histogram | ExponentialHistogram, c
   if ('scale' in h) {
     if (h.zeroCount > 0) d.buckets.push([0, h.zeroCount]);
     const { offset, bucketCounts } = h.positive;
-    if (bucketCounts.length === 0) return;
-    let run = d.byScale.get(h.scale);
-    if (run === undefined) d.byScale.set(h.scale, (run = { offset, counts: new Array<number>(bucketCounts.length).fill(0) }));
+    const n = bucketCounts.length;
+    if (n === 0) return;
+    let runs = d.byScale.get(h.scale);
+    if (runs === undefined) d.byScale.set(h.scale, (runs = []));
+    let run = runs.find((r) => offset <= r.offset + r.counts.length && r.offset <= offset + n);
+    if (run === undefined) runs.push((run = { offset, counts: new Array<number>(n).fill(0) }));
     if (offset < run.offset) {
       run.counts = [...new Array<number>(run.offset - offset).fill(0), ...run.counts];
       run.offset = offset;
@@ -89,9 +94,9 @@ function addDistribution(d: Distribution, h: Histogram | ExponentialHistogram, c
 /** Upper bounds of the buckets holding each quantile of `qs` (0..1, ascending), capped at the maximum seen. */
 function quantilesOf(d: Distribution, qs: number[]): number[] {
   const all = d.buckets.slice();
-  for (const [scale, run] of d.byScale) {
+  for (const [scale, runs] of d.byScale) {
     const base = 2 ** (2 ** -scale);
-    run.counts.forEach((n, k) => n > 0 && all.push([base ** (run.offset + k + 1), n]));
+    for (const run of runs) run.counts.forEach((n, k) => n > 0 && all.push([base ** (run.offset + k + 1), n]));
   }
   all.sort((a, b) => a[0] - b[0]);
   const out: number[] = [];
