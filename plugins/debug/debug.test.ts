@@ -191,6 +191,48 @@ describe('debug exporter', () => {
     assert.ok(!/Exits:/.test(second), 'no exits section without process.exits');
   });
 
+  test('distributions: p50 and p99 are the bounds of the buckets holding the true quantiles, merged over workloads at different scales', () => {
+    const schema: SampleSchema = {
+      id: 'debug-test.lifetime',
+      metrics: [{ name: 'process.linux.lifetime', unit: 's', description: '', instrument: 'histogram', valueType: 'double' }],
+    };
+    const s = stage();
+    let seed = 7;
+    const rnd = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+    // Two narrow ranges (the same fine scale, different offsets), a wide one (coarse scale), and
+    // two single observations (scale 20: about 7 million buckets apart).
+    const workloads: Array<[string, () => number, number]> = [
+      ['a', () => 2 + rnd(), 150],
+      ['b', () => 2.4 + rnd(), 60],
+      ['c', () => 100 * 1000 ** rnd(), 90],
+      ['d', () => 0.5, 1],
+      ['e', () => 50, 1],
+    ];
+    const all: number[] = [];
+    for (const [name, draw, n] of workloads) {
+      const attributes = { 'process.executable.name': name };
+      for (let i = 0; i < n; i++) {
+        const v = draw();
+        all.push(v);
+        s.add([{ schema, attributes, values: Float64Array.of(v), final: false, timeMs: 1000 }]);
+      }
+    }
+    const text = summarize(s.collect(2000).delta(), { verbosity: 'basic', top: 0 }, newSummaryState(0));
+    const m = /process\.linux\.lifetime: 302 observed, mean [\d.]+ s, p50 <= ([\d.]+) s, p99 <= ([\d.]+) s, max ([\d.]+) s/.exec(text);
+    assert.ok(m, text);
+    all.sort((x, y) => x - y);
+    // The coarsest scale here is that of 'c' (10 octaves in at most 160 buckets: scale 3 or 4).
+    const widest = 2 ** (1 / 8);
+    for (const [q, shown] of [
+      [0.5, Number(m[1])],
+      [0.99, Number(m[2])],
+    ] as const) {
+      const truth = all[Math.ceil(q * all.length) - 1]!;
+      assert.ok(shown >= truth - 1e-4 && shown <= truth * widest + 1e-4, `p${q * 100}: ${shown} for the true ${truth}`);
+    }
+    assert.ok(Math.abs(Number(m[3]) - all[all.length - 1]!) < 1e-4);
+  });
+
   test('the factory writes one summary per export; nothing after shutdown', async () => {
     const written: string[] = [];
     const exporter = new DebugExporter(recordingContext('debug/x'), debugExporterFactory.defaultConfig(), (t) => written.push(t));

@@ -48,13 +48,22 @@ interface Workload {
   diskWrite: number;
 }
 
-/** The histogram points of one metric in an interval, merged: (upper bound, count) pairs. */
+/**
+ * The histogram points of one metric in an interval, merged. Exponential points are added bucket
+ * by bucket into dense runs per scale, a point joining a run its buckets overlap (a host has
+ * hundreds of workloads with ~100 buckets each; (bound, count) pairs sorted per quantile cost
+ * ~17 ms per summary for 200 workloads). Points far apart (a workload with one observation stays
+ * at scale 20, where neighbouring octaves are a million buckets apart) keep runs of their own.
+ */
 interface Distribution {
   unit: string;
   count: number;
   sum: number;
   max: number;
+  /** Explicit buckets and zero counts: (upper bound, count). */
   buckets: Array<[number, number]>;
+  /** Exponential positive buckets by scale: runs where counts[k] is bucket offset + k. */
+  byScale: Map<number, Array<{ offset: number; counts: number[] }>>;
 }
 
 function addDistribution(d: Distribution, h: Histogram | ExponentialHistogram, count: number, sum: number): void {
@@ -62,23 +71,42 @@ function addDistribution(d: Distribution, h: Histogram | ExponentialHistogram, c
   d.sum += sum;
   if (h.max !== undefined && h.max > d.max) d.max = h.max;
   if ('scale' in h) {
-    const base = 2 ** (2 ** -h.scale);
     if (h.zeroCount > 0) d.buckets.push([0, h.zeroCount]);
-    h.positive.bucketCounts.forEach((n, k) => n > 0 && d.buckets.push([base ** (h.positive.offset + k + 1), n]));
+    const { offset, bucketCounts } = h.positive;
+    const n = bucketCounts.length;
+    if (n === 0) return;
+    let runs = d.byScale.get(h.scale);
+    if (runs === undefined) d.byScale.set(h.scale, (runs = []));
+    let run = runs.find((r) => offset <= r.offset + r.counts.length && r.offset <= offset + n);
+    if (run === undefined) runs.push((run = { offset, counts: new Array<number>(n).fill(0) }));
+    if (offset < run.offset) {
+      run.counts = [...new Array<number>(run.offset - offset).fill(0), ...run.counts];
+      run.offset = offset;
+    }
+    const at = offset - run.offset;
+    for (let k = run.counts.length; k < at + bucketCounts.length; k++) run.counts.push(0);
+    for (let k = 0; k < bucketCounts.length; k++) run.counts[at + k]! += bucketCounts[k]!;
   } else {
     h.buckets.counts.forEach((n, k) => n > 0 && d.buckets.push([h.buckets.boundaries[k] ?? h.max ?? Infinity, n]));
   }
 }
 
-/** Upper bound of the bucket holding quantile q (0..1), capped at the maximum seen. */
-function quantileOf(d: Distribution, q: number): number {
-  const sorted = [...d.buckets].sort((a, b) => a[0] - b[0]);
-  let seen = 0;
-  for (const [upper, n] of sorted) {
-    seen += n;
-    if (seen >= q * d.count) return Math.min(upper, d.max);
+/** Upper bounds of the buckets holding each quantile of `qs` (0..1, ascending), capped at the maximum seen. */
+function quantilesOf(d: Distribution, qs: number[]): number[] {
+  const all = d.buckets.slice();
+  for (const [scale, runs] of d.byScale) {
+    const base = 2 ** (2 ** -scale);
+    for (const run of runs) run.counts.forEach((n, k) => n > 0 && all.push([base ** (run.offset + k + 1), n]));
   }
-  return d.max;
+  all.sort((a, b) => a[0] - b[0]);
+  const out: number[] = [];
+  let seen = 0;
+  let i = 0;
+  for (const q of qs) {
+    while (i < all.length && seen + all[i]![1] < q * d.count) seen += all[i++]![1];
+    out.push(i < all.length ? Math.min(all[i]![0], d.max) : d.max);
+  }
+  return out;
 }
 
 function hrToMs(t: [number, number]): number {
@@ -181,7 +209,7 @@ export function summarize(metrics: ResourceMetrics, config: DebugExporterConfig,
       const cumulative = isSum && m.aggregationTemporality === AggregationTemporality.CUMULATIVE;
       if (!isSelf && (m.dataPointType === DataPointType.HISTOGRAM || m.dataPointType === DataPointType.EXPONENTIAL_HISTOGRAM)) {
         // Histograms arrive as deltas (this exporter asks for them): one line per metric.
-        const d = (distributions.get(name) ?? distributions.set(name, { unit, count: 0, sum: 0, max: -Infinity, buckets: [] }).get(name))!;
+        const d = (distributions.get(name) ?? distributions.set(name, { unit, count: 0, sum: 0, max: -Infinity, buckets: [], byScale: new Map() }).get(name))!;
         const cumulativeHistogram = m.aggregationTemporality === AggregationTemporality.CUMULATIVE;
         for (const dp of m.dataPoints) {
           const h = dp.value;
@@ -399,9 +427,10 @@ export function summarize(metrics: ResourceMetrics, config: DebugExporterConfig,
     for (const [name, d] of [...distributions].sort((a, b) => a[0].localeCompare(b[0]))) {
       if (d.count === 0) continue;
       const u = d.unit ? ` ${d.unit}` : '';
+      const [p50, p99] = quantilesOf(d, [0.5, 0.99]) as [number, number];
       out.push(
-        `  ${name}: ${fmtCount(d.count)} observed, mean ${fmt(d.sum / d.count, 4)}${u}, p50 <= ${fmt(quantileOf(d, 0.5), 4)}${u}, ` +
-          `p99 <= ${fmt(quantileOf(d, 0.99), 4)}${u}, max ${fmt(d.max, 4)}${u}`,
+        `  ${name}: ${fmtCount(d.count)} observed, mean ${fmt(d.sum / d.count, 4)}${u}, p50 <= ${fmt(p50, 4)}${u}, ` +
+          `p99 <= ${fmt(p99, 4)}${u}, max ${fmt(d.max, 4)}${u}`,
       );
     }
   }

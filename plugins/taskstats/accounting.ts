@@ -83,6 +83,32 @@ const START_TIME_TOLERANCE_SEC = 2;
 export type ProcessStartLookup = (tgid: number) => number;
 
 const ZERO_COUNTERS = new Float64Array(RAW_COUNTERS);
+/** Bytes of each store that sample value arrays are cut from (ValueSlabs). */
+const SLAB_BYTES = 1 << 16;
+
+/**
+ * Sample value arrays cut from shared 64 KiB stores. A Float64Array of more than 8 values gets an
+ * off-heap store of its own, which cost 1-3 us to allocate and collect here (the largest part of
+ * the accounting's cost per exit, bench/workload/micro.mjs); a view into a shared store is an
+ * on-heap object only (~0.3 us). Each sample owns its own range (zeros: a store is never reused);
+ * a store is freed when the last sample viewing it is.
+ */
+class ValueSlabs {
+  private store = new ArrayBuffer(SLAB_BYTES);
+  private used = 0;
+
+  take(n: number): Float64Array {
+    const bytes = n * 8;
+    if (this.used + bytes > SLAB_BYTES) {
+      if (bytes > SLAB_BYTES) return new Float64Array(n);
+      this.store = new ArrayBuffer(SLAB_BYTES);
+      this.used = 0;
+    }
+    const v = new Float64Array(this.store, this.used, n);
+    this.used += bytes;
+    return v;
+  }
+}
 
 const SIGNAL_NAMES: Map<number, string> = (() => {
   const m = new Map<number, string>();
@@ -244,6 +270,7 @@ export class ProcessAccounting {
   private readonly scratch = new Float64Array(RAW_COUNTERS);
   private readonly scratchGroup = new Float64Array(RAW_COUNTERS);
   private readonly scratchDelayMax = new Float64Array(8);
+  private readonly slabs = new ValueSlabs();
   private readonly endedProcess: EndedProcess = { totals: this.scratch, threads: 0, startTimeSec: 0, attributes: {}, context: undefined };
   /**
    * The process the last exit() ended, null when it ended none (a thread of a living process, or
@@ -520,8 +547,8 @@ export class ProcessAccounting {
 
   /** A sample's values: zeros, and no observation (NaN) for the exit distributions. */
   private newValues(): Float64Array {
-    const v = new Float64Array(this.valueCount);
-    if (this.observationsAt >= 0) v.fill(NaN, this.observationsAt);
+    const v = this.slabs.take(this.valueCount);
+    for (let i = this.observationsAt; i >= 0 && i < v.length; i++) v[i] = NaN;
     return v;
   }
 

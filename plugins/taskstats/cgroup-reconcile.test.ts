@@ -13,7 +13,7 @@ import { ATTR, type Sample, type SampleBatch } from '../../src/api/index.js';
 import { RecordingLogger, RecordingTelemetry } from '../../src/metrics/testing.js';
 import { cgroupTestSkipReason, cgroupV2Root, createTestCgroup, type TestCgroup } from '../../test/support/cgroup.js';
 import { runTsload, sleep } from '../../test/support/workload.js';
-import { CGROUP_PRESSURE_SCHEMA, CgroupReconciler, UNACCOUNTED_NAME } from './cgroup-reconcile.js';
+import { CGROUP_PRESSURE_SCHEMA, CGROUP_UNACCOUNTED_SCHEMA, CgroupReconciler, UNACCOUNTED, UNACCOUNTED_NAME } from './cgroup-reconcile.js';
 import { PROCESS_SCHEMA, RAW, VALUE } from './schema.js';
 import { defaultExitDistributionsConfig, withExitDistributions } from './exit-distributions.js';
 
@@ -35,9 +35,9 @@ function processSample(cgroup: string, user: number, system: number): Sample {
   return { schema: SCHEMA, attributes: { [ATTR.EXECUTABLE_NAME]: 'tsload', [ATTR.CGROUP]: cgroup }, values, final: true, timeMs: Date.now() };
 }
 
-function reconciler(config = { reconcile: true, pressure: true }) {
+function reconciler(config = { reconcile: true, pressure: true }, maxOpenFiles?: number) {
   const telemetry = new RecordingTelemetry();
-  const r = new CgroupReconciler({ root: cgroupV2Root()!, config, processSchema: SCHEMA, logger: new RecordingLogger(), telemetry });
+  const r = new CgroupReconciler({ root: cgroupV2Root()!, config, processSchema: SCHEMA, logger: new RecordingLogger(), telemetry, maxOpenFiles });
   const cycle = (): SampleBatch => {
     r.read();
     const out: SampleBatch = [];
@@ -47,7 +47,7 @@ function reconciler(config = { reconcile: true, pressure: true }) {
   return { r, telemetry, cycle };
 }
 
-const unaccounted = (out: SampleBatch, cgroup: string) => out.filter((s) => s.schema === SCHEMA && s.attributes[ATTR.CGROUP] === cgroup);
+const unaccounted = (out: SampleBatch, cgroup: string) => out.filter((s) => s.schema === CGROUP_UNACCOUNTED_SCHEMA && s.attributes[ATTR.CGROUP] === cgroup);
 
 describe('cgroup reconciliation against real cgroups', { skip: cgroupTestSkipReason(), timeout: 60_000 }, () => {
   const groups: TestCgroup[] = [];
@@ -68,14 +68,17 @@ describe('cgroup reconciliation against real cgroups', { skip: cgroupTestSkipRea
     assert.equal(first.length, 1);
     const s = first[0]!;
     assert.equal(s.attributes[ATTR.EXECUTABLE_NAME], UNACCOUNTED_NAME);
-    const got = s.values[RAW.USER]! + s.values[RAW.SYSTEM]!;
+    const got = s.values[UNACCOUNTED.USER]! + s.values[UNACCOUNTED.SYSTEM]!;
     assert.ok(Math.abs(got - (truth.usage - 0.15)) < 1e-9, `unaccounted ${got} vs cpu.stat ${truth.usage} - 0.15`);
-    assert.ok(Math.abs(s.values[RAW.RUN_TIME]! - got) < 1e-12);
-    assert.ok(s.values[RAW.USER]! >= 0 && s.values[RAW.SYSTEM]! >= 0);
+    assert.ok(Math.abs(s.values[UNACCOUNTED.RUN_TIME]! - got) < 1e-12);
+    assert.ok(s.values[UNACCOUNTED.USER]! >= 0 && s.values[UNACCOUNTED.SYSTEM]! >= 0);
     // The user part goes to what cpu.stat's user_usec lacks (0.1 s held by the records).
-    assert.ok(Math.abs(s.values[RAW.USER]! - Math.min(got, Math.max(0, truth.user - 0.1))) < 1e-9);
-    // Non-counter values (histograms) carry no observation.
-    assert.ok(Number.isNaN(s.values[SCHEMA.metrics.length - 1]!));
+    assert.ok(Math.abs(s.values[UNACCOUNTED.USER]! - Math.min(got, Math.max(0, truth.user - 0.1))) < 1e-9);
+    // The series moves only the CPU metrics, with the process schema's own descriptors.
+    assert.deepEqual(
+      CGROUP_UNACCOUNTED_SCHEMA.metrics,
+      [RAW.USER, RAW.SYSTEM, RAW.RUN_TIME].map((i) => SCHEMA.metrics[i]),
+    );
     // Nothing new: nothing reported.
     assert.equal(unaccounted(cycle(), cg.cgroupPath).length, 0);
     // Samples holding more than cpu.stat (a process that moved in brings its whole life): no
@@ -87,55 +90,71 @@ describe('cgroup reconciliation against real cgroups', { skip: cgroupTestSkipRea
     assert.equal(unaccounted(cycle(), cg.cgroupPath).length, 0);
   });
 
-  test('a cgroup removed between two readings reports up to its cpu.stat when it became empty, then is counted and forgotten', async () => {
-    const cg = createTestCgroup('workload-vanish');
-    groups.push(cg);
-    await runTsload(['burn', '30000'], { cgroupProcs: cg.procsFile });
-    const { r, telemetry, cycle } = reconciler();
-    r.observe([processSample(cg.cgroupPath, 0.01, 0)]);
-    const first = unaccounted(cycle(), cg.cgroupPath);
-    assert.equal(first.length, 1);
-    const reported = (b: SampleBatch) => b.reduce((t, x) => t + x.values[RAW.USER]! + x.values[RAW.SYSTEM]!, 0);
-    // More work after that reading, then the group empties and is removed before the next one.
-    await runTsload(['burn', '40000'], { cgroupProcs: cg.procsFile });
-    r.observe([processSample(cg.cgroupPath, 0.035, 0)]);
-    await sleep(200); // the cgroup.events watch fires on `populated 0`
-    const final = cpuStat(cg.dir).usage;
-    await cg.remove();
-    const last = unaccounted(cycle(), cg.cgroupPath);
-    assert.equal(last.length, 1, 'the final reading is reported');
-    const total = reported(first) + reported(last);
-    assert.ok(Math.abs(total - (final - 0.045)) < 1e-9, `reported ${total} vs final cpu.stat ${final} - records 0.045`);
-    assert.equal(telemetry.counters.get('cgroups_vanished'), 1);
-    assert.equal(r.size, 0);
-    assert.equal(unaccounted(cycle(), cg.cgroupPath).length, 0);
-    r.close();
-  });
+  // Files kept open and re-read (the default), and opened for each reading (beyond maxOpenFiles).
+  for (const [mode, maxOpenFiles] of [
+    ['files kept open', undefined],
+    ['files opened per reading', 0],
+  ] as const) {
+    test(`a cgroup removed between two readings reports up to its cpu.stat when it became empty, then is counted and forgotten (${mode})`, async () => {
+      const cg = createTestCgroup('workload-vanish');
+      groups.push(cg);
+      await runTsload(['burn', '30000'], { cgroupProcs: cg.procsFile });
+      const { r, telemetry, cycle } = reconciler(undefined, maxOpenFiles);
+      r.observe([processSample(cg.cgroupPath, 0.01, 0)]);
+      const first = unaccounted(cycle(), cg.cgroupPath);
+      assert.equal(first.length, 1);
+      const reported = (b: SampleBatch) => b.reduce((t, x) => t + x.values[UNACCOUNTED.USER]! + x.values[UNACCOUNTED.SYSTEM]!, 0);
+      // More work after that reading, then the group empties and is removed before the next one.
+      await runTsload(['burn', '40000'], { cgroupProcs: cg.procsFile });
+      r.observe([processSample(cg.cgroupPath, 0.035, 0)]);
+      await sleep(200); // the cgroup.events watch fires on `populated 0`
+      const final = cpuStat(cg.dir).usage;
+      await cg.remove();
+      const last = unaccounted(cycle(), cg.cgroupPath);
+      assert.equal(last.length, 1, 'the final reading is reported');
+      const total = reported(first) + reported(last);
+      assert.ok(Math.abs(total - (final - 0.045)) < 1e-9, `reported ${total} vs final cpu.stat ${final} - records 0.045`);
+      assert.equal(telemetry.counters.get('cgroups_vanished'), 1);
+      assert.equal(r.size, 0);
+      assert.equal(unaccounted(cycle(), cg.cgroupPath).length, 0);
+      r.close();
+    });
 
-  test("PSI: the cgroup's some/full stall totals, as seconds, equal its *.pressure files", async () => {
-    const cg = createTestCgroup('workload-psi');
-    groups.push(cg);
-    // Three burners on this machine's cores: tasks of the group wait for a CPU (cpu some).
-    await Promise.all([0, 1, 2].map(() => runTsload(['burn', '300000'], { cgroupProcs: cg.procsFile })));
-    const { r, cycle } = reconciler({ reconcile: false, pressure: true });
-    r.observe([processSample(cg.cgroupPath, 0.9, 0)]);
-    const out = cycle();
-    const totals = (file: string) => {
-      const t = readFileSync(join(cg.dir, file), 'utf8');
-      return [...t.matchAll(/total=(\d+)/g)].map((m) => Number(m[1]) / 1e6);
-    };
-    const expected = [...totals('cpu.pressure'), ...totals('memory.pressure'), ...totals('io.pressure')];
-    const p = out.filter((s) => s.schema === CGROUP_PRESSURE_SCHEMA);
-    assert.equal(p.length, 1);
-    assert.deepEqual(p[0]!.attributes, { [ATTR.CGROUP]: cg.cgroupPath });
-    assert.equal(p[0]!.values.length, expected.length);
-    p[0]!.values.forEach((v, k) => assert.ok(Math.abs(v - expected[k]!) < 1e-9, `value ${k}: ${v} vs the file's ${expected[k]}`));
-    assert.ok(expected[0]! > 0, `cpu some ${expected[0]} s: three burners on ${String(availableParallelism())} cores waited`);
-    assert.equal(unaccounted(out, cg.cgroupPath).length, 0, 'reconcile off: no unaccounted series');
-    // Growth only afterwards: nothing new, zeros.
-    const again = cycle().filter((s) => s.schema === CGROUP_PRESSURE_SCHEMA);
-    assert.ok(again.every((s) => s.values.every((v) => v === 0)));
-  });
+    test(`PSI: the cgroup's some/full stall totals, as seconds, equal its *.pressure files (${mode})`, async () => {
+      const cg = createTestCgroup('workload-psi');
+      groups.push(cg);
+      // Three burners on this machine's cores: tasks of the group wait for a CPU (cpu some).
+      await Promise.all([0, 1, 2].map(() => runTsload(['burn', '300000'], { cgroupProcs: cg.procsFile })));
+      const { r, cycle } = reconciler({ reconcile: false, pressure: true }, maxOpenFiles);
+      r.observe([processSample(cg.cgroupPath, 0.9, 0)]);
+      const out = cycle();
+      const totals = (file: string) => {
+        const t = readFileSync(join(cg.dir, file), 'utf8');
+        return [...t.matchAll(/total=(\d+)/g)].map((m) => Number(m[1]) / 1e6);
+      };
+      const expected = [...totals('cpu.pressure'), ...totals('memory.pressure'), ...totals('io.pressure')];
+      const p = out.filter((s) => s.schema === CGROUP_PRESSURE_SCHEMA);
+      assert.equal(p.length, 1);
+      assert.deepEqual(p[0]!.attributes, { [ATTR.CGROUP]: cg.cgroupPath });
+      assert.equal(p[0]!.values.length, expected.length);
+      p[0]!.values.forEach((v, k) => assert.ok(Math.abs(v - expected[k]!) < 1e-9, `value ${k}: ${v} vs the file's ${expected[k]}`));
+      assert.ok(expected[0]! > 0, `cpu some ${expected[0]} s: three burners on ${String(availableParallelism())} cores waited`);
+      assert.equal(unaccounted(out, cg.cgroupPath).length, 0, 'reconcile off: no unaccounted series');
+      // Growth only afterwards: nothing new, zeros.
+      const again = cycle().filter((s) => s.schema === CGROUP_PRESSURE_SCHEMA);
+      assert.ok(again.every((s) => s.values.every((v) => v === 0)));
+      // More stalls: the next reading is the files' new content (re-read, not the first one).
+      await Promise.all([0, 1, 2].map(() => runTsload(['burn', '200000'], { cgroupProcs: cg.procsFile })));
+      const grown = cycle().filter((s) => s.schema === CGROUP_PRESSURE_SCHEMA);
+      const now = [...totals('cpu.pressure'), ...totals('memory.pressure'), ...totals('io.pressure')];
+      assert.equal(grown.length, 1);
+      grown[0]!.values.forEach((v, k) =>
+        assert.ok(Math.abs(v - (now[k]! - expected[k]!)) < 1e-9, `value ${k}: ${v} vs the file's growth ${now[k]! - expected[k]!}`),
+      );
+      assert.ok(grown[0]!.values[0]! > 0, 'cpu some grew');
+      r.close();
+    });
+  }
 
   test('not reconciled: the root, unknown cgroups, and a cgroup with a reported descendant', async () => {
     const parent = createTestCgroup('workload-parent');

@@ -20,6 +20,13 @@
  * Also the cgroup's PSI totals (cpu.pressure, memory.pressure, io.pressure: `some` and `full`,
  * microseconds stalled) as the counter linux.cgroup.pressure.time of that cgroup.
  *
+ * Cost (docs/performance.md, "Workload view"): the unaccounted series has a schema of its own with
+ * only the three CPU counters it can move, so that it exports 3 points per cgroup, not the ~30 of
+ * a process series; the four files of each cgroup stay open and are re-read from offset 0 (a
+ * kernfs seq_file regenerates its text then) and parsed as bytes: one pread per file and
+ * collection instead of open/read/read/close and a string. A removed cgroup's open file reads
+ * ENODEV: the fds are closed when the cgroup is forgotten, one collection later.
+ *
  * Not reconciled (documented in docs/metrics.md): the root cgroup (its cpu.stat is the whole
  * host's), cgroups with reported descendants (their cpu.stat includes those), and everything in
  * exits-only mode (live processes' CPU reaches the samples only at their exit).
@@ -30,7 +37,7 @@
  * and cpu.stat is read at once; a cgroup found gone at the next collection reports up to that
  * final reading, then is forgotten and counted (cgroups_vanished).
  */
-import { existsSync, watch, type FSWatcher } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import {
   ATTR,
@@ -42,7 +49,7 @@ import {
   type SampleSchema,
 } from '../../src/api/index.js';
 import { ProcReader } from './proc-reader.js';
-import { RAW } from './schema.js';
+import { PROCESS_SCHEMA, RAW } from './schema.js';
 
 export interface CgroupReconcileConfig {
   /** Report the CPU of each reported cgroup that no process record holds (from cpu.stat). */
@@ -69,6 +76,20 @@ export const UNACCOUNTED_NAME = '[cgroup-unaccounted]';
 
 export const PRESSURE_ATTR = { RESOURCE: 'linux.pressure.resource', STALL: 'linux.pressure.stall' } as const;
 const PRESSURE_RESOURCES = ['cpu', 'memory', 'io'] as const;
+/** The files read per cgroup, by index in CgroupState.fds: cpu.stat, then one per PSI resource. */
+const FILES = ['cpu.stat', ...PRESSURE_RESOURCES.map((r) => `${r}.pressure`)] as const;
+const CPU_STAT = 0;
+/** CgroupState.fds: not opened yet (or closed after an error), or found absent (no PSI). */
+const NOT_OPEN = -1;
+const ABSENT = -2;
+const O_RDONLY_CLOEXEC = 0o2000000;
+const KEY = {
+  usage: Buffer.from('usage_usec '),
+  user: Buffer.from('user_usec '),
+  system: Buffer.from('system_usec '),
+  total: Buffer.from('total='),
+  full: Buffer.from('\nfull '),
+};
 
 function pressureDescriptor(resource: string, stall: string): MetricDescriptor {
   return {
@@ -81,6 +102,17 @@ function pressureDescriptor(resource: string, stall: string): MetricDescriptor {
     pointAttributes: { [PRESSURE_ATTR.RESOURCE]: resource, [PRESSURE_ATTR.STALL]: stall },
   };
 }
+
+/**
+ * The unaccounted series: the process schema's own descriptors of what it moves (process.cpu.time
+ * user and system, process.linux.cpu.run_time), so its points merge with the processes' metrics.
+ */
+export const CGROUP_UNACCOUNTED_SCHEMA: SampleSchema = Object.freeze({
+  id: 'taskstats.cgroup.unaccounted',
+  metrics: Object.freeze([PROCESS_SCHEMA.metrics[RAW.USER]!, PROCESS_SCHEMA.metrics[RAW.SYSTEM]!, PROCESS_SCHEMA.metrics[RAW.RUN_TIME]!]),
+});
+/** Value indices of CGROUP_UNACCOUNTED_SCHEMA. */
+export const UNACCOUNTED = { USER: 0, SYSTEM: 1, RUN_TIME: 2 } as const;
 
 /** One sample per cgroup: cpu some/full, memory some/full, io some/full (seconds stalled). */
 export const CGROUP_PRESSURE_SCHEMA: SampleSchema = Object.freeze({
@@ -97,6 +129,8 @@ interface CgroupState {
   /** What the unaccounted series emitted so far, seconds, by mode. */
   emittedUser: number;
   emittedSystem: number;
+  /** Open files (FILES order; NOT_OPEN, ABSENT): re-read at offset 0 each collection. */
+  readonly fds: Int32Array;
   /** PSI totals (us) at the previous reading; -1 before the first. */
   readonly pressureUs: Float64Array;
   /** cpu.stat read by read(), seconds (usage < 0: none), handed out by emit(). */
@@ -125,7 +159,7 @@ export interface CgroupReconcilerOptions {
   /** Mount point of the cgroup v2 hierarchy (e.g. /sys/fs/cgroup/unified on hybrid hosts). */
   root: string;
   config: CgroupReconcileConfig;
-  /** The schema of the receiver's process samples (the unaccounted series uses it). */
+  /** The schema of the receiver's process samples (whose CPU observe() counts per cgroup). */
   processSchema: SampleSchema;
   logger: Logger;
   telemetry: ComponentTelemetry;
@@ -133,6 +167,8 @@ export interface CgroupReconcilerOptions {
   maxCgroups?: number;
   /** Most cgroup.events watches (final readings of removed cgroups); default 2,000. */
   maxWatchers?: number;
+  /** Most cgroup files kept open (4 per cgroup); beyond it files are opened for each reading. Default 4,096. */
+  maxOpenFiles?: number;
 }
 
 export class CgroupReconciler {
@@ -140,8 +176,11 @@ export class CgroupReconciler {
   /** Aggregate mode shares one attributes object per workload: skip the path lookup for it. */
   private byAttributes = new WeakMap<Attributes, CgroupState | null>();
   private readonly reader = new ProcReader();
-  private readonly template: Float64Array;
+  /** What the last readFile() read (cgroup files are a few hundred bytes). */
+  private readonly buf = Buffer.allocUnsafe(4096);
   private readonly maxCgroups: number;
+  private readonly maxOpenFiles: number;
+  private openFiles = 0;
   private collection = 0;
   private readonly vanished: { add(v: number): void };
   private readonly untracked: { add(v: number): void };
@@ -156,8 +195,7 @@ export class CgroupReconciler {
     this.maxCgroups = o.maxCgroups ?? 10_000;
     // inotify watches are a per-user kernel budget (fs.inotify.max_user_watches) shared with others.
     this.maxWatchers = o.maxWatchers ?? 2_000;
-    // Zeros for counters, NaN (nothing) for gauges and histograms.
-    this.template = Float64Array.from(o.processSchema.metrics, (d) => (d.instrument === 'counter' ? 0 : NaN));
+    this.maxOpenFiles = o.maxOpenFiles ?? 4_096;
     const t = o.telemetry;
     this.vanished = t.counter(
       'cgroups_vanished',
@@ -218,6 +256,7 @@ export class CgroupReconciler {
       recordsSystem: 0,
       emittedUser: 0,
       emittedSystem: 0,
+      fds: new Int32Array(FILES.length).fill(NOT_OPEN),
       pressureUs: new Float64Array(6).fill(-1),
       usage: -1,
       user: 0,
@@ -272,9 +311,61 @@ export class CgroupReconciler {
     }
   }
 
-  /** Close the watches (the receiver's shutdown). */
+  /** Close the watches and files (the receiver's shutdown). */
   close(): void {
-    for (const st of this.byPath.values()) this.unwatch(st);
+    for (const st of this.byPath.values()) {
+      this.unwatch(st);
+      this.closeFiles(st);
+    }
+  }
+
+  private closeFiles(st: CgroupState): void {
+    for (let k = 0; k < st.fds.length; k++) this.closeFile(st, k);
+  }
+
+  private closeFile(st: CgroupState, k: number): void {
+    const fd = st.fds[k]!;
+    st.fds[k] = NOT_OPEN;
+    if (fd < 0) return;
+    this.openFiles--;
+    try {
+      closeSync(fd);
+    } catch {
+      /* nothing to do */
+    }
+  }
+
+  /**
+   * Reads file `k` (FILES) of the cgroup into this.buf: its length, or -1 when it cannot be read
+   * (absent, or the cgroup is gone: ENOENT at open, ENODEV from an open file).
+   */
+  private readFile(st: CgroupState, k: number): number {
+    let fd = st.fds[k]!;
+    if (fd === ABSENT) return -1;
+    const keep = fd >= 0 || this.openFiles < this.maxOpenFiles;
+    if (fd < 0) {
+      try {
+        fd = openSync(`${st.dir}/${FILES[k]}`, O_RDONLY_CLOEXEC);
+      } catch {
+        // No such file: no PSI here (CONFIG_PSI off, psi=0), or the cgroup is gone (then it is
+        // forgotten anyway). cpu.stat is always there while the cgroup is.
+        if (k !== CPU_STAT) st.fds[k] = ABSENT;
+        return -1;
+      }
+      if (keep) {
+        st.fds[k] = fd;
+        this.openFiles++;
+      }
+    }
+    let n: number;
+    try {
+      n = readSync(fd, this.buf, 0, this.buf.length, 0);
+    } catch {
+      n = -1;
+    }
+    if (!keep) closeSync(fd);
+    else if (n < 0) this.closeFile(st, k);
+    return n;
   }
 
   private unwatch(st: CgroupState): void {
@@ -350,6 +441,7 @@ export class CgroupReconciler {
   private forget(st: CgroupState): void {
     // An ancestor stays unreconciled: its cpu.stat keeps the removed descendant's usage.
     this.unwatch(st);
+    this.closeFiles(st);
     this.byPath.delete(st.path);
     // WeakMap has no clear(): attribute objects that pointed at the old state look it up again.
     this.byAttributes = new WeakMap();
@@ -357,11 +449,12 @@ export class CgroupReconciler {
 
   /** usage/user/system in seconds, 'vanished' when the cgroup is gone, null when unreadable. */
   private readCpuStat(st: CgroupState): { usage: number; user: number; system: number } | 'vanished' | null {
-    const text = this.reader.readText(`${st.dir}/cpu.stat`, 4096);
-    if (text === undefined) return 'vanished';
-    const usage = field(text, 'usage_usec ');
-    const user = field(text, 'user_usec ');
-    const system = field(text, 'system_usec ');
+    const n = this.readFile(st, CPU_STAT);
+    if (n < 0) return 'vanished';
+    const b = this.buf;
+    const usage = fieldIn(b, n, KEY.usage, 0);
+    const user = fieldIn(b, n, KEY.user, 0);
+    const system = fieldIn(b, n, KEY.system, 0);
     if (usage < 0 || user < 0 || system < 0) {
       this.unreadable.add(1);
       return null;
@@ -379,52 +472,53 @@ export class CgroupReconciler {
     const system = growth - user;
     st.emittedUser += user;
     st.emittedSystem += system;
-    const values = this.template.slice();
-    values[RAW.USER] = user;
-    values[RAW.SYSTEM] = system;
-    values[RAW.RUN_TIME] = growth;
-    out.push({ schema: this.o.processSchema, attributes: st.unaccountedAttributes, values, final: false, timeMs: nowMs });
+    const values = new Float64Array(3);
+    values[UNACCOUNTED.USER] = user;
+    values[UNACCOUNTED.SYSTEM] = system;
+    values[UNACCOUNTED.RUN_TIME] = growth;
+    out.push({ schema: CGROUP_UNACCOUNTED_SCHEMA, attributes: st.unaccountedAttributes, values, final: false, timeMs: nowMs });
   }
 
   /** Returns the number of pressure files read. */
   private readPressure(st: CgroupState): number {
-    const values = st.pressureGrowth;
     let files = 0;
     for (let r = 0; r < PRESSURE_RESOURCES.length; r++) {
-      const text = this.reader.readText(`${st.dir}/${PRESSURE_RESOURCES[r]}.pressure`, 4096);
-      if (text === undefined) continue; // no PSI (CONFIG_PSI off, psi=0) or the cgroup just went
+      const n = this.readFile(st, 1 + r);
+      if (n < 0) continue; // no PSI (CONFIG_PSI off, psi=0) or the cgroup just went
       files++;
-      const full = text.indexOf('\nfull ');
-      const some = field(text, 'total=');
-      const fullTotal = full < 0 ? -1 : field(text.slice(full), 'total=');
-      for (const [k, total] of [
-        [2 * r, some],
-        [2 * r + 1, fullTotal],
-      ] as const) {
-        if (total < 0) continue;
-        const before = st.pressureUs[k]!;
-        st.pressureUs[k] = total;
-        // The first reading is the cgroup's whole history (as cpu.stat's usage is for CPU).
-        const grew = total - (before < 0 ? 0 : before);
-        if (grew > 0) {
-          values[k]! += grew * 1e-6;
-          st.pressureGrew = true;
-        }
-      }
+      const b = this.buf;
+      const full = b.indexOf(KEY.full);
+      this.addPressure(st, 2 * r, fieldIn(b, n, KEY.total, 0));
+      this.addPressure(st, 2 * r + 1, full < 0 || full >= n ? -1 : fieldIn(b, n, KEY.total, full));
     }
     return files;
   }
+
+  private addPressure(st: CgroupState, k: number, totalUs: number): void {
+    if (totalUs < 0) return;
+    const before = st.pressureUs[k]!;
+    st.pressureUs[k] = totalUs;
+    // The first reading is the cgroup's whole history (as cpu.stat's usage is for CPU).
+    const grew = totalUs - (before < 0 ? 0 : before);
+    if (grew > 0) {
+      st.pressureGrowth[k]! += grew * 1e-6;
+      st.pressureGrew = true;
+    }
+  }
 }
 
-/** The non-negative integer after `key` in `text`, or -1. */
-function field(text: string, key: string): number {
-  const at = text.indexOf(key);
+/**
+ * The non-negative integer after the first `key` at or after `from` in b[0, n), or -1. The
+ * buffer is reused: bytes from n on are an earlier file's, and a key found there is not this one's.
+ */
+function fieldIn(b: Buffer, n: number, key: Buffer, from: number): number {
+  const at = b.indexOf(key, from);
   if (at < 0) return -1;
-  let v = 0;
   let i = at + key.length;
   const start = i;
-  for (; i < text.length; i++) {
-    const c = text.charCodeAt(i) - 48;
+  let v = 0;
+  for (; i < n; i++) {
+    const c = b[i]! - 48;
     if (c < 0 || c > 9) break;
     v = v * 10 + c;
   }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { PROCESS_SCHEMA, PROCESS_SCHEMA_PER_PROCESS } from './schema.js';
 import { defaultExitDistributionsConfig, withExitDistributions } from './exit-distributions.js';
-import { CGROUP_PRESSURE_SCHEMA } from './cgroup-reconcile.js';
+import { CGROUP_PRESSURE_SCHEMA, CGROUP_UNACCOUNTED_SCHEMA } from './cgroup-reconcile.js';
 
 const docs = readFileSync(new URL('../../../docs/metrics.md', import.meta.url), 'utf8');
 
@@ -15,9 +15,10 @@ test('every metric of the schemas has its catalogue row in docs/metrics.md (name
   }
   const seen = new Set<string>();
   // Every metric the receiver can emit: per-process schema with every exit distribution, and the
-  // cgroup pressure schema.
+  // cgroup schemas.
   const everything = [
     ...withExitDistributions(PROCESS_SCHEMA_PER_PROCESS, { ...defaultExitDistributionsConfig(), all_delays: true }).metrics,
+    ...CGROUP_UNACCOUNTED_SCHEMA.metrics,
     ...CGROUP_PRESSURE_SCHEMA.metrics,
   ];
   for (const d of everything) {
