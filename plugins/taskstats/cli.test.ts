@@ -1,3 +1,4 @@
+// test-requires: root taskstats libnl
 /**
  * `taskstats-agent pid` and `taskstats-agent exits` run as real commands (bin/taskstats-agent)
  * against the real kernel, and once without privileges (setpriv to nobody).

@@ -1,3 +1,4 @@
+// test-requires: root taskstats libnl
 /**
  * The exit listener and the live poller against the real kernel (run as root): processes whose
  * truth is known (exit code, signals, a core dump, CPU burned, bytes read and written, a

@@ -1,3 +1,4 @@
+// test-requires: root taskstats libnl
 /**
  * The kernel sends a process's exit record at the start of do_exit; the process then stays
  * visible, its CPU still growing, while it tears itself down (exit_mm frees its address space:

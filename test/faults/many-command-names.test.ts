@@ -1,3 +1,4 @@
+// test-requires: root taskstats libnl cgroup2
 /**
  * Distinct command names without end (a build farm, a fuzzer, a shell loop over generated
  * binaries): the series stay at the configured limit, the rest is summed into the overflow series
