@@ -122,14 +122,18 @@ function probeTaskstats() {
 
 const PROBES = { root: probeRoot, taskstats: probeTaskstats, cgroup2: probeCgroup2, libnl: probeLibnl, cc: probeCc };
 
-/** Runs every probe: { caps: present names, missing: { name: why } }. */
+/**
+ * Runs every probe: { caps: present names, missing: { name: why } }. TEST_CAPS_DENY=taskstats,cc
+ * treats those as missing (to see what a machine without them runs).
+ */
 export function preflight() {
   const caps = [];
   const missing = {};
+  const deny = (process.env.TEST_CAPS_DENY ?? '').split(',').filter((c) => c !== '');
   for (const name of CAPABILITIES) {
     let why;
     try {
-      why = PROBES[name]();
+      why = deny.includes(name) ? 'denied by TEST_CAPS_DENY' : PROBES[name]();
     } catch (e) {
       why = `probe failed: ${e.message}`;
     }
