@@ -423,9 +423,9 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
       `${wrong.length} self-moving programs attributed elsewhere, but only ${missed} misses and ${late} late results counted: ` +
         JSON.stringify(wrong.slice(0, 3)),
     );
-    // Measured here: 0-1 of 1000 on a quiet machine, up to 203 of 1000 in a stretch of heavy steal.
-    // A watcher that works at all stays well under a quarter.
-    assert.ok(wrong.length <= N / 4, `self-moving programs attributed elsewhere: ${wrong.length} of ${N} (the watcher thread is starved)`);
+    // How many are right is a figure of the machine's load (measured here: 0-1 of 1000 on a quiet
+    // machine, up to 203 of 1000 in a stretch of heavy steal), printed above, not a pass mark:
+    // the behaviour is that each wrong one is counted, checked exactly.
     // The command line is the one read at exec; empty when the exit record overtook that read
     // and the watcher knew it; the previous image's (the mover shell) when the watcher had not even
     // received the exec yet (the cgroup then came from the zombie); the parent's for a counted miss

@@ -14,16 +14,18 @@ import { join } from 'node:path';
 import { cgroupNamespaceView, detectCgroupMounts, podUidFromMountinfo } from './cgroup-path.js';
 import { parseCgroupPath } from '../k8sattributes/cgroup.js';
 import { repoRoot } from '../../test/support/helm.js';
+import { needs } from '../../test/support/caps.js';
 
 const v2 = detectCgroupMounts().v2;
 const skip =
-  process.getuid?.() !== 0
+  needs('root', 'taskstats', 'libnl', 'cgroup2') ||
+  (process.getuid?.() !== 0
     ? 'needs root (creates cgroups)'
     : v2 === undefined
       ? 'no cgroup v2 hierarchy'
       : spawnSync('unshare', ['--version']).status !== 0
         ? 'no unshare (util-linux)'
-        : false;
+        : false);
 
 const hex64 = () => randomBytes(32).toString('hex');
 

@@ -1,3 +1,4 @@
+// test-requires: root taskstats libnl cgroup2 cc
 /**
  * Exit events against the real kernel: the receiver (built by its factory, in a logs pipeline
  * only) and known processes (exit 0, exit 3, SIGKILL, SIGSEGV with a core dump, 4 threads, a

@@ -1,3 +1,4 @@
+// test-requires: root taskstats libnl
 /**
  * The issue's minimal configuration, as a user writes it: the taskstats receiver with no options,
  * the otlp exporter with only an endpoint, one logs pipeline. The agent runs as a real process;

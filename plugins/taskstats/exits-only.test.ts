@@ -16,6 +16,7 @@ import { TaskstatsReceiver, processStartSec, type ReceiverParts } from './receiv
 import { defaultReceiverParts } from './factory.js';
 import { defaultTaskstatsConfig, parseCpulist, possibleCpus } from './config.js';
 import { ProcessAccounting } from './accounting.js';
+import { needs } from '../../test/support/caps.js';
 
 const THREADS_THEN_LAST_ELSEWHERE = `
 #define _GNU_SOURCE
@@ -83,7 +84,7 @@ describe('taskstats receiver, exits only', { timeout: 60_000 }, () => {
 
   test(
     'a process whose final exit record is never heard is forgotten once it is gone, and counted as lost',
-    { skip: process.getuid?.() !== 0 ? 'needs root (taskstats)' : cpus.length < 2 ? 'needs two CPUs' : false },
+    { skip: needs('root', 'taskstats', 'libnl') || (cpus.length < 2 ? 'needs two CPUs' : false) },
     async () => {
       const [cpuA, cpuB] = [cpus[0]!, cpus[cpus.length - 1]!];
       const bin = compileC(THREADS_THEN_LAST_ELSEWHERE, 'threads-then-last', ['-pthread']);

@@ -1,3 +1,4 @@
+// test-requires: root taskstats libnl
 /**
  * Operators cap the agent's heap with V8 flags (`node --max-old-space-size=96 bin/taskstats-agent`,
  * or in a container's command). The receiver's exec-watcher worker must still start: a worker

@@ -111,7 +111,7 @@ interface Layout {
   size: number;
 }
 
-/** Versions 1-14, 16, 17: append-only; max/min at the end since v16. v17 adds 8 timespecs (688 bytes). */
+/** Versions 2-14, 16, 17: append-only; max/min at the end since v16. v17 adds 8 timespecs (688 bytes). */
 const LAYOUT: Layout = {
   cpuCount: 16,
   cpuTotal: 24,
@@ -252,6 +252,28 @@ const LAYOUT_V15: Layout = {
   irqMin: 552,
   size: 560,
 };
+
+/**
+ * Version 1 only (Linux 2.6.18): `__u16 version; __u16 padding[3];` then the eight delay
+ * accounting u64s from offset 8, 72 bytes in all. Version 2 put ac_exitcode, ac_flag and ac_nice
+ * in front and aligned cpu_count to 16, which every later version keeps.
+ */
+const LAYOUT_V1: Layout = {
+  ...LAYOUT,
+  cpuCount: 8,
+  cpuTotal: 16,
+  blkioCount: 24,
+  blkioTotal: 32,
+  swapinCount: 40,
+  swapinTotal: 48,
+  runReal: 56,
+  runVirtual: 64,
+  size: 72,
+};
+
+function layoutOf(version: number): Layout {
+  return version === 15 ? LAYOUT_V15 : version === 1 ? LAYOUT_V1 : LAYOUT;
+}
 
 /** Little-endian reads from bytes already bounds-checked by the caller (cheaper than Buffer.read*). */
 function rd16(b: Buffer, o: number): number {
@@ -428,7 +450,7 @@ export function activityOf(buf: Buffer, s: number, len: number, out: Float64Arra
     out[0] = out[1] = out[2] = 0;
     return;
   }
-  const L = (buf[s]! | (buf[s + 1]! << 8)) === 15 ? LAYOUT_V15 : LAYOUT;
+  const L = layoutOf(buf[s]! | (buf[s + 1]! << 8));
   const lim = s + Math.min(len, L.size);
   out[0] = u64b(buf, s + L.cpuCount, lim);
   out[1] = u64b(buf, s + L.runReal, lim);
@@ -483,7 +505,7 @@ export function fillRecord(buf: Buffer, s: number, len: number, rec: TaskRecord)
     len = 2;
   }
   const version = buf[s]! | (buf[s + 1]! << 8);
-  const L = version === 15 ? LAYOUT_V15 : LAYOUT;
+  const L = layoutOf(version);
   const n = Math.min(len, L.size);
   let w: Uint32Array;
   if (((buf.byteOffset | s) & 3) === 0) {
@@ -499,10 +521,12 @@ export function fillRecord(buf: Buffer, s: number, len: number, rec: TaskRecord)
   const mlim = version >= 15 ? lim : 0;
 
   rec.version = version;
-  const exitStatus = u32w(w, s + 4, lim);
-  const flags = s + 9 <= lim ? buf[s + 8]! : 0;
+  // v1 has padding where later versions have ac_exitcode, and cpu_count where they have ac_flag
+  const hlim = version === 1 ? 0 : lim;
+  const exitStatus = u32w(w, s + 4, hlim);
+  const flags = s + 9 <= hlim ? buf[s + 8]! : 0;
   rec.flags = flags;
-  rec.nice = s + 10 <= lim ? buf[s + 9]! : 0;
+  rec.nice = s + 10 <= hlim ? buf[s + 9]! : 0;
   rec.exitStatus = exitStatus;
   if (kindIsExitStatus(exitStatus)) {
     rec.exitCode = (exitStatus >> 8) & 0xff;

@@ -176,7 +176,9 @@ describe('proc connector (real kernel)', { skip, timeout: 60_000 }, () => {
     );
     await w.start();
     try {
-      assert.match(w.priority, /SCHED_FIFO 1|nice -10|unchanged/);
+      // What the kernel allows this process decides the expected priority (chrt asks the same).
+      const fifo = spawnSync('chrt', ['-f', '1', 'true']).status === 0;
+      assert.equal(w.priority, fifo ? 'SCHED_FIFO 1' : w.priority === 'nice -10' ? 'nice -10' : 'unchanged');
       assert.ok(w.threadId > 0 && w.threadId !== process.pid, 'a thread of its own');
       const child = spawn('/bin/sleep', ['2'], { stdio: 'ignore' });
       const pid = child.pid!;
@@ -261,7 +263,10 @@ describe('proc connector (real kernel)', { skip, timeout: 60_000 }, () => {
       console.log(`# undrained: ${s.execEvents} exec events, ${applied} results applied, ${s.dropped} dropped, ${s.missed} missed`);
       assert.ok(applied <= 4096, 'the ring holds at most 4096 results');
       assert.ok(s.dropped >= 1, 'results beyond the ring were dropped');
-      assert.ok(applied + s.missed >= 6000 || s.overflows > 0, 'every exec is applied, or counted as missed (process gone, or dropped)');
+      // The watcher thread keeps reading while the main thread is blocked: the socket never
+      // overflows (an overflow would lose an unknown number of events), the ring drops instead.
+      assert.equal(s.overflows, 0, 'no proc connector overflow');
+      assert.ok(applied + s.missed >= 6000, 'every exec is applied, or counted as missed (process gone, or dropped)');
       assert.equal(missedReported, s.missed, 'drops are reported as misses');
       // And the watcher goes on.
       const child = spawn('/bin/sleep', ['1'], { stdio: 'ignore' });

@@ -25,6 +25,7 @@ import {
 } from './config.js';
 import { setupDelayAccounting } from './delayacct.js';
 import { PROCESS_SCHEMA } from './schema.js';
+import { needs } from '../../test/support/caps.js';
 
 function harness() {
   const samples: Sample[] = [];
@@ -62,7 +63,7 @@ async function waitFor(cond: () => boolean, ms: number, what: string): Promise<v
   }
 }
 
-describe('taskstats receiver', { timeout: 60_000 }, () => {
+describe('taskstats receiver', { timeout: 60_000, skip: needs('root', 'taskstats', 'libnl') }, () => {
   test('plugin module: the receiver factory and the pid/exits commands', () => {
     assert.deepEqual(
       plugin.factories.map((f) => `${f.kind}/${f.type}`),
@@ -146,7 +147,7 @@ describe('taskstats receiver', { timeout: 60_000 }, () => {
   });
 });
 
-describe('taskstats receiver: containment and warnings', { timeout: 90_000 }, () => {
+describe('taskstats receiver: containment and warnings', { timeout: 90_000, skip: needs('root', 'taskstats', 'libnl') }, () => {
   test('an accounting part that throws costs the record, not the agent', async () => {
     const h = harness();
     const dropped: string[] = [];
@@ -274,7 +275,7 @@ describe('delay accounting', () => {
     }
   });
 
-  test('enable without CAP_SYS_ADMIN (the real sysctl, as nobody): one warning naming CAP_SYS_ADMIN', (t) => {
+  test('enable without CAP_SYS_ADMIN (the real sysctl, as nobody): one warning naming CAP_SYS_ADMIN', { skip: needs('root') }, (t) => {
     if (readFileSync('/proc/sys/kernel/task_delayacct', 'utf8').trim() !== '0') {
       t.skip('delay accounting is already on');
       return;

@@ -1,3 +1,4 @@
+// test-requires: root taskstats libnl cc
 /**
  * The kernel sends a process's exit record at the start of do_exit; the process then stays
  * visible, its CPU still growing, while it tears itself down (exit_mm frees its address space:
@@ -5,8 +6,9 @@
  * count it a second time as a new process. Measured before the fix with processes of 256-512 MB
  * and a 100 ms collection interval: 137% of the kernel's records (12 of 30 counted twice).
  *
- * The truth is a second exit listener in this test process (the kernel's records of the same
- * processes, found by a run-unique name); the receiver runs with live sweeps every 100 ms.
+ * The truth is the kernel's records of the same processes (found by a run-unique name) read by
+ * test/support/exit-fields.c, a C listener that shares no code with the agent; the receiver runs
+ * with live sweeps every 100 ms.
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,8 +16,8 @@ import { spawn } from 'node:child_process';
 import { compileC } from '../../test/support/workload.js';
 import { TaskstatsReceiver } from './receiver.js';
 import { defaultReceiverParts } from './factory.js';
-import { defaultTaskstatsConfig, possibleCpus } from './config.js';
-import { ExitListener } from './exit-listener.js';
+import { defaultTaskstatsConfig } from './config.js';
+import { startExitFields } from '../../test/support/exit-fields.js';
 import { ATTR, type Sample } from '../../src/api/index.js';
 import { RAW, VALUE } from './schema.js';
 
@@ -49,85 +51,67 @@ int main(int argc, char **argv) {
 const CHILDREN = 24;
 const MB = 256;
 
-describe(
-  'taskstats receiver: processes read live while they tear themselves down',
-  { timeout: 90_000, skip: process.getuid?.() !== 0 ? 'needs root (taskstats)' : false },
-  () => {
-    test(`${CHILDREN} processes of ${MB} MB: the CPU reported equals the kernel's exit records (within 1%), none counted twice`, async () => {
-      const bin = compileC(BIG_CHILDREN, 'big-children');
-      const name = `td${process.pid % 100000}`;
-      // The kernel's records of these processes.
-      let recordsNs = 0;
-      let records = 0;
-      const truth = new ExitListener({
-        cpus: possibleCpus(),
-        receiveBuffer: 4 << 20,
-        handler: {
-          exit(thread) {
-            if (thread.comm !== name) return;
-            records++;
-            recordsNs += thread.cpuRunVirtualNs;
-          },
-          drained() {},
-          kernelDrop() {},
-          parseError() {},
+describe('taskstats receiver: processes read live while they tear themselves down', { timeout: 90_000 }, () => {
+  test(`${CHILDREN} processes of ${MB} MB: the CPU reported equals the kernel's exit records (within 1%), none counted twice`, async () => {
+    const bin = compileC(BIG_CHILDREN, 'big-children');
+    const name = `td${process.pid % 100000}`;
+    // The kernel's records of these processes, read by the C listener.
+    const truth = await startExitFields();
+    // What the receiver reports for them.
+    let reportedS = 0;
+    let exits = 0;
+    const counters = new Map<string, number>();
+    const ctx = {
+      id: 'taskstats',
+      logger: { debug() {}, info() {}, warn() {}, error() {} },
+      telemetry: {
+        dropped() {},
+        counter: (n: string) => ({ add: (v: number) => void counters.set(n, (counters.get(n) ?? 0) + v) }),
+        gauge() {},
+      },
+      next: {
+        consume(batch: Sample[]) {
+          for (const s of batch) {
+            if (s.attributes[ATTR.EXECUTABLE_NAME] !== name) continue;
+            reportedS += s.values[RAW.RUN_TIME]!;
+            exits += s.values[VALUE.EXITS]!;
+          }
         },
-      });
-      // What the receiver reports for them.
-      let reportedS = 0;
-      let exits = 0;
-      const counters = new Map<string, number>();
-      const ctx = {
-        id: 'taskstats',
-        logger: { debug() {}, info() {}, warn() {}, error() {} },
-        telemetry: {
-          dropped() {},
-          counter: (n: string) => ({ add: (v: number) => void counters.set(n, (counters.get(n) ?? 0) + v) }),
-          gauge() {},
-        },
-        next: {
-          consume(batch: Sample[]) {
-            for (const s of batch) {
-              if (s.attributes[ATTR.EXECUTABLE_NAME] !== name) continue;
-              reportedS += s.values[RAW.RUN_TIME]!;
-              exits += s.values[VALUE.EXITS]!;
-            }
-          },
-          collectionDone() {},
-        },
-      };
-      const receiver = new TaskstatsReceiver(ctx, { ...defaultTaskstatsConfig(), collection_interval: 100 }, defaultReceiverParts);
-      truth.start();
-      await receiver.start();
-      try {
-        await new Promise<void>((resolve, reject) => {
-          const c = spawn(bin, [String(CHILDREN), String(MB), name], { stdio: ['ignore', 'ignore', 'pipe'] });
-          let err = '';
-          c.stderr.on('data', (d: Buffer) => (err += d.toString()));
-          const timer = setTimeout(() => {
-            c.kill('SIGKILL');
-            reject(new Error('the workload did not finish in 60 s'));
-          }, 60_000);
-          c.once('exit', (code) => {
-            clearTimeout(timer);
-            if (code === 0) resolve();
-            else reject(new Error(`workload failed (${code}): ${err}`));
-          });
+        collectionDone() {},
+      },
+    };
+    const receiver = new TaskstatsReceiver(ctx, { ...defaultTaskstatsConfig(), collection_interval: 100 }, defaultReceiverParts);
+    await receiver.start();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const c = spawn(bin, [String(CHILDREN), String(MB), name], { stdio: ['ignore', 'ignore', 'pipe'] });
+        let err = '';
+        c.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        const timer = setTimeout(() => {
+          c.kill('SIGKILL');
+          reject(new Error('the workload did not finish in 60 s'));
+        }, 60_000);
+        c.once('exit', (code) => {
+          clearTimeout(timer);
+          if (code === 0) resolve();
+          else reject(new Error(`workload failed (${code}): ${err}`));
         });
-        // Let the last teardown end and two more sweeps pass.
-        await new Promise((r) => setTimeout(r, 1000));
-      } finally {
-        await receiver.shutdown();
-        truth.stop();
-      }
-      const recordsS = recordsNs / 1e9;
-      const line =
-        `${records} records ${recordsS.toFixed(4)} s; reported ${reportedS.toFixed(4)} s (${((100 * reportedS) / recordsS).toFixed(2)}%), ` +
-        `exits ${exits}; live readings after the exit ${counters.get('live_after_exit') ?? 0}, processes_lost ${counters.get('processes_lost') ?? 0}`;
-      console.log(line);
-      assert.equal(records, CHILDREN, line);
-      assert.equal(exits, CHILDREN, line);
-      assert.ok(Math.abs(reportedS / recordsS - 1) <= 0.01, line);
-    });
-  },
-);
+      });
+      // Let the last teardown end and two more sweeps pass.
+      await new Promise((r) => setTimeout(r, 1000));
+    } finally {
+      await receiver.shutdown();
+      await truth.stop();
+    }
+    const mine = truth.ofComm(name);
+    const records = mine.length;
+    const recordsS = mine.reduce((s, r) => s + r.runVirtualNs, 0) / 1e9;
+    const line =
+      `${records} records ${recordsS.toFixed(4)} s; reported ${reportedS.toFixed(4)} s (${((100 * reportedS) / recordsS).toFixed(2)}%), ` +
+      `exits ${exits}; live readings after the exit ${counters.get('live_after_exit') ?? 0}, processes_lost ${counters.get('processes_lost') ?? 0}`;
+    console.log(line);
+    assert.equal(records, CHILDREN, line);
+    assert.equal(exits, CHILDREN, line);
+    assert.ok(Math.abs(reportedS / recordsS - 1) <= 0.01, line);
+  });
+});

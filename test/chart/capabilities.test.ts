@@ -34,6 +34,7 @@ import { CAP_NET_ADMIN, chartDir, findObject, readableByUid, renderChart, repoRo
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { needs } from '../support/caps.js';
 
 const PROBE_ENV = 'TASKSTATS_CAP_PROBE';
 
@@ -199,7 +200,7 @@ if (process.env[PROBE_ENV]) {
 const self = fileURLToPath(import.meta.url);
 const isRoot = process.getuid?.() === 0;
 const hasSetpriv = spawnSync('setpriv', ['--version']).status === 0;
-const skip = !isRoot || !hasSetpriv ? 'needs root and setpriv (util-linux)' : false;
+const skip = needs('root', 'taskstats', 'libnl') || (!isRoot || !hasSetpriv ? 'needs root and setpriv (util-linux)' : false);
 
 /** Runs the probe under `prefix` (setpriv/unshare arguments) with `node` as the program. */
 function probeUnder(prefix: string[], otherPid: number, nodeBinary = process.execPath): ProbeResult {

@@ -17,15 +17,17 @@ import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { CAP_NET_ADMIN, findObject, readableByUid, renderChart, repoRoot, setFileCapabilities, type K8sObject } from '../support/helm.js';
+import { needs } from '../support/caps.js';
 
 const isRoot = process.getuid?.() === 0;
 const hasTools = spawnSync('setpriv', ['--version']).status === 0 && spawnSync('unshare', ['--version']).status === 0;
 const skip =
-  !isRoot || !hasTools
+  needs('root', 'taskstats', 'libnl') ||
+  (!isRoot || !hasTools
     ? 'needs root, setpriv and unshare (util-linux)'
     : !readableByUid(10001)
       ? `uid 10001 cannot read ${repoRoot} (a private parent directory): the agent cannot run as that user from here`
-      : false;
+      : false);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

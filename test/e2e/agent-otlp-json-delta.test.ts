@@ -1,3 +1,4 @@
+// test-requires: root taskstats libnl
 /**
  * The whole agent with the otlp exporter in its other modes, against a local OTLP/JSON receiver
  * (VictoriaMetrics refuses JSON): protocol http/json, temporality delta, gzip and headers taken

@@ -1,3 +1,4 @@
+// test-requires: root taskstats libnl
 /**
  * The whole agent with the prometheus pull exporter: the taskstats receiver's cumulative sums for
  * a workload in a fresh cgroup are served at /metrics with the exact exit count and the CPU the

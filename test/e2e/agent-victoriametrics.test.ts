@@ -1,3 +1,4 @@
+// test-requires: root taskstats libnl cgroup2 cc
 /**
  * The whole agent end to end, against the kernel and a real backend: `bin/taskstats-agent run`
  * with the taskstats receiver (collection_interval 1s) and the otlp exporter sends to a

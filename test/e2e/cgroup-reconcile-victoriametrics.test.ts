@@ -1,3 +1,4 @@
+// test-requires: root taskstats libnl cgroup2 cc
 /**
  * Per-pod totals that equal the kernel's cgroup accounting, end to end: `bin/taskstats-agent run`
  * (default receiver settings: cgroups.reconcile on) exporting over OTLP to a real VictoriaMetrics,

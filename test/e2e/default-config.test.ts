@@ -1,3 +1,4 @@
+// test-requires: root taskstats libnl
 /**
  * The repository's config.yaml as a newcomer meets it: without a backend the agent prints a
  * summary on stdout within one collection interval and the otlp exporter stays quiet (one info

@@ -1,3 +1,4 @@
+// test-requires: root taskstats libnl cgroup2 cc
 /**
  * Distributions from exit records, end to end: `bin/taskstats-agent run` (taskstats receiver,
  * histograms enabled, otlp exporter over http/json to a local receiver) while known

@@ -1,3 +1,4 @@
+// test-requires: root taskstats libnl
 /**
  * A backend that answers 429 (with Retry-After), 503 or 500, played by a local HTTP server that
  * records when each request arrived: the agent waits as long as Retry-After asks, backs off

@@ -1,3 +1,4 @@
+// test-requires: root taskstats libnl
 /**
  * The backend is down when the agent starts and stays down for a while; processes keep ending.
  * Cumulative counters carry the outage: once the backend is up (on the same port), process.exits

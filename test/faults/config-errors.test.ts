@@ -11,6 +11,7 @@ import { stringify } from 'yaml';
 import { AS_NOBODY_WITHOUT_CAPS, agentBin, freePort, portIsOpen, type CommandResult } from '../support/agent.js';
 import { faultConfig, type FaultConfig } from './configs.js';
 import { spawn } from 'node:child_process';
+import { needs } from '../support/caps.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ts-badconfig-'));
 chmodSync(dir, 0o755);
@@ -147,7 +148,7 @@ describe('broken configurations are refused before anything starts', () => {
     assertRefused(await runWatchingPort(sub, port), sub);
   });
 
-  test('a file the agent may not read is named (run as nobody)', async () => {
+  test('a file the agent may not read is named (run as nobody)', { skip: needs('root') }, async () => {
     const { file, port } = await writeBroken(() => {});
     chmodSync(file, 0o600); // root's, unreadable for nobody
     assertRefused(await runWatchingPort(file, port, AS_NOBODY_WITHOUT_CAPS), file);

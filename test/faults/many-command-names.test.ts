@@ -1,3 +1,4 @@
+// test-requires: root taskstats libnl cgroup2
 /**
  * Distinct command names without end (a build farm, a fuzzer, a shell loop over generated
  * binaries): the series stay at the configured limit, the rest is summed into the overflow series
@@ -128,15 +129,25 @@ describe('many distinct command names', { timeout: 240_000 }, () => {
     });
 
     test(`${REAL_NAMES} names: series bounded by series_limit ${REAL_LIMIT}, overflow counted and logged, nothing lost`, async () => {
+      const cg = createCgroup('ts-fault-names');
+      cgroups.push(cg);
+      // Only the workload's cgroup reaches the series limit (a filter before it), so the overflow
+      // series holds our processes and nothing else of the host: the sum below is exact.
+      const config = faultConfig({
+        metricsUrl: backend.otlpMetricsUrl,
+        collectionInterval: '2s',
+        seriesLimit: REAL_LIMIT,
+        taskstats: { receive_buffer: '64MiB' },
+      });
+      config.processors = { filter: { include: { cgroups: [cg.path] } } };
+      config.service.pipelines.metrics.processors = ['filter'];
       agent = await startAgent({
         env: { NODE_OPTIONS: `--max-old-space-size=${HEAP_MB}` },
         // ~40 points per series and ~6 us of CPU per exported point: 2 s keeps the agent far
         // from saturation on a loaded two-core machine.
-        config: faultConfig({ metricsUrl: backend.otlpMetricsUrl, collectionInterval: '2s', seriesLimit: REAL_LIMIT, taskstats: { receive_buffer: '64MiB' } }),
+        config,
       });
       const received0 = (await agent.metrics()).sum('taskstats_agent_receiver_exits_received_total');
-      const cg = createCgroup('ts-fault-names');
-      cgroups.push(cg);
       let expected = 0;
       for (let first = 0; first < REAL_NAMES; first += STEP) expected += (await distinctNamesInCgroup(cg, STEP, 'n', first)) + 1;
       const m = await waitFor(
@@ -154,7 +165,7 @@ describe('many distinct command names', { timeout: 240_000 }, () => {
       assert.match(agent.logs, /series limit/i, 'the overflow is logged');
 
       // The backend: the workload's exits are all there, in the cgroup's series or in the
-      // overflow series (other processes of the host may land there too, never fewer than ours).
+      // overflow series, and nothing else (the filter lets no other process through).
       let inCgroup = { total: 0, series: 0 };
       let inOverflow = { total: 0, series: 0 };
       await waitFor(
@@ -162,16 +173,17 @@ describe('many distinct command names', { timeout: 240_000 }, () => {
         async () => {
           inCgroup = await latestSum(backend, 'process.exits', { 'process.linux.cgroup': cg.path });
           inOverflow = await latestSum(backend, 'process.exits', { [OVERFLOW_ATTRIBUTE]: 'true' });
-          return inCgroup.total + inOverflow.total >= expected;
+          return inCgroup.total + inOverflow.total === expected;
         },
         60_000,
         1000,
       ).catch(() => undefined);
-      assert.ok(
-        inCgroup.total + inOverflow.total >= expected,
-        `exits: ${inCgroup.total} in the cgroup's series + ${inOverflow.total} in overflow < ${expected} run`,
+      assert.equal(
+        inCgroup.total + inOverflow.total,
+        expected,
+        `exits: ${inCgroup.total} in the cgroup's series + ${inOverflow.total} in overflow, ${expected} run`,
       );
-      assert.ok(inCgroup.total <= expected, `${inCgroup.total} exits counted for the cgroup, more than the ${expected} run`);
+      assert.ok(inOverflow.total > 0, `the overflow series holds exits (${inOverflow.total})`);
       const sets = new Set(
         (await backend.exportSeries('{__name__="process.exits"}')).map((s) => `${s.metric['process.executable.name']}\0${s.metric['process.linux.cgroup']}`),
       );

@@ -1,3 +1,4 @@
+// test-requires: root
 /**
  * Without CAP_NET_ADMIN the kernel refuses taskstats registration (EPERM): the agent must say so
  * clearly, naming CAP_NET_ADMIN with the code missing_capability, and exit non-zero instead of running deaf or crashing.

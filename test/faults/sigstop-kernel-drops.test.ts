@@ -1,3 +1,4 @@
+// test-requires: root taskstats libnl
 /**
  * The agent paused (SIGSTOP) while thousands of processes exit: its receive buffer overflows and
  * the kernel drops exit events. After SIGCONT it must survive, count the loss in its

@@ -1,3 +1,4 @@
+// test-requires: root taskstats libnl
 /**
  * SIGTERM: everything the agent holds is flushed to the backend, and it exits 0 within 5 s.
  * The collection interval is an hour, so the exits of the workload are held in the agent until

@@ -1,3 +1,4 @@
+// test-requires: root taskstats libnl
 /**
  * Start-up memory: the agent loads a component's implementation (and the packages it needs) only
  * when the configuration uses that component. Checked on the real agent process: a module loader

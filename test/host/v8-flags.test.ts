@@ -44,8 +44,8 @@ describe('V8 memory flags', () => {
     };
     const withDefaults = maxHeapMb(false);
     const withFlags = maxHeapMb(true);
-    // Measured here: 79-92 MB with V8's defaults, 41-46 MB with the flags.
+    // An A/B in the same run (measured here: 79-92 MB with V8's defaults, 41-46 MB with the
+    // flags): the flag takes effect at run time. What it is worth in MB is bench/'s to say.
     assert.ok(withFlags < withDefaults * 0.75, `heap peak ${withFlags.toFixed(0)} MB with the flags vs ${withDefaults.toFixed(0)} MB without`);
-    assert.ok(withFlags < 60, `heap peak ${withFlags.toFixed(0)} MB with the flags`);
   });
 });

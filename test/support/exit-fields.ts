@@ -28,6 +28,8 @@ export interface ExitFieldsRecord {
 export interface ExitFields {
   /** Thread records so far whose comm is `comm`. */
   ofComm(comm: string): ExitFieldsRecord[];
+  /** Every record so far, thread and group records, in arrival order. */
+  all(): readonly ExitFieldsRecord[];
   stop(): Promise<void>;
 }
 
@@ -80,6 +82,7 @@ export async function startExitFields(): Promise<ExitFields> {
   });
   return {
     ofComm: (comm) => records.filter((r) => r.aggregate === 'pid' && r.comm === comm),
+    all: () => records,
     stop() {
       if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
       return new Promise<void>((resolve) => {

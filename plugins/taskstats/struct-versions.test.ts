@@ -1,0 +1,341 @@
+/**
+ * struct taskstats, every version 1..17, with layouts taken from the kernel's own headers, not
+ * from parser.ts: the field declarations below are transcribed from include/(uapi/)linux/
+ * taskstats.h of the releases cited, and their offsets are computed here by the C layout rules
+ * (natural alignment, `__attribute__((aligned(8)))` where the header has it). A C program
+ * compiled against this machine's <linux/taskstats.h> gives offsetof() truth for the version
+ * that header carries (Debian's linux-libc-dev), checked against the same computation.
+ *
+ * Each version's buffer holds a distinct value in every field; the parser must return exactly
+ * those values for the fields that version has, and "absent" for the rest.
+ *
+ * Sources (x86-64 layout):
+ *  v1  Linux 2.6.18: `__u16 version; __u16 padding[3];` then 8 delay u64s, "version 1 ends
+ *      here" (the 2.6.18 header as kept in the CentOS 5 kernel, spacex/kernel-centos5).
+ *  v2  Linux 2.6.19: ac_exitcode/ac_flag/ac_nice in the padding, the basic (ac_comm..ac_majflt)
+ *      and extended (coremem..write_syscalls) accounting fields (Jay Lan's CSA patches, LKML
+ *      Aug-Sep 2006, TS_COMM_LEN 32).
+ *  v3  Linux 2.6.20: read_bytes, write_bytes, cancelled_write_bytes (akpm, "io-accounting: via
+ *      taskstats", LKML Dec 2006).
+ *  v4  the aligned(8) attributes on cpu_count, ac_sched, ac_uid, ac_etime (the layout RHEL 5
+ *      backports as `struct taskstats_v4`, ending at cancelled_write_bytes). v2 and v3 are
+ *      built with that layout too: the 2.6.19/2.6.20 headers with or without those attributes
+ *      were not found (see the report; without them ac_uid and later move on x86-64).
+ *  v5  nvcsw, nivcsw (torvalds/linux include/linux/taskstats.h, TASKSTATS_VERSION 5).
+ *  v6  ac_utimescaled, ac_stimescaled, cpu_scaled_run_real_total; v7 freepages_count/_delay_total
+ *      (patch "per-task-delay-accounting: update taskstats for memory reclaim delay", 2008:
+ *      `-#define TASKSTATS_VERSION 6 / +7`, added after cpu_scaled_run_real_total).
+ *  v8  no new field (TASKSTATS_TYPE_NULL padding attribute; torvalds/linux uapi header, v8).
+ *  v9 thrashing_count/_delay_total; v10 ac_btime64; v11 compact_count/_delay_total; v12
+ *      ac_tgid, ac_tgetime, ac_exe_dev, ac_exe_inode; v13 wpcopy_count/_delay_total (Linux 6.1:
+ *      Debian 12's linux-libc-dev 6.1 header, checked by offsetof below); v14 irq_count/
+ *      _delay_total (the header's own "vN:" comments).
+ *  v15 (commits 658eb5ab916d, f65c64f311ee, b016d0873777, 2025): *_delay_max/_min inserted after
+ *      each *_delay_total; v16 ("taskstats: fix struct taskstats breaks backward compatibility
+ *      since version 15", May 2025): the same 16 fields moved to the end. This 6.18 kernel
+ *      sends v16.
+ *  v17 (patch "delay max timestamp record", 2025, after 6.18): 8 struct timespec64
+ *      {__s64 tv_sec; long tv_nsec} after irq_delay_min (the parser knows the size, keeps none).
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fillRecord, KNOWN_TASKSTATS_VERSION } from './parser.js';
+import { newTaskRecord, type TaskRecord } from './record.js';
+import { needs } from '../../test/support/caps.js';
+
+type CType = 'u8' | 'u16' | 'u32' | 'u64' | 'comm' | 'pad3' | 'pad6' | 'ts64';
+interface Decl {
+  name: string;
+  type: CType;
+  /** `__attribute__((aligned(8)))` in the header */
+  aligned8?: boolean;
+  /** the version that appended it */
+  since: number;
+}
+const SIZE: Record<CType, number> = { u8: 1, u16: 2, u32: 4, u64: 8, comm: 32, pad3: 3, pad6: 6, ts64: 16 };
+const ALIGN: Record<CType, number> = { u8: 1, u16: 2, u32: 4, u64: 8, comm: 1, pad3: 1, pad6: 2, ts64: 8 };
+
+const u64s = (since: number, ...names: string[]): Decl[] => names.map((name) => ({ name, type: 'u64', since }));
+const maxMin = (since: number, ...kinds: string[]): Decl[] => kinds.flatMap((k) => u64s(since, `${k}_delay_max`, `${k}_delay_min`));
+
+/** v1 (2.6.18). */
+const V1: Decl[] = [
+  { name: 'version', type: 'u16', since: 1 },
+  { name: 'padding', type: 'pad6', since: 1 },
+  ...u64s(
+    1,
+    'cpu_count',
+    'cpu_delay_total',
+    'blkio_count',
+    'blkio_delay_total',
+    'swapin_count',
+    'swapin_delay_total',
+    'cpu_run_real_total',
+    'cpu_run_virtual_total',
+  ),
+];
+
+/** v2 .. v14 in declaration order (append-only); `tail` is what v16/v17 add at the end. */
+function declarations(v15: boolean): Decl[] {
+  const mid = (kind: string): Decl[] => (v15 ? maxMin(15, kind) : []);
+  return [
+    { name: 'version', type: 'u16', since: 1 },
+    { name: 'ac_exitcode', type: 'u32', since: 2 },
+    { name: 'ac_flag', type: 'u8', since: 2 },
+    { name: 'ac_nice', type: 'u8', since: 2 },
+    { name: 'cpu_count', type: 'u64', aligned8: true, since: 1 },
+    ...u64s(1, 'cpu_delay_total'),
+    ...mid('cpu'),
+    ...u64s(1, 'blkio_count', 'blkio_delay_total'),
+    ...mid('blkio'),
+    ...u64s(1, 'swapin_count', 'swapin_delay_total'),
+    ...mid('swapin'),
+    ...u64s(1, 'cpu_run_real_total', 'cpu_run_virtual_total'),
+    { name: 'ac_comm', type: 'comm', since: 2 },
+    { name: 'ac_sched', type: 'u8', aligned8: true, since: 2 },
+    { name: 'ac_pad', type: 'pad3', since: 2 },
+    { name: 'ac_uid', type: 'u32', aligned8: true, since: 2 },
+    { name: 'ac_gid', type: 'u32', since: 2 },
+    { name: 'ac_pid', type: 'u32', since: 2 },
+    { name: 'ac_ppid', type: 'u32', since: 2 },
+    { name: 'ac_btime', type: 'u32', since: 2 },
+    { name: 'ac_etime', type: 'u64', aligned8: true, since: 2 },
+    ...u64s(2, 'ac_utime', 'ac_stime', 'ac_minflt', 'ac_majflt'),
+    ...u64s(2, 'coremem', 'virtmem', 'hiwater_rss', 'hiwater_vm', 'read_char', 'write_char', 'read_syscalls', 'write_syscalls'),
+    ...u64s(3, 'read_bytes', 'write_bytes', 'cancelled_write_bytes'),
+    ...u64s(5, 'nvcsw', 'nivcsw'),
+    ...u64s(6, 'ac_utimescaled', 'ac_stimescaled', 'cpu_scaled_run_real_total'),
+    ...u64s(7, 'freepages_count', 'freepages_delay_total'),
+    ...mid('freepages'),
+    ...u64s(9, 'thrashing_count', 'thrashing_delay_total'),
+    ...mid('thrashing'),
+    ...u64s(10, 'ac_btime64'),
+    ...u64s(11, 'compact_count', 'compact_delay_total'),
+    ...mid('compact'),
+    { name: 'ac_tgid', type: 'u32', since: 12 },
+    ...u64s(12, 'ac_tgetime', 'ac_exe_dev', 'ac_exe_inode'),
+    ...u64s(13, 'wpcopy_count', 'wpcopy_delay_total'),
+    ...mid('wpcopy'),
+    ...u64s(14, 'irq_count', 'irq_delay_total'),
+    ...mid('irq'),
+    ...(v15 ? [] : maxMin(16, 'cpu', 'blkio', 'swapin', 'freepages', 'thrashing', 'compact', 'wpcopy', 'irq')),
+    ...(v15
+      ? []
+      : ['cpu', 'blkio', 'swapin', 'freepages', 'thrashing', 'compact', 'wpcopy', 'irq'].map((k): Decl => ({
+          name: `${k}_delay_max_ts`,
+          type: 'ts64',
+          since: 17,
+        }))),
+  ];
+}
+
+interface Field {
+  name: string;
+  type: CType;
+  offset: number;
+}
+/** The C layout of the fields of `version` (x86-64: u64 aligned to 8), and the struct's size. */
+function layout(version: number): { fields: Field[]; size: number } {
+  const decls = version === 1 ? V1 : declarations(version === 15).filter((d) => d.since <= version);
+  let off = 0;
+  let maxAlign = 1;
+  const fields: Field[] = [];
+  for (const d of decls) {
+    const a = Math.max(ALIGN[d.type], d.aligned8 === true ? 8 : 1);
+    maxAlign = Math.max(maxAlign, a);
+    off = Math.ceil(off / a) * a;
+    fields.push({ name: d.name, type: d.type, offset: off });
+    off += SIZE[d.type];
+  }
+  return { fields, size: Math.ceil(off / maxAlign) * maxAlign };
+}
+
+/** Kernel field -> TaskRecord property, for the fields the record keeps. */
+const RECORD: Record<string, keyof TaskRecord> = {
+  version: 'version',
+  ac_exitcode: 'exitStatus',
+  ac_flag: 'flags',
+  ac_nice: 'nice',
+  cpu_count: 'cpuDelayCount',
+  cpu_delay_total: 'cpuDelayTotalNs',
+  blkio_count: 'blkioDelayCount',
+  blkio_delay_total: 'blkioDelayTotalNs',
+  swapin_count: 'swapinDelayCount',
+  swapin_delay_total: 'swapinDelayTotalNs',
+  cpu_run_real_total: 'cpuRunRealNs',
+  cpu_run_virtual_total: 'cpuRunVirtualNs',
+  ac_comm: 'comm',
+  ac_sched: 'sched',
+  ac_uid: 'uid',
+  ac_gid: 'gid',
+  ac_pid: 'pid',
+  ac_ppid: 'ppid',
+  ac_etime: 'elapsedUs',
+  ac_utime: 'userUs',
+  ac_stime: 'systemUs',
+  ac_minflt: 'minorFaults',
+  ac_majflt: 'majorFaults',
+  coremem: 'coreMemMbUs',
+  virtmem: 'virtMemMbUs',
+  hiwater_rss: 'hiwaterRssKb',
+  hiwater_vm: 'hiwaterVmKb',
+  read_char: 'readCharBytes',
+  write_char: 'writeCharBytes',
+  read_syscalls: 'readSyscalls',
+  write_syscalls: 'writeSyscalls',
+  read_bytes: 'readBytes',
+  write_bytes: 'writeBytes',
+  cancelled_write_bytes: 'cancelledWriteBytes',
+  nvcsw: 'voluntaryCtxSwitches',
+  nivcsw: 'involuntaryCtxSwitches',
+  ac_utimescaled: 'userScaledUs',
+  ac_stimescaled: 'systemScaledUs',
+  freepages_count: 'freepagesDelayCount',
+  freepages_delay_total: 'freepagesDelayTotalNs',
+  thrashing_count: 'thrashingDelayCount',
+  thrashing_delay_total: 'thrashingDelayTotalNs',
+  compact_count: 'compactDelayCount',
+  compact_delay_total: 'compactDelayTotalNs',
+  ac_tgid: 'tgid',
+  ac_tgetime: 'groupElapsedUs',
+  wpcopy_count: 'wpcopyDelayCount',
+  wpcopy_delay_total: 'wpcopyDelayTotalNs',
+  irq_count: 'irqDelayCount',
+  irq_delay_total: 'irqDelayTotalNs',
+};
+for (const k of ['cpu', 'blkio', 'swapin', 'freepages', 'thrashing', 'compact', 'wpcopy', 'irq']) {
+  RECORD[`${k}_delay_max`] = `${k}DelayMaxNs` as keyof TaskRecord;
+  RECORD[`${k}_delay_min`] = `${k}DelayMinNs` as keyof TaskRecord;
+}
+
+/**
+ * A struct of `version` where every field holds its own value (u64s above 2^32, so a read of
+ * the wrong half or the wrong slot shows), and the record fillRecord must produce from it.
+ */
+function build(version: number): { buf: Buffer; want: TaskRecord } {
+  const { fields, size } = layout(version);
+  const buf = Buffer.alloc(size);
+  const want = newTaskRecord();
+  const values: Record<string, number | string> = {};
+  let n = 0;
+  for (const f of fields) {
+    n++;
+    let v: number | string;
+    switch (f.type) {
+      case 'u8':
+        v = 0x40 + n;
+        buf[f.offset] = v;
+        break;
+      case 'u16':
+        v = version;
+        buf.writeUInt16LE(v, f.offset);
+        break;
+      case 'u32':
+        v = f.name === 'ac_exitcode' ? 7 << 8 : 0x10000 * n + n; // exit(7)
+        buf.writeUInt32LE(v, f.offset);
+        break;
+      case 'u64':
+        v = 2 ** 33 * n + 1000 * n + 1; // below 2^53
+        buf.writeBigUInt64LE(BigInt(v), f.offset);
+        break;
+      case 'comm':
+        v = `v${version}-comm-15chars`.slice(0, 15);
+        buf.write(v, f.offset, 'latin1');
+        break;
+      default:
+        v = 0; // padding, ac_pad, timespecs: nothing the record keeps
+        if (f.type === 'ts64') buf.writeBigInt64LE(BigInt(1_700_000_000 + n), f.offset);
+    }
+    values[f.name] = v;
+    const prop = RECORD[f.name];
+    if (prop !== undefined) (want as unknown as Record<string, unknown>)[prop] = v;
+  }
+  // Derived fields, by their definitions (wait status; btime64 when there, else the u32 btime).
+  want.exitCode = values.ac_exitcode !== undefined ? 7 : 0;
+  want.startTimeSec = (values.ac_btime64 ?? values.ac_btime ?? 0) as number;
+  want.kind = 'live';
+  return { buf, want };
+}
+
+describe('struct taskstats v1..v17: layouts from the kernel headers', () => {
+  test('sizes: v1 72 bytes, v13 416 (Linux 6.1), v16 560 (this kernel), v17 688', () => {
+    assert.equal(layout(1).size, 72);
+    assert.equal(layout(1).fields.find((f) => f.name === 'cpu_count')!.offset, 8);
+    assert.equal(layout(13).size, 416);
+    assert.equal(layout(15).size, 560);
+    assert.equal(layout(16).size, 560);
+    assert.equal(layout(17).size, 688);
+    assert.equal(KNOWN_TASKSTATS_VERSION, 17, 'a new version needs its header transcribed here');
+  });
+
+  for (let version = 1; version <= 17; version++) {
+    test(`v${version}: every field the version has, exactly; nothing it lacks`, () => {
+      const { buf, want } = build(version);
+      // at a 4-mod-8 offset, as in a datagram
+      const payload = Buffer.alloc(buf.length + 12);
+      buf.copy(payload, 4);
+      const got = newTaskRecord();
+      Object.assign(got, { readBytes: 999, cpuDelayMaxNs: 5, comm: 'stale' }); // must be reset
+      fillRecord(payload, 4, buf.length, got);
+      assert.deepEqual(got, want);
+    });
+  }
+
+  test('a version newer than any known reads its known prefix (v17 fields of a longer v18 struct)', () => {
+    const { buf, want } = build(17);
+    const longer = Buffer.concat([buf, Buffer.alloc(64, 0xff)]);
+    longer.writeUInt16LE(18, 0);
+    const got = newTaskRecord();
+    fillRecord(longer, 0, longer.length, got);
+    assert.deepEqual(got, { ...want, version: 18 });
+  });
+
+  test("offsetof() from this machine's <linux/taskstats.h> equals the computed layout", { skip: needs('cc') }, (t) => {
+    const header = '/usr/include/linux/taskstats.h';
+    const dir = mkdtempSync(join(tmpdir(), 'ts-offsetof-'));
+    try {
+      const names = layout(17)
+        .fields.filter((f) => !['padding', 'ac_pad'].includes(f.name))
+        .map((f) => f.name);
+      // The header's TASKSTATS_VERSION decides which fields to ask offsetof() for.
+      const probe = join(dir, 'v.c');
+      writeFileSync(probe, '#include <linux/taskstats.h>\n#include <stdio.h>\nint main(void){printf("%d\\n", TASKSTATS_VERSION);return 0;}\n');
+      const vbin = join(dir, 'v');
+      const cv = spawnSync('cc', ['-o', vbin, probe], { encoding: 'utf8' });
+      if (cv.status !== 0) {
+        t.skip(`no usable ${header} (${cv.stderr.trim().split('\n')[0]})`);
+        return;
+      }
+      const hv = Number(spawnSync(vbin, { encoding: 'utf8' }).stdout.trim());
+      const mine = layout(hv);
+      const have = names.filter((n) => mine.fields.some((f) => f.name === n));
+      const src = join(dir, 'o.c');
+      writeFileSync(
+        src,
+        '#include <linux/taskstats.h>\n#include <stddef.h>\n#include <stdio.h>\nint main(void){\n' +
+          have.map((n) => `printf("${n} %zu\\n", offsetof(struct taskstats, ${n}));`).join('\n') +
+          '\nprintf("sizeof %zu\\n", sizeof(struct taskstats));\nreturn 0;}\n',
+      );
+      const bin = join(dir, 'o');
+      const c = spawnSync('cc', ['-o', bin, src], { encoding: 'utf8' });
+      assert.equal(c.status, 0, c.stderr);
+      const out = spawnSync(bin, { encoding: 'utf8' }).stdout;
+      const truth = Object.fromEntries(
+        out
+          .trim()
+          .split('\n')
+          .map((l) => [l.split(' ')[0]!, Number(l.split(' ')[1])]),
+      );
+      const computed: Record<string, number> = { sizeof: mine.size };
+      for (const f of mine.fields) if (have.includes(f.name)) computed[f.name] = f.offset;
+      t.diagnostic(`${header}: TASKSTATS_VERSION ${hv}, ${have.length} fields, sizeof ${truth.sizeof}`);
+      assert.deepEqual(computed, truth);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
