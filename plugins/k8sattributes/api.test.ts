@@ -83,9 +83,8 @@ describe('k8sattributes with the Kubernetes API (local fake API server)', { time
     const p = await k8sAttributesFactory.create(recordingCtx(rec), c);
     assert.ok(p instanceof K8sAttributesProcessor);
     processors.push(p);
-    const t0 = Date.now();
+    // That start() does not wait for the API is proven by the slow-API test (no metadata yet when it returns).
     await p.start();
-    assert.ok(Date.now() - t0 < 2000, `start() must not wait for the API (took ${Date.now() - t0} ms)`);
     return p;
   };
 
@@ -330,11 +329,10 @@ describe('k8sattributes with the Kubernetes API (local fake API server)', { time
     server.listDelayMs = 3000;
     try {
       const p = await start(config());
-      const t0 = process.hrtime.bigint();
+      // process() is synchronous: it cannot wait for the API; what it gives before the list is the cgroup's part.
       const out = processOne(p, corednsAttrs);
-      assert.ok(Number(process.hrtime.bigint() - t0) < 200e6, 'process() answers at once');
       assert.equal(out['k8s.pod.uid'], COREDNS_UID);
-      assert.equal(out['k8s.pod.name'], undefined, 'metadata not there yet');
+      assert.equal(out['k8s.pod.name'], undefined, 'start() returned before the list: metadata not there yet');
       await waitFor('metadata after the slow list', () => processOne(p, corednsAttrs)['k8s.pod.name'] !== undefined, 8000);
       await p.shutdown();
     } finally {

@@ -136,7 +136,8 @@ export class ExitListener {
    * sends it in do_exit), so after it the handler has seen them all.
    */
   drainNow(): void {
-    if (this.sock) this.drain();
+    // drain() stops after maxPerWake datagrams; here the socket is emptied (bounded: it refills).
+    for (let i = 0; i < 64 && this.sock && this.drain(); i++);
   }
 
   private wake(status: number): void {
@@ -171,13 +172,14 @@ export class ExitListener {
     this.handle.start({ readable: true }, this.onPoll);
   }
 
-  /** recv() until EAGAIN (or maxPerWake datagrams). */
-  private drain(): void {
+  /** recv() until EAGAIN (or maxPerWake datagrams). @returns whether it stopped at maxPerWake. */
+  private drain(): boolean {
     const sock = this.sock!;
     const buf = this.buf;
     let delivered = 0;
     let sawDrop = false;
-    for (let i = 0; i < this.maxPerWake; i++) {
+    let i = 0;
+    for (; i < this.maxPerWake; i++) {
       const n = sock.recv(buf, MSG_DONTWAIT);
       if (n > 0) {
         delivered += this.handleDatagram(buf, n);
@@ -199,6 +201,7 @@ export class ExitListener {
       this.opts.handler.kernelDrop();
     }
     if (delivered > 0) this.opts.handler.drained();
+    return i === this.maxPerWake;
   }
 
   /** Returns the number of exits delivered from this datagram. */

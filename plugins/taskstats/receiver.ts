@@ -425,6 +425,9 @@ export class TaskstatsReceiver implements Receiver {
     // cpu.stat first: the sweep then reads processes later than the cgroup was read, so the
     // unaccounted remainder can lag but never run ahead (cgroup-reconcile.ts).
     this.cgroups?.read();
+    // Exit records queued so far first, so that the sweep knows those processes ended and does not
+    // count their teardown as life (ProcessAccounting's recently-ended table).
+    for (const l of this.listeners) l.drainNow();
     try {
       const stats = await poller.sweep((rec) => {
         try {
@@ -443,11 +446,14 @@ export class TaskstatsReceiver implements Receiver {
       this.ctx.logger.error(`live sweep failed: ${(err as Error).message}`, { key: 'sweep_failed' });
     }
     if (this.stopped) return;
+    // The kernel queues a process's exit record in do_exit, before the process leaves /proc, so
+    // every process the sweep no longer listed has its record queued by now: take them all before
+    // endSweep decides which processes are gone. Otherwise a listener behind the sweep (a loaded
+    // machine) has a process forgotten as lost, and its late record then counts it again from
+    // zero. It also keeps the cgroup remainder from holding CPU a record is about to bring.
+    for (const l of this.listeners) l.drainNow();
     now = Date.now();
     this.accounting.endSweep(now, out);
-    // Every process that ended before cpu.stat was read has its exit record queued by now: take
-    // them all, so that the unaccounted remainder never holds CPU a record is about to bring.
-    if (this.cgroups) for (const l of this.listeners) l.drainNow();
     // Exits waiting in the current batch go first: they happened before the sweep ended.
     this.flushExits();
     this.cgroups?.observe(out);
