@@ -17,7 +17,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import type { ExponentialHistogram, Histogram, MetricData } from '@opentelemetry/sdk-metrics';
-import { DataPointType, parseListenAddress } from '../../src/api/index.js';
+import { AgentError, DataPointType, ErrorCode, parseListenAddress } from '../../src/api/index.js';
 import type { ComponentContext, Exporter, ResourceMetrics } from '../../src/api/index.js';
 import type { PrometheusExporterConfig } from './config.js';
 
@@ -50,11 +50,11 @@ export class PrometheusExporter implements Exporter {
 
   async start(): Promise<void> {
     const listen = parseListenAddress(this.config.endpoint);
-    if (!listen) throw new Error(`prometheus exporter: endpoint "${this.config.endpoint}" is not host:port`);
+    if (!listen) throw new AgentError(ErrorCode.BAD_CONFIG, `prometheus exporter: endpoint "${this.config.endpoint}" is not host:port`);
     const server = http.createServer((req, res) => this.handle(req, res));
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) =>
-        reject(new Error(`prometheus exporter: cannot listen on ${this.config.endpoint}: ${e.code ?? e.message}`)),
+        reject(new AgentError(ErrorCode.CANNOT_LISTEN, `prometheus exporter: cannot listen on ${this.config.endpoint}: ${e.code ?? e.message}`)),
       );
       server.listen(listen.port, listen.host, () => resolve());
     });
