@@ -323,7 +323,7 @@ export async function runAgent(
       server = await startTelemetryServer(config.telemetry.metrics.address, telemetry, () => service.ready());
       log.info({ address: server.address }, 'telemetry endpoint listening (/metrics, /healthz, /readyz)');
     } catch (e) {
-      log.error({ error: (e as Error).message }, 'cannot start the telemetry endpoint');
+      log.error({ code: errorCodeOf(e), error: (e as Error).message }, 'cannot start the telemetry endpoint');
       cleanup();
       return EXIT.RUNTIME;
     }

@@ -5,7 +5,7 @@
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { parseListenAddress } from './api/index.js';
+import { AgentError, ErrorCode, parseListenAddress } from './api/index.js';
 import type { SelfTelemetry } from './telemetry.js';
 
 export interface TelemetryServer {
@@ -16,7 +16,7 @@ export interface TelemetryServer {
 
 export async function startTelemetryServer(address: string, telemetry: SelfTelemetry, isReady: () => boolean): Promise<TelemetryServer> {
   const parsed = parseListenAddress(address);
-  if (!parsed) throw new Error(`service.telemetry.metrics.address: invalid address "${address}"`);
+  if (!parsed) throw new AgentError(ErrorCode.BAD_CONFIG, `service.telemetry.metrics.address: invalid address "${address}"`);
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -44,7 +44,12 @@ export async function startTelemetryServer(address: string, telemetry: SelfTelem
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
-      reject(new Error(`telemetry endpoint cannot listen on ${address}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`));
+      reject(
+        new AgentError(
+          ErrorCode.CANNOT_LISTEN,
+          `telemetry endpoint cannot listen on ${address}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`,
+        ),
+      );
     };
     server.once('error', onError);
     server.listen(parsed.port, parsed.host, () => {

@@ -7,7 +7,7 @@
  * on the hot path is one addition with no lookup.
  */
 import type { MetricData, ScopeMetrics } from '@opentelemetry/sdk-metrics';
-import { AggregationTemporality, DataPointType, ValueType } from './api/index.js';
+import { AggregationTemporality, DataPointType, prometheusMetricName, ValueType } from './api/index.js';
 import type { Attributes, ComponentKind, ComponentTelemetry } from './api/index.js';
 
 export const SELF_SCOPE_NAME = 'taskstats-agent.self';
@@ -159,7 +159,7 @@ export class SelfTelemetry {
         }
         s.add(count);
       },
-      counter: (name: string, description: string, unit = '1') => {
+      counter: (name: string, description: string, unit = '') => {
         const full = checkName(name);
         const plain = this.counter(full, description, unit, base, 'double');
         const cache = new Map<string, CounterSeries>();
@@ -180,7 +180,7 @@ export class SelfTelemetry {
           },
         };
       },
-      gauge: (name: string, description: string, read: () => number, unit = '1', attributes?: Attributes) => {
+      gauge: (name: string, description: string, read: () => number, unit = '', attributes?: Attributes) => {
         this.gauge(checkName(name), description, unit, attributes ? { ...attributes, ...base } : base, read, 'double');
       },
     };
@@ -250,8 +250,8 @@ export class SelfTelemetry {
   toPrometheus(): string {
     const lines: string[] = [];
     for (const { family: f, points } of this.snapshot()) {
-      let name = prometheusName(f.name);
-      if (f.kind === 'counter') name += '_total';
+      let name = prometheusName(prometheusMetricName(f.name, f.unit, f.kind === 'gauge'));
+      if (f.kind === 'counter' && !name.endsWith('_total')) name += '_total';
       lines.push(`# HELP ${name} ${f.description.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`);
       lines.push(`# TYPE ${name} ${f.kind}`);
       for (const p of points) {

@@ -1,7 +1,17 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
-import { ATTR, type Attributes, type ComponentContext, type LogBatch, type LogProcessor, type Processor, type SampleBatch } from '../../src/api/index.js';
+import {
+  AgentError,
+  ATTR,
+  ErrorCode,
+  type Attributes,
+  type ComponentContext,
+  type LogBatch,
+  type LogProcessor,
+  type Processor,
+  type SampleBatch,
+} from '../../src/api/index.js';
 import { parseCgroupPath } from './cgroup.js';
 import type { K8sAttributesConfig } from './config.js';
 import { PodInfoBuilder, PodStore, type PodInfo } from './pods.js';
@@ -77,7 +87,8 @@ export class K8sAttributesProcessor implements Processor, LogProcessor {
     let kubeconfigPath: string | undefined;
     if (auth === 'serviceAccount') {
       if (!process.env.KUBERNETES_SERVICE_HOST || !process.env.KUBERNETES_SERVICE_PORT) {
-        throw new Error(
+        throw new AgentError(
+          ErrorCode.BAD_CONFIG,
           `${ctx.id}: auth_type serviceAccount needs KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT (set in every pod); use auth_type kubeConfig outside a cluster`,
         );
       }
@@ -205,16 +216,16 @@ export class K8sAttributesProcessor implements Processor, LogProcessor {
 
 /** Fails early on a kubeconfig that cannot work: missing, unreadable, or without the context asked for. */
 function checkKubeconfig(id: string, path: string, context: string | undefined): void {
-  if (!existsSync(path)) throw new Error(`${id}: kubeconfig ${path} does not exist`);
+  if (!existsSync(path)) throw new AgentError(ErrorCode.BAD_CONFIG, `${id}: kubeconfig ${path} does not exist`);
   type Kubeconfig = { contexts?: { name?: string }[]; 'current-context'?: string; clusters?: unknown[] };
   let doc: Kubeconfig;
   try {
     doc = (parseYaml(readFileSync(path, 'utf8')) as Kubeconfig | null) ?? {};
   } catch (err) {
-    throw new Error(`${id}: kubeconfig ${path} is not valid YAML: ${(err as Error).message}`, { cause: err });
+    throw new AgentError(ErrorCode.BAD_CONFIG, `${id}: kubeconfig ${path} is not valid YAML: ${(err as Error).message}`, { cause: err });
   }
   const names = (doc.contexts ?? []).map((c) => c.name);
   const wanted = context ?? doc['current-context'];
-  if (!wanted) throw new Error(`${id}: kubeconfig ${path} has no current-context; set kube_config_context`);
-  if (!names.includes(wanted)) throw new Error(`${id}: kubeconfig ${path} has no context "${wanted}"`);
+  if (!wanted) throw new AgentError(ErrorCode.BAD_CONFIG, `${id}: kubeconfig ${path} has no current-context; set kube_config_context`);
+  if (!names.includes(wanted)) throw new AgentError(ErrorCode.BAD_CONFIG, `${id}: kubeconfig ${path} has no context "${wanted}"`);
 }

@@ -15,7 +15,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { createExporterHelper, DropReason, LOGS_SCOPE, severityText } from '../../src/api/index.js';
+import { AgentError, createExporterHelper, DropReason, ErrorCode, LOGS_SCOPE, severityText } from '../../src/api/index.js';
 import type { ComponentContext, Exporter, ExporterHelper, LogBatch, LogExporter, Resource, ResourceMetrics, SendResult, Signal } from '../../src/api/index.js';
 import type { OtlpExporterConfig, ResolvedOtlpSettings } from './config.js';
 import { resolveOtlpSettings } from './config.js';
@@ -144,9 +144,13 @@ class SignalSender<T> {
       try {
         out[which] = readFileSync(entry.file);
       } catch (error) {
-        throw new Error(`otlp exporter: ${entry.from}: cannot read "${entry.file}": ${(error as NodeJS.ErrnoException).code ?? String(error)}`, {
-          cause: error,
-        });
+        throw new AgentError(
+          ErrorCode.BAD_CONFIG,
+          `otlp exporter: ${entry.from}: cannot read "${entry.file}": ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+          {
+            cause: error,
+          },
+        );
       }
     }
     return out;

@@ -4,7 +4,7 @@
  * PrometheusSerializer (dots to underscores, `_total` on counters; attributes to labels; resource
  * attributes in `target_info`, or on every series with resource_to_telemetry_conversion). That
  * serializer adds no unit to names, so the names are first given the unit suffix of the
- * OpenTelemetry-to-Prometheus compatibility rules (prometheusMetricName): `process.cpu.time` in
+ * OpenTelemetry-to-Prometheus compatibility rules (prometheusMetricName, src/api): `process.cpu.time` in
  * `s` is served as `process_cpu_time_seconds_total`.
  *
  * Exponential histograms have no form in the Prometheus text format (native histograms exist only
@@ -17,7 +17,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import type { ExponentialHistogram, Histogram, MetricData } from '@opentelemetry/sdk-metrics';
-import { DataPointType, parseListenAddress } from '../../src/api/index.js';
+import { AgentError, DataPointType, ErrorCode, parseListenAddress, prometheusMetricName, prometheusUnit } from '../../src/api/index.js';
 import type { ComponentContext, Exporter, ResourceMetrics } from '../../src/api/index.js';
 import type { PrometheusExporterConfig } from './config.js';
 
@@ -50,11 +50,11 @@ export class PrometheusExporter implements Exporter {
 
   async start(): Promise<void> {
     const listen = parseListenAddress(this.config.endpoint);
-    if (!listen) throw new Error(`prometheus exporter: endpoint "${this.config.endpoint}" is not host:port`);
+    if (!listen) throw new AgentError(ErrorCode.BAD_CONFIG, `prometheus exporter: endpoint "${this.config.endpoint}" is not host:port`);
     const server = http.createServer((req, res) => this.handle(req, res));
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) =>
-        reject(new Error(`prometheus exporter: cannot listen on ${this.config.endpoint}: ${e.code ?? e.message}`)),
+        reject(new AgentError(ErrorCode.CANNOT_LISTEN, `prometheus exporter: cannot listen on ${this.config.endpoint}: ${e.code ?? e.message}`)),
       );
       server.listen(listen.port, listen.host, () => resolve());
     });
@@ -147,65 +147,6 @@ export function classicHistograms(metrics: ResourceMetrics, converted: (names: s
   if (names.length === 0) return metrics;
   converted(names);
   return { resource: metrics.resource, scopeMetrics };
-}
-
-/** UCUM units and their Prometheus words (OpenTelemetry-to-Prometheus compatibility, "Metric metadata"). */
-const UNIT_WORDS: Record<string, string> = {
-  d: 'days',
-  h: 'hours',
-  min: 'minutes',
-  s: 'seconds',
-  ms: 'milliseconds',
-  us: 'microseconds',
-  ns: 'nanoseconds',
-  By: 'bytes',
-  KiBy: 'kibibytes',
-  MiBy: 'mebibytes',
-  GiBy: 'gibibytes',
-  TiBy: 'tebibytes',
-  KBy: 'kilobytes',
-  MBy: 'megabytes',
-  GBy: 'gigabytes',
-  TBy: 'terabytes',
-  m: 'meters',
-  V: 'volts',
-  A: 'amperes',
-  J: 'joules',
-  W: 'watts',
-  g: 'grams',
-  Cel: 'celsius',
-  Hz: 'hertz',
-  '%': 'percent',
-};
-const PER_WORDS: Record<string, string> = { s: 'second', m: 'minute', h: 'hour', d: 'day', w: 'week', mo: 'month', y: 'year' };
-
-/**
- * The unit part of a Prometheus name: `s` -> `seconds`, `By/s` -> `bytes_per_second`; annotations
- * (`{process}`) and units outside the table (products such as `MiBy.s`) give none; a gauge in `1`
- * gives `ratio`.
- */
-export function prometheusUnit(unit: string, gauge: boolean): string {
-  const u = unit.replace(/\{[^}]*\}/g, '').trim();
-  if (u === '1') return gauge ? 'ratio' : '';
-  const [main = '', per, ...rest] = u.split('/');
-  if (rest.length > 0) return '';
-  const mainWord = main === '' || main === '1' ? '' : UNIT_WORDS[main];
-  if (mainWord === undefined) return '';
-  if (per === undefined) return mainWord;
-  const perWord = PER_WORDS[per] ?? UNIT_WORDS[per];
-  if (perWord === undefined) return '';
-  return mainWord === '' ? `per_${perWord}` : `${mainWord}_per_${perWord}`;
-}
-
-/**
- * The metric name with its unit suffix unless it already ends with it (the serializer then turns
- * dots into underscores and adds `_total` to monotonic sums).
- */
-export function prometheusMetricName(name: string, unit: string, gauge: boolean): string {
-  const suffix = prometheusUnit(unit, gauge);
-  if (suffix === '') return name;
-  const flat = name.replace(/[^a-zA-Z0-9_:]/g, '_');
-  return flat.endsWith(`_${suffix}`) || flat.endsWith(`_${suffix}_total`) ? name : `${name}_${suffix}`;
 }
 
 /** `metrics` with Prometheus names (unit suffixes) and Prometheus units in the descriptors. */

@@ -20,6 +20,8 @@ export const ErrorCode = {
   BAD_PLUGIN: 'bad_plugin',
   /** The command line cannot be understood. */
   BAD_USAGE: 'bad_usage',
+  /** A listen address (telemetry endpoint, prometheus exporter) is in use or cannot be bound. */
+  CANNOT_LISTEN: 'cannot_listen',
   /** A system call failed for a reason none of the codes above names (`errno` says which). */
   SYSTEM_ERROR: 'system_error',
   /** A component threw something without a code while it was created or started. */
@@ -57,6 +59,10 @@ export const ERROR_CATALOGUE: Readonly<Record<ErrorCode, { readonly meaning: str
   bad_usage: {
     meaning: 'The command line names an unknown command or option, or an option value is invalid.',
     remedy: 'See `taskstats-agent --help`.',
+  },
+  cannot_listen: {
+    meaning: 'An address the agent must listen on (the telemetry endpoint, the prometheus exporter) is in use or cannot be bound.',
+    remedy: "Choose another port (port 0 picks a free one), or stop what holds it; in Kubernetes with hostNetwork, the port is the node's.",
   },
   system_error: {
     meaning: 'A system call failed for a reason no other code names; the message gives the call and the errno.',

@@ -361,9 +361,12 @@ export interface ComponentTelemetry {
    * reason of the plugin's own, and e.g. `{ signal: 'logs' }`.
    */
   dropped(count: number, reason: DropReason | (string & NonNullable<unknown>), attributes?: Attributes): void;
-  /** A monotonic counter of the component's own, e.g. `exits_lost`. Name in snake_case. */
+  /**
+   * A monotonic counter of the component's own, e.g. `exits_lost`. Name in snake_case. Unit: UCUM
+   * (`s`, `By`, or an annotation such as `{exit}`; default none); Prometheus names get its suffix.
+   */
   counter(name: string, description: string, unit?: string): { add(value: number, attributes?: Attributes): void };
-  /** A gauge read at collection time, e.g. a queue's size. */
+  /** A gauge read at collection time, e.g. a queue's size (unit as for counters; `1` means a ratio). */
   gauge(name: string, description: string, read: () => number, unit?: string, attributes?: Attributes): void;
 }
 
@@ -589,4 +592,5 @@ export function parseComponentId(id: string): { type: string; name?: string } {
 }
 
 export * from './errors.js';
+export * from './prometheus-names.js';
 export * from './exporter-helper.js';

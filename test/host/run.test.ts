@@ -340,6 +340,7 @@ service:
     const exit = await second.exited;
     assert.equal(exit.code, 1);
     assert.match(second.stderr, /address already in use/);
+    assert.match(second.stderr, /"code":"cannot_listen"|code=cannot_listen/, 'the catalogue code');
     assert.equal((await first.stop()).code, 0);
   });
 });
