@@ -35,6 +35,7 @@ import { ProcessMetadata } from './process-metadata.js';
 import { ProcFileReader, parseProcCgroupBytes } from './cgroup-path.js';
 import { cgroupTestSkipReason, createTestCgroup, type TestCgroup } from '../../test/support/cgroup.js';
 import type { ComponentTelemetry, Logger } from '../../src/api/index.js';
+import { needs } from '../../test/support/caps.js';
 
 const NETLINK_GENERIC = 16;
 const GENL_ID_CTRL = 0x10;
@@ -250,7 +251,7 @@ interface Seen {
   pid: number;
 }
 
-const skip = cgroupTestSkipReason();
+const skip = needs('root', 'taskstats', 'libnl', 'cgroup2') || cgroupTestSkipReason();
 
 describe('cgroup attribution of exit records (real kernel, root)', { skip, timeout: 180_000 }, () => {
   const suffix = `${process.pid.toString(36)}${Math.floor(Math.random() * 36 ** 3).toString(36)}`.slice(-6);
@@ -497,6 +498,7 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
       return ((c.user + c.system) * 1000) / n;
     };
     // Forked child: unknown pid, AFORK, parent = this process.
+    const reads0 = pm.stats.procReads;
     const forked = cpuNs(() => {
       rec.pid = rec.tgid = 4_000_000;
       rec.ppid = process.pid;
@@ -505,7 +507,9 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
       pm.fillExit(rec, true);
     });
     assert.equal(rec.cgroup, pm.cgroupSelector.kind === 'v2' ? readFileSync('/proc/self/cgroup', 'utf8').match(/^0::(.*)$/m)![1] : rec.cgroup);
+    const forkedReads = pm.stats.procReads - reads0;
     // Own entry (exec'd process, or a thread of one): the entry of this process, not ended.
+    const reads1 = pm.stats.procReads;
     const own = cpuNs(() => {
       rec.pid = rec.tgid = process.pid;
       rec.ppid = 1;
@@ -513,6 +517,10 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
       rec.startTimeSec = 0;
       pm.fillExit(rec, false);
     });
+    const ownReads = pm.stats.procReads - reads1;
+    // The behaviour behind the figures: not a /proc read per exit on either path, counted (the
+    // CPU per call is printed for the record; bench/ measures costs against a baseline).
+    assert.ok(forkedReads < N / 100 && ownReads < N / 100, `/proc reads over ${N} calls: forked ${forkedReads}, own entry ${ownReads}`);
     const baseline = cpuNs(() => {
       rec.pid = rec.tgid = process.pid;
       rec.ppid = 1;
@@ -530,6 +538,5 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
       `# fillExit CPU: forked child via parent entry ${(forked - baseline).toFixed(0)} ns/exit, own entry ${(own - baseline).toFixed(0)} ns/exit ` +
         `(loop baseline ${baseline.toFixed(0)} ns subtracted); exit of an exec'd process adds a cgroup re-read of ${(reread / 1000).toFixed(1)} us`,
     );
-    assert.ok(forked - baseline < 5000 && own - baseline < 5000, 'fillExit stays in the sub-microsecond range, not a /proc read per exit');
   });
 });
