@@ -36,6 +36,7 @@ import { parseProcCgroupBytes } from './cgroup-path.js';
 import { ProcReader } from './proc-reader.js';
 import { cgroupTestSkipReason, createTestCgroup, type TestCgroup } from '../../test/support/cgroup.js';
 import type { ComponentTelemetry, Logger } from '../../src/api/index.js';
+import { needs } from '../../test/support/caps.js';
 
 const NETLINK_GENERIC = 16;
 const GENL_ID_CTRL = 0x10;
@@ -251,7 +252,7 @@ interface Seen {
   pid: number;
 }
 
-const skip = cgroupTestSkipReason();
+const skip = needs('root', 'taskstats', 'libnl', 'cgroup2') || cgroupTestSkipReason();
 
 describe('cgroup attribution of exit records (real kernel, root)', { skip, timeout: 180_000 }, () => {
   const suffix = `${process.pid.toString(36)}${Math.floor(Math.random() * 36 ** 3).toString(36)}`.slice(-6);
@@ -498,6 +499,7 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
       return ((c.user + c.system) * 1000) / n;
     };
     // Forked child: unknown pid, AFORK, parent = this process.
+    const reads0 = pm.stats.procReads;
     const forked = cpuNs(() => {
       rec.pid = rec.tgid = 4_000_000;
       rec.ppid = process.pid;
@@ -505,9 +507,11 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
       rec.startTimeSec = 0;
       pm.exit(rec, true);
     });
+    const forkedReads = pm.stats.procReads - reads0;
     const { cgroup } = pm.exit(rec, true);
     assert.equal(cgroup, pm.cgroupSelector.kind === 'v2' ? readFileSync('/proc/self/cgroup', 'utf8').match(/^0::(.*)$/m)![1] : cgroup);
     // Own entry (exec'd process, or a thread of one): the entry of this process, not ended.
+    const reads1 = pm.stats.procReads;
     const own = cpuNs(() => {
       rec.pid = rec.tgid = process.pid;
       rec.ppid = 1;
@@ -515,6 +519,10 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
       rec.startTimeSec = 0;
       pm.exit(rec, false);
     });
+    const ownReads = pm.stats.procReads - reads1;
+    // The behaviour behind the figures: not a /proc read per exit on either path, counted (the
+    // CPU per call is printed for the record; bench/ measures costs against a baseline).
+    assert.ok(forkedReads < N / 100 && ownReads < N / 100, `/proc reads over ${N} calls: forked ${forkedReads}, own entry ${ownReads}`);
     const baseline = cpuNs(() => {
       rec.pid = rec.tgid = process.pid;
       rec.ppid = 1;
@@ -532,6 +540,5 @@ describe('cgroup attribution of exit records (real kernel, root)', { skip, timeo
       `# fillExit CPU: forked child via parent entry ${(forked - baseline).toFixed(0)} ns/exit, own entry ${(own - baseline).toFixed(0)} ns/exit ` +
         `(loop baseline ${baseline.toFixed(0)} ns subtracted); exit of an exec'd process adds a cgroup re-read of ${(reread / 1000).toFixed(1)} us`,
     );
-    assert.ok(forked - baseline < 5000 && own - baseline < 5000, 'fillExit stays in the sub-microsecond range, not a /proc read per exit');
   });
 });

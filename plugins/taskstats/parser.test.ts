@@ -22,6 +22,7 @@ import { newTaskRecord, type TaskRecord } from './record.js';
 import { TaskstatsSocket } from './libnl.js';
 import { possibleCpus } from './config.js';
 import { needs } from '../../test/support/caps.js';
+import { struct } from '../../test/support/taskstats-layout.js';
 
 const FAMILY = 31;
 
@@ -52,47 +53,33 @@ function datagram(records: { aggr: 'pid' | 'tgid'; id: number; stats: Buffer }[]
   return Buffer.concat([hdr, body]);
 }
 
-function u64(b: Buffer, off: number, v: number): void {
-  if (off + 8 <= b.length) b.writeBigUInt64LE(BigInt(v), off);
+/** A v16 struct of a thread that exited with code 3, fields by their kernel names (the layout from the kernel's header). */
+function stats(over: Record<string, number | string> = {}): Buffer {
+  return struct(16, {
+    ac_exitcode: 3 << 8,
+    ac_flag: 0x21, // AFORK | AGROUP
+    cpu_count: 1016,
+    ac_comm: 'worker',
+    ac_uid: 1001,
+    ac_gid: 1002,
+    ac_pid: 4242,
+    ac_ppid: 1,
+    ac_btime: 1_700_000_000,
+    ac_btime64: 1_700_000_001,
+    ac_tgid: 4242,
+    ...over,
+  });
 }
-
-/** A struct taskstats of `len` bytes where every u64 field holds a value derived from its offset. */
-function stats(version: number, len: number): Buffer {
-  const b = Buffer.alloc(len);
-  b.writeUInt16LE(version, 0);
-  if (len >= 8) b.writeUInt32LE(3 << 8, 4); // exit(3)
-  if (len >= 9) b[8] = 0x21; // AFORK | AGROUP
-  for (let off = 16; off + 8 <= len; off += 8) u64(b, off, 1000 + off);
-  if (len >= 112) {
-    b.fill(0, 80, 112);
-    b.write('worker', 80, 'latin1');
-  }
-  if (len >= 144) {
-    b.fill(0, 112, 144);
-    b.writeUInt32LE(1001, 120); // uid
-    b.writeUInt32LE(1002, 124); // gid
-    b.writeUInt32LE(4242, 128); // pid
-    b.writeUInt32LE(1, 132); // ppid
-    b.writeUInt32LE(1_700_000_000, 136); // btime
-  }
-  if (len >= 352) u64(b, 344, 1_700_000_001); // btime64
-  if (len >= 376) {
-    b.fill(0, 368, 376);
-    b.writeUInt32LE(4242, 368); // tgid
-  }
-  return b;
-}
+/** TGID records carry no identity (seen on 6.18). */
+const NO_IDENTITY = { ac_comm: '', ac_uid: 0, ac_gid: 0, ac_pid: 0, ac_ppid: 0, ac_btime: 0, ac_btime64: 0, ac_tgid: 0 };
 
 // Every struct version's layout, from the kernel headers: struct-versions.test.ts.
 describe('parser: datagrams', () => {
   const p = new TaskstatsParser(FAMILY);
 
   test('exit status: signal, core dump, and a PID + TGID datagram', () => {
-    const t = stats(16, 560);
-    t.writeUInt32LE(0x80 | 11, 4); // SIGSEGV, core dumped
-    const g = stats(16, 560);
-    g.fill(0, 80, 144); // TGID records carry no identity
-    g.fill(0, 368, 372);
+    const t = stats({ ac_exitcode: 0x80 | 11 }); // SIGSEGV, core dumped
+    const g = stats(NO_IDENTITY);
     const pidRec = newTaskRecord();
     const tgidRec = newTaskRecord();
     const st = p.parseMessage(
@@ -126,9 +113,9 @@ describe('parser: datagrams', () => {
     assert.equal(p.errno, 3);
     err.writeInt32LE(0, 16);
     assert.equal(p.parseMessage(err, 0, err.length, 'live', r, r), PARSE_IGNORED);
-    const other = datagram([{ aggr: 'pid', id: 1, stats: stats(16, 560) }], FAMILY + 1);
+    const other = datagram([{ aggr: 'pid', id: 1, stats: stats() }], FAMILY + 1);
     assert.equal(p.parseMessage(other, 0, other.length, 'live', r, r), PARSE_IGNORED);
-    const d = datagram([{ aggr: 'pid', id: 1, stats: stats(16, 560) }]);
+    const d = datagram([{ aggr: 'pid', id: 1, stats: stats() }]);
     assert.equal(p.parseMessage(d, 0, 10, 'live', r, r), PARSE_TRUNCATED);
     assert.equal(p.parseMessage(d, 0, d.length - 1, 'live', r, r), PARSE_TRUNCATED);
     const bad = Buffer.from(d);
@@ -137,8 +124,8 @@ describe('parser: datagrams', () => {
   });
 
   test('several messages in one datagram are walked with next', () => {
-    const a = datagram([{ aggr: 'pid', id: 11, stats: stats(16, 560) }]);
-    const b = datagram([{ aggr: 'pid', id: 12, stats: stats(16, 560) }]);
+    const a = datagram([{ aggr: 'pid', id: 11, stats: stats() }]);
+    const b = datagram([{ aggr: 'pid', id: 12, stats: stats() }]);
     const both = Buffer.concat([a, b]);
     const r = newTaskRecord();
     const ids: number[] = [];
@@ -274,17 +261,17 @@ describe('parser: fuzzing', () => {
     const g = newTaskRecord();
     let seed = fuzzSeed;
     const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296;
-    const seeds = captured.length > 0 ? captured : [datagram([{ aggr: 'pid', id: 5, stats: stats(16, 560) }], familyId)];
+    const seeds = captured.length > 0 ? captured : [datagram([{ aggr: 'pid', id: 5, stats: stats() }], familyId)];
     const synthetic = [
       datagram(
         [
-          { aggr: 'pid', id: 5, stats: stats(16, 560) },
-          { aggr: 'tgid', id: 5, stats: stats(16, 560) },
+          { aggr: 'pid', id: 5, stats: stats() },
+          { aggr: 'tgid', id: 5, stats: stats() },
         ],
         familyId,
       ),
-      datagram([{ aggr: 'pid', id: 5, stats: stats(1, 80) }], familyId),
-      datagram([{ aggr: 'pid', id: 5, stats: stats(17, 688) }], familyId),
+      datagram([{ aggr: 'pid', id: 5, stats: struct(1, { cpu_count: 5, cpu_run_virtual_total: 7 }) }], familyId),
+      datagram([{ aggr: 'pid', id: 5, stats: struct(17, { ac_exitcode: 1 << 8, ac_comm: 'v17', irq_delay_min: 3 }) }], familyId),
     ];
     const pool = [...seeds, ...synthetic];
     let parsedRecords = 0;
