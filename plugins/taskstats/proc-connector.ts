@@ -134,6 +134,18 @@ export class ProcConnector {
     return this.fd >= 0;
   }
 
+  /** The socket's file descriptor (-1 when closed). */
+  get fileDescriptor(): number {
+    return this.fd;
+  }
+
+  /** Takes over the socket of a thread that ended without closing it, to unsubscribe and close it here. */
+  static adopt(fd: number): ProcConnector {
+    const pc = new ProcConnector();
+    pc.fd = fd;
+    return pc;
+  }
+
   /** Opens, subscribes and waits for the kernel's acknowledgement. Throws naming CAP_NET_ADMIN when missing. */
   open(): void {
     const c = this.c;
@@ -377,7 +389,16 @@ const S_CGROUP_READS = 4;
 const S_DELAY_SUM_NS = 5; // exec event (kernel timestamp) to the end of its cgroup read, summed
 const S_DELAY_OVER_500US = 6;
 const S_DROPPED = 7; // results dropped because the main thread had not taken RESULT_SLOTS of them (in S_MISSED when they carried the cgroup)
-const S_SLOTS = 8;
+/**
+ * Read as Int32 indices S_OPEN_FDS * 2 (the connector socket) and + 1 (a /proc file being read):
+ * fd + 1 while the thread holds it open, else 0. A thread that ends without closing them
+ * (terminate(), an error, its heap limit) leaves them to the main thread, which closes them once
+ * the thread is gone; an abandoned connector socket would stay subscribed, the kernel queueing
+ * every exec of the machine into its 4 MiB buffer. Cleared before each close: at worst a leak,
+ * never the close of an fd number reused meanwhile.
+ */
+const S_OPEN_FDS = 8;
+const S_SLOTS = 9;
 
 /**
  * The results ring, in shared memory: the watcher thread writes, the main thread reads when it
@@ -511,7 +532,12 @@ export class ExecWatcher {
     });
     this.worker = worker;
     this.port = port1;
-    this.exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    this.exited = new Promise<void>((resolve) =>
+      worker.once('exit', () => {
+        this.closeAbandonedFds();
+        resolve();
+      }),
+    );
     try {
       await new Promise<void>((resolve, reject) => {
         const onError = (e: Error) => reject(e);
@@ -653,6 +679,17 @@ export class ExecWatcher {
     }
   }
 
+  /** Closes what the thread left open (see S_OPEN_FDS); called once it has ended. */
+  private closeAbandonedFds(): void {
+    const open = new Int32Array(this.shared.buffer);
+    const conn = open[S_OPEN_FDS * 2]!;
+    const file = open[S_OPEN_FDS * 2 + 1]!;
+    open[S_OPEN_FDS * 2] = 0;
+    open[S_OPEN_FDS * 2 + 1] = 0;
+    if (conn > 0) ProcConnector.adopt(conn - 1).close();
+    if (file > 0) libc().close(file - 1);
+  }
+
   async stop(): Promise<void> {
     const worker = this.worker;
     this.worker = undefined;
@@ -694,7 +731,12 @@ class ProcBytesReader {
   private readonly close: (fd: number) => number;
   private readonly readlink: (path: Buffer, buf: Buffer, n: number) => number;
 
-  constructor(root: string, maxCommandLineBytes: number) {
+  /** openFd[0]: fd + 1 of the file being read, else 0 (see S_OPEN_FDS). */
+  constructor(
+    root: string,
+    maxCommandLineBytes: number,
+    private readonly openFd: Int32Array = new Int32Array(1),
+  ) {
     const lib = koffi.load('libc.so.6');
     // ssize_t results fit an int for these sizes; declared int, they come back as plain numbers.
     this.open = lib.func('int open(void *path, int flags)') as (path: Buffer, flags: number) => number;
@@ -711,7 +753,9 @@ class ProcBytesReader {
     this.setPath(tgid, name);
     const fd = this.open(this.path, O_RDONLY_CLOEXEC);
     if (fd < 0) return -1;
+    this.openFd[0] = fd + 1;
     const n = this.readFd(fd, into, into.length);
+    this.openFd[0] = 0;
     this.close(fd);
     return n;
   }
@@ -772,6 +816,7 @@ interface WatcherThreadData {
 function runExecWatcher(data: WatcherThreadData): void {
   const { options: o, shared, execSeq, ring, port } = data;
   const stop = new Int32Array(shared.buffer);
+  const openFds = new Int32Array(shared.buffer, S_OPEN_FDS * 8, 2);
   const connector = new ProcConnector(o.connector);
   try {
     connector.open();
@@ -780,9 +825,10 @@ function runExecWatcher(data: WatcherThreadData): void {
     port.close();
     return;
   }
+  openFds[0] = connector.fileDescriptor + 1;
   const { priority, tid } = raiseThreadPriority(o.nice ?? -10, o.realtime ?? true);
   port.postMessage({ t: 'ready', masked: connector.masked, priority, tid });
-  const reader = new ProcBytesReader(o.procRoot, o.maxCommandLineBytes);
+  const reader = new ProcBytesReader(o.procRoot, o.maxCommandLineBytes, openFds.subarray(1, 2));
   const details = o.executablePath || o.commandLine;
   const hierarchy = o.selector.kind === 'v1' ? Buffer.from(o.selector.hierarchy, 'latin1') : undefined;
   const cgroupRange = new Int32Array(2);
@@ -985,6 +1031,7 @@ function runExecWatcher(data: WatcherThreadData): void {
     }
   };
   while (Atomics.load(stop, S_STOP * 2) === 0) wake();
+  openFds[0] = 0;
   connector.close();
   port.close();
 }
