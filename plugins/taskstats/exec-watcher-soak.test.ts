@@ -255,6 +255,14 @@ describe('exec watcher soak (real kernel)', { skip, timeout: 240_000 }, () => {
           assert.equal(died.length, 1, `cycle ${cycle}: the unexpected end is reported once`);
         }
       }
+      // Terminated the moment start() resolves, 30 times: a thread still making koffi
+      // declarations then (lib.func) aborted the process (napi_throw) before they moved ahead of 'ready'.
+      for (let k = 0; k < 30; k++) {
+        const w = newWatcher();
+        await w.start();
+        await workerOf(w).terminate();
+        await w.stop();
+      }
       await new Promise((r) => setTimeout(r, 200));
       const fdsAfter = fds();
       const threadsAfter = threads();
@@ -277,12 +285,21 @@ describe('exec watcher soak (real kernel)', { skip, timeout: 240_000 }, () => {
     }
   });
 
-  test('the process exits while the thread runs (process.exit, uncaught exception, end of the loop): exit codes as asked, no abort, no hang', () => {
+  test('the process exits while the thread runs (process.exit, uncaught exception, end of the loop, exit during start()): exit codes as asked, no abort, no hang', () => {
     const moduleUrl = new URL('./proc-connector.js', import.meta.url).href;
     const listenerUrl = new URL('./exit-listener.js', import.meta.url).href;
     const configUrl = new URL('./config.js', import.meta.url).href;
     // The thread is inside its koffi calls (an exec stream keeps it reading /proc) and the main
     // thread has a koffi poll handle open with callbacks arriving (exit records) when the process ends.
+    // process.exit() while start() is pending: Node terminates the thread wherever it is in its
+    // setup (loading koffi, declaring functions, subscribing).
+    const duringStart = (delayMs: number) => `
+      const m = await import(${JSON.stringify(moduleUrl)});
+      const w = new m.ExecWatcher({ procRoot: '/proc', selector: { kind: 'v2' }, executablePath: true, commandLine: true, maxCommandLineBytes: 4096 }, () => {}, () => {});
+      setTimeout(() => process.exit(3), ${delayMs});
+      await w.start();
+      console.log('results 1 exits 1 (started)');
+      await new Promise((r) => setTimeout(r, 5000));`;
     const script = (how: string, delayMs: number) => `
       const m = await import(${JSON.stringify(moduleUrl)});
       const { ExitListener } = await import(${JSON.stringify(listenerUrl)});
@@ -296,6 +313,8 @@ describe('exec watcher soak (real kernel)', { skip, timeout: 240_000 }, () => {
       l.start();
       const s = spawn('/bin/sh', ['-c', 'i=0; while [ $i -lt 3000 ]; do /bin/true; i=$((i+1)); done'], { stdio: 'ignore' });
       s.unref();
+      const deadline = Date.now() + 10000;
+      while ((results === 0 || exits === 0) && Date.now() < deadline) { await new Promise((r) => setTimeout(r, 10)); w.drain(); }
       await new Promise((r) => setTimeout(r, ${delayMs}));
       w.drain();
       console.log('results ' + results + ' exits ' + exits);
@@ -307,16 +326,16 @@ describe('exec watcher soak (real kernel)', { skip, timeout: 240_000 }, () => {
             : // the loop ends on its own: the exit listener is closed, the watcher (unref'd) still runs
               'l.stop();'
       }`;
-    const expected: Record<string, number> = { exit: 3, throw: 1, natural: 0 };
+    const expected: Record<string, number> = { exit: 3, throw: 1, natural: 0, 'exit-during-start': 3 };
     const runs: string[] = [];
-    for (let i = 0; i < 18; i++) {
-      const how = (['exit', 'throw', 'natural'] as const)[i % 3]!;
-      const delay = 100 + ((i * 37) % 300);
+    for (let i = 0; i < 27; i++) {
+      const how = (['exit', 'throw', 'natural', 'exit-during-start'] as const)[i < 18 ? i % 3 : 3]!;
+      const delay = how === 'exit-during-start' ? (i - 18) * 12 : (i * 37) % 300;
       const t0 = Date.now();
-      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script(how, delay)], {
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', how === 'exit-during-start' ? duringStart(delay) : script(how, delay)], {
         encoding: 'utf8',
         cwd: fileURLToPath(new URL('.', import.meta.url)),
-        timeout: 20_000,
+        timeout: 30_000, // a hang (koffi#274) ends here
         killSignal: 'SIGKILL',
       });
       const ms = Date.now() - t0;
@@ -325,8 +344,9 @@ describe('exec watcher soak (real kernel)', { skip, timeout: 240_000 }, () => {
       assert.equal(r.status, expected[how], what);
       assert.doesNotMatch(r.stderr, /FATAL ERROR|napi_|Check failed|Segmentation/, what);
       if (how === 'throw') assert.match(r.stderr, /soak: uncaught/, what);
-      assert.match(r.stdout, /results [1-9]\d* exits [1-9]/, `the thread and the poll callbacks were working when the process ended: ${what}`);
-      runs.push(`${how} ${ms} ms`);
+      if (how !== 'exit-during-start')
+        assert.match(r.stdout, /results [1-9]\d* exits [1-9]/, `the thread and the poll callbacks were working when the process ended: ${what}`);
+      runs.push(`${how}${how === 'exit-during-start' && !r.stdout.includes('(started)') ? ' (before ready)' : ''} ${ms} ms`);
     }
     console.log(`# process ends while the thread runs: ${runs.join(', ')}`);
   });

@@ -398,7 +398,16 @@ const S_DROPPED = 7; // results dropped because the main thread had not taken RE
  * never the close of an fd number reused meanwhile.
  */
 const S_OPEN_FDS = 8;
-const S_SLOTS = 9;
+/**
+ * Read as Int32 index S_SETUP * 2: 1 once the thread has made its koffi declarations (koffi.load,
+ * lib.func). A worker terminated inside one aborts the whole process (FATAL ERROR:
+ * Error::ThrowAsJavaScriptException napi_throw, koffi 3.3.4 on Node 26, seen in the soak test;
+ * the crash of Koromix/koffi#190), and Node terminates every worker when the process exits: so
+ * the thread declares everything before it reports ready, and an exit during start() first waits
+ * for the declarations to end (milliseconds).
+ */
+const S_SETUP = 9;
+const S_SLOTS = 10;
 
 /**
  * The results ring, in shared memory: the watcher thread writes, the main thread reads when it
@@ -538,6 +547,9 @@ export class ExecWatcher {
         resolve();
       }),
     );
+    const setup = new Int32Array(this.shared.buffer, S_SETUP * 8, 1);
+    const onProcessExit = () => void Atomics.wait(setup, 0, 0, 2000);
+    process.on('exit', onProcessExit);
     try {
       await new Promise<void>((resolve, reject) => {
         const onError = (e: Error) => reject(e);
@@ -566,6 +578,8 @@ export class ExecWatcher {
     } catch (e) {
       await this.stop();
       throw e;
+    } finally {
+      process.off('exit', onProcessExit);
     }
     // Results are applied by drain() on demand (before a record is filled). The thread nudges
     // through the port only when the ring is half full, and a slow timer keeps the counters fresh.
@@ -817,23 +831,33 @@ function runExecWatcher(data: WatcherThreadData): void {
   const { options: o, shared, execSeq, ring, port } = data;
   const stop = new Int32Array(shared.buffer);
   const openFds = new Int32Array(shared.buffer, S_OPEN_FDS * 8, 2);
+  const setup = new Int32Array(shared.buffer, S_SETUP * 8, 1);
   const connector = new ProcConnector(o.connector);
+  // Every koffi declaration comes before 'ready' (see S_SETUP).
+  let reader: ProcBytesReader;
+  let clockGettime: (clock: number, ts: Buffer) => number;
+  let thread: { priority: string; tid: number };
   try {
     connector.open();
+    openFds[0] = connector.fileDescriptor + 1;
+    reader = new ProcBytesReader(o.procRoot, o.maxCommandLineBytes, openFds.subarray(1, 2));
+    // CLOCK_MONOTONIC in ns, the clock of the kernel's event timestamps (vDSO: no system call, no allocation).
+    clockGettime = koffi.load('libc.so.6').func('int clock_gettime(int clock, void *ts)') as (clock: number, ts: Buffer) => number;
+    thread = raiseThreadPriority(o.nice ?? -10, o.realtime ?? true);
   } catch (e) {
+    openFds[0] = 0;
+    connector.close();
     port.postMessage({ t: 'error', message: (e as Error).message });
     port.close();
     return;
+  } finally {
+    Atomics.store(setup, 0, 1);
+    Atomics.notify(setup, 0);
   }
-  openFds[0] = connector.fileDescriptor + 1;
-  const { priority, tid } = raiseThreadPriority(o.nice ?? -10, o.realtime ?? true);
-  port.postMessage({ t: 'ready', masked: connector.masked, priority, tid });
-  const reader = new ProcBytesReader(o.procRoot, o.maxCommandLineBytes, openFds.subarray(1, 2));
+  port.postMessage({ t: 'ready', masked: connector.masked, priority: thread.priority, tid: thread.tid });
   const details = o.executablePath || o.commandLine;
   const hierarchy = o.selector.kind === 'v1' ? Buffer.from(o.selector.hierarchy, 'latin1') : undefined;
   const cgroupRange = new Int32Array(2);
-  // CLOCK_MONOTONIC in ns, the clock of the kernel's event timestamps (vDSO: no system call, no allocation).
-  const clockGettime = koffi.load('libc.so.6').func('int clock_gettime(int clock, void *ts)') as (clock: number, ts: Buffer) => number;
   const timespec = Buffer.alloc(16);
   const clock = new Float64Array(1); // doubles stay in typed arrays: a returned double would be boxed
   const readClock = (): void => {
