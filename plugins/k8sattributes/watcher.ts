@@ -45,7 +45,9 @@ export class PodWatcher {
    * server's bookmark period (about a minute): with it, the watch of a quiet node would be cut
    * before its first bookmark, every time, its resourceVersion would never advance, and the
    * resumes would end in 410 and a full relist. The server ends every watch after timeoutSeconds
-   * (<= 600 s) and sends bookmarks meanwhile, so a live one is never idle this long.
+   * (<= 600 s) and sends bookmarks meanwhile, so a live one is never idle this long. (The same
+   * timer covers the wait for the response headers, which undici bounds sooner: connect 10 s,
+   * headers 300 s.)
    */
   idleTimeoutMs = 660_000;
   private readonly events: { add(v: number, a?: Record<string, string>): void };
