@@ -284,7 +284,7 @@ describe('k8sattributes with the Kubernetes API (local fake API server)', { time
     await p.shutdown();
   });
 
-  test('a watch that goes silent (dead connection, no reset) is aborted by the idle watchdog and resumed', async () => {
+  test('a watch that goes silent (dead connection, no reset) is aborted after idleTimeoutMs and resumed', async () => {
     server.hangWatches = true;
     try {
       const p = await start(config());
@@ -299,7 +299,7 @@ describe('k8sattributes with the Kubernetes API (local fake API server)', { time
       await new Promise((r) => setTimeout(r, 300));
       assert.notEqual(processOne(p, queueAttrs)['k8s.pod.labels.component'], 'while-silent', 'nothing arrives on a silent watch');
       server.hangWatches = false;
-      await waitFor('event after the watchdog reconnected', () => processOne(p, queueAttrs)['k8s.pod.labels.component'] === 'while-silent', 10_000);
+      await waitFor('event after the reconnection', () => processOne(p, queueAttrs)['k8s.pod.labels.component'] === 'while-silent', 10_000);
       const resumed = server.watchRequests().slice(watches);
       assert.ok(resumed.length >= 1);
       assert.equal(resumed[resumed.length - 1]!.query.resourceVersion, listRv, 'resumed from the last resourceVersion it had');

@@ -42,7 +42,25 @@ export const S_DELAY_SUM_NS = 5;
 export const S_DELAY_OVER_500US = 6;
 /** Results dropped because the main thread had not taken RESULT_SLOTS of them (in S_MISSED when they carried the cgroup). */
 export const S_DROPPED = 7;
-const S_SLOTS = 8;
+/**
+ * Read as Int32 indices S_OPEN_FDS * 2 (the connector socket) and + 1 (a /proc file being read):
+ * fd + 1 while the thread holds it open, else 0. A thread that ends without closing them
+ * (terminate(), an error, its heap limit) leaves them to the main thread, which closes them once
+ * the thread is gone; an abandoned connector socket would stay subscribed, the kernel queueing
+ * every exec of the machine into its 4 MiB buffer. Cleared before each close: at worst a leak,
+ * never the close of an fd number reused meanwhile.
+ */
+export const S_OPEN_FDS = 8;
+/**
+ * Read as Int32 index S_SETUP * 2: 1 once the thread has made its koffi declarations (koffi.load,
+ * lib.func). A worker terminated inside one aborts the whole process (FATAL ERROR:
+ * Error::ThrowAsJavaScriptException napi_throw, koffi 3.3.4 on Node 26, seen in the soak test;
+ * the crash of Koromix/koffi#190), and Node terminates every worker when the process exits: so
+ * the thread declares everything before it reports ready, and an exit during start() first waits
+ * for the declarations to end (milliseconds).
+ */
+export const S_SETUP = 9;
+const S_SLOTS = 10;
 
 // ---- exec numbers ----
 

@@ -10,7 +10,7 @@
 import { isMainThread, workerData } from 'node:worker_threads';
 import { errorCodeOf } from '../../src/api/index.js';
 import { findCgroupPath } from './cgroup-path.js';
-import { CLOCK_MONOTONIC, PRIO_PROCESS, SCHED_FIFO, libc } from './libc.js';
+import { CLOCK_MONOTONIC, PRIO_PROCESS, SCHED_FIFO, libc, type Libc } from './libc.js';
 import { ProcConnector } from './proc-connector.js';
 import { MAX_PATH_BYTES, ProcReader, cmdlineBytes } from './proc-reader.js';
 import {
@@ -23,7 +23,9 @@ import {
   S_DELAY_SUM_NS,
   S_EXECS,
   S_MISSED,
+  S_OPEN_FDS,
   S_OVERFLOWS,
+  S_SETUP,
   S_STOP,
 } from './exec-result-ring.js';
 import type { WatcherThreadData, WatcherThreadHello } from './exec-watcher.js';
@@ -45,19 +47,32 @@ function runExecWatcher(data: WatcherThreadData): void {
   const { options: o, counters: shared, port } = data;
   const hello = (m: WatcherThreadHello) => port.postMessage(m);
   const stop = new Int32Array(shared.buffer);
+  const openFds = new Int32Array(shared.buffer, S_OPEN_FDS * 8, 2);
+  const setup = new Int32Array(shared.buffer, S_SETUP * 8, 1);
   const connector = new ProcConnector(o.connector);
+  // Every koffi declaration comes before 'ready' (see S_SETUP): libc() declares them all.
+  let reader: ProcReader;
+  let c: Libc;
+  let thread: { priority: string; tid: number };
   try {
     connector.open();
+    openFds[0] = connector.fileDescriptor + 1;
+    c = libc();
+    reader = new ProcReader(o.procRoot, openFds.subarray(1, 2));
+    thread = raiseThreadPriority(o.nice ?? -10, o.realtime ?? true);
   } catch (e) {
+    openFds[0] = 0;
+    connector.close();
     hello({ t: 'error', message: (e as Error).message, code: errorCodeOf(e) });
     port.close();
     return;
+  } finally {
+    Atomics.store(setup, 0, 1);
+    Atomics.notify(setup, 0);
   }
-  const { priority, tid } = raiseThreadPriority(o.nice ?? -10, o.realtime ?? true);
-  hello({ t: 'ready', masked: connector.masked, priority, tid });
+  hello({ t: 'ready', masked: connector.masked, priority: thread.priority, tid: thread.tid });
   const numbers = new ExecNumbers(data.execNumbers);
   const results = new ResultRingWriter(data.ring, shared, () => port.postMessage(0));
-  const reader = new ProcReader(o.procRoot);
   const file = Buffer.alloc(1 << 16);
   const link = Buffer.alloc(MAX_PATH_BYTES);
   const cmdline = Buffer.alloc(Math.max(1, o.maxCommandLineBytes));
@@ -65,7 +80,6 @@ function runExecWatcher(data: WatcherThreadData): void {
   const hierarchy = o.selector.kind === 'v1' ? Buffer.from(o.selector.hierarchy, 'latin1') : undefined;
   const cgroupRange = new Int32Array(2);
   // CLOCK_MONOTONIC in ns, the clock of the kernel's event timestamps (vDSO: no system call, no allocation).
-  const c = libc();
   const timespec = Buffer.alloc(16);
   const clock = new Float64Array(1); // doubles stay in typed arrays: a returned double would be boxed
   const readClock = (): void => {
@@ -182,6 +196,7 @@ function runExecWatcher(data: WatcherThreadData): void {
     }
   };
   while (Atomics.load(stop, S_STOP * 2) === 0) wake();
+  openFds[0] = 0;
   connector.close();
   port.close();
 }

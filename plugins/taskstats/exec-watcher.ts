@@ -19,7 +19,8 @@ import { readFileSync } from 'node:fs';
 import { AgentError, type ErrorCode } from '../../src/api/index.js';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { CgroupSelector } from './cgroup-path.js';
-import type { ProcConnectorOptions } from './proc-connector.js';
+import { ProcConnector, type ProcConnectorOptions } from './proc-connector.js';
+import { libc } from './libc.js';
 import {
   ExecNumbers,
   ResultRingReader,
@@ -29,7 +30,9 @@ import {
   S_DROPPED,
   S_EXECS,
   S_MISSED,
+  S_OPEN_FDS,
   S_OVERFLOWS,
+  S_SETUP,
   S_STOP,
   newWatcherShared,
   type ExecResultHandler,
@@ -151,7 +154,15 @@ export class ExecWatcher {
     });
     this.worker = worker;
     this.port = port1;
-    this.exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    this.exited = new Promise<void>((resolve) =>
+      worker.once('exit', () => {
+        this.closeAbandonedFds();
+        resolve();
+      }),
+    );
+    const setup = new Int32Array(this.shared.counters.buffer, S_SETUP * 8, 1);
+    const onProcessExit = () => void Atomics.wait(setup, 0, 0, 2000);
+    process.on('exit', onProcessExit);
     try {
       await new Promise<void>((resolve, reject) => {
         const onError = (e: Error) => reject(e);
@@ -180,6 +191,8 @@ export class ExecWatcher {
     } catch (e) {
       await this.stop();
       throw e;
+    } finally {
+      process.off('exit', onProcessExit);
     }
     port1.on('message', () => this.drain());
     this.drainTimer = setInterval(() => this.drain(), 1000);
@@ -250,6 +263,17 @@ export class ExecWatcher {
       this.onMissed(m - this.missedSeen);
       this.missedSeen = m;
     }
+  }
+
+  /** Closes what the thread left open (see S_OPEN_FDS); called once it has ended. */
+  private closeAbandonedFds(): void {
+    const open = new Int32Array(this.shared.counters.buffer);
+    const conn = open[S_OPEN_FDS * 2]!;
+    const file = open[S_OPEN_FDS * 2 + 1]!;
+    open[S_OPEN_FDS * 2] = 0;
+    open[S_OPEN_FDS * 2 + 1] = 0;
+    if (conn > 0) ProcConnector.adopt(conn - 1).close();
+    if (file > 0) libc().close(file - 1);
   }
 
   async stop(): Promise<void> {

@@ -114,6 +114,18 @@ export class ProcConnector {
   }
 
   /** Opens, subscribes and waits for the kernel's acknowledgement. Throws naming CAP_NET_ADMIN when missing. */
+  /** The socket's file descriptor (-1 when closed). */
+  get fileDescriptor(): number {
+    return this.fd;
+  }
+
+  /** Takes over the socket of a thread that ended without closing it, to unsubscribe and close it here. */
+  static adopt(fd: number): ProcConnector {
+    const pc = new ProcConnector();
+    pc.fd = fd;
+    return pc;
+  }
+
   open(): void {
     const c = this.c;
     const fd = c.socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_CONNECTOR);

@@ -30,7 +30,14 @@ export class ProcReader {
   /** errno of the last read that failed (ENOENT or ESRCH: the process is gone; EACCES: not ours to read). */
   errno = 0;
 
-  constructor(root = '/proc') {
+  /**
+   * `openFd[0]`: fd + 1 of the file readOf() holds open, else 0 (the watcher thread's, see
+   * S_OPEN_FDS in exec-result-ring.ts).
+   */
+  constructor(
+    root = '/proc',
+    private readonly openFd: Int32Array = new Int32Array(1),
+  ) {
     this.rootLen = this.path.write(`${root}/`, 0, 'utf8');
     if (this.rootLen > MAX_PATH_BYTES) throw new Error(`procRoot is too long: ${root}`);
   }
@@ -93,7 +100,9 @@ export class ProcReader {
     const c = this.c;
     const fd = c.openBytes(this.path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
+    this.openFd[0] = fd + 1;
     const n = c.read(fd, into, into.length);
+    this.openFd[0] = 0;
     c.close(fd);
     return n;
   }

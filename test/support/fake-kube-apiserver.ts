@@ -9,8 +9,15 @@
  *   every change after `<rv>`, then live changes. Objects in events carry kind/apiVersion. An `rv`
  *   older than the retained history gets `200` + an `ERROR` event holding a `Status` with code
  *   410, reason `Expired`, then the stream ends (what the API server does for a compacted rv).
- *   `allowWatchBookmarks=true` enables BOOKMARK events (sent by `sendBookmark()`), and
- *   `timeoutSeconds` ends the stream cleanly after that long.
+ *   `allowWatchBookmarks=true` enables BOOKMARK events (sent by `sendBookmark()`, or every
+ *   `bookmarkEveryMs` as the API server's watch cache does about once a minute), and
+ *   `timeoutSeconds` ends the stream cleanly after that long. With `expireWithHttpStatus` an
+ *   expired rv is answered with HTTP 410 and a `Status` body instead (what a watch served from
+ *   etcd rather than the watch cache answers). With `rechunk` the stream's chunks do not follow
+ *   event boundaries: events are cut at random bytes and sometimes several go in one chunk (as
+ *   through a proxy that re-buffers).
+ * - Lists are never paginated: the server only splits a list when the client sends `limit`, which
+ *   the pod watcher does not (a test asserts it).
  * - Bearer-token authentication (401 `Status` otherwise), field selectors on `spec.nodeName`,
  *   `metadata.name`, `metadata.namespace` (400 for other fields, as the server does for pods).
  *
@@ -56,6 +63,9 @@ interface OpenWatch {
   matches: (pod: PodJson) => boolean;
   bookmarks: boolean;
   timer?: NodeJS.Timeout;
+  bookmarkTimer?: NodeJS.Timeout;
+  /** rechunk: text not yet written. */
+  pending: string;
 }
 
 const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
@@ -85,6 +95,13 @@ export class FakeKubeApiServer {
   hangWatches = false;
   /** Required bearer token; undefined accepts any request. */
   token?: string;
+  /** When set, every watch that asked for bookmarks gets one this often (ms), from its start. */
+  bookmarkEveryMs?: number;
+  /** Answer a watch from an expired resourceVersion with HTTP 410 instead of 200 + an ERROR event. */
+  expireWithHttpStatus = false;
+  /** Cut the watch stream into chunks that do not follow event boundaries (see the file comment). */
+  rechunk = false;
+  private seed = 12345;
 
   private readonly tls?: { key: string; cert: string };
 
@@ -213,6 +230,7 @@ export class FakeKubeApiServer {
       w.res.write('{"type":"MODIFIED","object":{"kind":"Pod","apiVersion":"v1","metadata":{"name":"trunc');
       this.watches.delete(w);
       if (w.timer) clearTimeout(w.timer);
+      if (w.bookmarkTimer) clearInterval(w.bookmarkTimer);
       w.socket.destroy();
     }
     return n;
@@ -271,16 +289,25 @@ export class FakeKubeApiServer {
   }
 
   private watch(req: IncomingMessage, res: ServerResponse, query: Record<string, string>, matches: (pod: PodJson) => boolean): void {
+    const rvText = query.resourceVersion ?? '';
+    if (this.expireWithHttpStatus && rvText !== '' && rvText !== '0' && !(Number(rvText) >= this.compactedRv)) {
+      this.json(res, 410, status(410, 'Expired', `too old resource version: ${rvText} (${this.compactedRv + 1})`));
+      return;
+    }
     res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
     res.flushHeaders(); // the API server answers a watch at once, before any event
-    const w: OpenWatch = { res, socket: req.socket, matches, bookmarks: query.allowWatchBookmarks === 'true', silent: this.hangWatches };
+    const w: OpenWatch = { res, socket: req.socket, matches, bookmarks: query.allowWatchBookmarks === 'true', silent: this.hangWatches, pending: '' };
     this.watches.add(w);
     // the response's 'close' is the connection going away (client abort) or the stream ending
     res.on('close', () => {
       this.watches.delete(w);
       if (w.timer) clearTimeout(w.timer);
+      if (w.bookmarkTimer) clearInterval(w.bookmarkTimer);
     });
-    const rvText = query.resourceVersion ?? '';
+    if (w.bookmarks && this.bookmarkEveryMs !== undefined) {
+      w.bookmarkTimer = setInterval(() => this.send(w, 'BOOKMARK', { metadata: { resourceVersion: this.currentResourceVersion } }), this.bookmarkEveryMs);
+      w.bookmarkTimer.unref();
+    }
     if (rvText === '' || rvText === '0') {
       // "any" resourceVersion: synthetic ADDED events for the current state, then live changes
       for (const pod of this.pods.values()) if (matches(pod)) this.send(w, 'ADDED', pod);
@@ -304,12 +331,39 @@ export class FakeKubeApiServer {
   private send(w: OpenWatch, type: string, object: Record<string, unknown>): void {
     if (w.silent) return;
     const obj = type === 'ERROR' ? object : { kind: 'Pod', apiVersion: 'v1', ...object };
-    w.res.write(JSON.stringify({ type, object: obj }) + '\n');
+    const line = JSON.stringify({ type, object: obj }) + '\n';
+    if (!this.rechunk) {
+      w.res.write(line);
+      return;
+    }
+    // Each write is one HTTP chunk: cut the text at random bytes, and now and then keep an event
+    // back to go out with the next one.
+    w.pending += line;
+    if (this.random() < 0.3) setTimeout(() => this.flush(w), 5).unref();
+    else this.flush(w);
+  }
+
+  private flush(w: OpenWatch): void {
+    if (w.res.writableEnded || w.res.destroyed) return;
+    let text = w.pending;
+    w.pending = '';
+    while (text.length > 0) {
+      const n = 1 + Math.floor(this.random() * Math.min(text.length, 200));
+      w.res.write(text.slice(0, n));
+      text = text.slice(n);
+    }
+  }
+
+  private random(): number {
+    this.seed = (this.seed * 1103515245 + 12345) & 0x7fffffff;
+    return this.seed / 0x7fffffff;
   }
 
   private finish(w: OpenWatch): void {
     this.watches.delete(w);
     if (w.timer) clearTimeout(w.timer);
+    if (w.bookmarkTimer) clearInterval(w.bookmarkTimer);
+    if (w.pending !== '') this.flush(w);
     w.res.end();
   }
 
