@@ -288,7 +288,7 @@ describe('exec watcher soak (real kernel)', { skip, timeout: 240_000 }, () => {
   });
 
   test('the process exits while the thread runs (process.exit, uncaught exception, end of the loop, exit during start()): exit codes as asked, no abort, no hang', () => {
-    const moduleUrl = new URL('./proc-connector.js', import.meta.url).href;
+    const moduleUrl = new URL('./exec-watcher.js', import.meta.url).href;
     const listenerUrl = new URL('./exit-listener.js', import.meta.url).href;
     const configUrl = new URL('./config.js', import.meta.url).href;
     // The thread is inside its koffi calls (an exec stream keeps it reading /proc) and the main
