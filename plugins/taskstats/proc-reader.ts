@@ -27,8 +27,6 @@ export class ProcReader {
   private readonly rootLen: number;
   /** Number of files read (successfully or not): what the caches are meant to keep low. */
   reads = 0;
-  /** errno of the last read that failed (ENOENT or ESRCH: the process is gone; EACCES: not ours to read). */
-  errno = 0;
 
   constructor(root = '/proc') {
     this.rootLen = this.path.write(`${root}/`, 0, 'utf8');
@@ -49,10 +47,7 @@ export class ProcReader {
     this.reads++;
     const c = this.c;
     const fd = c.open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      this.errno = c.errno();
-      return -1;
-    }
+    if (fd < 0) return -1;
     let total = 0;
     while (total < maxBytes) {
       if (total === this.buf.length) {
@@ -64,7 +59,6 @@ export class ProcReader {
       const n = total === 0 ? c.read(fd, this.buf, want) : c.read(fd, this.buf.subarray(total), want);
       if (n < 0) {
         // ESRCH while reading: the process ended between open and read.
-        this.errno = c.errno();
         c.close(fd);
         return -1;
       }
