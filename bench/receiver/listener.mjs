@@ -34,9 +34,9 @@ const parts = {
   createAccounting: (o) => {
     const a = defaultReceiverParts.createAccounting(o);
     const exit = a.exit.bind(a);
-    a.exit = (thread, group, now, out) => {
+    a.exit = (thread, ...rest) => {
       if (ppids.has(thread.ppid)) exits++;
-      exit(thread, group, now, out);
+      exit(thread, ...rest);
     };
     return a;
   },

@@ -27,9 +27,9 @@ import { TaskstatsSocket } from './libnl.js';
 import { TaskstatsParser, PARSED_PID, PARSED_TGID, PARSE_NETLINK_ERROR, activityOf } from './parser.js';
 import { copyTaskRecord, newTaskRecord, type TaskRecord } from './record.js';
 import { RECORD_NUMBERS, RecordRows, loadRecordNumbers, storeRecordNumbers } from './record-store.js';
-import { DatagramBatch, capNetAdminError, EAGAIN, EINTR, ENOENT, EPERM, ESRCH } from './libc.js';
+import { readFileSync } from 'node:fs';
+import { DatagramBatch, capNetAdminError, EAGAIN, EINTR, EPERM, ESRCH } from './libc.js';
 import { listProcessIdsYielding } from './proc-listing.js';
-import { ProcReader } from './proc-reader.js';
 
 export interface LivePollerOptions {
   procRoot?: string;
@@ -113,7 +113,6 @@ export class LivePoller {
   private readonly rows = new RecordRows(ROW_STRIDE);
   private pids: Int32Array = new Int32Array(8192);
   private dirents: Buffer | null = null;
-  private readonly procFiles = new ProcReader();
   private generation = 0;
   private running: Promise<SweepStats> | null = null;
 
@@ -472,12 +471,21 @@ export class LivePoller {
     return this.copyFromLeader(g, l);
   }
 
-  /** /proc/PID/io and the faults of /proc/PID/stat into `g` (g.tgid names the process). */
+  /**
+   * /proc/PID/io and the faults of /proc/PID/stat into `g` (g.tgid names the process). Read with
+   * fs, not ProcReader: through ProcReader, teardown.test.ts counted processes read while they
+   * tear themselves down twice (104.7%; not understood yet, so the reads stay as they were).
+   */
   private readGroupCounters(g: TaskRecord): 'ok' | 'gone' | 'denied' {
-    const r = this.procFiles;
-    const io = r.readText(`${this.procRoot}/${g.tgid}/io`, 4096);
-    const stat = io === undefined ? undefined : r.readText(`${this.procRoot}/${g.tgid}/stat`, 4096);
-    if (io === undefined || stat === undefined) return r.errno === ENOENT || r.errno === ESRCH ? 'gone' : 'denied';
+    let io: string;
+    let stat: string;
+    try {
+      io = readFileSync(`${this.procRoot}/${g.tgid}/io`, 'latin1');
+      stat = readFileSync(`${this.procRoot}/${g.tgid}/stat`, 'latin1');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      return code === 'ENOENT' || code === 'ESRCH' ? 'gone' : 'denied';
+    }
     g.writeCharBytes = roundKb(ioField(io, 'wchar: '));
     g.readCharBytes = roundKb(ioField(io, 'rchar: '));
     g.readSyscalls = roundKb(ioField(io, 'syscr: '));

@@ -27,8 +27,6 @@ export class ProcReader {
   private readonly rootLen: number;
   /** Number of files read (successfully or not): what the caches are meant to keep low. */
   reads = 0;
-  /** errno of the last read that failed (ENOENT or ESRCH: the process is gone; EACCES: not ours to read). */
-  errno = 0;
 
   /**
    * `openFd[0]`: fd + 1 of the file readOf() holds open, else 0 (the watcher thread's, see
@@ -56,10 +54,7 @@ export class ProcReader {
     this.reads++;
     const c = this.c;
     const fd = c.open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      this.errno = c.errno();
-      return -1;
-    }
+    if (fd < 0) return -1;
     let total = 0;
     while (total < maxBytes) {
       if (total === this.buf.length) {
@@ -71,7 +66,6 @@ export class ProcReader {
       const n = total === 0 ? c.read(fd, this.buf, want) : c.read(fd, this.buf.subarray(total), want);
       if (n < 0) {
         // ESRCH while reading: the process ended between open and read.
-        this.errno = c.errno();
         c.close(fd);
         return -1;
       }
