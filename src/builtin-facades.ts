@@ -2,7 +2,7 @@
  * node:http without undici. node:http's WebSocket, CloseEvent and MessageEvent exports are lazy
  * getters that load undici (node's fetch, and with it http2, zlib, web streams). An ES module
  * import of a built-in builds its namespace once, reading every export: so the first
- * `import ... from 'node:http'` (the OpenTelemetry HTTP exporters do one, `await import("http")`,
+ * `import ... from 'node:http'` (the OpenTelemetry HTTP exporters do one, a dynamic import of "http",
  * even in their CommonJS builds) loads undici, ~3 MiB of RSS in the agent with 5,000 processes
  * (bench/memory/probe.mjs; docs/deploy.md "Memory"). The agent uses none of the three.
  *
