@@ -115,7 +115,8 @@ async function runVariant(v, configDoc) {
     let c = c0;
     while (c < c0 + CYCLES - 2) {
       await sleep(250);
-      c = await collections(url);
+      // A scrape can time out on a loaded machine: try again.
+      c = await collections(url).catch(() => c);
     }
     const cpuPerCycleMs = (processCpuUsPrecise(child.pid) - cpu0) / (c - c0) / 1000;
     clearInterval(sampler);
