@@ -58,11 +58,10 @@ COPY config.yaml /etc/taskstats-agent/config.yaml
 # Numeric, so that runAsNonRoot can verify it.
 USER 10001:10001
 # With hostPID the agent is not pid 1 of its namespace, so node needs no init process in front.
-# --max-semi-space-size=2: V8's young generation otherwise grows to 16 MB semi-spaces per isolate
-# (main thread and exec watcher). With it, and the old-generation growing factor that
-# bin/taskstats-agent sets itself, RSS with 5,000 processes peaks at ~105-114 MB instead of
-# 125-155 MB (4 MB semi-spaces, default growth) at the same CPU per cycle (docs/deploy.md,
-# "Memory"). On the command line, not in NODE_OPTIONS: node ignores NODE_OPTIONS when its binary
-# has file capabilities (setcap above).
-ENTRYPOINT ["/usr/local/bin/node", "--max-semi-space-size=2", "/app/bin/taskstats-agent"]
+# node runs the agent directly (a shell in between would drop the file capability under
+# no_new_privs), so the flags of bin/node-flags are written out here: V8 memory settings node only
+# takes on its command line (docs/deploy.md "Memory"; test/host/v8-flags.test.ts checks that this
+# list is bin/node-flags). Not in NODE_OPTIONS: node ignores it when its binary has file
+# capabilities (setcap above).
+ENTRYPOINT ["/usr/local/bin/node", "--max-semi-space-size=2", "--max-opt=2", "/app/bin/taskstats-agent"]
 CMD ["run", "--config", "/etc/taskstats-agent/config.yaml"]

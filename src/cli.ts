@@ -254,6 +254,8 @@ async function runCommand(argv: string[], registry: Registry, startup: StartupSi
   }
   const file = resolvePath(values.config ?? 'config.yaml');
   const { config, issues } = await loadConfigFile(file, registry);
+  // The running agent validates no other configuration: let the compiled schemas go.
+  registry.releaseValidator();
   if (!config) {
     printIssues(issues);
     err(`${file}: invalid configuration; nothing started`);

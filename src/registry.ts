@@ -35,7 +35,21 @@ export class PluginError extends AgentError {
 export class Registry {
   private readonly byKind = new Map<ComponentKind, Map<string, RegisteredFactory>>(COMPONENT_KINDS.map((k) => [k, new Map()]));
   readonly commands = new Map<string, { command: CliCommand; source: string }>();
-  readonly validator = new ComponentConfigValidator();
+  private validatorInstance: ComponentConfigValidator | undefined;
+
+  /** Validates component configurations (ajv); made on first use. */
+  get validator(): ComponentConfigValidator {
+    return (this.validatorInstance ??= new ComponentConfigValidator());
+  }
+
+  /**
+   * Drops the validator and the schemas it compiled (ajv's generated code, ~1.5 MiB of heap with
+   * the built-in components), for a command that loads no more configurations (`run`, once its
+   * configuration is loaded); a later use makes a new one.
+   */
+  releaseValidator(): void {
+    this.validatorInstance = undefined;
+  }
 
   /**
    * Registers every factory of a plugin module after checking its shape. Throws PluginError

@@ -2,7 +2,6 @@
  * The agent's HTTP endpoint: /metrics (self-telemetry in Prometheus text), /healthz (200 while the
  * process runs), /readyz (200 once every component started, 503 before that and during shutdown).
  */
-import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AgentError, ErrorCode, parseListenAddress } from './api/index.js';
@@ -13,6 +12,10 @@ export interface TelemetryServer {
   readonly address: string;
   close(): Promise<void>;
 }
+
+// Not `import ... from 'node:http'`: an ES module import of a built-in reads all its exports, and
+// node:http's lazy ones load undici, http2 and zlib (~15 MiB RSS on Node 26; docs/deploy.md "Memory").
+const { createServer } = process.getBuiltinModule('node:http');
 
 export async function startTelemetryServer(address: string, telemetry: SelfTelemetry, isReady: () => boolean): Promise<TelemetryServer> {
   const parsed = parseListenAddress(address);

@@ -11,9 +11,26 @@
  * collected about every 8 MB of promotions). It is not a limit: a heap that must grow still does,
  * so there is no out-of-memory risk, unlike --max-old-space-size. V8 reads it at every full
  * collection, which is why setting it at run time works (unlike the young generation's size,
- * fixed when the isolate is created: that one is on node's command line, --max-semi-space-size).
+ * fixed when the isolate is created: such flags are on node's command line, from bin/node-flags).
  */
+import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
+
+/** The flags of bin/node-flags: one a line, `#` comments and blank lines ignored. */
+export function parseNodeFlags(text: string): string[] {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
+}
+
+/**
+ * The flags node must get on its command line (bin/node-flags: bin/taskstats-agent passes them,
+ * the image's ENTRYPOINT carries them), for tests and benchmarks that start node themselves.
+ */
+export function nodeCommandLineFlags(): string[] {
+  return parseNodeFlags(readFileSync(new URL('../../bin/node-flags', import.meta.url), 'utf8'));
+}
 
 export const MEMORY_V8_FLAGS: readonly string[] = ['--heap-growing-percent=20'];
 

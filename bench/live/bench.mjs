@@ -8,6 +8,7 @@
 // self-telemetry (pipeline collections), process-exporter's scrapes by the benchmark.
 import { readdirSync } from 'node:fs';
 import { startAgent } from '../../dist/test/support/agent.js';
+import { nodeCommandLineFlags } from '../../dist/src/v8-flags.js';
 import { sleep, sleepers } from '../../dist/test/support/workload.js';
 import { benchAgentConfig } from '../lib/agent-config.mjs';
 import { processExporterVersion, startProcessExporter } from '../lib/process-exporter.mjs';
@@ -45,8 +46,8 @@ let vm, agent, pe;
 try {
   vm = await startVictoriaMetrics();
   const config = benchAgentConfig({ otlpMetricsUrl: vm.otlpMetricsUrl, collectionInterval: `${INTERVAL_S}s` });
-  // As shipped: the Dockerfile's ENTRYPOINT and `npm start` run node with this flag (docs/performance.md).
-  agent = await startAgent({ config, nodeArgs: ['--max-semi-space-size=2'] });
+  // As shipped: bin/taskstats-agent and the image's ENTRYPOINT run node with the flags of bin/node-flags.
+  agent = await startAgent({ config, nodeArgs: nodeCommandLineFlags() });
   // The first cycles see every process for the first time (identity and cgroup from /proc).
   const cpu0 = agent.cpuUs();
   await sleep(INTERVAL_S * 1000 * 2 + 200);

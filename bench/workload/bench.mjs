@@ -14,6 +14,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startAgent } from '../../dist/test/support/agent.js';
+import { nodeCommandLineFlags } from '../../dist/src/v8-flags.js';
 import { compileC, createCgroup, cgroup2Root, sleep, sleepers } from '../../dist/test/support/workload.js';
 import { benchAgentConfig } from '../lib/agent-config.mjs';
 import { log, median, result } from '../lib/report.mjs';
@@ -84,7 +85,7 @@ async function liveRun(vm) {
         collectionInterval: `${INTERVAL_S}s`,
         taskstats: { cgroups: { reconcile, pressure: reconcile } },
       }),
-      nodeArgs: ['--max-semi-space-size=2'],
+      nodeArgs: nodeCommandLineFlags(), // as shipped (bin/node-flags)
     });
   const agents = { off: await start(false), on: await start(true) };
   try {

@@ -13,12 +13,20 @@
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
+import type http from 'node:http';
+import { createRequire } from 'node:module';
 import { AgentError, createExporterHelper, DropReason, ErrorCode, LOGS_SCOPE, severityText } from '../../src/api/index.js';
 import type { ComponentContext, Exporter, ExporterHelper, LogBatch, LogExporter, Resource, ResourceMetrics, SendResult, Signal } from '../../src/api/index.js';
 import type { OtlpExporterConfig, ResolvedOtlpSettings } from './config.js';
 import { resolveOtlpSettings } from './config.js';
+
+// Built-ins through getBuiltinModule and the OpenTelemetry packages through require (their
+// CommonJS builds), not `import`: an ES module import of node:http (ours, or the packages' ESM
+// builds) reads all its exports, and the lazy ones load undici, http2 and zlib (~15 MiB RSS on
+// Node 26; docs/deploy.md "Memory").
+// node:https (and TLS) only for an https endpoint.
+const { Agent: HttpAgent } = process.getBuiltinModule('node:http');
+const requirePackage = createRequire(import.meta.url);
 
 /** What the OTel exporters offer (export with a callback). */
 interface InnerExporter<T> {
@@ -156,13 +164,13 @@ class SignalSender<T> {
     return out;
   }
 
-  async start(): Promise<void> {
+  start(): void {
     const s = this.settings;
     const tlsFiles = this.readTlsFiles();
     const common = { url: s.url, timeoutMillis: s.timeoutMs, compression: s.compression as never };
     const logs = s.signal === 'logs';
     if (s.protocol === 'grpc') {
-      const grpc = await import('@grpc/grpc-js');
+      const grpc = requirePackage('@grpc/grpc-js') as typeof import('@grpc/grpc-js');
       const metadata = new grpc.Metadata();
       for (const [k, v] of Object.entries(s.headers)) metadata.set(k, v);
       const credentials = s.url!.startsWith('https:')
@@ -175,8 +183,8 @@ class SignalSender<T> {
         : grpc.credentials.createInsecure();
       const config = { ...common, metadata, credentials };
       const Inner = logs
-        ? (await import('@opentelemetry/exporter-logs-otlp-grpc')).OTLPLogExporter
-        : (await import('@opentelemetry/exporter-metrics-otlp-grpc')).OTLPMetricExporter;
+        ? (requirePackage('@opentelemetry/exporter-logs-otlp-grpc') as typeof import('@opentelemetry/exporter-logs-otlp-grpc')).OTLPLogExporter
+        : (requirePackage('@opentelemetry/exporter-metrics-otlp-grpc') as typeof import('@opentelemetry/exporter-metrics-otlp-grpc')).OTLPMetricExporter;
       this.inner = new Inner(config) as unknown as InnerExporter<T>;
       return;
     }
@@ -185,8 +193,12 @@ class SignalSender<T> {
     const httpAgentOptions = (protocol: string): Promise<http.Agent> => {
       this.agent =
         protocol === 'https:'
-          ? new https.Agent({ keepAlive: true, ...tlsFiles, ...(s.tls.insecureSkipVerify ? { rejectUnauthorized: false } : {}) })
-          : new http.Agent({ keepAlive: true });
+          ? new (process.getBuiltinModule('node:https').Agent)({
+              keepAlive: true,
+              ...tlsFiles,
+              ...(s.tls.insecureSkipVerify ? { rejectUnauthorized: false } : {}),
+            })
+          : new HttpAgent({ keepAlive: true });
       return Promise.resolve(this.agent);
     };
     this.observeRequests();
@@ -194,11 +206,11 @@ class SignalSender<T> {
     const json = s.protocol === 'http/json';
     const Inner = logs
       ? json
-        ? (await import('@opentelemetry/exporter-logs-otlp-http')).OTLPLogExporter
-        : (await import('@opentelemetry/exporter-logs-otlp-proto')).OTLPLogExporter
+        ? (requirePackage('@opentelemetry/exporter-logs-otlp-http') as typeof import('@opentelemetry/exporter-logs-otlp-http')).OTLPLogExporter
+        : (requirePackage('@opentelemetry/exporter-logs-otlp-proto') as typeof import('@opentelemetry/exporter-logs-otlp-proto')).OTLPLogExporter
       : json
-        ? (await import('@opentelemetry/exporter-metrics-otlp-http')).OTLPMetricExporter
-        : (await import('@opentelemetry/exporter-metrics-otlp-proto')).OTLPMetricExporter;
+        ? (requirePackage('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http')).OTLPMetricExporter
+        : (requirePackage('@opentelemetry/exporter-metrics-otlp-proto') as typeof import('@opentelemetry/exporter-metrics-otlp-proto')).OTLPMetricExporter;
     this.inner = new Inner(config) as unknown as InnerExporter<T>;
   }
 
@@ -326,7 +338,18 @@ export class OtlpExporter implements Exporter, LogExporter {
     };
   }
 
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    // The packages load synchronously (require), so starting is synchronous; a failure (a TLS
+    // file that cannot be read) still comes as a rejection.
+    try {
+      this.startSignals();
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  private startSignals(): void {
     // The signals of the pipelines this exporter is in (a logs-only config loads no metrics exporter package).
     const signals = this.ctx.signals ?? ['metrics'];
     for (const signal of signals) {
@@ -337,8 +360,8 @@ export class OtlpExporter implements Exporter, LogExporter {
         );
         continue;
       }
-      if (signal === 'metrics') this.metricsPath = await this.createPath(s, countDataPoints);
-      else this.logsPath = await this.createPath(s, (batch: ReadableLogRecordShape[]) => batch.length);
+      if (signal === 'metrics') this.metricsPath = this.createPath(s, countDataPoints);
+      else this.logsPath = this.createPath(s, (batch: ReadableLogRecordShape[]) => batch.length);
       this.ctx.logger.info('otlp exporter ready', {
         signal,
         endpoint: redactUrl(s.url),
@@ -350,9 +373,9 @@ export class OtlpExporter implements Exporter, LogExporter {
     }
   }
 
-  private async createPath<T>(s: ResolvedOtlpSettings, count: (batch: T) => number): Promise<SignalPath<T>> {
+  private createPath<T>(s: ResolvedOtlpSettings, count: (batch: T) => number): SignalPath<T> {
     const sender = new SignalSender<T>(s, this.requestCounter);
-    await sender.start();
+    sender.start();
     const helper = createExporterHelper<T>(this.ctx, {
       signal: s.signal,
       settings: { timeoutMs: s.timeoutMs, queue: s.queue, retry: s.retry },

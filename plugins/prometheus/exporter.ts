@@ -13,20 +13,27 @@
  * `le="0"` for the zero bucket). Their `le` set changes when the histogram's scale drops; explicit
  * buckets on the source give fixed ones.
  */
-import http from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import { createRequire } from 'node:module';
 import type { ExponentialHistogram, Histogram, MetricData } from '@opentelemetry/sdk-metrics';
 import { AgentError, DataPointType, ErrorCode, parseListenAddress, prometheusMetricName, prometheusUnit } from '../../src/api/index.js';
 import type { ComponentContext, Exporter, ResourceMetrics } from '../../src/api/index.js';
 import type { PrometheusExporterConfig } from './config.js';
+
+// Built-ins through getBuiltinModule and the OpenTelemetry package through require (its CommonJS
+// build): an ES module import of node:http reads all its exports, and the lazy ones load undici,
+// http2 and zlib (~15 MiB RSS on Node 26; docs/deploy.md "Memory").
+const http = process.getBuiltinModule('node:http');
+const { PrometheusSerializer } = createRequire(import.meta.url)('@opentelemetry/exporter-prometheus') as typeof import('@opentelemetry/exporter-prometheus');
+type PrometheusSerializer = InstanceType<typeof PrometheusSerializer>;
 
 const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 export class PrometheusExporter implements Exporter {
   /** Prometheus counters are cumulative. */
   readonly temporality = 'cumulative' as const;
-  private server: http.Server | undefined;
+  private server: Server | undefined;
   private latest: ResourceMetrics | undefined;
   /** Text of `latest`, made on the first scrape after an export. */
   private text: string | undefined;
@@ -64,7 +71,7 @@ export class PrometheusExporter implements Exporter {
     this.ctx.logger.info('prometheus exporter serving /metrics', { address: `${a.host}:${a.port}` });
   }
 
-  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+  private handle(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();

@@ -7,6 +7,8 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -27,8 +29,10 @@ writeFileSync(
   hook,
   `import { register } from 'node:module';
 import Module from 'node:module';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 const out = process.env.MODULES_LOG;
+// The built-ins node loaded (its own list), at exit.
+process.on('exit', () => writeFileSync(out + '.builtins', process.moduleLoadList.join('\\n')));
 const loader = 'import { appendFileSync } from "node:fs";' +
   'export async function load(url, context, next) { appendFileSync(' + JSON.stringify(out) + ', url + "\\\\n"); return next(url, context); }';
 register('data:text/javascript,' + encodeURIComponent(loader));
@@ -40,8 +44,11 @@ Module.prototype._compile = function (content, filename) {
 `,
 );
 
-/** Runs the agent with `config` until ready and started, stops it, returns the modules it loaded. */
-async function modulesLoadedBy(name: string, config: ConfigDocument): Promise<string[]> {
+/**
+ * Runs the agent with `config` until ready and started (and until `until` resolves, if given),
+ * stops it, returns the modules it loaded.
+ */
+async function modulesLoadedBy(name: string, config: ConfigDocument, until?: () => Promise<void>): Promise<string[]> {
   const log = join(dir, `${name}.modules`);
   writeFileSync(log, '');
   const agent = await startAgent({
@@ -51,6 +58,7 @@ async function modulesLoadedBy(name: string, config: ConfigDocument): Promise<st
     readyTimeoutMs: 30_000,
   });
   agents.push(agent);
+  await until?.();
   const stop = await agent.stop();
   assert.equal(stop.code, 0, agent.logs);
   assert.match(agent.logs, /taskstats-agent started/);
@@ -58,6 +66,7 @@ async function modulesLoadedBy(name: string, config: ConfigDocument): Promise<st
 }
 
 const loaded = (modules: string[], part: string): boolean => modules.some((m) => m.includes(part));
+const builtinsLoadedBy = (name: string): string[] => readFileSync(join(dir, `${name}.modules.builtins`), 'utf8').split('\n');
 
 describe('lazy loading of components', { timeout: 90_000 }, () => {
   test('the default config.yaml (debug, idle otlp) loads no OpenTelemetry package and no unused component', async () => {
@@ -93,6 +102,40 @@ describe('lazy loading of components', { timeout: 90_000 }, () => {
     assert.ok(loaded(modules, '/dist/plugins/filter/processor.js'));
     for (const unused of ['/dist/plugins/otlp/exporter.js', '/dist/plugins/debug/exporter.js', '/dist/plugins/k8sattributes/processor.js']) {
       assert.ok(!loaded(modules, unused), `${unused} loaded`);
+    }
+  });
+
+  test('an otlp exporter sending over http/protobuf loads its packages, and node:http without undici', async () => {
+    // A backend that accepts every export.
+    let requests = 0;
+    let sent: () => void = () => undefined;
+    const firstRequest = new Promise<void>((resolve) => (sent = resolve));
+    const backend = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        requests++;
+        res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+        sent();
+      });
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = backend.address() as AddressInfo;
+      const config = {
+        receivers: { taskstats: { collection_interval: '1s' } },
+        exporters: { otlp: { endpoint: `http://127.0.0.1:${port}` } },
+        service: { pipelines: { metrics: { receivers: ['taskstats'], exporters: ['otlp'] } } },
+      };
+      const modules = await modulesLoadedBy('otlp', config, () => firstRequest);
+      assert.ok(requests > 0);
+      assert.ok(loaded(modules, '/node_modules/@opentelemetry/exporter-metrics-otlp-proto/'), modules.join('\n'));
+      const builtins = builtinsLoadedBy('otlp');
+      assert.ok(builtins.includes('NativeModule http'), builtins.join(' '));
+      // node:http's lazy WebSocket exports load undici (fetch, http2, ...): src/builtin-facades.ts.
+      assert.ok(!builtins.includes('NativeModule internal/deps/undici/undici'), 'undici loaded');
+      assert.ok(!builtins.includes('NativeModule http2'), 'http2 loaded');
+    } finally {
+      await new Promise<void>((resolve) => backend.close(() => resolve()));
     }
   });
 });
