@@ -1,7 +1,8 @@
 // The cost of the workload view (issue 11), each feature on against off in the same run: two
 // agents, one with the feature and one without, run at the same time on the same workload (per-
 // exit costs here depend mostly on the exit rate and the machine's load, which both then share);
-// the figure is the median over runs of the per-run ratio:
+// the figure is the median over runs of the per-run ratio. The agent started first alternates
+// from run to run (the order in which two listeners are woken is not symmetric):
 //  1. exit storm (two fork loops, ~14,000 exits/s, the repository's config.yaml exporting to a
 //     real VictoriaMetrics): the agent's CPU per exit with the exit histograms on / off.
 //       target: <= 1.15x
@@ -43,12 +44,22 @@ function run(cmd, args, procs) {
 }
 
 /** Both agents listen to the same storm at once: same exits, same rate, same machine load. */
-async function stormRun(vm) {
+/** Both agents, started in the order `onFirst` says. */
+async function startBoth(start, onFirst) {
+  if (onFirst) {
+    const on = await start(true);
+    return { off: await start(false), on };
+  }
+  const off = await start(false);
+  return { off, on: await start(true) };
+}
+
+async function stormRun(vm, onFirst) {
   const start = (histograms) =>
     startAgent({
       config: benchAgentConfig({ otlpMetricsUrl: vm.otlpMetricsUrl, collectionInterval: `${INTERVAL_S}s`, taskstats: { histograms: { enabled: histograms } } }),
     });
-  const agents = { off: await start(false), on: await start(true) };
+  const agents = await startBoth(start, onFirst);
   const cg = createCgroup('ts-bench-workload-storm');
   try {
     await sleep(1000);
@@ -76,7 +87,7 @@ async function stormRun(vm) {
 }
 
 /** Both agents at once over the same cycles of the same 5,000 processes. */
-async function liveRun(vm) {
+async function liveRun(vm, onFirst) {
   const start = (reconcile) =>
     startAgent({
       config: benchAgentConfig({
@@ -86,7 +97,7 @@ async function liveRun(vm) {
       }),
       nodeArgs: ['--max-semi-space-size=2'],
     });
-  const agents = { off: await start(false), on: await start(true) };
+  const agents = await startBoth(start, onFirst);
   try {
     const cycles = async (a) => (await a.metrics()).sum('taskstats_agent_pipeline_collections_total');
     await sleep(INTERVAL_S * 1000 * 2 + 200); // first sight of every process
@@ -112,10 +123,10 @@ try {
   if (only !== 'live') {
     const runs = [];
     for (let i = 0; i < RUNS; i++) {
-      const r = await stormRun(vm);
+      const r = await stormRun(vm, i % 2 === 1);
       runs.push(r);
       log(
-        `storm run ${i + 1}: ${r.exits} exits by the loops; histograms off ${r.off.perExitUs.toFixed(2)} us, on ${r.on.perExitUs.toFixed(2)} us CPU per exit ` +
+        `storm run ${i + 1} (${i % 2 === 1 ? 'on' : 'off'} started first): ${r.exits} exits by the loops; histograms off ${r.off.perExitUs.toFixed(2)} us, on ${r.on.perExitUs.toFixed(2)} us CPU per exit ` +
           `(${(r.on.perExitUs / r.off.perExitUs).toFixed(3)}x; received ${r.off.received} / ${r.on.received}); ${r.histogramSeries} lifetime series in VictoriaMetrics`,
       );
     }
@@ -155,10 +166,10 @@ try {
       log(`${pids.length} sleeping processes in ${CGROUPS} cgroups under ${parent}`);
       const runs = [];
       for (let i = 0; i < RUNS; i++) {
-        const r = await liveRun(vm);
+        const r = await liveRun(vm, i % 2 === 1);
         runs.push(r);
         log(
-          `live run ${i + 1}: reconciliation off ${(r.off.cycleUs / 1000).toFixed(1)} ms, on ${(r.on.cycleUs / 1000).toFixed(1)} ms CPU per cycle ` +
+          `live run ${i + 1} (${i % 2 === 1 ? 'on' : 'off'} started first): reconciliation off ${(r.off.cycleUs / 1000).toFixed(1)} ms, on ${(r.on.cycleUs / 1000).toFixed(1)} ms CPU per cycle ` +
             `(${(r.on.cycleUs / r.off.cycleUs).toFixed(3)}x; ${r.on.cycles} cycles; ${r.on.reconciled} cgroups read per cycle)`,
         );
       }
