@@ -1,7 +1,10 @@
 // The cost of the workload view (issue 11), each feature on against off in the same run: two
 // agents, one with the feature and one without, run at the same time on the same workload (per-
 // exit costs here depend mostly on the exit rate and the machine's load, which both then share);
-// the figure is the median over runs of the per-run ratio:
+// the agent started first alternates from run to run, because the order is not neutral (measured:
+// the agent started second costs 10-15% more, either way round). So runs come in pairs, one of
+// each order, and a pair's ratio is the geometric mean of its two runs' ratios (an order bias b
+// makes them t*b and t/b: the mean is t); the figure is the median over pairs:
 //  1. exit storm (two fork loops, ~14,000 exits/s, the repository's config.yaml exporting to a
 //     real VictoriaMetrics): the agent's CPU per exit with the exit histograms on / off.
 //       target: <= 1.15x
@@ -22,12 +25,24 @@ import { startVictoriaMetrics } from '../lib/vm.mjs';
 
 const root = new URL('../..', import.meta.url).pathname;
 const STORM_SECONDS = Number(process.env.BENCH_STORM_SECONDS ?? 5);
-const RUNS = Number(process.env.BENCH_WORKLOAD_RUNS ?? 3);
+// Pairs of runs (see above): an odd count is rounded up.
+const RUNS = 2 * Math.ceil(Number(process.env.BENCH_WORKLOAD_RUNS ?? 4) / 2);
 const PROCESSES = Number(process.env.BENCH_LIVE_PROCESSES ?? 5000);
 const CGROUPS = Number(process.env.BENCH_WORKLOAD_CGROUPS ?? 100);
 const INTERVAL_S = 2;
 const CYCLES = Number(process.env.BENCH_WORKLOAD_CYCLES ?? 6);
 const only = process.argv[2]; // 'storm' | 'live' | undefined (both)
+
+/** Per pair of runs (off first, then on first): the geometric mean of their ratios; and the order bias. */
+function pairs(ratios) {
+  const out = { ratios: [], bias: [] };
+  for (let i = 0; i + 1 < ratios.length; i += 2) {
+    out.ratios.push(Math.sqrt(ratios[i] * ratios[i + 1]));
+    out.bias.push(Math.sqrt(ratios[i] / ratios[i + 1]));
+  }
+  return out;
+}
+const fmtList = (xs) => xs.map((x) => x.toFixed(3)).join(', ');
 
 const loopBin = compileC(readFileSync(join(root, 'bench/receiver/forkloop.c'), 'utf8'), 'forkloop');
 
@@ -44,12 +59,22 @@ function run(cmd, args, procs) {
 }
 
 /** Both agents listen to the same storm at once: same exits, same rate, same machine load. */
-async function stormRun(vm) {
+/** Both agents, started in the order `onFirst` says. */
+async function startBoth(start, onFirst) {
+  if (onFirst) {
+    const on = await start(true);
+    return { off: await start(false), on };
+  }
+  const off = await start(false);
+  return { off, on: await start(true) };
+}
+
+async function stormRun(vm, onFirst) {
   const start = (histograms) =>
     startAgent({
       config: benchAgentConfig({ otlpMetricsUrl: vm.otlpMetricsUrl, collectionInterval: `${INTERVAL_S}s`, taskstats: { histograms: { enabled: histograms } } }),
     });
-  const agents = { off: await start(false), on: await start(true) };
+  const agents = await startBoth(start, onFirst);
   const cg = createCgroup('ts-bench-workload-storm');
   try {
     await sleep(1000);
@@ -77,7 +102,7 @@ async function stormRun(vm) {
 }
 
 /** Both agents at once over the same cycles of the same 5,000 processes. */
-async function liveRun(vm) {
+async function liveRun(vm, onFirst) {
   const start = (reconcile) =>
     startAgent({
       config: benchAgentConfig({
@@ -87,7 +112,7 @@ async function liveRun(vm) {
       }),
       nodeArgs: nodeCommandLineFlags(), // as shipped (bin/node-flags)
     });
-  const agents = { off: await start(false), on: await start(true) };
+  const agents = await startBoth(start, onFirst);
   try {
     const cycles = async (a) => (await a.metrics()).sum('taskstats_agent_pipeline_collections_total');
     await sleep(INTERVAL_S * 1000 * 2 + 200); // first sight of every process
@@ -113,14 +138,16 @@ try {
   if (only !== 'live') {
     const runs = [];
     for (let i = 0; i < RUNS; i++) {
-      const r = await stormRun(vm);
+      const r = await stormRun(vm, i % 2 === 1);
       runs.push(r);
       log(
-        `storm run ${i + 1}: ${r.exits} exits by the loops; histograms off ${r.off.perExitUs.toFixed(2)} us, on ${r.on.perExitUs.toFixed(2)} us CPU per exit ` +
+        `storm run ${i + 1} (${i % 2 === 1 ? 'on' : 'off'} started first): ${r.exits} exits by the loops; histograms off ${r.off.perExitUs.toFixed(2)} us, on ${r.on.perExitUs.toFixed(2)} us CPU per exit ` +
           `(${(r.on.perExitUs / r.off.perExitUs).toFixed(3)}x; received ${r.off.received} / ${r.on.received}); ${r.histogramSeries} lifetime series in VictoriaMetrics`,
       );
     }
-    const ratio = median(runs.map((r) => r.on.perExitUs / r.off.perExitUs));
+    const p = pairs(runs.map((r) => r.on.perExitUs / r.off.perExitUs));
+    const ratio = median(p.ratios);
+    log(`storm pairs: ${fmtList(p.ratios)}x; order bias (second started / first): ${fmtList(p.bias)}`);
     result({
       name: 'exit storm: agent CPU per exit, exit histograms on / off (both agents on the same storm)',
       value: ratio,
@@ -128,7 +155,7 @@ try {
       target: '<= 1.15',
       limit: '<= 1.15',
       pass: ratio <= 1.15 && runs.every((r) => r.histogramSeries > 0),
-      detail: `median of ${RUNS} runs; on ${median(runs.map((r) => r.on.perExitUs)).toFixed(2)} us, off ${median(runs.map((r) => r.off.perExitUs)).toFixed(2)} us per exit`,
+      detail: `median of ${p.ratios.length} pairs of runs (${fmtList(p.ratios)}); on ${median(runs.map((r) => r.on.perExitUs)).toFixed(2)} us, off ${median(runs.map((r) => r.off.perExitUs)).toFixed(2)} us per exit`,
     });
   }
 
@@ -156,14 +183,16 @@ try {
       log(`${pids.length} sleeping processes in ${CGROUPS} cgroups under ${parent}`);
       const runs = [];
       for (let i = 0; i < RUNS; i++) {
-        const r = await liveRun(vm);
+        const r = await liveRun(vm, i % 2 === 1);
         runs.push(r);
         log(
-          `live run ${i + 1}: reconciliation off ${(r.off.cycleUs / 1000).toFixed(1)} ms, on ${(r.on.cycleUs / 1000).toFixed(1)} ms CPU per cycle ` +
+          `live run ${i + 1} (${i % 2 === 1 ? 'on' : 'off'} started first): reconciliation off ${(r.off.cycleUs / 1000).toFixed(1)} ms, on ${(r.on.cycleUs / 1000).toFixed(1)} ms CPU per cycle ` +
             `(${(r.on.cycleUs / r.off.cycleUs).toFixed(3)}x; ${r.on.cycles} cycles; ${r.on.reconciled} cgroups read per cycle)`,
         );
       }
-      const ratio = median(runs.map((r) => r.on.cycleUs / r.off.cycleUs));
+      const p = pairs(runs.map((r) => r.on.cycleUs / r.off.cycleUs));
+      const ratio = median(p.ratios);
+      log(`live pairs: ${fmtList(p.ratios)}x; order bias (second started / first): ${fmtList(p.bias)}`);
       result({
         name: `live cycle, ${PROCESSES} processes in ${CGROUPS} cgroups: agent CPU per cycle, cgroup reconciliation + pressure on / off (both agents at once)`,
         value: ratio,
@@ -171,7 +200,7 @@ try {
         target: '<= 1.1',
         limit: '<= 1.1',
         pass: ratio <= 1.1 && runs.every((r) => r.on.reconciled >= CGROUPS && r.off.reconciled === 0),
-        detail: `median of ${RUNS} runs; on ${(median(runs.map((r) => r.on.cycleUs)) / 1000).toFixed(1)} ms, off ${(median(runs.map((r) => r.off.cycleUs)) / 1000).toFixed(1)} ms per cycle`,
+        detail: `median of ${p.ratios.length} pairs of runs (${fmtList(p.ratios)}); on ${(median(runs.map((r) => r.on.cycleUs)) / 1000).toFixed(1)} ms, off ${(median(runs.map((r) => r.off.cycleUs)) / 1000).toFixed(1)} ms per cycle`,
       });
     } finally {
       await procs.stop();

@@ -36,7 +36,7 @@ export const DEFAULT_BOUNDARIES = {
 } as const;
 
 export function defaultExitDistributionsConfig(): ExitDistributionsConfig {
-  return { enabled: false, aggregation: 'exponential', max_size: 160, max_scale: 20, all_delays: false, boundaries: {} };
+  return { enabled: true, aggregation: 'exponential', max_size: 160, max_scale: 20, all_delays: false, boundaries: {} };
 }
 
 export const exitDistributionsConfigSchema = {

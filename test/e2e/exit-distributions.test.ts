@@ -1,7 +1,7 @@
 // test-requires: root taskstats libnl cgroup2 cc
 /**
  * Distributions from exit records, end to end: `bin/taskstats-agent run` (taskstats receiver,
- * histograms enabled, otlp exporter over http/json to a local receiver) while known
+ * histograms on by default, otlp exporter over http/json to a local receiver) while known
  * processes run: 20 that live 100 ms, 20 that live 400 ms (both sleeping), 10 that burn 50 ms of
  * CPU after touching 16 MB. The truth is a second listener (test/support/exit-fields.c, the
  * kernel's own struct taskstats header, no code of the agent's): for each group the exported
@@ -121,7 +121,8 @@ describe('exit distributions: histograms per workload exact to the kernel record
     const port = (server.address() as AddressInfo).port;
     agent = await startAgent({
       config: {
-        receivers: { taskstats: { collection_interval: '1s', histograms: { enabled: true } } },
+        // The histograms are on by default: nothing to switch on.
+        receivers: { taskstats: { collection_interval: '1s' } },
         exporters: { otlp: { endpoint: `http://127.0.0.1:${port}`, protocol: 'http/json' } },
         service: { pipelines: { metrics: { receivers: ['taskstats'], exporters: ['otlp'] } } },
       },
