@@ -116,7 +116,7 @@ async function measureAgent(vm, { scrapes, seriesLimit } = {}) {
     while ((await collections(agent)) < k0 + 2) await sleep(500);
     const firstSightUs = agent.cpuUs() - cpu0;
     if (scrapes > 0) {
-      pe = await startProcessExporter();
+      pe = await startProcessExporter([], { listenTimeoutMs: 300_000 });
       await pe.scrape(600_000); // its first scrape builds its tables
     }
     const c1 = agent.cpuUs();
@@ -160,6 +160,7 @@ async function measureAgent(vm, { scrapes, seriesLimit } = {}) {
 // ---------------------------------------------------------------------------------------------
 const started = Date.now();
 const curve = [];
+const failures = [];
 log(`curve: ${QUICK ? 'quick' : 'full'} run; process-exporter ${processExporterVersion()}; collection interval ${INTERVAL_S} s`);
 try {
   for (const p of POINTS) {
@@ -169,6 +170,8 @@ try {
       log(`skipped ${p.procs} x ${p.threads}: ${Math.round(memAvailableKb() / 1024)} MiB available, ~${Math.round(needKb / 1024)} needed`);
       continue;
     }
+    // A point that fails (a backend that times out at 50,000 processes, say) is reported and the
+    // others still run: one `npm run bench` gives every figure it can.
     const point = await withLock(`curve ${p.procs} x ${p.threads}`, async () => {
       const load0 = loadNow();
       const c = await crowd(p.procs, p.threads);
@@ -181,12 +184,17 @@ try {
         await m.agent.stop();
         const { agent: _agent, ...fig } = m;
         return { ...p, host, crowdStartS: c.startS, ...fig, load: [load0, loadNow()] };
+      } catch (e) {
+        failures.push(`${p.procs} x ${p.threads}: ${e.message}`);
+        log(`curve point ${p.procs} x ${p.threads} failed: ${e.stack}`);
+        return undefined;
       } finally {
         await m?.agent.kill();
         await vm?.stop();
         await c.stop();
       }
     });
+    if (!point) continue;
     curve.push(point);
     log(
       `${p.procs} processes x ${p.threads} thread(s) (host: ${point.host.processes} processes, ${point.host.threads} threads): agent ${point.cycleMs.toFixed(1)} ms CPU per cycle` +
@@ -207,10 +215,17 @@ const exportRuns = [];
   try {
     for (const n of SERIES) {
       const load0 = loadNow();
-      const raw = execFileSync(process.execPath, [join(here, 'export.mjs'), String(n), '4', `http://127.0.0.1:${port}/v1/metrics`], {
-        encoding: 'utf8',
-        maxBuffer: 1 << 24,
-      });
+      let raw;
+      try {
+        raw = execFileSync(process.execPath, ['--expose-gc', join(here, 'export.mjs'), String(n), '4', `http://127.0.0.1:${port}/v1/metrics`], {
+          encoding: 'utf8',
+          maxBuffer: 1 << 24,
+        });
+      } catch (e) {
+        failures.push(`export ${n} series: ${e.message}`);
+        log(`export of ${n} series failed: ${e.message}`);
+        continue;
+      }
       const r = JSON.parse(raw.trim().split('\n').pop());
       // The first round creates every series (and warms the code): steady state is rounds 2-4.
       const steady = r.rounds.slice(1);
@@ -266,12 +281,17 @@ if (BIG_NODE) {
         return {
           procs,
           names: procs,
+          seriesLimit: 10_000,
           ...fig,
           namesInVm: inVm[0]?.value ?? 0,
           overflowSeriesInVm: overflowInVm[0]?.value ?? 0,
           warnings,
           load: [load0, loadNow()],
         };
+      } catch (e) {
+        failures.push(`big node: ${e.message}`);
+        log(`big node failed: ${e.stack}`);
+        return undefined;
       } finally {
         await m?.agent.kill();
         await vm?.stop();
@@ -281,6 +301,8 @@ if (BIG_NODE) {
   } finally {
     restorePids();
   }
+}
+if (bigNode) {
   log(
     `big node: ${procs} processes with ${procs} names, default series_limit: agent ${bigNode.cycleMs.toFixed(0)} ms CPU per cycle, RSS ${bigNode.rssMb.toFixed(0)} MB` +
       ` (peak ${bigNode.hwmMb.toFixed(0)}); ${bigNode.sentPointsPerCycle.toFixed(0)} points sent per cycle, ${bigNode.failedPoints} failed;` +
@@ -292,7 +314,16 @@ if (BIG_NODE) {
 // Results, plot.
 const outDir = join(root, '.cache', 'bench');
 mkdirSync(outDir, { recursive: true });
-const data = { date: new Date().toISOString(), quick: QUICK, intervalS: INTERVAL_S, curve, exportRuns, bigNode, seconds: (Date.now() - started) / 1000 };
+const data = {
+  date: new Date().toISOString(),
+  quick: QUICK,
+  intervalS: INTERVAL_S,
+  curve,
+  exportRuns,
+  bigNode,
+  failures,
+  seconds: (Date.now() - started) / 1000,
+};
 writeFileSync(join(outDir, 'curve.json'), JSON.stringify(data, null, 2));
 const svgFile = QUICK ? join(outDir, 'curve.svg') : join(root, 'docs', 'performance-curve.svg');
 writeFileSync(svgFile, renderSvg(data));
@@ -330,4 +361,7 @@ if (exportRuns.length >= 2) {
     pass: growth <= 1.5,
     detail: exportRuns.map((r) => `${r.series}: ${r.totalUsPerSeries.toFixed(1)} us`).join(', '),
   });
+}
+if (failures.length) {
+  result({ name: 'curve: points that failed', value: failures.length, pass: false, detail: failures.join('; ') });
 }

@@ -54,6 +54,7 @@ const cpuUs = () => {
   return u.user + u.system;
 };
 
+globalThis.gc?.(); // run with --expose-gc: heap per series after collections
 const heap0 = process.memoryUsage().heapUsed;
 const out = [];
 for (let r = 0; r < rounds; r++) {
@@ -69,6 +70,7 @@ for (let r = 0; r < rounds; r++) {
   const t3 = cpuUs();
   out.push({ addUs: t1 - t0, collectUs: t2 - t1, exportUs: t3 - t2, exportWallMs: wallMs });
 }
+globalThis.gc?.();
 const heapPerSeriesB = (process.memoryUsage().heapUsed - heap0) / series;
 const stats = exporter.stats;
 await exporter.shutdown();
