@@ -18,7 +18,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { startAgent } from '../../dist/test/support/agent.js';
+import { scrape, startAgent } from '../../dist/test/support/agent.js';
 import { compileC, sleep } from '../../dist/test/support/workload.js';
 import { benchAgentConfig } from '../lib/agent-config.mjs';
 import { withLock } from '../lib/lock.mjs';
@@ -44,6 +44,8 @@ const POINTS = QUICK
     ];
 const SERIES = QUICK ? [1000, 10000] : [1000, 10000, 50000];
 const BIG_NODE = !QUICK;
+// BENCH_CURVE_PARTS=live,export,big (default: all): a part alone, e.g. to repeat one.
+const PARTS = (process.env.BENCH_CURVE_PARTS ?? 'live,export,big').split(',');
 const INTERVAL_S = 5;
 const MIN_CYCLES = 5;
 const NAME = 'cvsleep';
@@ -97,7 +99,10 @@ async function crowd(procs, threads, names = 1, prefix = NAME) {
   };
 }
 
-const selfMetric = async (agent, name) => (await agent.metrics()).sum(name);
+// The agent's own endpoint answers late on a big node (50,000 workloads: the default 5 s of
+// agent.metrics() timed out), so scrape it with a longer timeout.
+const agentMetrics = (agent) => scrape(`${agent.baseUrl}/metrics`, 120_000);
+const selfMetric = async (agent, name) => (await agentMetrics(agent)).sum(name);
 const collections = (agent) => selfMetric(agent, 'taskstats_agent_pipeline_collections_total');
 
 /**
@@ -132,7 +137,7 @@ async function measureAgent(vm, { scrapes, seriesLimit } = {}) {
     if (pe) await pe.stop();
     pe = undefined;
     while ((await collections(agent)) < k1 + MIN_CYCLES) await sleep(500);
-    const snap = await agent.metrics();
+    const snap = await agentMetrics(agent);
     const cycles = snap.sum('taskstats_agent_pipeline_collections_total') - k1;
     const cycleUs = (agent.cpuUs() - c1) / cycles;
     const out = {
@@ -163,7 +168,7 @@ const curve = [];
 const failures = [];
 log(`curve: ${QUICK ? 'quick' : 'full'} run; process-exporter ${processExporterVersion()}; collection interval ${INTERVAL_S} s`);
 try {
-  for (const p of POINTS) {
+  for (const p of PARTS.includes('live') ? POINTS : []) {
     const tasks = p.procs * p.threads;
     const needKb = p.procs * 100 + tasks * 40 + 2 * 2 ** 20;
     if (memAvailableKb() < needKb) {
@@ -213,7 +218,7 @@ const exportRuns = [];
   const sink = spawn(process.execPath, [join(here, 'sink.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise((resolve) => sink.stdout.once('data', (d) => resolve(Number(/port (\d+)/.exec(String(d))[1]))));
   try {
-    for (const n of SERIES) {
+    for (const n of PARTS.includes('export') ? SERIES : []) {
       const load0 = loadNow();
       let raw;
       try {
@@ -258,7 +263,7 @@ const exportRuns = [];
 
 // 3. A big node meeting the default series limit.
 let bigNode;
-if (BIG_NODE) {
+if (BIG_NODE && PARTS.includes('big')) {
   const procs = 50_000;
   try {
     bigNode = await withLock('curve big node', async () => {
@@ -324,10 +329,13 @@ const data = {
   failures,
   seconds: (Date.now() - started) / 1000,
 };
-writeFileSync(join(outDir, 'curve.json'), JSON.stringify(data, null, 2));
-const svgFile = QUICK ? join(outDir, 'curve.svg') : join(root, 'docs', 'performance-curve.svg');
+// A partial run (--quick, BENCH_CURVE_PARTS) leaves the full run's files alone.
+const partial = QUICK || PARTS.length < 3;
+const suffix = PARTS.length < 3 ? `-${PARTS.join('-')}` : QUICK ? '-quick' : '';
+writeFileSync(join(outDir, `curve${suffix}.json`), JSON.stringify(data, null, 2));
+const svgFile = partial ? join(outDir, `curve${suffix}.svg`) : join(root, 'docs', 'performance-curve.svg');
 writeFileSync(svgFile, renderSvg(data));
-log(`curve: ${join(outDir, 'curve.json')}, plot ${svgFile}; ${data.seconds.toFixed(0)} s`);
+log(`curve: ${join(outDir, `curve${suffix}.json`)}, plot ${svgFile}; ${data.seconds.toFixed(0)} s`);
 
 for (const p of curve) {
   const perProcUs = (p.cycleMs * 1000) / p.host.processes;
