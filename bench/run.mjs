@@ -9,20 +9,30 @@
 // "pass" is the hard limit (never above/under); "target" is what it aims for. A benchmark without
 // BENCH_RESULT lines is listed with its exit status only.
 //
-// Usage: node bench/run.mjs [NAME ...]   (only those folders)
+// Usage: node bench/run.mjs [--quick] [NAME ...]   (only those folders)
+//   --quick: BENCH_QUICK=1 for the benchmarks (bench/curve: its small points only).
+//   BENCH_LOCK=FILE: each benchmark runs holding flock(1) on FILE (bench/curve takes it per point),
+//   so that benchmarks of several checkouts on one machine do not count each other's processes.
 // Results are also written to .cache/bench/last-run.json (machine, date, commit, every result).
+// docs/performance.md's figures all come from one such run at one commit.
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem, release } from 'node:os';
 import { join } from 'node:path';
+import { withLock } from './lib/lock.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 const benchDir = join(root, 'bench');
 const ENTRY_NAMES = ['bench.mjs', 'run.mjs', 'index.mjs', 'main.mjs'];
-// Cheapest and most independent first; the exit storms last (they load the machine the most).
-const ORDER = ['accuracy', 'live', 'receiver', 'exit-storm'];
+// The curve first (issue 15's figures; the longest, and on a shared machine the lock may hold
+// the rest back); then the cheapest and most independent; the exit storms after them (they load
+// the machine the most); the others.
+const ORDER = ['curve', 'accuracy', 'live', 'receiver', 'exit-storm'];
+// Benchmarks that take BENCH_LOCK themselves, per step.
+const LOCKS_ITSELF = ['curve'];
 
-const wanted = process.argv.slice(2);
+const quick = process.argv.includes('--quick');
+const wanted = process.argv.slice(2).filter((a) => a !== '--quick');
 const benches = readdirSync(benchDir)
   .filter((d) => d !== 'lib' && statSync(join(benchDir, d)).isDirectory())
   .filter((d) => wanted.length === 0 || wanted.includes(d))
@@ -71,7 +81,8 @@ function runOne(bench) {
   return new Promise((resolve) => {
     const t0 = Date.now();
     console.log(`\n=== bench/${bench.name} (${bench.entry.slice(root.length)}) ===`);
-    const child = spawn(process.execPath, [bench.entry], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+    const env = quick ? { ...process.env, BENCH_QUICK: '1' } : process.env;
+    const child = spawn(process.execPath, [bench.entry], { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
     const results = [];
     let buffered = '';
     let lastLine = '';
@@ -93,7 +104,7 @@ function runOne(bench) {
       }
     });
     child.on('exit', (code, signal) => {
-      resolve({ name: bench.name, code, signal, seconds: (Date.now() - t0) / 1000, results, lastLine });
+      resolve({ name: bench.name, code, signal, seconds: (Date.now() - t0) / 1000, loadavg1m: Number(loadavg()[0].toFixed(2)), results, lastLine });
     });
   });
 }
@@ -103,7 +114,8 @@ console.log(
   `taskstats-agent benchmarks: ${info.date}, commit ${info.commit}, Linux ${info.kernel}, ${info.cpus}, ${info.memory}, Node ${info.node}, load average ${info.loadavg1m}`,
 );
 const runs = [];
-for (const b of benches) runs.push(await runOne(b));
+info.quick = quick;
+for (const b of benches) runs.push(LOCKS_ITSELF.includes(b.name) ? await runOne(b) : await withLock(`bench/${b.name}`, () => runOne(b)));
 
 const fmt = (v) => (typeof v === 'number' ? (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2)) : String(v));
 console.log('\n=== summary ===');
@@ -122,10 +134,13 @@ for (const r of runs) {
 }
 const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => String(row[i]).length)));
 for (const row of rows) console.log(row.map((c, i) => String(c).padEnd(widths[i])).join('  '));
+console.log(runs.map((r) => `${r.name} ${r.seconds.toFixed(0)} s (load ${r.loadavg1m})`).join(', '));
 
 const outDir = join(root, '.cache', 'bench');
 mkdirSync(outDir, { recursive: true });
 info.loadavg1mAtEnd = Number(loadavg()[0].toFixed(2));
+info.seconds = runs.reduce((a, r) => a + r.seconds, 0);
+console.log(`${(info.seconds / 60).toFixed(1)} min; load average ${info.loadavg1m} at the start, ${info.loadavg1mAtEnd} at the end`);
 writeFileSync(join(outDir, 'last-run.json'), JSON.stringify({ machine: info, runs }, null, 2));
 console.log(`\nresults: ${join(outDir, 'last-run.json')}; record them in docs/performance.md`);
 process.exit(failed ? 1 : 0);

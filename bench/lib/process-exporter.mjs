@@ -34,9 +34,10 @@ export function processExporterVersion() {
 
 /**
  * Start process-exporter. `extraArgs` e.g. ['-gather-smaps=false'] for a lighter variant.
+ * `listenTimeoutMs`: it reads /proc before it listens (tens of seconds with 20,000 processes).
  * Returns { url, pid, scrape(), cpuUs(), stop() }.
  */
-export async function startProcessExporter(extraArgs = []) {
+export async function startProcessExporter(extraArgs = [], { listenTimeoutMs = 20_000 } = {}) {
   const bin = ensureProcessExporter();
   const dir = mkdtempSync(join(tmpdir(), 'ts-pe-'));
   const configFile = join(dir, 'process-exporter.yaml');
@@ -58,7 +59,7 @@ export async function startProcessExporter(extraArgs = []) {
       const r = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) });
       return r.status < 500;
     },
-    20_000,
+    listenTimeoutMs,
   );
   return {
     url,
