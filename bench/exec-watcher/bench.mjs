@@ -1,4 +1,4 @@
-// Exec watcher cost: the CPU the taskstats receiver's exec watcher thread (proc-connector.ts) uses
+// Exec watcher cost: the CPU the taskstats receiver's exec watcher thread (exec-watcher-thread.ts) uses
 // per exec, as a ratio to a minimal C watcher (floor.c: blocking recv() on the proc connector,
 // one read of /proc/PID/cgroup per exec, SCHED_FIFO 1) measured with the same exec stream in the
 // same run; plus the main thread's CPU per exec (receiving and applying the results), the delay
@@ -9,7 +9,7 @@
 // (1000 execs) before it is measured: V8 optimizes its loop only after a few hundred execs, and
 // an agent runs for days.
 // Needs root (SCHED_FIFO, the proc connector) and cc. Env: BENCH_EXEC_COUNT (2000 execs per run),
-// BENCH_EXEC_RUNS (3), BENCH_EXEC_BASELINE: the path of another build of proc-connector.js (an
+// BENCH_EXEC_RUNS (3), BENCH_EXEC_BASELINE: the path of another build's module exporting ExecWatcher (an
 // older version, compiled) to measure side by side in the same runs (before/after figures).
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -195,7 +195,7 @@ const rssOf = async (modulePath) => {
   for (let i = 0; i < 2; i++) rs.push(await rssRun(modulePath));
   return { startedMb: median(rs.map((r) => r.startedMb)), after3000Mb: median(rs.map((r) => r.after3000Mb)) };
 };
-const rss = await rssOf(join(root, 'dist/plugins/taskstats/proc-connector.js'));
+const rss = await rssOf(join(root, 'dist/plugins/taskstats/exec-watcher.js'));
 result({
   name: 'exec watcher: RSS added by the watcher thread (after 3000 execs)',
   value: Number(rss.after3000Mb.toFixed(1)),
