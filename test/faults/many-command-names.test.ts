@@ -150,14 +150,13 @@ describe('many distinct command names', { timeout: 240_000 }, () => {
       const received0 = (await agent.metrics()).sum('taskstats_agent_receiver_exits_received_total');
       let expected = 0;
       for (let first = 0; first < REAL_NAMES; first += STEP) expected += (await distinctNamesInCgroup(cg, STEP, 'n', first)) + 1;
-      const m = await waitFor(
-        'the agent to receive every exit',
-        async () => {
-          const s = await agent!.metrics();
-          return s.sum('taskstats_agent_receiver_exits_received_total') - received0 >= expected ? s : undefined;
-        },
-        30_000,
-      );
+      // Received by the receiver, then counted by the metrics stage when the batch reaches it:
+      // wait for both (the stage's overflow counter trails the receiver's by up to one batch).
+      const settled = (s: Awaited<ReturnType<AgentProcess['metrics']>>) =>
+        s.sum('taskstats_agent_receiver_exits_received_total') - received0 >= expected && s.sum(/series_overflow_total$/) >= REAL_NAMES - REAL_LIMIT;
+      await waitFor('the agent to receive and count every exit', async () => settled(await agent!.metrics()), 30_000).catch(() => undefined);
+      const m = await agent.metrics();
+      assert.ok(m.sum('taskstats_agent_receiver_exits_received_total') - received0 >= expected, 'every exit received');
       assert.ok(agent.running, `the agent died (heap ${HEAP_MB} MB)`);
       assert.equal(m.sum(/kernel_drops_total$/), 0, 'no kernel drops (else the exact count below is meaningless)');
       const overflow = m.sum(/series_overflow_total$/);
