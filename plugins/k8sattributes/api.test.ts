@@ -5,7 +5,9 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ATTR, SeverityNumber, type Attributes, type ComponentContext, type LogRecord, type Processor, type Sample } from '../../src/api/index.js';
+import { ATTR, SeverityNumber, type Attributes, type LogRecord, type Processor, type Sample } from '../../src/api/index.js';
+import { recordingContext } from '../../test/support/component-context.js';
+import { waitFor } from '../../test/support/workload.js';
 import { FakeKubeApiServer, type PodJson } from '../../test/support/fake-kube-apiserver.js';
 import { defaultK8sAttributesConfig, type K8sAttributesConfig } from './config.js';
 import { k8sAttributesFactory } from './factory.js';
@@ -21,31 +23,6 @@ const COREDNS_UID = '5e8a560b-f166-4f91-9b8a-280dabafd10d';
 const COREDNS_CID = '6819fb158dca3c004885a2bccdf272df840d283c524773a4b2ce96f45e388ac1';
 const QUEUE_UID = 'd8aa9a47-ad0f-4bbe-bc12-ab31605d3211';
 const QUEUE_CID = 'd8e1e33309272b4a4267e15f995ff7b6612532240cb61dc03a118659620226f2';
-
-interface Recorded {
-  counters: Map<string, number>;
-  warnings: string[];
-}
-
-function recordingCtx(rec: Recorded): ComponentContext {
-  return {
-    id: 'k8sattributes',
-    logger: { debug() {}, info() {}, warn: (msg) => rec.warnings.push(msg), error: (msg) => rec.warnings.push(msg) },
-    telemetry: {
-      dropped() {},
-      counter: (name) => ({ add: (v) => rec.counters.set(name, (rec.counters.get(name) ?? 0) + v) }),
-      gauge() {},
-    },
-  };
-}
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** A sample as the receiver would build it for a process in `cgroupPath`; `attributes` is shared. */
 function processOne(p: Processor, attributes: Attributes): Attributes {
@@ -79,8 +56,8 @@ describe('k8sattributes with the Kubernetes API (local fake API server)', { time
     c.extract.annotations = [{ key: 'shadow.clusterpedia.io/cluster-name' }];
     return { ...c, ...over };
   };
-  const start = async (c: K8sAttributesConfig, rec: Recorded = { counters: new Map(), warnings: [] }) => {
-    const p = await k8sAttributesFactory.create(recordingCtx(rec), c);
+  const start = async (c: K8sAttributesConfig, rec = recordingContext('k8sattributes')) => {
+    const p = await k8sAttributesFactory.create(rec, c);
     assert.ok(p instanceof K8sAttributesProcessor);
     processors.push(p);
     // That start() does not wait for the API is proven by the slow-API test (no metadata yet when it returns).
@@ -237,7 +214,7 @@ describe('k8sattributes with the Kubernetes API (local fake API server)', { time
   });
 
   test('a watch broken mid-stream resumes from the last resourceVersion without relisting', async () => {
-    const rec: Recorded = { counters: new Map(), warnings: [] };
+    const rec = recordingContext('k8sattributes');
     const p = await start(config(), rec);
     await waitFor('watch', () => server.openWatches > 0 && processOne(p, corednsAttrs)['k8s.pod.name'] !== undefined);
     const lists = server.listRequests().length;
@@ -348,7 +325,7 @@ describe('k8sattributes with the Kubernetes API (local fake API server)', { time
       const closedKubeconfig = join(downDir, 'kubeconfig');
       closed.writeKubeconfig(closedKubeconfig);
       await closed.close();
-      const rec: Recorded = { counters: new Map(), warnings: [] };
+      const rec = recordingContext('k8sattributes');
       const p = await start(config({ kube_config_path: closedKubeconfig }), rec);
       await waitFor('an error counted', () => (rec.counters.get('k8s_api_errors') ?? 0) >= 1);
       assert.equal(processOne(p, queueAttrs)['container.id'], QUEUE_CID);
@@ -363,7 +340,7 @@ describe('k8sattributes with the Kubernetes API (local fake API server)', { time
       wrongToken.writeKubeconfig(wrongKubeconfig);
       wrongToken.token = 'right';
       wrongToken.addPod(coredns());
-      const rec2: Recorded = { counters: new Map(), warnings: [] };
+      const rec2 = recordingContext('k8sattributes');
       const p2 = await start(config({ kube_config_path: wrongKubeconfig }), rec2);
       await waitFor('401 counted', () => (rec2.counters.get('k8s_api_errors') ?? 0) >= 1);
       assert.equal(processOne(p2, corednsAttrs)['k8s.pod.name'], undefined);
@@ -456,19 +433,16 @@ describe('k8sattributes with the Kubernetes API (local fake API server)', { time
     const saved = process.env.KUBERNETES_SERVICE_HOST;
     delete process.env.KUBERNETES_SERVICE_HOST;
     try {
-      const sa = await k8sAttributesFactory.create(
-        recordingCtx({ counters: new Map(), warnings: [] }),
-        config({ auth_type: 'serviceAccount', kube_config_path: undefined }),
-      );
+      const sa = await k8sAttributesFactory.create(recordingContext('k8sattributes'), config({ auth_type: 'serviceAccount', kube_config_path: undefined }));
       await assert.rejects(sa.start(), /KUBERNETES_SERVICE_HOST/);
       const auto = await start(config({ auth_type: 'auto', kube_config_path: undefined }));
       assert.equal(auto.watcher, undefined, 'auto outside a cluster: cgroup only');
     } finally {
       if (saved !== undefined) process.env.KUBERNETES_SERVICE_HOST = saved;
     }
-    const missing = await k8sAttributesFactory.create(recordingCtx({ counters: new Map(), warnings: [] }), config({ kube_config_path: join(dir, 'nope') }));
+    const missing = await k8sAttributesFactory.create(recordingContext('k8sattributes'), config({ kube_config_path: join(dir, 'nope') }));
     await assert.rejects(missing.start(), /kubeconfig .*nope does not exist/);
-    const ctxMissing = await k8sAttributesFactory.create(recordingCtx({ counters: new Map(), warnings: [] }), config({ kube_config_context: 'prod' }));
+    const ctxMissing = await k8sAttributesFactory.create(recordingContext('k8sattributes'), config({ kube_config_context: 'prod' }));
     await assert.rejects(ctxMissing.start(), /has no context "prod"/);
     assert.deepEqual(
       k8sAttributesFactory.validate!(

@@ -11,7 +11,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ATTR, type Attributes, type ComponentContext, type Processor, type Sample } from '../../src/api/index.js';
+import { ATTR, type Attributes, type Processor, type Sample } from '../../src/api/index.js';
+import { recordingContext } from '../../test/support/component-context.js';
+import { waitFor } from '../../test/support/workload.js';
 import { FakeKubeApiServer, type PodJson } from '../../test/support/fake-kube-apiserver.js';
 import { defaultK8sAttributesConfig, type K8sAttributesConfig } from './config.js';
 import { k8sAttributesFactory } from './factory.js';
@@ -45,45 +47,20 @@ function processOne(p: Processor, attributes: Attributes): Attributes {
   return out[0]!.attributes;
 }
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-interface Recorded {
-  counters: Map<string, number>;
-  warnings: string[];
-}
-
-function recordingCtx(rec: Recorded): ComponentContext {
-  return {
-    id: 'k8sattributes',
-    logger: { debug() {}, info() {}, warn: (msg) => rec.warnings.push(msg), error: (msg) => rec.warnings.push(msg) },
-    telemetry: {
-      dropped() {},
-      counter: (name) => ({ add: (v) => rec.counters.set(name, (rec.counters.get(name) ?? 0) + v) }),
-      gauge() {},
-    },
-  };
-}
-
 describe('pod watch with @kubernetes/client-node 2.x: relists, chunking, quiet watches, retries', { timeout: 180_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'k8srelist-'));
   const kubeconfig = join(dir, 'kubeconfig');
   let server: FakeKubeApiServer;
   const processors: Processor[] = [];
 
-  const start = async (rec: Recorded = { counters: new Map(), warnings: [] }) => {
+  const start = async (rec = recordingContext('k8sattributes')) => {
     const c: K8sAttributesConfig = defaultK8sAttributesConfig();
     c.auth_type = 'kubeConfig';
     c.kube_config_path = kubeconfig;
     c.filter.node = NODE;
     c.pod_delete_grace = 300;
     c.extract.labels = [{ key: 'component' }];
-    const p = await k8sAttributesFactory.create(recordingCtx(rec), c);
+    const p = await k8sAttributesFactory.create(rec, c);
     assert.ok(p instanceof K8sAttributesProcessor);
     processors.push(p);
     await p.start();
@@ -191,7 +168,7 @@ describe('pod watch with @kubernetes/client-node 2.x: relists, chunking, quiet w
     // silent watch at 30 s never sees one: it reconnects from its old resourceVersion, forever.
     server.bookmarkEveryMs = 33_000;
     server.addPod(pod(300));
-    const rec: Recorded = { counters: new Map(), warnings: [] };
+    const rec = recordingContext('k8sattributes');
     const p = await start(rec);
     await waitFor('the list', () => label(p, 300) === 'v1');
     await waitFor('a watch', () => server.openWatches === 1);
@@ -215,7 +192,7 @@ describe('pod watch with @kubernetes/client-node 2.x: relists, chunking, quiet w
   test('repeated connection drops: each resume waits the base retry delay again once events flow (no backoff left over from earlier drops)', async () => {
     server.addPod(pod(400));
     const lists = server.listRequests().length;
-    const rec: Recorded = { counters: new Map(), warnings: [] };
+    const rec = recordingContext('k8sattributes');
     const p = await start(rec);
     await waitFor('the list', () => label(p, 400) === 'v1');
     const resumeMs: number[] = [];

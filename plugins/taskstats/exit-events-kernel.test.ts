@@ -21,6 +21,7 @@ import { taskstatsReceiverFactory } from './factory.js';
 import { defaultTaskstatsConfig, type TaskstatsReceiverConfig } from './config.js';
 import { cgroupTestSkipReason, cgroupV2Root } from '../../test/support/cgroup.js';
 import { compileC, createCgroup, repoRoot, runTsload, waitFor } from '../../test/support/workload.js';
+import { recordingContext } from '../../test/support/component-context.js';
 
 interface Truth {
   aggregate: 'pid' | 'tgid';
@@ -47,22 +48,10 @@ interface Truth {
 
 function harness() {
   const records: LogRecord[] = [];
-  const counters = new Map<string, number>();
-  const warnings: string[] = [];
   let samples = 0;
+  const recorded = recordingContext('taskstats');
   const ctx: ReceiverContext = {
-    id: 'taskstats',
-    logger: { debug() {}, info() {}, warn: (m: string) => void warnings.push(m), error: (m: string) => void warnings.push(m) },
-    telemetry: {
-      dropped() {},
-      counter: (name: string) => ({
-        add: (v: number, a?: Record<string, unknown>) => {
-          const k = `${name}${a ? JSON.stringify(a) : ''}`;
-          counters.set(k, (counters.get(k) ?? 0) + v);
-        },
-      }),
-      gauge() {},
-    },
+    ...recorded,
     // A logs pipeline only: `metrics` is absent, as the host gives it.
     logs: { consume: (b) => void records.push(...b) },
     next: {
@@ -70,7 +59,7 @@ function harness() {
       collectionDone() {},
     },
   };
-  return { ctx, records, counters, warnings, samples: () => samples };
+  return { ctx, records, counters: recorded.counters, warnings: recorded.warnings, samples: () => samples };
 }
 
 const skip = cgroupTestSkipReason();

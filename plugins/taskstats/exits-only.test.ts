@@ -11,7 +11,8 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { compileC } from '../../test/support/workload.js';
+import { compileC, waitFor } from '../../test/support/workload.js';
+import { recordingContext } from '../../test/support/component-context.js';
 import { TaskstatsReceiver, processStartSec, type ReceiverParts } from './receiver.js';
 import { defaultReceiverParts } from './factory.js';
 import { defaultTaskstatsConfig, parseCpulist, possibleCpus } from './config.js';
@@ -41,16 +42,9 @@ int main(int argc, char **argv) {
 }`;
 
 function harness() {
-  const counters = new Map<string, number>();
   let cycles = 0;
   const ctx = {
-    id: 'taskstats',
-    logger: { debug() {}, info() {}, warn() {}, error() {} },
-    telemetry: {
-      dropped() {},
-      counter: (name: string) => ({ add: (v: number) => void counters.set(name, (counters.get(name) ?? 0) + v) }),
-      gauge() {},
-    },
+    ...recordingContext('taskstats'),
     next: {
       consume() {},
       collectionDone: () => {
@@ -58,15 +52,7 @@ function harness() {
       },
     },
   };
-  return { ctx, counters, cycles: () => cycles };
-}
-
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  return { ctx, counters: ctx.counters, cycles: () => cycles };
 }
 
 const cpus = parseCpulist(possibleCpus()) ?? [];
@@ -103,16 +89,16 @@ describe('taskstats receiver, exits only', { timeout: 60_000 }, () => {
           child.once('exit', (code) => rej(new Error(`test program ended early (${code})`)));
         });
         const pid = child.pid!;
-        await waitFor(() => acc!.tracks(pid), 5000, "the worker threads' exits to be kept for the process");
+        await waitFor("the worker threads' exits to be kept for the process", () => acc!.tracks(pid), 5000);
         // Still running: kept across several collections, whatever their number.
         const c0 = h.cycles();
-        await waitFor(() => h.cycles() >= c0 + 5, 5000, 'five collections');
+        await waitFor('five collections', () => h.cycles() >= c0 + 5, 5000);
         assert.ok(acc!.tracks(pid), 'a living process is not expired');
         const lostBefore = h.counters.get('processes_lost') ?? 0;
         // The last thread ends on the CPU nobody listens to: its records are never heard.
         child.stdin.end();
         await new Promise((res) => (child.exitCode !== null ? res(null) : child.once('exit', res)));
-        await waitFor(() => !acc!.tracks(pid), 5000, 'the ended process to be forgotten');
+        await waitFor('the ended process to be forgotten', () => !acc!.tracks(pid), 5000);
         assert.ok((h.counters.get('processes_lost') ?? 0) >= lostBefore + 1, 'counted in processes_lost');
       } finally {
         child.kill('SIGKILL');

@@ -15,6 +15,7 @@ import { ExitListener } from './exit-listener.js';
 import { LivePoller } from './live-poller.js';
 import { copyTaskRecord, newTaskRecord, type TaskRecord } from './record.js';
 import { possibleCpus } from './config.js';
+import { waitFor } from '../../test/support/workload.js';
 
 interface Capture {
   threads: TaskRecord[];
@@ -44,14 +45,6 @@ function startCapture(filter: (r: TaskRecord) => boolean): Capture {
   });
   cap.listener.start();
   return cap;
-}
-
-async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 function exited(c: ChildProcess): Promise<void> {
@@ -88,7 +81,7 @@ describe('exit events of processes whose truth is known', { timeout: 60_000 }, (
       c.kill(opts.kill);
     }
     await exited(c);
-    await waitFor(() => cap.threads.some((t) => t.pid === c.pid), 5000, `the exit record of ${cmd} (pid ${c.pid})`);
+    await waitFor(`the exit record of ${cmd} (pid ${c.pid})`, () => cap.threads.some((t) => t.pid === c.pid), 5000);
     return cap.threads.find((t) => t.pid === c.pid)!;
   }
 
@@ -166,7 +159,7 @@ describe('exit events of processes whose truth is known', { timeout: 60_000 }, (
     const c = track(spawn(process.execPath, ['-e', script], { stdio: 'ignore' }));
     pids.add(c.pid!);
     await exited(c);
-    await waitFor(() => cap.groups.some((g) => g.tgid === c.pid), 10_000, 'the group record');
+    await waitFor('the group record', () => cap.groups.some((g) => g.tgid === c.pid), 10_000);
     const group = cap.groups.find((g) => g.tgid === c.pid)!;
     const threads = cap.threads.filter((t) => t.tgid === c.pid);
     assert.ok(threads.length >= 4, `${threads.length} thread records (main + 3 workers + node's own threads)`);
@@ -271,12 +264,12 @@ describe('kernel drops (ENOBUFS)', { timeout: 90_000 }, () => {
       const c = track(spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] }));
       let out = '';
       c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-      await waitFor(() => out.includes('ready'), 15_000, 'the listener child');
+      await waitFor('the listener child', () => out.includes('ready'), 15_000);
       process.kill(c.pid!, 'SIGSTOP');
       const perl = 'use POSIX; for (1..3000) { $p=fork; if(!$p){ POSIX::_exit(0) } waitpid($p,0) }';
       await new Promise((r) => track(spawn('perl', ['-e', perl], { stdio: 'ignore' })).once('exit', r));
       process.kill(c.pid!, 'SIGCONT');
-      await waitFor(() => out.includes('drop'), 10_000, 'the drop report');
+      await waitFor('the drop report', () => out.includes('drop'), 10_000);
       // Still listening: shells that exit with code 5 from now on are seen. (Other exits on a busy
       // machine can overflow the small buffer again, so keep spawning until 5 of them arrived;
       // a deaf listener sees none.)

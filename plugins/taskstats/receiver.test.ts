@@ -26,22 +26,16 @@ import {
 import { setupDelayAccounting } from './delayacct.js';
 import { PROCESS_SCHEMA } from './schema.js';
 import { needs } from '../../test/support/caps.js';
+import { recordingContext } from '../../test/support/component-context.js';
+import { waitFor } from '../../test/support/workload.js';
 
 function harness() {
   const samples: Sample[] = [];
-  const counters = new Map<string, number>();
-  const gauges = new Map<string, () => number>();
-  const warnings: string[] = [];
   let batches = 0;
   let cycles = 0;
+  const recorded = recordingContext('taskstats');
   const ctx = {
-    id: 'taskstats',
-    logger: { debug() {}, info() {}, warn: (m: string) => void warnings.push(m), error: (m: string) => void warnings.push(m) },
-    telemetry: {
-      dropped() {},
-      counter: (name: string) => ({ add: (v: number) => void counters.set(name, (counters.get(name) ?? 0) + v) }),
-      gauge: (name: string, _d: string, read: () => number) => void gauges.set(name, read),
-    },
+    ...recorded,
     next: {
       consume(b: Sample[]) {
         batches++;
@@ -52,15 +46,7 @@ function harness() {
       },
     },
   };
-  return { ctx, samples, counters, gauges, warnings, batches: () => batches, cycles: () => cycles };
-}
-
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  return { ctx, samples, counters: recorded.counters, gauges: recorded.gauges, warnings: recorded.warnings, batches: () => batches, cycles: () => cycles };
 }
 
 describe('taskstats receiver', { timeout: 60_000, skip: needs('root', 'taskstats', 'libnl') }, () => {
@@ -83,12 +69,12 @@ describe('taskstats receiver', { timeout: 60_000, skip: needs('root', 'taskstats
     try {
       const child = spawn('/bin/sh', ['-c', 'exit 3'], { stdio: 'ignore' });
       await new Promise((r) => child.once('exit', r));
-      await waitFor(() => h.samples.some((s) => s.final && s.attributes[ATTR.PID] === child.pid), 5000, 'the final sample of the exited shell');
+      await waitFor('the final sample of the exited shell', () => h.samples.some((s) => s.final && s.attributes[ATTR.PID] === child.pid), 5000);
       const fin = h.samples.find((s) => s.final && s.attributes[ATTR.PID] === child.pid)!;
       assert.equal(fin.attributes[ATTR.EXECUTABLE_NAME], 'sh');
       assert.equal(typeof fin.attributes[ATTR.CGROUP], 'string');
       // live: a sample for this very process after a sweep, and collection cycles
-      await waitFor(() => h.cycles() >= 2, 5000, 'two collection cycles');
+      await waitFor('two collection cycles', () => h.cycles() >= 2, 5000);
       assert.ok(
         h.samples.some((s) => !s.final && s.attributes[ATTR.PID] === process.pid),
         'a live sample of this process',
@@ -129,7 +115,7 @@ describe('taskstats receiver', { timeout: 60_000, skip: needs('root', 'taskstats
         pids.push(c.pid!);
         await new Promise((res) => c.once('exit', res));
       }
-      await waitFor(() => pids.every((p) => h.samples.some((s) => s.final && s.attributes[ATTR.PID] === p)), 5000, 'both final samples');
+      await waitFor('both final samples', () => pids.every((p) => h.samples.some((s) => s.final && s.attributes[ATTR.PID] === p)), 5000);
     } finally {
       await r.shutdown();
     }
@@ -140,7 +126,7 @@ describe('taskstats receiver', { timeout: 60_000, skip: needs('root', 'taskstats
     const receiver = await taskstatsReceiverFactory.create(h.ctx, { ...defaultTaskstatsConfig(), collection_interval: 200, live: false });
     await receiver.start();
     try {
-      await waitFor(() => h.cycles() >= 2, 3000, 'two cycles');
+      await waitFor('two cycles', () => h.cycles() >= 2, 3000);
     } finally {
       await receiver.shutdown();
     }
@@ -169,9 +155,9 @@ describe('taskstats receiver: containment and warnings', { timeout: 90_000, skip
     try {
       const child = spawn('/bin/sh', ['-c', 'exit 3'], { stdio: 'ignore' });
       await new Promise((res) => child.once('exit', res));
-      await waitFor(() => dropped.includes('exit_record_error'), 5000, 'the contained error');
+      await waitFor('the contained error', () => dropped.includes('exit_record_error'), 5000);
       assert.ok(h.warnings.some((w) => /exit record of pid \d+ \(sh\) failed: boom/.test(w)));
-      await waitFor(() => h.cycles() >= 1, 3000, 'a cycle after the error');
+      await waitFor('a cycle after the error', () => h.cycles() >= 1, 3000);
     } finally {
       await r.shutdown();
     }
@@ -190,7 +176,7 @@ describe('taskstats receiver: containment and warnings', { timeout: 90_000, skip
         // A fork loop fills the 64 KiB buffer while this thread does not read: spawnSync blocks
         // the event loop until the loop's 3000 children have ended.
         spawnSync('perl', ['-e', 'use POSIX; for (1..3000) { $p=fork; if(!$p){ POSIX::_exit(0) } waitpid($p,0) }'], { stdio: 'ignore' });
-        await waitFor(() => (h.counters.get('kernel_drops') ?? 0) >= storm + 1, 10_000, `drop ${storm + 1} counted`);
+        await waitFor(`drop ${storm + 1} counted`, () => (h.counters.get('kernel_drops') ?? 0) >= storm + 1, 10_000);
       }
       const warned = h.warnings.filter((w) => w.startsWith('the kernel dropped exit events'));
       assert.ok(warned.length >= 2, `a warning per incident, got ${warned.length}`);

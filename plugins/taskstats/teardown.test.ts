@@ -14,6 +14,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { compileC } from '../../test/support/workload.js';
+import { recordingContext } from '../../test/support/component-context.js';
 import { TaskstatsReceiver } from './receiver.js';
 import { defaultReceiverParts } from './factory.js';
 import { defaultTaskstatsConfig } from './config.js';
@@ -64,15 +65,10 @@ async function run(children: number, mb: number, holdExitsMs: number): Promise<v
   // What the receiver reports for them.
   let reportedS = 0;
   let exits = 0;
-  const counters = new Map<string, number>();
+  const recorded = recordingContext('taskstats');
+  const counters = recorded.counters;
   const ctx = {
-    id: 'taskstats',
-    logger: { debug() {}, info() {}, warn() {}, error() {} },
-    telemetry: {
-      dropped() {},
-      counter: (n: string) => ({ add: (v: number) => void counters.set(n, (counters.get(n) ?? 0) + v) }),
-      gauge() {},
-    },
+    ...recorded,
     next: {
       consume(batch: Sample[]) {
         for (const s of batch) {
