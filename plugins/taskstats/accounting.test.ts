@@ -208,22 +208,27 @@ const RAW_OF: Record<(typeof ALL_FIELDS)[number], number> = {
   virtMemMbUs: RAW.VIRTUAL_TIME,
 };
 
-/** user/system as the kernel reports them for /proc: the runtime split by the tick ratio. */
-function cpuSplitNs(t: ThreadCounters): { user: number; system: number } {
-  const system = t.systemUs === 0 ? 0 : t.userUs === 0 ? t.cpuRunVirtualNs : (t.cpuRunVirtualNs * t.systemUs) / (t.userUs + t.systemUs);
-  return { user: t.cpuRunVirtualNs - system, system };
+/**
+ * User CPU of simulated threads, by the kernel's rule (cputime_adjust in kernel/sched/cputime.c:
+ * stime = rtime * stime_ticks / (utime_ticks + stime_ticks), utime = rtime - stime) worked out by
+ * hand: every SimProcess unit of work adds 1000 µs of user ticks and 2000 µs of system ticks, so
+ * user is a third of the runtime.
+ */
+function userNsByKernelRule(t: ThreadCounters): number {
+  assert.equal(t.systemUs, 2 * t.userUs, 'the simulation keeps user:system ticks at 1:2');
+  return t.cpuRunVirtualNs / 3;
 }
 const near = (a: number, b: number) => Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(b));
 
 function assertTotals(got: Float64Array, truth: ThreadCounters, label = ''): void {
   // CPU: user + system is exactly the scheduler's runtime; the split follows the tick ratio
   // (exactly here, because the simulated threads keep one ratio).
-  const cpu = cpuSplitNs(truth);
+  const user = userNsByKernelRule(truth);
   assert.ok(
     near(got[RAW.USER]! + got[RAW.SYSTEM]!, truth.cpuRunVirtualNs),
     `${label}user+system ${got[RAW.USER]! + got[RAW.SYSTEM]!} ns, runtime ${truth.cpuRunVirtualNs} ns`,
   );
-  assert.ok(near(got[RAW.USER]!, cpu.user), `${label}user ${got[RAW.USER]} ns, expected ${cpu.user}`);
+  assert.ok(near(got[RAW.USER]!, user), `${label}user ${got[RAW.USER]} ns, expected ${user}`);
   for (const f of ALL_FIELDS) {
     if (f === 'userUs' || f === 'systemUs') continue;
     const want = truth[f];
@@ -645,7 +650,7 @@ describe('ProcessAccounting', () => {
     const c = stage.collect(T0 + 10_000).cumulative();
     const sh = valueOf(c, 'process.cpu.time', { 'process.executable.name': 'sh', 'cpu.mode': 'user' });
     const java = valueOf(c, 'process.cpu.time', { 'process.executable.name': 'java', 'cpu.mode': 'user' });
-    assert.ok(Math.abs(sh + java - cpuSplitNs(p.total()).user / 1e9) < 1e-9);
+    assert.ok(Math.abs(sh + java - userNsByKernelRule(p.total()) / 1e9) < 1e-9);
     // the old series was exported a last time and is now gone
     assert.equal(valueOf(stage.collect(T0 + 20_000).cumulative(), 'process.cpu.time', { 'process.executable.name': 'sh' }), 0);
     assert.equal(stage.size, 1);
@@ -685,7 +690,7 @@ describe('ProcessAccounting', () => {
       now += 10_000;
     }
     const rm = stage.collect(now).cumulative();
-    const truthOf = (ps: SimProcess[]) => ps.reduce((a, p) => a + cpuSplitNs(p.total()).user, 0) / 1e9;
+    const truthOf = (ps: SimProcess[]) => ps.reduce((a, p) => a + userNsByKernelRule(p.total()), 0) / 1e9;
     const nginx = { 'process.executable.name': 'nginx', 'process.linux.cgroup': '/web', 'cpu.mode': 'user' };
     const sh = { 'process.executable.name': 'sh', 'process.linux.cgroup': '/web', 'cpu.mode': 'user' };
     assert.ok(Math.abs(valueOf(rm, 'process.cpu.time', nginx) - truthOf(procs)) < 1e-9);
@@ -1087,9 +1092,12 @@ test('ProcessAccounting on exit records captured from Linux 6.18: one process en
   assert.equal(out.length, 1);
   const v = out[0]!.values;
   const sum = (f: keyof TaskRecord) => threads.reduce((a, r) => a + (r[f] as number), 0);
-  // CPU: the group's exact runtime, split by its utime:stime ratio (cputime_adjust)
-  assert.ok(Math.abs(v[RAW.USER]! + v[RAW.SYSTEM]! - group.cpuRunVirtualNs * 1e-9) < 1e-12);
-  assert.ok(Math.abs(v[RAW.SYSTEM]! - ((group.cpuRunVirtualNs * group.systemUs) / (group.userUs + group.systemUs)) * 1e-9) < 1e-12);
+  // CPU: the group's exact runtime, split by its utime:stime ratio as cputime_adjust does, worked
+  // out by hand: stime = 256525749 ns * 47926 / (203659 + 47926) = 48867194 ns (the kernel
+  // truncates to whole ns), utime = 256525749 - 48867194 = 207658555 ns.
+  assert.ok(Math.abs(v[RAW.USER]! + v[RAW.SYSTEM]! - 0.256525749) < 1e-12);
+  assert.ok(Math.abs(v[RAW.SYSTEM]! - 0.048867194) < 1e-9);
+  assert.ok(Math.abs(v[RAW.USER]! - 0.207658555) < 1e-9);
   assert.ok(Math.abs(v[RAW.RUN_TIME]! - group.cpuRunVirtualNs * 1e-9) < 1e-12);
   assert.equal(v[RAW.INVOLUNTARY], group.involuntaryCtxSwitches);
   assert.equal(v[RAW.MINOR], sum('minorFaults'));
