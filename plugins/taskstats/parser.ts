@@ -111,7 +111,7 @@ interface Layout {
   size: number;
 }
 
-/** Versions 2-14, 16, 17: append-only; max/min at the end since v16. v17 adds 8 timespecs (688 bytes). */
+/** Versions 4-14, 16, 17: append-only; max/min at the end since v16. v17 adds 8 timespecs (688 bytes). */
 const LAYOUT: Layout = {
   cpuCount: 16,
   cpuTotal: 24,
@@ -271,8 +271,40 @@ const LAYOUT_V1: Layout = {
   size: 72,
 };
 
+/**
+ * Versions 2 and 3 (Linux 2.6.19, 2.6.20-rc): before the aligned(8) attributes of v4 (kernel
+ * commit 7e40f2ab0a7e, whose message lists these x86-64 offsets), ac_uid followed ac_pad at 116
+ * and every field from there on sat 4 or 8 bytes lower. v2 ends after write_syscalls (240 bytes),
+ * v3 after cancelled_write_bytes (264).
+ */
+const LAYOUT_V2_V3: Layout = {
+  ...LAYOUT,
+  uid: 116,
+  gid: 120,
+  pid: 124,
+  ppid: 128,
+  btime: 132,
+  etime: 136,
+  utime: 144,
+  stime: 152,
+  minflt: 160,
+  majflt: 168,
+  coremem: 176,
+  virtmem: 184,
+  hiwaterRss: 192,
+  hiwaterVm: 200,
+  readChar: 208,
+  writeChar: 216,
+  readSyscalls: 224,
+  writeSyscalls: 232,
+  readBytes: 240,
+  writeBytes: 248,
+  cancelledWriteBytes: 256,
+  size: 264,
+};
+
 function layoutOf(version: number): Layout {
-  return version === 15 ? LAYOUT_V15 : version === 1 ? LAYOUT_V1 : LAYOUT;
+  return version === 15 ? LAYOUT_V15 : version === 1 ? LAYOUT_V1 : version < 4 ? LAYOUT_V2_V3 : LAYOUT;
 }
 
 /** Little-endian reads from bytes already bounds-checked by the caller (cheaper than Buffer.read*). */

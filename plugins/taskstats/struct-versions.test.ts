@@ -17,10 +17,12 @@
  *      Aug-Sep 2006, TS_COMM_LEN 32).
  *  v3  Linux 2.6.20: read_bytes, write_bytes, cancelled_write_bytes (akpm, "io-accounting: via
  *      taskstats", LKML Dec 2006).
- *  v4  the aligned(8) attributes on cpu_count, ac_sched, ac_uid, ac_etime (the layout RHEL 5
- *      backports as `struct taskstats_v4`, ending at cancelled_write_bytes). v2 and v3 are
- *      built with that layout too: the 2.6.19/2.6.20 headers with or without those attributes
- *      were not found (see the report; without them ac_uid and later move on x86-64).
+ *  v4  the aligned(8) attributes on cpu_count, ac_sched, ac_uid, ac_etime (kernel commit
+ *      7e40f2ab0a7e "Taskstats fix the structure members alignment issue", Linux 2.6.20; the
+ *      layout RHEL 5 backports as `struct taskstats_v4`). v2 and v3 had none: that commit's
+ *      message lists the x86-64 offsets before it (ac_uid 116, ac_etime 136, read_bytes 240,
+ *      cancelled_write_bytes 256), which is what the layout rules give without the attributes;
+ *      v2's fields are v3's less the three akpm appended.
  *  v5  nvcsw, nivcsw (torvalds/linux include/linux/taskstats.h, TASKSTATS_VERSION 5).
  *  v6  ac_utimescaled, ac_stimescaled, cpu_scaled_run_real_total; v7 freepages_count/_delay_total
  *      (patch "per-task-delay-accounting: update taskstats for memory reclaim delay", 2008:
@@ -156,9 +158,19 @@ function build(version: number): { buf: Buffer; want: TaskRecord } {
 }
 
 describe('struct taskstats v1..v17: layouts from the kernel headers', () => {
-  test('sizes: v1 72 bytes, v13 416 (Linux 6.1), v16 560 (this kernel), v17 688', () => {
+  test('sizes: v1 72 bytes, v3 264 (no aligned(8) yet), v13 416 (Linux 6.1), v16 560 (this kernel), v17 688', () => {
+    const offset = (v: number, name: string) => layout(v).fields.find((f) => f.name === name)!.offset;
     assert.equal(layout(1).size, 72);
-    assert.equal(layout(1).fields.find((f) => f.name === 'cpu_count')!.offset, 8);
+    assert.equal(offset(1, 'cpu_count'), 8);
+    // The x86-64 offsets commit 7e40f2ab0a7e lists for the v3 struct before it added the attributes.
+    assert.deepEqual(
+      ['ac_sched', 'ac_uid', 'ac_btime', 'ac_etime', 'write_syscalls', 'read_bytes', 'cancelled_write_bytes'].map((n) => offset(3, n)),
+      [112, 116, 132, 136, 232, 240, 256],
+    );
+    assert.equal(layout(2).size, 240);
+    assert.equal(layout(3).size, 264);
+    assert.equal(offset(4, 'ac_uid'), 120);
+    assert.equal(layout(4).size, 272);
     assert.equal(layout(13).size, 416);
     assert.equal(layout(15).size, 560);
     assert.equal(layout(16).size, 560);

@@ -9,7 +9,7 @@ export type CType = 'u8' | 'u16' | 'u32' | 'u64' | 'comm' | 'pad3' | 'pad6' | 't
 interface Decl {
   name: string;
   type: CType;
-  /** `__attribute__((aligned(8)))` in the header */
+  /** `__attribute__((aligned(8)))` in the header (from v4 on: v2 and v3 had none) */
   aligned8?: boolean;
   /** the version that appended it */
   since: number;
@@ -103,7 +103,7 @@ export function layout(version: number): { fields: Field[]; size: number } {
   let maxAlign = 1;
   const fields: Field[] = [];
   for (const d of decls) {
-    const a = Math.max(ALIGN[d.type], d.aligned8 === true ? 8 : 1);
+    const a = Math.max(ALIGN[d.type], d.aligned8 === true && version >= 4 ? 8 : 1);
     maxAlign = Math.max(maxAlign, a);
     off = Math.ceil(off / a) * a;
     fields.push({ name: d.name, type: d.type, offset: off });
