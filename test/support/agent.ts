@@ -193,6 +193,14 @@ export class AgentProcess {
     return this.stdout + this.stderr;
   }
 
+  /**
+   * Whether the agent logged `shutdown complete`: every shutdown step finished before the
+   * shutdown deadline (else it logs `shutdown deadline reached` and exits anyway).
+   */
+  shutdownCompleted(): boolean {
+    return this.logRecords().some((r) => r.msg === 'shutdown complete');
+  }
+
   /** Log lines parsed as JSON where they are JSON (structured logs), else `{ msg: line }`. */
   logRecords(): LogRecord[] {
     return this.logs
