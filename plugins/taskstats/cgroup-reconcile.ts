@@ -37,7 +37,7 @@
  * and cpu.stat is read at once; a cgroup found gone at the next collection reports up to that
  * final reading, then is forgotten and counted (cgroups_vanished).
  */
-import { closeSync, existsSync, openSync, readSync, watch, type FSWatcher } from 'node:fs';
+import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import {
   ATTR,
@@ -82,7 +82,6 @@ const CPU_STAT = 0;
 /** CgroupState.fds: not opened yet (or closed after an error), or found absent (no PSI). */
 const NOT_OPEN = -1;
 const ABSENT = -2;
-const O_RDONLY_CLOEXEC = 0o2000000;
 const KEY = {
   usage: Buffer.from('usage_usec '),
   user: Buffer.from('user_usec '),
@@ -328,11 +327,7 @@ export class CgroupReconciler {
     st.fds[k] = NOT_OPEN;
     if (fd < 0) return;
     this.openFiles--;
-    try {
-      closeSync(fd);
-    } catch {
-      /* nothing to do */
-    }
+    this.reader.closeKept(fd);
   }
 
   /**
@@ -344,9 +339,8 @@ export class CgroupReconciler {
     if (fd === ABSENT) return -1;
     const keep = fd >= 0 || this.openFiles < this.maxOpenFiles;
     if (fd < 0) {
-      try {
-        fd = openSync(`${st.dir}/${FILES[k]}`, O_RDONLY_CLOEXEC);
-      } catch {
+      fd = this.reader.openKept(`${st.dir}/${FILES[k]}`);
+      if (fd < 0) {
         // No such file: no PSI here (CONFIG_PSI off, psi=0), or the cgroup is gone (then it is
         // forgotten anyway). cpu.stat is always there while the cgroup is.
         if (k !== CPU_STAT) st.fds[k] = ABSENT;
@@ -357,13 +351,8 @@ export class CgroupReconciler {
         this.openFiles++;
       }
     }
-    let n: number;
-    try {
-      n = readSync(fd, this.buf, 0, this.buf.length, 0);
-    } catch {
-      n = -1;
-    }
-    if (!keep) closeSync(fd);
+    const n = this.reader.readKept(fd, this.buf);
+    if (!keep) this.reader.closeKept(fd);
     else if (n < 0) this.closeFile(st, k);
     return n;
   }

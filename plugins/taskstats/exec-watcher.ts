@@ -15,12 +15,12 @@
  * thread nudges through a port only when the ring is half full, and a slow timer keeps the
  * counters fresh.
  */
-import { readFileSync } from 'node:fs';
 import { AgentError, type ErrorCode } from '../../src/api/index.js';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { CgroupSelector } from './cgroup-path.js';
 import { ProcConnector, type ProcConnectorOptions } from './proc-connector.js';
 import { libc } from './libc.js';
+import { ProcReader } from './proc-reader.js';
 import {
   ExecNumbers,
   ResultRingReader,
@@ -105,6 +105,8 @@ export class ExecWatcher {
   private drainTimer: NodeJS.Timeout | undefined;
   private overflowsSeen = 0;
   private missedSeen = 0;
+  /** For threadCpuNs (benchmarks and tests), made at the first call. */
+  private procReader: ProcReader | undefined;
   masked = false;
   /** The watcher thread's scheduling priority as obtained: `SCHED_FIFO 1`, `nice -10`, `unchanged ...`. */
   priority = 'unchanged';
@@ -245,11 +247,8 @@ export class ExecWatcher {
   /** CPU time the watcher thread has used so far (ns), from the kernel's schedstat; 0 if unknown. */
   threadCpuNs(): number {
     if (this.threadId === 0) return 0;
-    try {
-      return Number(readFileSync(`/proc/self/task/${this.threadId}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      return 0;
-    }
+    this.procReader ??= new ProcReader();
+    return this.procReader.threadCpuNs(this.threadId);
   }
 
   private checkCounters(): void {

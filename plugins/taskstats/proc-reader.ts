@@ -11,8 +11,13 @@
  * in one read (seq_file for cgroup; cmdline's reader loops until the count is met), so `readOf`
  * reads once; `readBytes` loops and grows its buffer (deleted cgroups' paths can be long).
  *
+ * A file read again and again (a cgroup's cpu.stat and PSI files, each collection) can stay open:
+ * `openKept`, then `readKept` from offset 0 (a kernfs seq_file regenerates its text then), then
+ * `closeKept`.
+ *
  * (The listing of /proc's processes is proc-listing.ts.)
  */
+import { readSync } from 'node:fs';
 import { O_CLOEXEC, O_RDONLY, libc, type Libc } from './libc.js';
 
 /** Longest path written by readOf / readLinkOf (PATH_MAX). */
@@ -85,6 +90,42 @@ export class ProcReader {
 
   bytes(): Buffer {
     return this.buf;
+  }
+
+  /** Opens `path` to be read with readKept; returns its fd, or -1 (no such file). */
+  openKept(path: string): number {
+    return this.c.open(path, O_RDONLY | O_CLOEXEC);
+  }
+
+  /**
+   * Reads the file `fd` (from openKept) from offset 0 into `into`; returns the length, or -1 (a
+   * removed cgroup's open file: ENODEV). A positional read through fs (pread), which libc.ts does
+   * not bind; its exception comes once per removed cgroup, not per call.
+   */
+  readKept(fd: number, into: Buffer): number {
+    this.reads++;
+    try {
+      return readSync(fd, into, 0, into.length, 0);
+    } catch {
+      return -1;
+    }
+  }
+
+  closeKept(fd: number): void {
+    this.c.close(fd);
+  }
+
+  /** CPU time (ns) of thread `tid` of this process so far, from the kernel's schedstat; 0 if unknown. */
+  threadCpuNs(tid: number): number {
+    const n = this.readBytes(`/proc/self/task/${tid}/schedstat`, 256);
+    if (n <= 0) return 0;
+    let ns = 0;
+    for (let i = 0; i < n; i++) {
+      const d = this.buf[i]! - 48;
+      if (d < 0 || d > 9) break;
+      ns = ns * 10 + d;
+    }
+    return ns;
   }
 
   /** ROOT/TGID/NAME (`name` as bytes, e.g. `/cgroup`) into `into`, in one read; returns the length, or -1. */
