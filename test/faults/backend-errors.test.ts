@@ -6,53 +6,19 @@
  */
 import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { startAgent, type AgentProcess } from '../support/agent.js';
 import { sleep, waitFor } from '../support/workload.js';
 import { faultConfig } from './configs.js';
+import { fakeOtlpBackend, type Answer, type FakeOtlpBackend } from '../support/fake-otlp-backend.js';
 
-interface Backend {
-  url: string;
-  /** Arrival times (ms, performance.now()) of every request, in order. */
-  arrivals: number[];
-  /** Status answered to each request. */
-  answers: number[];
-  close(): Promise<void>;
-}
-
-/** A fake OTLP/HTTP backend; `answer(i)` gives the status (and headers) for the i-th request (0-based). */
-async function fakeBackend(answer: (i: number) => { status: number; headers?: Record<string, string> }): Promise<Backend> {
-  const arrivals: number[] = [];
-  const answers: number[] = [];
-  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const i = arrivals.length;
-    arrivals.push(performance.now());
-    req.resume();
-    req.on('end', () => {
-      const a = answer(i);
-      answers.push(a.status);
-      // An empty ExportMetricsServiceResponse is an empty protobuf body.
-      res.writeHead(a.status, { 'content-type': 'application/x-protobuf', ...a.headers });
-      res.end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : 0;
-  return {
-    url: `http://127.0.0.1:${port}/v1/metrics`,
-    arrivals,
-    answers,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
+/** The fake backend at its metrics endpoint. */
+async function fakeBackend(answer: Answer): Promise<FakeOtlpBackend> {
+  const b = await fakeOtlpBackend(answer, 'protobuf');
+  return { ...b, url: `${b.url}/v1/metrics` };
 }
 
 const agents: AgentProcess[] = [];
-const backends: Backend[] = [];
+const backends: FakeOtlpBackend[] = [];
 after(async () => {
   for (const a of agents) await a.kill();
   for (const b of backends) await b.close();

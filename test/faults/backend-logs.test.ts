@@ -7,18 +7,9 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { freePort } from '../support/victoriametrics.js';
 import { sleep, startAgent, tempDir, testPlugins, type RunningAgent } from '../host/helpers.js';
-
-interface LogsBackend {
-  url: string;
-  arrivals: number[];
-  answers: number[];
-  /** test.sequence of every record in an accepted request, in arrival order. */
-  sequences: number[];
-  close(): Promise<void>;
-}
+import { fakeOtlpBackend, type Answer, type FakeOtlpBackend } from '../support/fake-otlp-backend.js';
 
 interface JsonLogsRequest {
   resourceLogs?: Array<{
@@ -26,50 +17,21 @@ interface JsonLogsRequest {
   }>;
 }
 
-async function logsBackend(answer: (i: number) => { status: number; headers?: Record<string, string> }, port = 0): Promise<LogsBackend> {
-  const arrivals: number[] = [];
-  const answers: number[] = [];
-  const sequences: number[] = [];
-  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const i = arrivals.length;
-    arrivals.push(performance.now());
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const a = answer(i);
-      answers.push(a.status);
-      if (a.status === 200) {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as JsonLogsRequest;
-        for (const rl of body.resourceLogs ?? [])
-          for (const sl of rl.scopeLogs ?? [])
-            for (const r of sl.logRecords ?? []) {
-              const seq = r.attributes?.find((kv) => kv.key === 'test.sequence')?.value.intValue;
-              sequences.push(Number(seq));
-            }
-      }
-      res.writeHead(a.status, { 'content-type': 'application/json', ...a.headers });
-      res.end(a.status === 200 ? '{}' : '');
-    });
-  });
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-  const addr = server.address();
-  const bound = typeof addr === 'object' && addr ? addr.port : 0;
-  return {
-    url: `http://127.0.0.1:${bound}`,
-    arrivals,
-    answers,
-    sequences,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
+/** test.sequence of every record in the requests the backend accepted, in arrival order. */
+function sequences(backend: FakeOtlpBackend): number[] {
+  const out: number[] = [];
+  for (const body of backend.accepted)
+    for (const rl of (JSON.parse(body.toString('utf8')) as JsonLogsRequest).resourceLogs ?? [])
+      for (const sl of rl.scopeLogs ?? [])
+        for (const r of sl.logRecords ?? []) out.push(Number(r.attributes?.find((kv) => kv.key === 'test.sequence')?.value.intValue));
+  return out;
 }
+
+const logsBackend = (answer: Answer, port = 0) => fakeOtlpBackend(answer, 'json', port);
 
 const tmp = tempDir('taskstats-backend-logs-');
 const agents: RunningAgent[] = [];
-const backends: LogsBackend[] = [];
+const backends: FakeOtlpBackend[] = [];
 after(async () => {
   for (const a of agents) a.kill();
   for (const b of backends) await b.close();
@@ -120,13 +82,13 @@ describe('logs: backend answering 429, backend down', { timeout: 120_000 }, () =
     agents.push(agent);
     await agent.waitReady();
     const deadline = Date.now() + 30_000;
-    while (backend.sequences.length < TOTAL && Date.now() < deadline) await sleep(50);
+    while (sequences(backend).length < TOTAL && Date.now() < deadline) await sleep(50);
     const g = gaps(backend.arrivals.slice(0, 3));
     for (const [i, gap] of g.entries()) {
       assert.ok(gap >= RETRY_AFTER_S * 1000 - 50, `request ${i + 2} came ${Math.round(gap)} ms after a 429 with Retry-After: ${RETRY_AFTER_S}`);
     }
     assert.deepEqual(
-      [...backend.sequences].sort((a, b) => a - b),
+      [...sequences(backend)].sort((a, b) => a - b),
       [...Array(TOTAL).keys()],
       'every event once: none lost, none sent twice',
     );
@@ -179,9 +141,9 @@ describe('logs: backend answering 429, backend down', { timeout: 120_000 }, () =
     assert.equal(sum(m, 'taskstats_agent_receiver_accepted_log_records_total'), TOTAL);
     assert.ok(dropped > 0, 'an outage longer than the queue drops events, counted');
     assert.ok(sum(m, 'taskstats_agent_component_dropped_items_total', 'reason="queue_full"', 'signal="logs"') > 0, 'as queue_full');
-    assert.equal(new Set(backend.sequences).size, backend.sequences.length, 'nothing sent twice');
-    assert.equal(backend.sequences.length, delivered, 'delivered_items counts what the backend accepted');
-    assert.equal(backend.sequences.length + dropped, TOTAL, `arrived ${backend.sequences.length} + dropped ${dropped} = every event`);
+    assert.equal(new Set(sequences(backend)).size, sequences(backend).length, 'nothing sent twice');
+    assert.equal(sequences(backend).length, delivered, 'delivered_items counts what the backend accepted');
+    assert.equal(sequences(backend).length + dropped, TOTAL, `arrived ${sequences(backend).length} + dropped ${dropped} = every event`);
     assert.match(agent.stderr, /queue full/, 'the drop is logged');
     const stop = await agent.stop();
     assert.equal(stop.code, 0);
