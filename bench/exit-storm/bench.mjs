@@ -191,7 +191,9 @@ try {
     log(`run ${i + 1} floor: ${f.exits} exits by the loops, ${f.received} received (enobufs ${f.enobufs}), ${f.perExitUs.toFixed(2)} us CPU per exit`);
     const d = await agentRun(vm, 'default', decoder);
     defaults.push(d);
-    log(`run ${i + 1} agent, metrics + logs (default budgets): ${describe(d)}; ${d.decoded} events decoded; ${(d.perExitUs / f.perExitUs).toFixed(2)}x the floor`);
+    log(
+      `run ${i + 1} agent, metrics + logs (default budgets): ${describe(d)}; ${d.decoded} events decoded; ${(d.perExitUs / f.perExitUs).toFixed(2)}x the floor`,
+    );
     const m = await agentRun(vm);
     metricsOnly.push(m);
     log(`run ${i + 1} agent, metrics only: ${describe(m)}; ${(m.perExitUs / f.perExitUs).toFixed(2)}x the floor`);
