@@ -2,7 +2,10 @@
  * Agent configurations shared by the fault tests: the taskstats receiver feeding the otlp
  * exporter, with a short collection interval so that tests see data within seconds.
  */
-import type { VictoriaMetrics } from '../support/victoriametrics.js';
+import { after, before } from 'node:test';
+import type { AgentProcess } from '../support/agent.js';
+import { startVictoriaMetrics, type VictoriaMetrics } from '../support/victoriametrics.js';
+import type { TestCgroup } from '../support/workload.js';
 
 export interface FaultConfigOptions {
   /** OTLP/HTTP metrics URL (full, e.g. http://127.0.0.1:8428/opentelemetry/v1/metrics). */
@@ -75,4 +78,35 @@ export async function waitForExits(vm: VictoriaMetrics, cgroupPath: string, expe
     if (last >= expected || Date.now() > until) return last;
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+export interface BackendFixture {
+  /** The VictoriaMetrics of the enclosing describe() (started before its tests). */
+  readonly vm: VictoriaMetrics;
+  /** The agent a test runs; killed after the tests if one is left (set it back to undefined once stopped). */
+  agent: AgentProcess | undefined;
+  /** Cgroups the tests made, removed after them. */
+  readonly cgroups: TestCgroup[];
+}
+
+/** A real VictoriaMetrics for the tests of the enclosing describe(), and the cleanup after them. */
+export function withVictoriaMetrics(): BackendFixture {
+  let vm: VictoriaMetrics | undefined;
+  const f: BackendFixture = {
+    get vm(): VictoriaMetrics {
+      if (vm === undefined) throw new Error('VictoriaMetrics did not start');
+      return vm;
+    },
+    agent: undefined,
+    cgroups: [],
+  };
+  before(async () => {
+    vm = await startVictoriaMetrics();
+  });
+  after(async () => {
+    await f.agent?.kill();
+    for (const cg of f.cgroups) await cg.remove();
+    await vm?.stop();
+  });
+  return f;
 }

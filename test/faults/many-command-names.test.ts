@@ -11,7 +11,7 @@
  *  - 12,000 real processes, each renaming itself with prctl before it exits, through the running
  *    agent to a real VictoriaMetrics, with the agent's V8 heap capped.
  */
-import { describe, test, after, before } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -23,9 +23,8 @@ import type { SampleBatch } from '../../src/api/index.js';
 import { MetricsStage, OVERFLOW_ATTRIBUTE } from '../../src/metrics/stage.js';
 import { RecordingLogger, RecordingTelemetry } from '../../src/metrics/testing.js';
 import { startAgent, type AgentProcess } from '../support/agent.js';
-import { startVictoriaMetrics, type VictoriaMetrics } from '../support/victoriametrics.js';
-import { createCgroup, distinctNamesInCgroup, waitFor, type TestCgroup } from '../support/workload.js';
-import { faultConfig, latestSum } from './configs.js';
+import { createCgroup, distinctNamesInCgroup, waitFor } from '../support/workload.js';
+import { faultConfig, latestSum, withVictoriaMetrics } from './configs.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -115,53 +114,42 @@ describe('many distinct command names', { timeout: 240_000 }, () => {
     const REAL_LIMIT = 500;
     const STEP = 4_000;
     const HEAP_MB = 96;
-    let backend: VictoriaMetrics;
-    let agent: AgentProcess | undefined;
-    const cgroups: TestCgroup[] = [];
-    before(async () => {
-      backend = await startVictoriaMetrics();
-    });
-    after(async () => {
-      await agent?.kill();
-      for (const cg of cgroups) await cg.remove();
-      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset when before() failed
-      await backend?.stop();
-    });
+    const f = withVictoriaMetrics();
 
     test(`${REAL_NAMES} names: series bounded by series_limit ${REAL_LIMIT}, overflow counted and logged, nothing lost`, async () => {
       const cg = createCgroup('ts-fault-names');
-      cgroups.push(cg);
+      f.cgroups.push(cg);
       // Only the workload's cgroup reaches the series limit (a filter before it), so the overflow
       // series holds our processes and nothing else of the host: the sum below is exact.
       const config = faultConfig({
-        metricsUrl: backend.otlpMetricsUrl,
+        metricsUrl: f.vm.otlpMetricsUrl,
         collectionInterval: '2s',
         seriesLimit: REAL_LIMIT,
         taskstats: { receive_buffer: '64MiB' },
       });
       config.processors = { filter: { include: { cgroups: [cg.path] } } };
       config.service.pipelines.metrics.processors = ['filter'];
-      agent = await startAgent({
+      f.agent = await startAgent({
         env: { NODE_OPTIONS: `--max-old-space-size=${HEAP_MB}` },
         // ~40 points per series and ~6 us of CPU per exported point: 2 s keeps the agent far
         // from saturation on a loaded two-core machine.
         config,
       });
-      const received0 = (await agent.metrics()).sum('taskstats_agent_receiver_exits_received_total');
+      const received0 = (await f.agent.metrics()).sum('taskstats_agent_receiver_exits_received_total');
       let expected = 0;
       for (let first = 0; first < REAL_NAMES; first += STEP) expected += (await distinctNamesInCgroup(cg, STEP, 'n', first)) + 1;
       // Received by the receiver, then counted by the metrics stage when the batch reaches it:
       // wait for both (the stage's overflow counter trails the receiver's by up to one batch).
       const settled = (s: Awaited<ReturnType<AgentProcess['metrics']>>) =>
         s.sum('taskstats_agent_receiver_exits_received_total') - received0 >= expected && s.sum(/series_overflow_total$/) >= REAL_NAMES - REAL_LIMIT;
-      await waitFor('the agent to receive and count every exit', async () => settled(await agent!.metrics()), 30_000).catch(() => undefined);
-      const m = await agent.metrics();
+      await waitFor('the agent to receive and count every exit', async () => settled(await f.agent!.metrics()), 30_000).catch(() => undefined);
+      const m = await f.agent.metrics();
       assert.ok(m.sum('taskstats_agent_receiver_exits_received_total') - received0 >= expected, 'every exit received');
-      assert.ok(agent.running, `the agent died (heap ${HEAP_MB} MB)`);
+      assert.ok(f.agent.running, `the agent died (heap ${HEAP_MB} MB)`);
       assert.equal(m.sum(/kernel_drops_total$/), 0, 'no kernel drops (else the exact count below is meaningless)');
       const overflow = m.sum(/series_overflow_total$/);
       assert.ok(overflow >= REAL_NAMES - REAL_LIMIT, `overflow counted in self-telemetry: ${overflow} (expected >= ${REAL_NAMES - REAL_LIMIT})`);
-      assert.match(agent.logs, /series limit/i, 'the overflow is logged');
+      assert.match(f.agent.logs, /series limit/i, 'the overflow is logged');
 
       // The backend: the workload's exits are all there, in the cgroup's series or in the
       // overflow series, and nothing else (the filter lets no other process through).
@@ -170,8 +158,8 @@ describe('many distinct command names', { timeout: 240_000 }, () => {
       await waitFor(
         'the backend to hold every exit',
         async () => {
-          inCgroup = await latestSum(backend, 'process.exits', { 'process.linux.cgroup': cg.path });
-          inOverflow = await latestSum(backend, 'process.exits', { [OVERFLOW_ATTRIBUTE]: 'true' });
+          inCgroup = await latestSum(f.vm, 'process.exits', { 'process.linux.cgroup': cg.path });
+          inOverflow = await latestSum(f.vm, 'process.exits', { [OVERFLOW_ATTRIBUTE]: 'true' });
           return inCgroup.total + inOverflow.total === expected;
         },
         60_000,
@@ -184,12 +172,12 @@ describe('many distinct command names', { timeout: 240_000 }, () => {
       );
       assert.ok(inOverflow.total > 0, `the overflow series holds exits (${inOverflow.total})`);
       const sets = new Set(
-        (await backend.exportSeries('{__name__="process.exits"}')).map((s) => `${s.metric['process.executable.name']}\0${s.metric['process.linux.cgroup']}`),
+        (await f.vm.exportSeries('{__name__="process.exits"}')).map((s) => `${s.metric['process.executable.name']}\0${s.metric['process.linux.cgroup']}`),
       );
       assert.ok(sets.size <= REAL_LIMIT + 1, `${sets.size} attribute sets of process.exits in the backend (limit ${REAL_LIMIT} + overflow)`);
-      const stop = await agent.stop();
+      const stop = await f.agent.stop();
       assert.equal(stop.code, 0);
-      agent = undefined;
+      f.agent = undefined;
     });
   });
 });
