@@ -4,8 +4,11 @@
 // variant (alternated in one run): RSS every second, /metrics scraped every 2 s (the time each
 // scrape took; one that takes over 60 s counts as failed), the exporter's queue and drops.
 //   flock /work/coord/probe.lock node bench/memory/big-node.mjs [name[@root][=FLAGS] ...]
-// Variants as in bench/memory/probe.mjs. Env: BIG_PROCESSES (50000), BIG_SECONDS (70), BIG_ROUNDS (1).
+// Variants as in bench/memory/probe.mjs. Env: BIG_PROCESSES (50000), BIG_SECONDS (70), BIG_ROUNDS (1),
+// BIG_BACKEND (vm; `hang`: a backend that accepts connections and never answers, so every send
+// times out and is retried: the sending queue fills).
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, writeConfig, withTelemetryAddress } from '../../dist/test/support/agent.js';
@@ -125,12 +128,19 @@ await new Promise((resolve, reject) => {
   crowd.on('exit', (code) => reject(new Error(`crowd exited early (${code})`)));
 });
 log(`${PROCS} sleeping processes with ${PROCS} names`);
-const vm = await startVictoriaMetrics();
+const HANG = process.env.BIG_BACKEND === 'hang';
+const held = [];
+const hang = HANG ? createServer((socket) => held.push(socket.on('error', () => {}))) : undefined;
+if (hang) await new Promise((r) => hang.listen(0, '127.0.0.1', r));
+const vm = HANG ? { otlpMetricsUrl: `http://127.0.0.1:${hang.address().port}/v1/metrics`, stop: async () => {} } : await startVictoriaMetrics();
+log(`backend: ${HANG ? 'one that never answers' : 'VictoriaMetrics'}`);
 const results = new Map(variants.map((v) => [v.name, []]));
 try {
   for (let round = 1; round <= ROUNDS; round++) for (const v of variants) results.get(v.name).push(await runVariant(v, vm));
 } finally {
   await vm.stop();
+  for (const s of held) s.destroy();
+  hang?.close();
   crowd.stdin.end();
   await new Promise((r) => {
     crowd.once('exit', r);
