@@ -21,6 +21,11 @@ export async function startTelemetryServer(address: string, telemetry: SelfTelem
   const parsed = parseListenAddress(address);
   if (!parsed) throw new AgentError(ErrorCode.BAD_CONFIG, `service.telemetry.metrics.address: invalid address "${address}"`);
   const server: Server = createServer((req, res) => {
+    // One request per connection. With keep-alive, a scrape sent on an idle connection while the
+    // event loop was busy for seconds (a big node's cycle) met the server's keep-alive timer,
+    // which runs first, and got a reset ("fetch failed"); a scrape every 15-60 s gains nothing
+    // from reusing a connection.
+    res.setHeader('connection', 'close');
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
@@ -44,7 +49,6 @@ export async function startTelemetryServer(address: string, telemetry: SelfTelem
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz, /readyz\n');
     }
   });
-  server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
       reject(

@@ -2,6 +2,7 @@
 // the pages of the binary's file-backed mappings that /proc/PID/pagemap says are present, mapped
 // to the ELF sections and symbols (`nm -S`, the official binaries keep .symtab) they hold, grouped.
 //   node bench/memory/node-pages.mjs PID [more PIDs...]   (root: pagemap needs CAP_SYS_ADMIN for PFNs, not for the present bit)
+// NODE_PAGES_GROUP=ICU (a substring of a part's name): also the 40 largest resident symbols of that part.
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync, readlinkSync } from 'node:fs';
 
@@ -96,6 +97,8 @@ for (const pid of pids) {
   const groups = new Map();
   const bySection = new Map();
   const bigSymbols = new Map();
+  const groupSymbols = new Map();
+  const wanted = process.env.NODE_PAGES_GROUP;
   let j = 0;
   for (const p of pages) {
     const sec = secs.find((s) => p.addr < s.end && p.addr + PAGE > s.start)?.name ?? '(headers)';
@@ -111,6 +114,7 @@ for (const pid of pids) {
       const g = groupOf(s.name, sec);
       groups.set(g, (groups.get(g) ?? 0) + (hi - lo));
       covered += hi - lo;
+      if (wanted && g.includes(wanted)) groupSymbols.set(s.name.slice(0, 120), (groupSymbols.get(s.name.slice(0, 120)) ?? 0) + (hi - lo));
       if (s.size > 256 * 1024) bigSymbols.set(s.name.slice(0, 80), (bigSymbols.get(s.name.slice(0, 80)) ?? 0) + (hi - lo));
     }
     if (covered < PAGE) groups.set(`no symbol (${sec})`, (groups.get(`no symbol (${sec})`) ?? 0) + PAGE - Math.min(PAGE, covered));
@@ -123,4 +127,8 @@ for (const pid of pids) {
   for (const [k, v] of [...groups].sort((a, b) => b[1] - a[1])) if (v > 65536) console.log(`   ${mib(v)}  ${k}`);
   console.log('  large objects (> 256 KiB) resident:');
   for (const [k, v] of [...bigSymbols].sort((a, b) => b[1] - a[1])) console.log(`   ${mib(v)}  ${k}`);
+  if (wanted) {
+    console.log(`  largest resident symbols of "${wanted}":`);
+    for (const [k, v] of [...groupSymbols].sort((a, b) => b[1] - a[1]).slice(0, 40)) console.log(`   ${mib(v)}  ${k}`);
+  }
 }

@@ -136,7 +136,7 @@ export const DROP_CATALOGUE: Readonly<Record<DropReason, { readonly by: string; 
   queue_full: {
     by: '`pipeline`; an exporter over the helper',
     meaning:
-      'a pipeline: a batch arrived while 1000 batches waited behind an asynchronous processor; an exporter: the oldest waiting batch, when its sending queue was full',
+      'a pipeline: a batch arrived while 1000 batches waited behind an asynchronous processor; an exporter: the oldest waiting batches, when its sending queue held `queue_size` batches or the new batch would pass `queue_items` items',
   },
   stage_error: { by: '`pipeline`', meaning: 'the metrics stage threw on a batch (a bug)' },
   export_backlog: {

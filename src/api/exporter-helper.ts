@@ -2,8 +2,11 @@
  * The exporter helper: what every pushing exporter needs between the pipeline and its transport,
  * written once (as the OpenTelemetry Collector's exporterhelper). An exporter supplies `send`
  * (one attempt of one batch: encode, transmit, classify the answer); the helper owns
- *  - a bounded sending queue, so a slow or absent backend never holds the pipeline back; when
- *    full, the oldest waiting batch is dropped (counted `queue_full`);
+ *  - a bounded sending queue, so a slow or absent backend never holds the pipeline back: at most
+ *    `queue_size` batches and `queue_items` items (data points, log records: what holds memory;
+ *    one collection of a big node is ~330,000 points) wait; beyond either, the oldest waiting
+ *    batches are dropped (counted `queue_full`). The newest batch is always queued, even alone
+ *    above `queue_items`;
  *  - re-sending a batch that failed for a retryable reason, with exponential backoff and jitter,
  *    waiting at least what the backend's Retry-After asked, until `max_elapsed_time`;
  *  - a flush deadline at shutdown, so a dead backend cannot hold the agent's stop;
@@ -32,7 +35,8 @@ export type SendResult =
 export interface ExporterHelperSettings {
   /** Timeout of one send (the transport enforces it); also the longest flush at shutdown, capped by `flushTimeoutMs`. */
   timeoutMs: number;
-  queue: { enabled: boolean; queueSize: number };
+  /** `queueItems`: items (data points, log records) that may wait; default `DEFAULT_QUEUE_ITEMS`. */
+  queue: { enabled: boolean; queueSize: number; queueItems?: number };
   retry: { enabled: boolean; initialIntervalMs: number; maxIntervalMs: number; maxElapsedTimeMs: number };
 }
 
@@ -73,8 +77,17 @@ export interface ExporterHelper<T> {
   shutdown(): Promise<void>;
   /** Batches waiting in the queue. */
   readonly queueSize: number;
+  /** Items (data points, log records) of the batches waiting in the queue. */
+  readonly queuedItems: number;
   readonly stats: ExporterHelperStats;
 }
+
+/**
+ * Items that may wait in a sending queue unless configured: the memory bound (a queued data point
+ * costs ~0.1-0.2 KB; docs/deploy.md "Memory"), ~10-20 collections of a node with a few hundred
+ * workloads, one of a big node at the default `series_limit`.
+ */
+export const DEFAULT_QUEUE_ITEMS = 200_000;
 
 /** Settings of an exporter that does not configure any. */
 export const EXPORTER_HELPER_DEFAULTS: ExporterHelperSettings = {
@@ -87,7 +100,7 @@ export const EXPORTER_HELPER_DEFAULTS: ExporterHelperSettings = {
 export interface ExporterHelperConfig {
   timeout?: number;
   retry_on_failure?: { enabled?: boolean; initial_interval?: number; max_interval?: number; max_elapsed_time?: number };
-  sending_queue?: { enabled?: boolean; queue_size?: number };
+  sending_queue?: { enabled?: boolean; queue_size?: number; queue_items?: number };
 }
 
 const duration = (minMs: number, description?: string): ConfigSchema => ({ type: 'string', duration: true, minMs, ...(description ? { description } : {}) });
@@ -112,6 +125,11 @@ export const exporterHelperConfigProperties: Record<string, ConfigSchema> = {
     properties: {
       enabled: { type: 'boolean' },
       queue_size: { type: 'integer', minimum: 1, description: 'Batches the queue holds.' },
+      queue_items: {
+        type: 'integer',
+        minimum: 1,
+        description: `Items (data points, log records) the queue holds, the memory bound (default ${DEFAULT_QUEUE_ITEMS}); the newest batch is always queued.`,
+      },
     },
   },
 };
@@ -125,7 +143,12 @@ export function resolveExporterHelperSettings(
   const q = config.sending_queue ?? {};
   return {
     timeoutMs: config.timeout ?? defaults.timeoutMs,
-    queue: { enabled: q.enabled ?? defaults.queue.enabled, queueSize: q.queue_size ?? defaults.queue.queueSize },
+    queue: {
+      enabled: q.enabled ?? defaults.queue.enabled,
+      queueSize: q.queue_size ?? defaults.queue.queueSize,
+      // Only when set: the helper applies DEFAULT_QUEUE_ITEMS.
+      ...((q.queue_items ?? defaults.queue.queueItems) !== undefined ? { queueItems: q.queue_items ?? defaults.queue.queueItems } : {}),
+    },
     retry: {
       enabled: r.enabled ?? defaults.retry.enabled,
       initialIntervalMs: r.initial_interval ?? defaults.retry.initialIntervalMs,
@@ -156,6 +179,9 @@ interface Queued<T> {
 class SendingQueue<T> implements ExporterHelper<T> {
   readonly stats: ExporterHelperStats = { sentItems: 0, sentBatches: 0, retries: 0, droppedItems: {}, droppedBatches: {} };
   private readonly queue: Array<Queued<T>> = [];
+  /** Items in `queue`. */
+  private waitingItems = 0;
+  private readonly queueItems: number;
   private pumping: Promise<void> | undefined;
   private closed = false;
   /** While flushing: the current backoff wait is cut short and later ones must end before this. */
@@ -172,16 +198,30 @@ class SendingQueue<T> implements ExporterHelper<T> {
     private readonly options: ExporterHelperOptions<T>,
   ) {
     this.settings = options.settings;
+    this.queueItems = options.settings.queue.queueItems ?? DEFAULT_QUEUE_ITEMS;
     this.attrs = { signal: options.signal };
     const t = ctx.telemetry;
     this.sentCounter = t.counter('delivered_items', 'Items (data points, log records) the backend accepted', '{item}');
     this.retryCounter = t.counter('batch_retries', 'Batches re-sent after a retryable failure', '{batch}');
     t.gauge('queue_size', 'Batches waiting in the sending queue', () => this.queue.length, '{batch}', this.attrs);
     t.gauge('queue_capacity', 'Capacity of the sending queue', () => this.settings.queue.queueSize, '{batch}', this.attrs);
+    t.gauge('queue_items', 'Items (data points, log records) waiting in the sending queue', () => this.waitingItems, '{item}', this.attrs);
+    t.gauge('queue_items_capacity', 'Items the sending queue holds at most', () => this.queueItems, '{item}', this.attrs);
   }
 
   get queueSize(): number {
     return this.queue.length;
+  }
+
+  get queuedItems(): number {
+    return this.waitingItems;
+  }
+
+  /** The oldest waiting batch, out of the queue. */
+  private take(): Queued<T> | undefined {
+    const q = this.queue.shift();
+    if (q) this.waitingItems -= q.items;
+    return q;
   }
 
   private drop(q: Queued<T>, reason: string): void {
@@ -201,16 +241,30 @@ class SendingQueue<T> implements ExporterHelper<T> {
       if (!(await this.deliver(q))) throw new Error(`${this.ctx.id}: export${this.options.destination ? ` to ${this.options.destination}` : ''} failed`);
       return;
     }
-    if (this.queue.length >= this.settings.queue.queueSize) {
-      // The oldest goes: with cumulative sums the newest batch carries every total, and for
-      // events the latest say most about what is happening now.
-      this.drop(this.queue.shift()!, DropReason.QUEUE_FULL);
+    // The oldest go: with cumulative sums the newest batch carries every total, and for events
+    // the latest say most about what is happening now.
+    let droppedBatches = 0;
+    let droppedItems = 0;
+    while (this.queue.length > 0 && (this.queue.length >= this.settings.queue.queueSize || this.waitingItems + q.items > this.queueItems)) {
+      const old = this.take()!;
+      this.drop(old, DropReason.QUEUE_FULL);
+      droppedBatches++;
+      droppedItems += old.items;
+    }
+    if (droppedBatches > 0) {
       this.ctx.logger.warn(
-        'sending queue full: dropped the oldest batch',
-        this.fields({ key: `queue_full:${this.options.signal}`, queue_size: this.settings.queue.queueSize }),
+        'sending queue full: dropped the oldest batches',
+        this.fields({
+          key: `queue_full:${this.options.signal}`,
+          batches: droppedBatches,
+          items: droppedItems,
+          queue_size: this.settings.queue.queueSize,
+          queue_items: this.queueItems,
+        }),
       );
     }
     this.queue.push(q);
+    this.waitingItems += q.items;
     void this.pump();
   }
 
@@ -219,7 +273,7 @@ class SendingQueue<T> implements ExporterHelper<T> {
     this.pumping ??= (async () => {
       try {
         let q: Queued<T> | undefined;
-        while ((q = this.queue.shift())) await this.deliver(q);
+        while ((q = this.take())) await this.deliver(q);
       } finally {
         this.pumping = undefined;
       }
@@ -264,7 +318,7 @@ class SendingQueue<T> implements ExporterHelper<T> {
           // Flushing against a backend that just failed: the batches behind this one would fail
           // the same way and only make shutdown wait. Drop them now (counted).
           let rest: Queued<T> | undefined;
-          while ((rest = this.queue.shift())) this.drop(rest, DropReason.SEND_FAILED);
+          while ((rest = this.take())) this.drop(rest, DropReason.SEND_FAILED);
         }
         const why = !result.retryable
           ? 'not retryable'
@@ -319,7 +373,7 @@ class SendingQueue<T> implements ExporterHelper<T> {
       clearTimeout(timer);
       if (outcome === 'expired') {
         let q: Queued<T> | undefined;
-        while ((q = this.queue.shift())) this.drop(q, DropReason.FLUSH_TIMEOUT);
+        while ((q = this.take())) this.drop(q, DropReason.FLUSH_TIMEOUT);
       }
     } finally {
       this.flushDeadline = 0;
@@ -332,7 +386,7 @@ class SendingQueue<T> implements ExporterHelper<T> {
     this.closed = true;
     this.cancelWait?.();
     let q: Queued<T> | undefined;
-    while ((q = this.queue.shift())) this.drop(q, DropReason.SHUTDOWN);
+    while ((q = this.take())) this.drop(q, DropReason.SHUTDOWN);
   }
 }
 

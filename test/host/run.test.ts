@@ -6,6 +6,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fixtures, readSink, sleep, startAgent, tempDir, testPlugins } from './helpers.js';
 import type { RunningAgent } from './helpers.js';
@@ -321,6 +322,58 @@ service:
       agent.stderr,
     );
     assert.deepEqual(sink('early.jsonl'), []);
+  });
+
+  test('the telemetry endpoint answers a scrape that arrives while the agent is stopped for 6 s', async () => {
+    // A scraper that reused a kept-alive connection after the agent's event loop had been busy for
+    // seconds got a reset: the server's keep-alive timer ran before the request was read. SIGSTOP
+    // makes the same gap without a big node.
+    const a = start(
+      'stopped.yaml',
+      `plugins: [${testPlugins}]
+receivers: {counting_source: }
+exporters: {file_sink: {path: ${tmp.dir}/stopped.jsonl}}
+service:
+  telemetry: {metrics: {address: "127.0.0.1:0"}}
+  pipelines: {metrics: {receivers: [counting_source], exporters: [file_sink]}}
+`,
+    );
+    const [host, port] = (await a.address()).split(':') as [string, string];
+    // What an HTTP client does: keep the connection for the next request unless the server
+    // closed it (or said `connection: close`).
+    let socket: Socket | undefined;
+    let answer = '';
+    let closed = true;
+    const send = (): void => {
+      if (closed) {
+        answer = '';
+        closed = false;
+        socket = connect(Number(port), host);
+        socket.on('data', (d: Buffer) => (answer += d.toString()));
+        socket.on('end', () => (closed = true));
+        socket.on('error', (err) => (answer = `error ${err.message}`));
+      }
+      answer = '';
+      socket!.write('GET /metrics HTTP/1.1\r\nHost: agent\r\n\r\n');
+    };
+    const answered = async (): Promise<string> => {
+      for (let i = 0; i < 500 && !answer.includes('taskstats_agent_process_uptime') && !answer.startsWith('error'); i++) await sleep(20);
+      return answer;
+    };
+    send();
+    assert.match(await answered(), /^HTTP\/1.1 200/);
+    await sleep(200);
+    a.child.kill('SIGSTOP');
+    try {
+      await sleep(5600); // past the 5 s keep-alive timeout node's HTTP server had here
+      send();
+      await sleep(400);
+    } finally {
+      a.child.kill('SIGCONT');
+    }
+    assert.match(await answered(), /^HTTP\/1.1 200/, 'the scrape after the stop is answered');
+    socket?.destroy();
+    assert.equal((await a.stop()).code, 0);
   });
 
   test('the telemetry address already in use: exit 1 with a clear message', async () => {
