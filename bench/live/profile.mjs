@@ -33,7 +33,10 @@ let vm, agent;
 try {
   vm = await startVictoriaMetrics();
   const config = benchAgentConfig({ otlpMetricsUrl: vm.otlpMetricsUrl, collectionInterval: `${INTERVAL_S}s` });
-  agent = await startAgent({ config, nodeArgs: [...nodeCommandLineFlags(), ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=500'] : [])] });
+  agent = await startAgent({
+    config,
+    nodeArgs: [...nodeCommandLineFlags(), ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=500'] : [])],
+  });
   // Each scrape of the agent's own endpoint costs it CPU: scraped only at the window's ends.
   const collections = async () => (await agent.metrics()).sum('taskstats_agent_pipeline_collections_total');
   await sleep(INTERVAL_S * 3000);
@@ -49,13 +52,20 @@ try {
   const cycles = k2 - k1;
   const cycleUs = (c2 - c1) / cycles;
   const hostProcs = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).length;
-  console.log(`${PROCS} sleeping processes (${hostProcs} on the host): ${(cycleUs / 1000).toFixed(1)} ms CPU per cycle, ${(cycleUs / hostProcs).toFixed(1)} us per process (${cycles} cycles)`);
+  console.log(
+    `${PROCS} sleeping processes (${hostProcs} on the host): ${(cycleUs / 1000).toFixed(1)} ms CPU per cycle, ${(cycleUs / hostProcs).toFixed(1)} us per process (${cycles} cycles)`,
+  );
   const byName = new Map();
   for (const [tid, v] of th2) {
     const d = v.ticks - (th1.get(tid)?.ticks ?? 0);
     byName.set(v.name, (byName.get(v.name) ?? 0) + d);
   }
-  console.log(`per thread (ms CPU per cycle): ${[...byName].filter(([, d]) => d > 0).map(([n, d]) => `${n} ${((d * 10) / cycles).toFixed(1)}`).join(', ')}`);
+  console.log(
+    `per thread (ms CPU per cycle): ${[...byName]
+      .filter(([, d]) => d > 0)
+      .map(([n, d]) => `${n} ${((d * 10) / cycles).toFixed(1)}`)
+      .join(', ')}`,
+  );
   await agent.stop();
   agent = undefined;
   if (PROFILE) {

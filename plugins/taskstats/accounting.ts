@@ -321,12 +321,13 @@ export class ProcessAccounting {
    * its metadata. Appends one sample with the growth since this process's previous sample (zeros
    * included: a sample per live process per sweep keeps its series fresh in the metrics stage).
    */
-  live(rec: TaskRecord, info: ProcessInfo, nowMs: number, out: SampleBatch): void {
+  live(rec: TaskRecord, info: ProcessInfo, nowMs: number, out: SampleBatch, idle = false): void {
     const tgid = rec.tgid > 0 ? rec.tgid : rec.pid;
     if (!(tgid > 0)) {
       this.telemetry.dropped(1, DropReason.RECORD_WITHOUT_PID);
       return;
     }
+    if (idle && this.liveIdle(tgid, rec, info, nowMs, out)) return;
     const counters = this.scratch;
     readCounters(rec, counters);
     let st = this.table.get(tgid);
@@ -376,6 +377,34 @@ export class ProcessAccounting {
     }
     if (this.perProcess) this.fillGauges(st, rec, values);
     out.push({ schema: this.schema, attributes: st.attributes, context: st.context, values, final: false, timeMs: nowMs });
+  }
+
+  /**
+   * `idle` (LivePoller): the record's counters are the ones this process's previous reading
+   * delivered. When that reading was this state's, nothing grew and nothing of its identity
+   * changed: the zero sample without reading the counters again. Otherwise (a state made since,
+   * another start time, new metadata): false, and live() takes the full path.
+   */
+  private liveIdle(tgid: number, rec: TaskRecord, info: ProcessInfo, nowMs: number, out: SampleBatch): boolean {
+    const st = this.table.get(tgid);
+    if (
+      st === undefined ||
+      !st.sampled ||
+      st.sweep !== this.sweep - 1 ||
+      st.startTimeSec !== rec.startTimeSec ||
+      st.comm !== rec.comm ||
+      (this.perProcess && st.attributes[ATTR.START_TIME] === undefined) ||
+      (info.cgroup !== '' && info.cgroup !== st.cgroup) ||
+      (info.cmdline !== '' && info.cmdline !== st.cmdline) ||
+      (info.exePath !== '' && info.exePath !== st.exePath)
+    ) {
+      return false;
+    }
+    st.sweep = this.sweep;
+    const values = this.newValues();
+    if (this.perProcess) this.fillGauges(st, rec, values);
+    out.push({ schema: this.schema, attributes: st.attributes, context: st.context, values, final: false, timeMs: nowMs });
+    return true;
   }
 
   /**
