@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 // ProcessAccounting.live() for processes the sweep found idle (LivePoller's `idle`): the shortcut
-// (no counters read, no CPU split, no growth loop, no identity update) against the full path the
-// same records took before, alternated in one process, CPU time. No kernel: N synthetic records
-// of sleeping processes in a few workloads, each sweep live() of every one, then endSweep.
+// (no counters read, no CPU split, no growth loop, the process's zero sample reused: nothing
+// allocated) against the full path the same records took before (a new sample each), alternated
+// in one process, CPU time (garbage collection included), each sweep's batch added to a metrics
+// stage as the pipeline does. No kernel: N synthetic records of sleeping processes in a few
+// workloads, each sweep live() of every one, endSweep, MetricsStage.add.
 // Usage: node bench/live/accounting-idle.mjs [processes=5000] [sweeps=200] [rounds=7]   (after a build)
 import { ProcessAccounting } from '../../dist/plugins/taskstats/accounting.js';
 import { newTaskRecord } from '../../dist/plugins/taskstats/record.js';
+import { MetricsStage, buildResource } from '../../dist/src/metrics/index.js';
 
 const N = Number(process.argv[2] ?? 5000);
 const SWEEPS = Number(process.argv[3] ?? 200);
@@ -33,6 +36,7 @@ for (let i = 0; i < N; i++) {
 
 function run(perProcess, idle) {
   const acc = new ProcessAccounting({ perProcess, logger, telemetry });
+  const stage = new MetricsStage({ seriesLimit: 100_000, endedSeriesTtlMs: 60_000, resource: buildResource({}), telemetry, logger });
   const out = [];
   for (let i = 0; i < N; i++) acc.live(recs[i], infos[i], 0, out, false); // first sight: full path
   acc.endSweep(0, out);
@@ -41,6 +45,7 @@ function run(perProcess, idle) {
   for (let s = 1; s <= SWEEPS; s++) {
     for (let i = 0; i < N; i++) acc.live(recs[i], infos[i], s, out, idle);
     acc.endSweep(s, out);
+    stage.add(out);
     out.length = 0;
   }
   const c = process.cpuUsage(c0);

@@ -296,6 +296,33 @@ describe('ProcessAccounting', () => {
     }
   });
 
+  test('an idle process allocates nothing: its zero sample is reused, every field set again after a processor changed it', () => {
+    const { acc } = accounting();
+    const p = new SimProcess(100, START).work(100, 3);
+    const rec = p.live();
+    const first: SampleBatch = [];
+    acc.live(rec, p.info, T0, first);
+    acc.endSweep(T0, first);
+    const sweep = (t: number): Sample => {
+      const out: SampleBatch = [];
+      acc.live(rec, p.info, t, out, true);
+      acc.endSweep(t, out);
+      assert.equal(out.length, 1);
+      return out[0]!;
+    };
+    const a = sweep(T0 + 10_000);
+    // What a processor may do to a sample in its batch.
+    a.attributes = { ...a.attributes, team: 'x' };
+    a.values[RAW.USER] = 7;
+    a.final = true;
+    const b = sweep(T0 + 20_000);
+    assert.equal(b, a);
+    assert.equal(b.attributes, first[0]!.attributes);
+    assert.deepEqual(Array.from(b.values), new Array(b.values.length).fill(0));
+    assert.equal(b.final, false);
+    assert.equal(b.timeMs, T0 + 20_000);
+  });
+
   test('process.cpu.time is the exact scheduler runtime split by the tick ratio, monotonic per mode (cputime_adjust)', () => {
     const { acc } = accounting();
     const rec = (u: number, s: number, runNs: number, kind: 'live' | 'exit') => {
