@@ -273,6 +273,61 @@ describe('ProcessAccounting', () => {
     assert.equal(out[0]!.schema, PROCESS_SCHEMA);
   });
 
+  test("an idle reading (LivePoller's flag) gives the sample the full path gives, and a moved process still gets its new cgroup", () => {
+    for (const perProcess of [false, true]) {
+      const runs = [false, true].map((idle) => {
+        const { acc } = accounting(perProcess);
+        const out: SampleBatch = [];
+        const p = new SimProcess(100, START).work(100, 3);
+        const rec = p.live();
+        acc.live(rec, p.info, T0, out);
+        acc.endSweep(T0, out);
+        acc.live(rec, p.info, T0 + 10_000, out, idle); // repeated reading: nothing grew
+        acc.endSweep(T0 + 10_000, out);
+        // Moved to another cgroup while asleep: the counters repeat, the metadata does not.
+        acc.live(rec, { ...p.info, cgroup: '/other.slice' }, T0 + 20_000, out, idle);
+        acc.endSweep(T0 + 20_000, out);
+        p.work(100, 1);
+        const [thread, group] = p.exit(100);
+        acc.exit(thread, group, infoOf(thread), T0 + 25_000, out);
+        return { out, size: acc.size };
+      });
+      const [full, idle] = runs;
+      const plain = (b: SampleBatch) => b.map((x) => ({ ...x, values: Array.from(x.values) }));
+      assert.deepEqual(plain(idle!.out), plain(full!.out), perProcess ? 'per-process' : 'aggregate');
+      assert.equal(idle!.out[1]!.attributes, idle!.out[0]!.attributes);
+      assert.ok(idle!.out.some((x) => x.attributes['process.linux.cgroup'] === '/other.slice' && !x.final));
+      assert.equal(idle!.size, 0);
+    }
+  });
+
+  test('an idle process allocates nothing: its zero sample is reused, every field set again after a processor changed it', () => {
+    const { acc } = accounting();
+    const p = new SimProcess(100, START).work(100, 3);
+    const rec = p.live();
+    const first: SampleBatch = [];
+    acc.live(rec, p.info, T0, first);
+    acc.endSweep(T0, first);
+    const sweep = (t: number): Sample => {
+      const out: SampleBatch = [];
+      acc.live(rec, p.info, t, out, true);
+      acc.endSweep(t, out);
+      assert.equal(out.length, 1);
+      return out[0]!;
+    };
+    const a = sweep(T0 + 10_000);
+    // What a processor may do to a sample in its batch.
+    a.attributes = { ...a.attributes, team: 'x' };
+    a.values[RAW.USER] = 7;
+    a.final = true;
+    const b = sweep(T0 + 20_000);
+    assert.equal(b, a);
+    assert.equal(b.attributes, first[0]!.attributes);
+    assert.deepEqual(Array.from(b.values), new Array(b.values.length).fill(0));
+    assert.equal(b.final, false);
+    assert.equal(b.timeMs, T0 + 20_000);
+  });
+
   test('process.cpu.time is the exact scheduler runtime split by the tick ratio, monotonic per mode (cputime_adjust)', () => {
     const { acc } = accounting();
     const rec = (u: number, s: number, runNs: number, kind: 'live' | 'exit') => {

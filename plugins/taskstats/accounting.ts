@@ -50,7 +50,16 @@
  * states, and every method here keeps it; split, no part could be checked alone.
  */
 import { constants as osConstants } from 'node:os';
-import { ATTR, DropReason, type Attributes, type ComponentTelemetry, type Logger, type SampleBatch, type SampleSchema } from '../../src/api/index.js';
+import {
+  ATTR,
+  DropReason,
+  type Attributes,
+  type ComponentTelemetry,
+  type Logger,
+  type Sample,
+  type SampleBatch,
+  type SampleSchema,
+} from '../../src/api/index.js';
 import { DELAY_KINDS, FIELD_NAMES, TASK_RECORD_FIELDS, compileFromTable, endsProcess, type FieldSpec, type ProcessInfo, type TaskRecord } from './record.js';
 import { PROCESS_SCHEMA, PROCESS_SCHEMA_PER_PROCESS, RAW, RAW_COUNTERS, RAW_SCALE, TASKSTATS_ATTR, VALUE } from './schema.js';
 import { fillExitObservations, withExitDistributions, type ExitDistributionsConfig } from './exit-distributions.js';
@@ -161,6 +170,8 @@ interface ProcessState {
   sweep: number;
   /** A sample with the current attributes was emitted. */
   sampled: boolean;
+  /** The zero sample of this process's idle readings, reused from one sweep to the next (see liveIdle). */
+  idleSample: Sample | null;
 }
 
 /** Which field of a record supplies each raw counter (from the field table), as [field, RAW index]. */
@@ -321,12 +332,13 @@ export class ProcessAccounting {
    * its metadata. Appends one sample with the growth since this process's previous sample (zeros
    * included: a sample per live process per sweep keeps its series fresh in the metrics stage).
    */
-  live(rec: TaskRecord, info: ProcessInfo, nowMs: number, out: SampleBatch): void {
+  live(rec: TaskRecord, info: ProcessInfo, nowMs: number, out: SampleBatch, idle = false): void {
     const tgid = rec.tgid > 0 ? rec.tgid : rec.pid;
     if (!(tgid > 0)) {
       this.telemetry.dropped(1, DropReason.RECORD_WITHOUT_PID);
       return;
     }
+    if (idle && this.liveIdle(tgid, rec, info, nowMs, out)) return;
     const counters = this.scratch;
     readCounters(rec, counters);
     let st = this.table.get(tgid);
@@ -376,6 +388,58 @@ export class ProcessAccounting {
     }
     if (this.perProcess) this.fillGauges(st, rec, values);
     out.push({ schema: this.schema, attributes: st.attributes, context: st.context, values, final: false, timeMs: nowMs });
+  }
+
+  /**
+   * `idle` (LivePoller): the record's counters are the ones this process's previous reading
+   * delivered. When that reading was this state's, nothing grew and nothing of its identity
+   * changed: the zero sample without reading the counters again. Otherwise (a state made since,
+   * another start time, new metadata): false, and live() takes the full path.
+   */
+  private liveIdle(tgid: number, rec: TaskRecord, info: ProcessInfo, nowMs: number, out: SampleBatch): boolean {
+    const st = this.table.get(tgid);
+    if (
+      st === undefined ||
+      !st.sampled ||
+      st.sweep !== this.sweep - 1 ||
+      st.startTimeSec !== rec.startTimeSec ||
+      st.comm !== rec.comm ||
+      (this.perProcess && st.attributes[ATTR.START_TIME] === undefined) ||
+      (info.cgroup !== '' && info.cgroup !== st.cgroup) ||
+      (info.cmdline !== '' && info.cmdline !== st.cmdline) ||
+      (info.exePath !== '' && info.exePath !== st.exePath)
+    ) {
+      return false;
+    }
+    st.sweep = this.sweep;
+    // Most processes sleep: their sample is the same object every sweep, every field set again
+    // (a processor may have replaced its attributes or values in place), so an idle process
+    // allocates nothing. The stage and the processors are done with a batch before the next
+    // sweep; a sample is never kept.
+    let sample = st.idleSample;
+    if (sample === null) {
+      sample = st.idleSample = {
+        schema: this.schema,
+        attributes: st.attributes,
+        context: st.context,
+        values: new Float64Array(this.valueCount),
+        final: false,
+        timeMs: nowMs,
+      };
+    } else {
+      sample.attributes = st.attributes;
+      sample.context = st.context;
+      sample.pointAttributes = undefined;
+      sample.final = false;
+      sample.timeMs = nowMs;
+      if (!(sample.values instanceof Float64Array) || sample.values.length !== this.valueCount) sample.values = new Float64Array(this.valueCount);
+      else sample.values.fill(0);
+    }
+    const values = sample.values;
+    for (let i = this.observationsAt; i >= 0 && i < values.length; i++) values[i] = NaN;
+    if (this.perProcess) this.fillGauges(st, rec, values);
+    out.push(sample);
+    return true;
   }
 
   /**
@@ -620,6 +684,7 @@ export class ProcessAccounting {
       delayMaxNs: null,
       sweep: this.sweep,
       sampled: false,
+      idleSample: null,
     };
     st.attributes = this.attributesFor(st.comm, st.cgroup, tgid, st.startTimeSec);
     st.context = this.contextFor(st.cmdline, st.exePath, tgid);

@@ -37,7 +37,8 @@ import { detectCgroupMounts } from './cgroup-path.js';
 
 /** What the receiver needs of ProcessAccounting (accounting.ts). */
 export interface AccountingPart {
-  live(rec: TaskRecord, info: ProcessInfo, nowMs: number, out: SampleBatch): void;
+  /** `idle`: LivePoller's flag (the record repeats the process's previous reading). */
+  live(rec: TaskRecord, info: ProcessInfo, nowMs: number, out: SampleBatch, idle?: boolean): void;
   exit(thread: TaskRecord, group: TaskRecord | null, info: ProcessInfo, nowMs: number, out: SampleBatch): void;
   endSweep(nowMs: number, out: SampleBatch): void;
   /** The schema of the process samples produced. */
@@ -429,9 +430,9 @@ export class TaskstatsReceiver implements Receiver {
     // count their teardown as life (ProcessAccounting's recently-ended table).
     for (const l of this.listeners) l.drainNow();
     try {
-      const stats = await poller.sweep((rec) => {
+      const stats = await poller.sweep((rec, idle) => {
         try {
-          this.accounting.live(rec, this.metadata.live(rec), now, out);
+          this.accounting.live(rec, this.metadata.live(rec), now, out, idle);
         } catch (err) {
           this.ctx.telemetry.dropped(1, DropReason.LIVE_RECORD_ERROR);
           this.ctx.logger.error(`live record of pid ${rec.pid} (${rec.comm}) failed: ${(err as Error).message}`, { key: 'live_record_error' });
