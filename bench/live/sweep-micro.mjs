@@ -141,6 +141,30 @@ try {
         }
         return loops;
       }),
+    "a multi-threaded group's /proc/PID/{io,stat}: readFileSync + split (before)": () =>
+      cpuPer(() => {
+        for (const pid of pids) {
+          try {
+            const io = readFileSync(`/proc/${pid}/io`, 'latin1');
+            const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+            const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+            record.writeCharBytes = Number(/wchar: (\d+)/.exec(io)?.[1] ?? 0) + Number(fields[7]);
+          } catch {
+            // gone
+          }
+        }
+        return pids.length;
+      }),
+    "a multi-threaded group's /proc/PID/{io,stat}: ProcReader, parsed from the bytes (shipped)": () => {
+      const poller = new LivePoller();
+      return cpuPer(() => {
+        for (const pid of pids) {
+          record.tgid = pid;
+          poller['readGroupCounters'](record);
+        }
+        return pids.length;
+      });
+    },
     'shipped sweep, steady state (idle processes from the cache)': async () => {
       const poller = new LivePoller();
       poller.open();
@@ -185,6 +209,9 @@ try {
   );
   console.log(
     `record copy: Object.assign / from the table   ${ratio('copy a TaskRecord: Object.assign (before)', 'copy a TaskRecord: copyTaskRecord, made from the field table (shipped)')}x`,
+  );
+  console.log(
+    `group /proc reads: readFileSync / ProcReader   ${ratio("a multi-threaded group's /proc/PID/{io,stat}: readFileSync + split (before)", "a multi-threaded group's /proc/PID/{io,stat}: ProcReader, parsed from the bytes (shipped)")}x`,
   );
   console.log(
     `steady sweep / C floor (list + GETs)          ${(m['shipped sweep, steady state (idle processes from the cache)'] / floor).toFixed(2)}x  (${m['shipped sweep, steady state (idle processes from the cache)'].toFixed(2)} vs ${floor.toFixed(2)} us per process)`,

@@ -44,6 +44,7 @@ export const EAGAIN = 11;
 export const EINTR = 4;
 export const ENOBUFS = 105;
 export const EPERM = 1;
+export const ENOENT = 2;
 export const ESRCH = 3;
 export const EINVAL = 22;
 

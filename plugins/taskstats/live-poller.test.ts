@@ -6,7 +6,7 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LivePoller } from './live-poller.js';
@@ -17,6 +17,7 @@ import { TaskstatsParser, PARSED_TGID, PARSE_NETLINK_ERROR } from './parser.js';
 import { copyTaskRecord, newTaskRecord, type TaskRecord } from './record.js';
 import { RECORD_NUMBERS, RecordRows, loadRecordNumbers, storeRecordNumbers } from './record-store.js';
 import { needs } from '../../test/support/caps.js';
+import { compileC } from '../../test/support/workload.js';
 
 const children: ChildProcess[] = [];
 function sleeper(): ChildProcess {
@@ -225,6 +226,98 @@ describe('live sweep: idle processes from the cache', { timeout: 60_000, skip: n
       p.close();
     }
   });
+
+  test(
+    "a multi-threaded process: the group's I/O and faults are what /proc says, dead threads included",
+    { skip: needs('root', 'taskstats', 'libnl', 'cc') },
+    async () => {
+      // A thread reads, writes and faults pages, then ends; the process sleeps after "ready".
+      const bin = compileC(
+        `#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+static void *work(void *a) {
+  (void)a;
+  char buf[65536];
+  int z = open("/dev/zero", O_RDONLY), n = open("/dev/null", O_WRONLY);
+  for (int i = 0; i < 7; i++) { if (read(z, buf, sizeof buf) < 0 || write(n, buf, sizeof buf) < 0) exit(1); }
+  close(z); close(n);
+  // 2,048 pages, each its own fault (no transparent huge page).
+  char *m = mmap(NULL, 8 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  madvise(m, 8 << 20, MADV_NOHUGEPAGE);
+  memset(m, 1, 8 << 20);
+  munmap(m, 8 << 20);
+  return NULL;
+}
+int main(void) {
+  pthread_t t;
+  pthread_create(&t, NULL, work, NULL);
+  pthread_join(t, NULL);
+  printf("ready\\n"); fflush(stdout);
+  pause();
+  return 0;
+}
+`,
+        'threaded-io',
+        ['-pthread'],
+      );
+      const c = spawn(bin, [], { stdio: ['ignore', 'pipe', 'inherit'] });
+      children.push(c);
+      await new Promise<void>((r) => c.stdout.once('data', () => r()));
+      const p = new LivePoller();
+      p.open();
+      try {
+        let rec: TaskRecord | undefined;
+        await p.sweep((r) => {
+          if (r.tgid === c.pid) rec = copyTaskRecord(r);
+        });
+        assert.ok(rec, 'the process was delivered');
+        // The truth: the kernel's /proc files, split here; the kernel rounds the taskstats I/O
+        // fields to KiB (xacct_add_tsk's KB_MASK), and the sweep does the same for the group.
+        const io = Object.fromEntries(
+          readFileSync(`/proc/${c.pid}/io`, 'latin1')
+            .trim()
+            .split('\n')
+            .map((l) => l.split(': ') as [string, string]),
+        );
+        const kb = (v: string | undefined) => Number(v) - (Number(v) % 1024);
+        const stat = readFileSync(`/proc/${c.pid}/stat`, 'latin1');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // from field 3 (state)
+        assert.deepEqual(
+          {
+            readChar: rec.readCharBytes,
+            writeChar: rec.writeCharBytes,
+            syscr: rec.readSyscalls,
+            syscw: rec.writeSyscalls,
+            readBytes: rec.readBytes,
+            writeBytes: rec.writeBytes,
+            cancelled: rec.cancelledWriteBytes,
+            minflt: rec.minorFaults,
+            majflt: rec.majorFaults,
+          },
+          {
+            readChar: kb(io.rchar),
+            writeChar: kb(io.wchar),
+            syscr: kb(io.syscr),
+            syscw: kb(io.syscw),
+            readBytes: kb(io.read_bytes),
+            writeBytes: kb(io.write_bytes),
+            cancelled: kb(io.cancelled_write_bytes),
+            minflt: Number(fields[10 - 3]),
+            majflt: Number(fields[12 - 3]),
+          },
+        );
+        assert.ok(rec.writeCharBytes >= 7 * 65536, `the ended thread's writes are counted: ${rec.writeCharBytes}`);
+        assert.ok(rec.minorFaults >= 2048, `the ended thread's faults are counted: ${rec.minorFaults}`);
+      } finally {
+        p.close();
+      }
+    },
+  );
 
   test('a process that ran is read again; one that ended is forgotten', async () => {
     // perl burns a little CPU on each SIGUSR1 and sleeps otherwise.

@@ -27,8 +27,8 @@ import { TaskstatsSocket } from './libnl.js';
 import { TaskstatsParser, PARSED_PID, PARSED_TGID, PARSE_NETLINK_ERROR, activityOf } from './parser.js';
 import { copyTaskRecord, newTaskRecord, type TaskRecord } from './record.js';
 import { RECORD_NUMBERS, RecordRows, loadRecordNumbers, storeRecordNumbers } from './record-store.js';
-import { readFileSync } from 'node:fs';
-import { DatagramBatch, capNetAdminError, EAGAIN, EINTR, EPERM, ESRCH } from './libc.js';
+import { DatagramBatch, capNetAdminError, EAGAIN, EINTR, ENOENT, EPERM, ESRCH } from './libc.js';
+import { ProcReader } from './proc-reader.js';
 import { listProcessIdsYielding } from './proc-listing.js';
 
 export interface LivePollerOptions {
@@ -115,6 +115,8 @@ export class LivePoller {
   private dirents: Buffer | null = null;
   private generation = 0;
   private running: Promise<SweepStats> | null = null;
+  private reader: ProcReader | undefined;
+  private procBuf: Buffer | undefined;
 
   constructor(opts: LivePollerOptions = {}) {
     this.procRoot = opts.procRoot ?? '/proc';
@@ -471,49 +473,73 @@ export class LivePoller {
     return this.copyFromLeader(g, l);
   }
 
-  /**
-   * /proc/PID/io and the faults of /proc/PID/stat into `g` (g.tgid names the process). Read with
-   * fs, not ProcReader: through ProcReader, teardown.test.ts counted processes read while they
-   * tear themselves down twice (104.7%; not understood yet, so the reads stay as they were).
-   */
+  /** /proc/PID/io and the faults of /proc/PID/stat into `g` (g.tgid names the process), parsed from bytes. */
   private readGroupCounters(g: TaskRecord): 'ok' | 'gone' | 'denied' {
-    let io: string;
-    let stat: string;
-    try {
-      io = readFileSync(`${this.procRoot}/${g.tgid}/io`, 'latin1');
-      stat = readFileSync(`${this.procRoot}/${g.tgid}/stat`, 'latin1');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      return code === 'ENOENT' || code === 'ESRCH' ? 'gone' : 'denied';
-    }
-    g.writeCharBytes = roundKb(ioField(io, 'wchar: '));
-    g.readCharBytes = roundKb(ioField(io, 'rchar: '));
-    g.readSyscalls = roundKb(ioField(io, 'syscr: '));
-    g.writeSyscalls = roundKb(ioField(io, 'syscw: '));
-    g.readBytes = roundKb(ioField(io, 'read_bytes: '));
-    g.writeBytes = roundKb(ioField(io, 'write_bytes: '));
-    g.cancelledWriteBytes = roundKb(ioField(io, 'cancelled_write_bytes: '));
-    // stat: "pid (comm) state ppid ..." - comm may hold spaces and parentheses: split after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    g.minorFaults = Number(fields[7]) || 0; // field 10 (minflt) counted from 'state' = field 3
-    g.majorFaults = Number(fields[9]) || 0; // field 12 (majflt)
+    const reader = (this.reader ??= new ProcReader(this.procRoot));
+    const buf = (this.procBuf ??= Buffer.allocUnsafe(PROC_FILE_BYTES));
+    let n = reader.readOf(g.tgid, IO_NAME, buf);
+    if (n < 0) return goneOrDenied(reader.lastErrno);
+    g.writeCharBytes = roundKb(ioField(buf, n, IO_KEYS.wchar));
+    g.readCharBytes = roundKb(ioField(buf, n, IO_KEYS.rchar));
+    g.readSyscalls = roundKb(ioField(buf, n, IO_KEYS.syscr));
+    g.writeSyscalls = roundKb(ioField(buf, n, IO_KEYS.syscw));
+    g.readBytes = roundKb(ioField(buf, n, IO_KEYS.read_bytes));
+    g.writeBytes = roundKb(ioField(buf, n, IO_KEYS.write_bytes));
+    g.cancelledWriteBytes = roundKb(ioField(buf, n, IO_KEYS.cancelled_write_bytes));
+    n = reader.readOf(g.tgid, STAT_NAME, buf);
+    if (n < 0) return goneOrDenied(reader.lastErrno);
+    // stat: "pid (comm) state ppid ..." - comm may hold spaces and parentheses: count fields after the last ')'.
+    const close = buf.lastIndexOf(0x29, n - 1);
+    if (close < 0) return 'gone';
+    g.minorFaults = statField(buf, n, close, 10);
+    g.majorFaults = statField(buf, n, close, 12);
     return 'ok';
   }
 }
 
-function ioField(text: string, key: string): number {
-  const i = text.indexOf(key);
-  if (i < 0) return 0;
+/** Either file fits: io is ~100 bytes, stat ~300 (a comm of 16 bytes at most). */
+const PROC_FILE_BYTES = 1024;
+const IO_NAME = Buffer.from('/io');
+const STAT_NAME = Buffer.from('/stat');
+const IO_KEYS = Object.fromEntries(
+  (['rchar', 'wchar', 'syscr', 'syscw', 'read_bytes', 'write_bytes', 'cancelled_write_bytes'] as const).map((k) => [k, Buffer.from(`\n${k}: `)]),
+) as Record<'rchar' | 'wchar' | 'syscr' | 'syscw' | 'read_bytes' | 'write_bytes' | 'cancelled_write_bytes', Buffer>;
+
+function goneOrDenied(errno: number): 'gone' | 'denied' {
+  return errno === ENOENT || errno === ESRCH ? 'gone' : 'denied';
+}
+
+/** The decimal after `key` (a line start: "\nname: ") in buf[0, n); io's first line (rchar) has no newline before it. */
+function ioField(buf: Buffer, n: number, key: Buffer): number {
+  let i = buf.indexOf(key);
+  if (i < 0 || i >= n) {
+    // rchar is the first line.
+    if (buf.compare(key, 1, key.length, 0, key.length - 1) !== 0) return 0;
+    i = -1;
+  }
   let v = 0;
-  for (let j = i + key.length; j < text.length; j++) {
-    const c = text.charCodeAt(j) - 48;
-    if (c < 0 || c > 9) break;
-    v = v * 10 + c;
+  for (let j = i + key.length; j < n; j++) {
+    const d = buf[j]! - 48;
+    if (d < 0 || d > 9) break;
+    v = v * 10 + d;
   }
   return v;
 }
 
-/** The kernel rounds taskstats I/O down to a multiple of 1024 (KB_MASK): do the same with /proc. */
+/** Field `field` (1-based, as proc(5) numbers them) of /proc/PID/stat, counted from the ')' closing comm (field 2). */
+function statField(buf: Buffer, n: number, close: number, field: number): number {
+  let f = 2;
+  let i = close + 1;
+  while (i < n && f < field) if (buf[i++] === 0x20) f++;
+  let v = 0;
+  for (; i < n; i++) {
+    const d = buf[i]! - 48;
+    if (d < 0 || d > 9) break;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
 function roundKb(v: number): number {
   return v - (v % 1024);
 }

@@ -1,5 +1,5 @@
 /**
- * The one reader of small kernel files (/proc/PID/{cgroup,exe,cmdline}, /proc/self/cgroup, a
+ * The one reader of small kernel files (/proc/PID/{cgroup,exe,cmdline,io,stat}, /proc/self/cgroup, a
  * cgroup's cpu.stat): open, read, close through libc into buffers allocated once. This runs per
  * exec event and per new process, and misses are frequent (processes end: that is the race being
  * run), so it avoids fs's allocations and the exception with a stack trace it throws per failed
@@ -32,6 +32,8 @@ export class ProcReader {
   private readonly rootLen: number;
   /** Number of files read (successfully or not): what the caches are meant to keep low. */
   reads = 0;
+  /** errno of the last failed readOf (ENOENT / ESRCH: the process is gone). */
+  lastErrno = 0;
 
   /**
    * `openFd[0]`: fd + 1 of the file readOf() holds open, else 0 (the watcher thread's, see
@@ -134,9 +136,13 @@ export class ProcReader {
     this.setPath(tgid, name);
     const c = this.c;
     const fd = c.openBytes(this.path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
+    if (fd < 0) {
+      this.lastErrno = c.errno();
+      return -1;
+    }
     this.openFd[0] = fd + 1;
     const n = c.read(fd, into, into.length);
+    if (n < 0) this.lastErrno = c.errno();
     this.openFd[0] = 0;
     c.close(fd);
     return n;
