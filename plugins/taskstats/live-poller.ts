@@ -28,7 +28,7 @@ import { TaskstatsParser, PARSED_PID, PARSED_TGID, PARSE_NETLINK_ERROR, activity
 import { copyTaskRecord, newTaskRecord, type TaskRecord } from './record.js';
 import { RECORD_NUMBERS, RecordRows, loadRecordNumbers, storeRecordNumbers } from './record-store.js';
 import { DatagramBatch, capNetAdminError, EAGAIN, EINTR, ENOENT, EPERM, ESRCH } from './libc.js';
-import { ProcReader } from './proc-reader.js';
+import { ProcReader, statField } from './proc-reader.js';
 import { listProcessIdsYielding } from './proc-listing.js';
 
 export interface LivePollerOptions {
@@ -488,11 +488,8 @@ export class LivePoller {
     g.cancelledWriteBytes = roundKb(ioField(buf, n, IO_KEYS.cancelled_write_bytes));
     n = reader.readOf(g.tgid, STAT_NAME, buf);
     if (n < 0) return goneOrDenied(reader.lastErrno);
-    // stat: "pid (comm) state ppid ..." - comm may hold spaces and parentheses: count fields after the last ')'.
-    const close = buf.lastIndexOf(0x29, n - 1);
-    if (close < 0) return 'gone';
-    g.minorFaults = statField(buf, n, close, 10);
-    g.majorFaults = statField(buf, n, close, 12);
+    g.minorFaults = statField(buf, n, 10);
+    g.majorFaults = statField(buf, n, 12);
     return 'ok';
   }
 }
@@ -520,20 +517,6 @@ function ioField(buf: Buffer, n: number, key: Buffer): number {
   let v = 0;
   for (let j = i + key.length; j < n; j++) {
     const d = buf[j]! - 48;
-    if (d < 0 || d > 9) break;
-    v = v * 10 + d;
-  }
-  return v;
-}
-
-/** Field `field` (1-based, as proc(5) numbers them) of /proc/PID/stat, counted from the ')' closing comm (field 2). */
-function statField(buf: Buffer, n: number, close: number, field: number): number {
-  let f = 2;
-  let i = close + 1;
-  while (i < n && f < field) if (buf[i++] === 0x20) f++;
-  let v = 0;
-  for (; i < n; i++) {
-    const d = buf[i]! - 48;
     if (d < 0 || d > 9) break;
     v = v * 10 + d;
   }

@@ -180,3 +180,22 @@ export function cmdlineBytes(b: Buffer, n: number): number {
 export function cmdlineText(b: Buffer, n: number): string {
   return b.toString('utf8', 0, cmdlineBytes(b, n));
 }
+
+/**
+ * Field `field` (1-based, as proc(5) numbers them; 3 or later) of /proc/PID/stat bytes buf[0, n),
+ * counted after the last ')' (comm, field 2, may hold spaces and parentheses); -1 when there is none.
+ */
+export function statField(buf: Buffer, n: number, field: number): number {
+  let i = buf.lastIndexOf(0x29, n - 1) + 1;
+  if (i <= 0) return -1;
+  let f = 2;
+  while (i < n && f < field) if (buf[i++] === 0x20) f++;
+  if (i >= n) return -1;
+  let v = 0;
+  for (; i < n; i++) {
+    const d = buf[i]! - 48;
+    if (d < 0 || d > 9) break;
+    v = v * 10 + d;
+  }
+  return v;
+}

@@ -10,7 +10,6 @@
  * The metadata and accounting parts are given as constructors (factory.ts passes the real
  * ones) so that this file depends only on their shape.
  */
-import { readFileSync, readlinkSync } from 'node:fs';
 import {
   DropReason,
   type Consumer,
@@ -29,6 +28,8 @@ import type { TaskstatsReceiverConfig } from './config.js';
 import { possibleCpus, splitCpulist } from './config.js';
 import { ExitListener } from './exit-listener.js';
 import { LivePoller } from './live-poller.js';
+import { ProcReader, statField } from './proc-reader.js';
+import { ENOENT, ESRCH } from './libc.js';
 import { setupDelayAccounting } from './delayacct.js';
 import { processMallocTuning, type MallocTuning } from './malloc.js';
 import type { ExitDistributionsConfig } from './exit-distributions.js';
@@ -81,16 +82,12 @@ type Counter = { add(value: number): void };
  * namespace is visible (hostPID) and differs from ours, say so.
  */
 export function networkNamespaceWarning(procRoot = '/proc'): string | undefined {
-  try {
-    const mine = readlinkSync(`${procRoot}/self/ns/net`);
-    const init = readlinkSync(`${procRoot}/1/ns/net`);
-    if (mine !== init) {
-      return `this process is not in the initial network namespace (${mine} vs pid 1's ${init}): the kernel delivers exit events only there, so none will arrive. Run on the host network (hostNetwork: true in Kubernetes)`;
-    }
-  } catch {
-    // pid 1's namespace not readable (no hostPID, or no ptrace access): nothing to compare.
-  }
-  return undefined;
+  const reader = new ProcReader(procRoot);
+  const mine = reader.readLink(`${procRoot}/self/ns/net`);
+  const init = reader.readLink(`${procRoot}/1/ns/net`);
+  // pid 1's namespace not readable (no hostPID, or no ptrace access): nothing to compare.
+  if (mine === '' || init === '' || mine === init) return undefined;
+  return `this process is not in the initial network namespace (${mine} vs pid 1's ${init}): the kernel delivers exit events only there, so none will arrive. Run on the host network (hostNetwork: true in Kubernetes)`;
 }
 
 /** /proc/stat btime: the boot time, seconds since the epoch (read once). */
@@ -103,27 +100,23 @@ const CLK_TCK = 100;
  * when there is none, -2 when it cannot be told (unreadable /proc).
  */
 export function processStartSec(tgid: number, procRoot = '/proc'): number {
-  let stat: string;
-  try {
-    stat = readFileSync(`${procRoot}/${tgid}/stat`, 'latin1');
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ESRCH' ? -1 : -2;
-  }
+  const reader = procRoot === '/proc' ? (startReader ??= new ProcReader()) : new ProcReader(procRoot);
+  const buf = (statBuf ??= Buffer.allocUnsafe(1024));
+  const n = reader.readOf(tgid, STAT_NAME, buf);
+  if (n < 0) return reader.lastErrno === ENOENT || reader.lastErrno === ESRCH ? -1 : -2;
   let boot = procRoot === '/proc' ? bootTimeSec : -1;
   if (boot < 0) {
-    try {
-      const m = /^btime (\d+)$/m.exec(readFileSync(`${procRoot}/stat`, 'latin1'));
-      if (!m) return -2;
-      boot = Number(m[1]);
-    } catch {
-      return -2;
-    }
+    const m = /^btime (\d+)$/m.exec(reader.readText(`${procRoot}/stat`) ?? '');
+    if (!m) return -2;
+    boot = Number(m[1]);
     if (procRoot === '/proc') bootTimeSec = boot;
   }
-  // Field 22 (starttime, clock ticks since boot); the fields after comm's ")" start at field 3.
-  const startTicks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ', 20)[19]);
+  const startTicks = statField(buf, n, 22); // starttime, clock ticks since boot
   return startTicks >= 0 ? boot + startTicks / CLK_TCK : -2;
 }
+let startReader: ProcReader | undefined;
+let statBuf: Buffer | undefined;
+const STAT_NAME = Buffer.from('/stat');
 
 export class TaskstatsReceiver implements Receiver {
   private readonly accounting: AccountingPart;
