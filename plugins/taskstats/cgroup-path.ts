@@ -13,7 +13,8 @@
  * suffix, which is stripped so that the process keeps its cgroup's identity. (The files
  * themselves are read by proc-reader.ts.)
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { ProcReader } from './proc-reader.js';
+import { listProcessIds } from './proc-listing.js';
 
 /** What line of /proc/PID/cgroup names a process's cgroup. */
 export type CgroupSelector =
@@ -81,7 +82,9 @@ export function parseCgroupMounts(mountinfo: string): CgroupMounts {
 
 /** The cgroup mounts of this process's mount namespace (reads /proc/self/mountinfo). */
 export function detectCgroupMounts(procRoot = '/proc'): CgroupMounts {
-  return parseCgroupMounts(readFileSync(`${procRoot}/self/mountinfo`, 'utf8'));
+  const text = new ProcReader(procRoot).readText(`${procRoot}/self/mountinfo`);
+  if (text === undefined) throw new Error(`cannot read ${procRoot}/self/mountinfo: no cgroup mount can be found`);
+  return parseCgroupMounts(text);
 }
 
 /**
@@ -411,26 +414,20 @@ export function cgroupNamespaceView(pid1: string, others: Iterable<string>, podU
  * nothing else is read.
  */
 export function resolveCgroupNamespace(procRoot: string, selector: CgroupSelector): CgroupNamespaceView {
-  const read = (pid: string) => {
-    try {
-      return parseProcCgroup(readFileSync(`${procRoot}/${pid}/cgroup`, 'utf8'), selector);
-    } catch {
-      return undefined; // gone
-    }
+  const reader = new ProcReader(procRoot);
+  const read = (pid: number) => {
+    const text = reader.readText(`${procRoot}/${pid}/cgroup`);
+    return text === undefined ? undefined : parseProcCgroup(text, selector); // undefined: gone
   };
-  const pid1 = read('1');
+  const pid1 = read(1);
   if (pid1 === undefined || !pid1.startsWith('/..')) return cgroupNamespaceView('/', [], undefined);
   const others: string[] = [];
-  for (const entry of readdirSync(procRoot)) {
-    if (entry.charCodeAt(0) < 48 || entry.charCodeAt(0) > 57) continue;
-    const p = read(entry);
+  const { ids, count } = listProcessIds(procRoot, new Int32Array(8192), Buffer.allocUnsafe(1 << 16));
+  for (let i = 0; i < count; i++) {
+    const p = read(ids[i]!);
     if (p !== undefined) others.push(p);
   }
-  let mountinfo = '';
-  try {
-    mountinfo = readFileSync(`${procRoot}/self/mountinfo`, 'utf8');
-  } catch {
-    // no uid then: the pod level stays unknown
-  }
+  // No mountinfo: no uid then, the pod level stays unknown.
+  const mountinfo = reader.readText(`${procRoot}/self/mountinfo`) ?? '';
   return cgroupNamespaceView(pid1, others, podUidFromMountinfo(mountinfo));
 }
