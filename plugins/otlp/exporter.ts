@@ -1,8 +1,8 @@
 /**
  * The `otlp` exporter: metrics and logs over OTLP, as two thin adapters, one per signal, each an
  * OpenTelemetry JS OTLP exporter (exporter-{metrics,logs}-otlp-{proto,http,grpc}: encoding and
- * transport) under the API's exporter helper (queue, retries with backoff and Retry-After, flush
- * deadline, counts).
+ * transport; metrics in protobuf, http or grpc, with our encoder, protobuf-metrics.ts) under the
+ * API's exporter helper (queue, retries with backoff and Retry-After, flush deadline, counts).
  *
  * Within one attempt the OTel HTTP exporters already retry a retryable answer a few times as long
  * as the export's `timeout` allows; the helper re-sends what they give up on, for as long as
@@ -19,6 +19,7 @@ import { AgentError, createExporterHelper, DropReason, ErrorCode, LOGS_SCOPE, se
 import type { ComponentContext, Exporter, ExporterHelper, LogBatch, LogExporter, Resource, ResourceMetrics, SendResult, Signal } from '../../src/api/index.js';
 import type { OtlpExporterConfig, ResolvedOtlpSettings } from './config.js';
 import { resolveOtlpSettings } from './config.js';
+import { encodeMetricsRequest } from './protobuf-metrics.js';
 
 // Built-ins through getBuiltinModule and the OpenTelemetry packages through require (their
 // CommonJS builds), not `import`: an ES module import of node:http (ours, or the packages' ESM
@@ -122,6 +123,44 @@ function toHrTime(ms: number): [number, number] {
 }
 
 /**
+ * The OTel OTLP metric exporter of `protocol` (its transport: HTTP or gRPC, compression, its own
+ * retries) writing requests with our protobuf encoder (protobuf-metrics.ts) instead of the
+ * library's serializer, as the packages' own OTLPMetricExporter classes assemble it.
+ */
+function protobufMetricExporter(protocol: 'http/protobuf' | 'grpc', config: object): InnerExporter<ResourceMetrics> {
+  const { OTLPMetricExporterBase } = requirePackage('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http');
+  const transformer = requirePackage('@opentelemetry/otlp-transformer') as typeof import('@opentelemetry/otlp-transformer');
+  const library = transformer.ProtobufMetricsSerializer;
+  const serializer = { serializeRequest: encodeMetricsRequest, deserializeResponse: (data: Uint8Array) => library.deserializeResponse(data) };
+  // The packages' own exporters assemble their options with convertLegacy*Options too: 0.301 has
+  // no other public way from exporter options to a delegate's configuration.
+  /* eslint-disable @typescript-eslint/no-deprecated */
+  if (protocol === 'grpc') {
+    const grpc = requirePackage('@opentelemetry/otlp-grpc-exporter-base') as typeof import('@opentelemetry/otlp-grpc-exporter-base');
+    const delegate = grpc.createOtlpGrpcExportDelegate(
+      grpc.convertLegacyOtlpGrpcOptions(config, 'METRICS'),
+      serializer,
+      'otlp_grpc_metric_exporter',
+      transformer.MetricsExporterMetricsHelper,
+      undefined,
+      'MetricsExportService',
+      '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export',
+    );
+    return new OTLPMetricExporterBase(delegate, config);
+  }
+  const http = requirePackage('@opentelemetry/otlp-exporter-base/node-http') as typeof import('@opentelemetry/otlp-exporter-base/node-http');
+  const delegate = http.createOtlpHttpExportDelegate(
+    http.convertLegacyHttpOptions(config, 'METRICS', 'v1/metrics', { 'Content-Type': 'application/x-protobuf' }),
+    serializer,
+    'otlp_http_metric_exporter',
+    transformer.MetricsExporterMetricsHelper,
+    undefined,
+  );
+  /* eslint-enable @typescript-eslint/no-deprecated */
+  return new OTLPMetricExporterBase(delegate, config);
+}
+
+/**
  * One signal's transport: the OTel exporter of that signal and protocol, our HTTP agent, and the
  * request counts. `send` is one attempt, classified for the helper.
  */
@@ -182,10 +221,9 @@ class SignalSender<T> {
           )
         : grpc.credentials.createInsecure();
       const config = { ...common, metadata, credentials };
-      const Inner = logs
-        ? (requirePackage('@opentelemetry/exporter-logs-otlp-grpc') as typeof import('@opentelemetry/exporter-logs-otlp-grpc')).OTLPLogExporter
-        : (requirePackage('@opentelemetry/exporter-metrics-otlp-grpc') as typeof import('@opentelemetry/exporter-metrics-otlp-grpc')).OTLPMetricExporter;
-      this.inner = new Inner(config) as unknown as InnerExporter<T>;
+      this.inner = (logs
+        ? new (requirePackage('@opentelemetry/exporter-logs-otlp-grpc') as typeof import('@opentelemetry/exporter-logs-otlp-grpc')).OTLPLogExporter(config)
+        : protobufMetricExporter('grpc', config)) as unknown as InnerExporter<T>;
       return;
     }
     // Our own agent, so that the requests the OTel exporter makes (its retries included) can be
@@ -204,13 +242,15 @@ class SignalSender<T> {
     this.observeRequests();
     const config = { ...common, headers: { ...s.headers }, httpAgentOptions };
     const json = s.protocol === 'http/json';
+    if (!logs && !json) {
+      this.inner = protobufMetricExporter('http/protobuf', config) as unknown as InnerExporter<T>;
+      return;
+    }
     const Inner = logs
       ? json
         ? (requirePackage('@opentelemetry/exporter-logs-otlp-http') as typeof import('@opentelemetry/exporter-logs-otlp-http')).OTLPLogExporter
         : (requirePackage('@opentelemetry/exporter-logs-otlp-proto') as typeof import('@opentelemetry/exporter-logs-otlp-proto')).OTLPLogExporter
-      : json
-        ? (requirePackage('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http')).OTLPMetricExporter
-        : (requirePackage('@opentelemetry/exporter-metrics-otlp-proto') as typeof import('@opentelemetry/exporter-metrics-otlp-proto')).OTLPMetricExporter;
+      : (requirePackage('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http')).OTLPMetricExporter;
     this.inner = new Inner(config) as unknown as InnerExporter<T>;
   }
 

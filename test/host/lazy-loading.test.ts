@@ -128,7 +128,9 @@ describe('lazy loading of components', { timeout: 90_000 }, () => {
       };
       const modules = await modulesLoadedBy('otlp', config, () => firstRequest);
       assert.ok(requests > 0);
-      assert.ok(loaded(modules, '/node_modules/@opentelemetry/exporter-metrics-otlp-proto/'), modules.join('\n'));
+      // Our protobuf encoder on the OTel exporters' HTTP transport.
+      assert.ok(loaded(modules, '/dist/plugins/otlp/protobuf-metrics.js'), modules.join('\n'));
+      assert.ok(loaded(modules, '/node_modules/@opentelemetry/otlp-exporter-base/'), modules.join('\n'));
       const builtins = builtinsLoadedBy('otlp');
       assert.ok(builtins.includes('NativeModule http'), builtins.join(' '));
       // node:http's lazy WebSocket exports load undici (fetch, http2, ...): src/builtin-facades.ts.
