@@ -162,12 +162,24 @@ function scopeBytes(scope: ResourceMetrics['scopeMetrics'][number]['scope']): Ui
   return new Bytes().field(0x0a, body.done()).done();
 }
 
+// Metric headers by name, description and unit: the same few dozen at every export.
+const MAX_CACHED_HEADERS = 1024;
+const headerCache = new Map<string, Uint8Array>();
+
 /** Metric fields 1-3 (name, description, unit). */
 function metricHeader(m: MetricData): Uint8Array {
-  const out = new Bytes().string(0x0a, m.descriptor.name);
-  if (m.descriptor.description) out.string(0x12, m.descriptor.description);
-  if (m.descriptor.unit) out.string(0x1a, m.descriptor.unit);
-  return out.done();
+  const { name, description, unit } = m.descriptor;
+  const key = `${name}\u0000${description}\u0000${unit}`;
+  let b = headerCache.get(key);
+  if (b === undefined) {
+    const out = new Bytes().string(0x0a, name);
+    if (description) out.string(0x12, description);
+    if (unit) out.string(0x1a, unit);
+    b = out.done();
+    if (headerCache.size >= MAX_CACHED_HEADERS) headerCache.clear();
+    headerCache.set(key, b);
+  }
+  return b;
 }
 
 function temporalityOf(t: AggregationTemporality): number {

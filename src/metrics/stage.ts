@@ -306,12 +306,16 @@ export class MetricsStage {
     if (!(values instanceof Float64Array) || values.length !== state.size) {
       return this.reject(`values must be a Float64Array of length ${state.size}`, state.schema.id);
     }
-    // Validate before touching any sum, so that a bad sample changes nothing.
+    // Validate before touching any sum, so that a bad sample changes nothing. A sample that adds
+    // nothing (counters 0, no gauge value, no observation: most live processes sleep) only keeps
+    // its series fresh, below.
+    let adds = false;
     for (let i = 0; i < values.length; i++) {
       const v = values[i]!;
       if (state.isCounter[i] ? !(v >= 0 && v < Infinity) : state.isHistogram[i] ? v < 0 || v === Infinity : v === Infinity || v === -Infinity) {
         return this.reject(`value of ${state.schema.metrics[i]!.name} is ${v}`, state.schema.id);
       }
+      if (state.isCounter[i] ? v !== 0 : v === v) adds = true;
     }
     const attributes = sample.attributes;
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- plugins are JavaScript too: the declared type is not checked at run time
@@ -324,7 +328,18 @@ export class MetricsStage {
       state.byObject.set(attributes, series);
     }
     if (series === state.overflow) this.overflowCounter.add(1);
+    if (adds) this.addValues(state, series, sample);
+    const t = sample.timeMs;
+    // A sample without a usable time still counts as activity now (else its series could expire).
+    if (!(t <= series.lastUpdateMs)) series.lastUpdateMs = Number.isFinite(t) ? t : Date.now();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-boolean-literal-compare -- plugins are JavaScript too: the declared type is not checked at run time
+    series.ended = sample.final === true;
+    return true;
+  }
 
+  /** Sums a sample's counters, sets its gauges and records its observations into its series. */
+  private addValues(state: SchemaState, series: Series, sample: Sample): void {
+    const values = sample.values;
     const sums = series.values;
     const plain = state.plain;
     const isCounter = state.isCounter;
@@ -359,12 +374,6 @@ export class MetricsStage {
       if (acc === undefined) series.histograms[i] = acc = newAccumulator(state.slots[i]!.histogram!);
       acc.record(v);
     }
-    const t = sample.timeMs;
-    // A sample without a usable time still counts as activity now (else its series could expire).
-    if (!(t <= series.lastUpdateMs)) series.lastUpdateMs = Number.isFinite(t) ? t : Date.now();
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-boolean-literal-compare -- plugins are JavaScript too: the declared type is not checked at run time
-    series.ended = sample.final === true;
-    return true;
   }
 
   private reject(reason: string, schemaId: string | undefined): false {
