@@ -318,7 +318,7 @@ if (BIG_NODE && PARTS.includes('big')) {
 }
 if (bigNode) {
   log(
-    `big node: ${procs} processes with ${procs} names, default series_limit: agent ${bigNode.cycleMs.toFixed(0)} ms CPU per cycle, RSS ${bigNode.rssMb.toFixed(0)} MB` +
+    `big node: ${bigNode.procs} processes with ${bigNode.names} names, default series_limit: agent ${bigNode.cycleMs.toFixed(0)} ms CPU per cycle, RSS ${bigNode.rssMb.toFixed(0)} MB` +
       ` (peak ${bigNode.hwmMb.toFixed(0)}); ${bigNode.sentPointsPerCycle.toFixed(0)} points sent per cycle, ${bigNode.failedPoints} failed;` +
       ` series held ${bigNode.seriesHeld}, samples to overflow ${bigNode.seriesOverflow}; VictoriaMetrics holds ${bigNode.namesInVm} command names` +
       ` (overflow series: ${bigNode.overflowSeriesInVm}); agent logged: ${JSON.stringify(bigNode.warnings)}; load ${bigNode.load.join(' -> ')}`,

@@ -100,16 +100,72 @@ function keyValues(attributes: Attrs, tag: number): Uint8Array {
 // attributes object: the metrics stage merges a descriptor's point attributes into a new object
 // per series and descriptor (33 per process series), and bytes per object would cost ~250 B per
 // point of memory; pairs are bounded by the distinct values (pids, commands, cgroups). The cache
-// starts over when it holds MAX_CACHED_PAIRS pairs (a node's churn of pids), so it stays bounded.
-const MAX_CACHED_PAIRS = 65_536;
-let pairCache = new Map<string, Map<unknown, Uint8Array>>();
+// starts over when it holds more than MIN_CACHED_PAIRS pairs and twice the pairs the previous
+// request used: a node's churn of pids cannot grow it for good, and a big request's pairs (50,000
+// series) still fit, instead of being encoded again at every export.
+const MIN_CACHED_PAIRS = 65_536;
+interface CachedPair {
+  readonly bytes: Uint8Array;
+  /** The last request that used it. */
+  request: number;
+}
+let pairCache = new Map<string, Map<unknown, CachedPair>>();
 let cachedPairs = 0;
+let request = 0;
+/** Distinct pairs used by the request being encoded, and by the one before. */
+let pairsUsed = 0;
+let pairsUsedBefore = 0;
 const NO_BYTES = new Uint8Array(0);
 
-/** A KeyValue as varint(length) + message, for a primitive value (the field tag is the caller's). */
+/**
+ * A KeyValue as varint(length) + message, for a primitive value (the field tag is the caller's).
+ * Written straight into its buffer: a node whose pairs outnumber the cache encodes them all again
+ * at every export, so a miss must stay cheap too.
+ */
 function encodePair(key: string, value: string | number | boolean): Uint8Array {
-  const kv = new Bytes().string(0x0a, key).field(0x12, anyValue(value)).done();
-  return new Bytes().varint(kv.length).bytes(kv).done();
+  if (typeof value === 'number' && Number.isInteger(value) && value < 0) {
+    // Negative int_value: ten bytes of two's complement, rare enough for the generic path.
+    const kv = new Bytes().string(0x0a, key).field(0x12, anyValue(value)).done();
+    return new Bytes().varint(kv.length).bytes(kv).done();
+  }
+  const keyLength = Buffer.byteLength(key, 'utf8');
+  let any: number; // AnyValue's size
+  let valueLength = 0;
+  if (typeof value === 'string') {
+    valueLength = Buffer.byteLength(value, 'utf8');
+    any = 1 + varintSize(valueLength) + valueLength;
+  } else if (typeof value === 'boolean') any = 2;
+  else if (Number.isInteger(value) && value < MAX_INT64) any = 1 + varintSize(value);
+  else any = 9;
+  const kv = 1 + varintSize(keyLength) + keyLength + 1 + varintSize(any) + any;
+  const out = Buffer.allocUnsafe(varintSize(kv) + kv);
+  const saved = { buf, view, pos };
+  buf = out;
+  view = new DataView(out.buffer, out.byteOffset, out.length);
+  pos = 0;
+  try {
+    putVarint(kv);
+    buf[pos++] = 0x0a;
+    putVarint(keyLength);
+    pos += out.write(key, pos, 'utf8');
+    buf[pos++] = 0x12;
+    putVarint(any);
+    if (typeof value === 'string') {
+      buf[pos++] = 0x0a;
+      putVarint(valueLength);
+      pos += out.write(value, pos, 'utf8');
+    } else if (typeof value === 'boolean') {
+      buf[pos++] = 0x10;
+      buf[pos++] = value ? 1 : 0;
+    } else if (any !== 9) {
+      buf[pos++] = 0x18;
+      putVarint(value);
+    } else putDouble(0x21, value);
+    if (pos !== out.length) throw new Error(`otlp protobuf encoder: pair ${key} wrote ${pos} bytes of ${out.length}`);
+    return out;
+  } finally {
+    ({ buf, view, pos } = saved);
+  }
 }
 
 function pairBytes(key: string, value: unknown): Uint8Array {
@@ -126,17 +182,21 @@ function pairBytes(key: string, value: unknown): Uint8Array {
       const kv = new Bytes().string(0x0a, key).field(0x12, anyValue(value)).done();
       return new Bytes().varint(kv.length).bytes(kv).done();
     }
-    if (cachedPairs >= MAX_CACHED_PAIRS) {
+    if (cachedPairs >= MIN_CACHED_PAIRS && cachedPairs >= 2 * Math.max(pairsUsedBefore, pairsUsed)) {
       pairCache = new Map();
       cachedPairs = 0;
       byValue = new Map();
       pairCache.set(key, byValue);
     }
-    b = encodePair(key, value as string | number | boolean);
+    b = { bytes: encodePair(key, value as string | number | boolean), request: 0 };
     byValue.set(value, b);
     cachedPairs++;
   }
-  return b;
+  if (b.request !== request) {
+    b.request = request;
+    pairsUsed++;
+  }
+  return b.bytes;
 }
 
 const resourceCache = new WeakMap<object, Uint8Array>();
@@ -480,6 +540,9 @@ export function encodeMetricsRequest(rm: ResourceMetrics): Uint8Array {
     attributeSize = new Int32Array(points);
   }
   pairCount = 0;
+  request++;
+  pairsUsedBefore = pairsUsed;
+  pairsUsed = 0;
 
   // Sizes, inside out.
   const scopes: { head: Uint8Array; tail: Uint8Array; size: number; metrics: MetricPlan[] }[] = [];
