@@ -88,7 +88,8 @@ try {
       async () => {
         const e = (await vm.sumOfLast(sel('process.exits'))).total;
         const c = (await vm.sumOfLast(sel('process.cpu.time'))).total;
-        if (e !== exits || c !== cpuS) {
+        // VictoriaMetrics' sum over several series may differ in its last bits from one query to the next.
+        if (e !== exits || Math.abs(c - cpuS) > 1e-9 * Math.max(1, Math.abs(c))) {
           exits = e;
           cpuS = c;
           stableSince = Date.now();
