@@ -2,9 +2,8 @@
  * ExportMetricsServiceRequest in OTLP/protobuf, written by hand for the export of every cycle
  * (http/protobuf and grpc). What it does that the library's serializer
  * (@opentelemetry/otlp-transformer's ProtobufMetricsSerializer) does not:
- *  - a point's attributes are encoded once per attributes object and reused at every export
- *    (attributes are immutable by contract, see `Attributes` in src/api; the metrics stage keeps
- *    one object per series), where the library encodes every string of every point every time;
+ *  - each attribute (key, value) pair is encoded once and its bytes reused at every export (see
+ *    the pair cache below), where the library encodes every string of every point every time;
  *  - the request's size is known before it is written (a point's size is its attributes' bytes
  *    plus fixed fields), so it is written once, front to back, into a buffer of exactly that size,
  *    where the library runs a size-estimating pass and then moves each message longer than 127
@@ -85,13 +84,18 @@ function anyValue(value: unknown): Uint8Array {
   return out.done();
 }
 
+/** A KeyValue as varint(length) + message, any value (the field tag is the caller's). */
+function keyValue(key: string, value: unknown): Uint8Array {
+  const kv = new Bytes().string(0x0a, key).field(0x12, anyValue(value)).done();
+  return new Bytes().varint(kv.length).bytes(kv).done();
+}
+
 /** Repeated KeyValue under field tag `tag`, in the object's key order. */
 function keyValues(attributes: Attrs, tag: number): Uint8Array {
   const out = new Bytes();
   for (const key in attributes) {
     if (!Object.prototype.hasOwnProperty.call(attributes, key)) continue;
-    const kv = new Bytes().string(0x0a, key).field(0x12, anyValue(attributes[key])).done();
-    out.field(tag, kv);
+    out.byte(tag).bytes(keyValue(key, attributes[key]));
   }
   return out.done();
 }
@@ -123,11 +127,8 @@ const NO_BYTES = new Uint8Array(0);
  * at every export, so a miss must stay cheap too.
  */
 function encodePair(key: string, value: string | number | boolean): Uint8Array {
-  if (typeof value === 'number' && Number.isInteger(value) && value < 0) {
-    // Negative int_value: ten bytes of two's complement, rare enough for the generic path.
-    const kv = new Bytes().string(0x0a, key).field(0x12, anyValue(value)).done();
-    return new Bytes().varint(kv.length).bytes(kv).done();
-  }
+  // Negative int_value: ten bytes of two's complement, rare enough for the generic path.
+  if (typeof value === 'number' && Number.isInteger(value) && value < 0) return keyValue(key, value);
   const keyLength = Buffer.byteLength(key, 'utf8');
   let any: number; // AnyValue's size
   let valueLength = 0;
@@ -177,11 +178,8 @@ function pairBytes(key: string, value: unknown): Uint8Array {
   let b = byValue.get(value);
   if (b === undefined) {
     const t = typeof value;
-    if (t !== 'string' && t !== 'number' && t !== 'boolean') {
-      // Arrays, bytes, maps: not cached (the metrics stage admits none).
-      const kv = new Bytes().string(0x0a, key).field(0x12, anyValue(value)).done();
-      return new Bytes().varint(kv.length).bytes(kv).done();
-    }
+    // Arrays, bytes, maps: not cached (the metrics stage admits none).
+    if (t !== 'string' && t !== 'number' && t !== 'boolean') return keyValue(key, value);
     if (cachedPairs >= MIN_CACHED_PAIRS && cachedPairs >= 2 * Math.max(pairsUsedBefore, pairsUsed)) {
       pairCache = new Map();
       cachedPairs = 0;
@@ -201,7 +199,7 @@ function pairBytes(key: string, value: unknown): Uint8Array {
 
 const resourceCache = new WeakMap<object, Uint8Array>();
 
-/** ResourceMetrics' field 1 (Resource) with its tag, and field 3 (schema_url) when set. */
+/** ResourceMetrics' field 1 (Resource) with its tag. */
 function resourceBytes(resource: ResourceMetrics['resource']): Uint8Array {
   let b = resourceCache.get(resource);
   if (b === undefined) {
@@ -306,8 +304,9 @@ function zigzag(n: number): number {
 }
 
 /** The buffer being written, as module state: the hot path passes no writer object around. */
-let buf = new Uint8Array(0);
-let view = new DataView(buf.buffer);
+const NO_VIEW: DataView = new DataView(new ArrayBuffer(0));
+let buf: Uint8Array = NO_BYTES;
+let view = NO_VIEW;
 let pos = 0;
 
 function putVarint(v: number): void {
@@ -344,7 +343,7 @@ function putUint64(tag: number, v: number): void {
 /** sfixed64: two's complement for negatives, as the library writes as_int. */
 function putSfixed64(tag: number, v: number): void {
   if (v >= 0) {
-    putFixed64(tag, v >>> 0, (v / 4294967296) >>> 0);
+    putUint64(tag, v);
     return;
   }
   const abs = -v;
@@ -521,7 +520,7 @@ function putFixed64Raw(v: number): void {
   pos += 8;
 }
 
-/** One metric's header bytes and sizes, reused across requests. */
+/** One metric's header bytes and sizes, worked out before the request is written. */
 interface MetricPlan {
   header: Uint8Array;
   dataSize: number;
@@ -593,7 +592,7 @@ export function encodeMetricsRequest(rm: ResourceMetrics): Uint8Array {
   } finally {
     // Not kept alive by the module: the caller owns the request's bytes, the caches the attributes'.
     pairs.fill(NO_BYTES, 0, pairCount);
-    buf = new Uint8Array(0);
-    view = new DataView(buf.buffer);
+    buf = NO_BYTES;
+    view = NO_VIEW;
   }
 }
