@@ -69,6 +69,10 @@ try {
         await sleep(Math.max(0, 1000 - (Date.now() - t)));
       }
     })();
+    // Exits the agent itself counts as possibly attributed to the wrong cgroup (an exec result
+    // later than the exit record: README-attribution.md, "The race").
+    const countedMisses = async () => (await agent.metrics()).sum(/exec_metadata_(missed|late)/);
+    const missed0 = await countedMisses();
     const ran = mode === 'forked' ? (await forkedInCgroup(cg, N, BURN_US, burner, launcher)) + 1 : await execMovedIntoCgroup(cg, N, BURN_US, burner);
     await sleep(1500);
     scraping = false;
@@ -107,6 +111,7 @@ try {
     let elsewhere = 0;
     for (const g of groups)
       elsewhere += (await vm.sumOfLast(`{__name__="process.exits","process.executable.name"="${g}","process.linux.cgroup"!="${cg.path}"}`)).total;
+    const missed = (await countedMisses()) - missed0;
     const agentShare = (cpuS * 1e6) / usageUs;
     // The kernel's own exit records of this workload (the same processes, by their run-unique names).
     const { records: kernelRecords, runtimeS: kernelRunS } = kr.of(groups);
@@ -152,9 +157,11 @@ try {
       value: exits,
       unit: ` of ${ran}`,
       target: `${ran}`,
-      limit: `${ran}`,
-      pass: exits === ran,
-      detail: `${elsewhere} attributed to another cgroup`,
+      limit: `${ran}, or each exit attributed elsewhere counted by the agent as a miss`,
+      // The attribution promises no silent error, not zero misses: a VM whose virtual CPUs stall
+      // can make even a SCHED_FIFO reader late (README-attribution.md).
+      pass: exits === ran || (exits + elsewhere === ran && elsewhere <= missed),
+      detail: `${elsewhere} attributed to another cgroup; the agent counted ${missed} possible misses (exec_metadata_missed + exec_metadata_late)`,
     });
     result({ name: `${mode}: process-exporter share of cgroup CPU (1 s scrapes)`, value: peShare * 100, unit: '%', detail: 'baseline' });
     await cg.remove();

@@ -19,7 +19,7 @@ import { AgentError, createExporterHelper, DropReason, ErrorCode, LOGS_SCOPE, se
 import type { ComponentContext, Exporter, ExporterHelper, LogBatch, LogExporter, Resource, ResourceMetrics, SendResult, Signal } from '../../src/api/index.js';
 import type { OtlpExporterConfig, ResolvedOtlpSettings } from './config.js';
 import { resolveOtlpSettings } from './config.js';
-import { encodeMetricsRequest } from './protobuf-metrics.js';
+import { decodeMetricsResponse, encodeMetricsRequest, metricsExporterMetricsHelper } from './protobuf-metrics.js';
 
 // Built-ins through getBuiltinModule and the OpenTelemetry packages through require (their
 // CommonJS builds), not `import`: an ES module import of node:http (ours, or the packages' ESM
@@ -128,10 +128,11 @@ function toHrTime(ms: number): [number, number] {
  * library's serializer, as the packages' own OTLPMetricExporter classes assemble it.
  */
 function protobufMetricExporter(protocol: 'http/protobuf' | 'grpc', config: object): InnerExporter<ResourceMetrics> {
-  const { OTLPMetricExporterBase } = requirePackage('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http');
-  const transformer = requirePackage('@opentelemetry/otlp-transformer') as typeof import('@opentelemetry/otlp-transformer');
-  const library = transformer.ProtobufMetricsSerializer;
-  const serializer = { serializeRequest: encodeMetricsRequest, deserializeResponse: (data: Uint8Array) => library.deserializeResponse(data) };
+  // OTLPExporterBase, not exporter-metrics-otlp-http's OTLPMetricExporterBase: what the latter
+  // adds (aggregation and temporality selectors) serves sdk-metrics' readers, and it loads
+  // sdk-metrics; the pipeline chose temporality already.
+  const { OTLPExporterBase } = requirePackage('@opentelemetry/otlp-exporter-base') as typeof import('@opentelemetry/otlp-exporter-base');
+  const serializer = { serializeRequest: encodeMetricsRequest, deserializeResponse: decodeMetricsResponse };
   // The packages' own exporters assemble their options with convertLegacy*Options too: 0.301 has
   // no other public way from exporter options to a delegate's configuration.
   /* eslint-disable @typescript-eslint/no-deprecated */
@@ -141,23 +142,23 @@ function protobufMetricExporter(protocol: 'http/protobuf' | 'grpc', config: obje
       grpc.convertLegacyOtlpGrpcOptions(config, 'METRICS'),
       serializer,
       'otlp_grpc_metric_exporter',
-      transformer.MetricsExporterMetricsHelper,
+      metricsExporterMetricsHelper,
       undefined,
       'MetricsExportService',
       '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export',
     );
-    return new OTLPMetricExporterBase(delegate, config);
+    return new OTLPExporterBase(delegate);
   }
   const http = requirePackage('@opentelemetry/otlp-exporter-base/node-http') as typeof import('@opentelemetry/otlp-exporter-base/node-http');
   const delegate = http.createOtlpHttpExportDelegate(
     http.convertLegacyHttpOptions(config, 'METRICS', 'v1/metrics', { 'Content-Type': 'application/x-protobuf' }),
     serializer,
     'otlp_http_metric_exporter',
-    transformer.MetricsExporterMetricsHelper,
+    metricsExporterMetricsHelper,
     undefined,
   );
   /* eslint-enable @typescript-eslint/no-deprecated */
-  return new OTLPMetricExporterBase(delegate, config);
+  return new OTLPExporterBase(delegate);
 }
 
 /**

@@ -22,7 +22,7 @@ import type { Attributes, Sample, SampleSchema } from '../../src/api/index.js';
 import { MetricsStage, buildResource } from '../../src/metrics/index.js';
 import { RecordingLogger, RecordingTelemetry } from '../../src/metrics/testing.js';
 import { otlpDecoderMissing, startOtlpDecoder, type OtlpDecoder } from '../../test/support/otlp-decoder.js';
-import { encodeMetricsRequest } from './protobuf-metrics.js';
+import { decodeMetricsResponse, encodeMetricsRequest } from './protobuf-metrics.js';
 
 const missing = otlpDecoderMissing();
 let decoder: OtlpDecoder | undefined;
@@ -253,5 +253,53 @@ describe('OTLP protobuf metrics encoder', { skip: missing }, () => {
     const bytes = encodeMetricsRequest(rm);
     assert.ok(bytes.length > 2 ** 21, `${bytes.length} bytes`);
     await assertSameAsLibrary(rm);
+  });
+});
+
+describe('OTLP metrics response decoder', () => {
+  /** A length-delimited field. */
+  const field = (tag: number, body: number[]): number[] => [(tag << 3) | 2, body.length, ...body];
+  const utf8 = (text: string): number[] => [...Buffer.from(text, 'utf8')];
+  const varint = (v: number): number[] => {
+    const out: number[] = [];
+    for (; v >= 128; v = Math.floor(v / 128)) out.push((v % 128) | 128);
+    return [...out, v];
+  };
+
+  test('decodes what the library decodes: empty, partial success, 64-bit counts, unknown fields of every wire type', () => {
+    const responses: Record<string, number[]> = {
+      empty: [],
+      'empty partial success': field(1, []),
+      'rejected points and a message': field(1, [0x08, ...varint(5), ...field(2, utf8('2 points rejected: é'))]),
+      'a count above 2^32': field(1, [0x08, ...varint(2 ** 40 + 3)]),
+      'only a message': field(1, field(2, utf8('slow down'))),
+      'unknown fields around and inside': [
+        0x18,
+        ...varint(300), // 3: varint
+        0x21,
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+        8, // 4: fixed64
+        ...field(1, [0x2d, 1, 2, 3, 4, 0x08, 7, ...field(9, utf8('x')), ...field(2, utf8('m'))]),
+        ...field(6, utf8('later')),
+      ],
+    };
+    for (const [name, bytes] of Object.entries(responses)) {
+      const data = Uint8Array.from(bytes);
+      assert.deepEqual(decodeMetricsResponse(data), ProtobufMetricsSerializer.deserializeResponse(data), name);
+    }
+  });
+
+  test('a truncated response is an error, as for the library', () => {
+    for (const bytes of [[0x0a, 5, 0x08], [0x08, 0x80], field(1, [0x08, 0x80])]) {
+      const data = Uint8Array.from(bytes);
+      assert.throws(() => ProtobufMetricsSerializer.deserializeResponse(data));
+      assert.throws(() => decodeMetricsResponse(data), /truncated/);
+    }
   });
 });

@@ -131,6 +131,10 @@ describe('lazy loading of components', { timeout: 90_000 }, () => {
       // Our protobuf encoder on the OTel exporters' HTTP transport.
       assert.ok(loaded(modules, '/dist/plugins/otlp/protobuf-metrics.js'), modules.join('\n'));
       assert.ok(loaded(modules, '/node_modules/@opentelemetry/otlp-exporter-base/'), modules.join('\n'));
+      // ...without the library's serializers and sdk-metrics, which only the JSON protocol uses.
+      for (const unused of ['/@opentelemetry/otlp-transformer/', '/@opentelemetry/sdk-metrics/', '/@opentelemetry/exporter-metrics-otlp-http/']) {
+        assert.ok(!loaded(modules, unused), `${unused} loaded`);
+      }
       const builtins = builtinsLoadedBy('otlp');
       assert.ok(builtins.includes('NativeModule http'), builtins.join(' '));
       // node:http's lazy WebSocket exports load undici (fetch, http2, ...): src/builtin-facades.ts.
