@@ -16,7 +16,7 @@
 // Results are also written to .cache/bench/last-run.json (machine, date, commit, every result).
 // docs/performance.md's figures all come from one such run at one commit.
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem, release } from 'node:os';
 import { join } from 'node:path';
 import { withLock } from './lib/lock.mjs';
@@ -77,10 +77,42 @@ function machine() {
   };
 }
 
-function runOne(bench) {
+/** The machine's busy share of CPU time (all CPUs) over the next `ms`, from /proc/stat. */
+async function busyShare(ms) {
+  const read = () => {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const idle = f[3] + (f[4] ?? 0); // idle + iowait
+    return { idle, total: f.reduce((a, b) => a + b, 0) };
+  };
+  const a = read();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = read();
+  return b.total === a.total ? 0 : 1 - (b.idle - a.idle) / (b.total - a.total);
+}
+
+/**
+ * Waits until the machine is calm before a benchmark: what the previous one left behind (the
+ * curve's 50,000-process teardown, memory reclaim) otherwise lands in the next one's figures
+ * (an exit storm at 1.7x its floor right after a calm start, 3.8x after the curve). Calm: under
+ * 10% busy for 3 s in a row; at most 120 s.
+ */
+async function calm() {
+  const t0 = Date.now();
+  let quiet = 0;
+  let busy = 0;
+  while (quiet < 3 && Date.now() - t0 < 120_000) {
+    busy = await busyShare(1000);
+    quiet = busy < 0.1 ? quiet + 1 : 0;
+  }
+  return { waitS: (Date.now() - t0) / 1000, busy: Number(busy.toFixed(3)) };
+}
+
+async function runOne(bench) {
+  const settled = await calm();
   return new Promise((resolve) => {
     const t0 = Date.now();
     console.log(`\n=== bench/${bench.name} (${bench.entry.slice(root.length)}) ===`);
+    console.log(`(machine calm after ${settled.waitS.toFixed(0)} s: ${(settled.busy * 100).toFixed(0)}% busy; load average ${loadavg()[0].toFixed(2)})`);
     const env = quick ? { ...process.env, BENCH_QUICK: '1' } : process.env;
     const child = spawn(process.execPath, [bench.entry], { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
     const results = [];
@@ -104,7 +136,17 @@ function runOne(bench) {
       }
     });
     child.on('exit', (code, signal) => {
-      resolve({ name: bench.name, code, signal, seconds: (Date.now() - t0) / 1000, loadavg1m: Number(loadavg()[0].toFixed(2)), results, lastLine });
+      resolve({
+        name: bench.name,
+        code,
+        signal,
+        seconds: (Date.now() - t0) / 1000,
+        calmWaitS: settled.waitS,
+        busyBefore: settled.busy,
+        loadavg1m: Number(loadavg()[0].toFixed(2)),
+        results,
+        lastLine,
+      });
     });
   });
 }
