@@ -135,7 +135,14 @@ async function runOne(bench) {
         }
       }
     });
-    child.on('exit', (code, signal) => {
+    // At 'exit' the last BENCH_RESULT lines may still be in the pipe: wait for its end (at most
+    // 5 s: a process the benchmark left behind may hold it open).
+    const drained = new Promise((r) => {
+      child.stdout.once('end', r);
+      child.once('exit', () => setTimeout(r, 5000).unref());
+    });
+    child.on('exit', async (code, signal) => {
+      await drained;
       resolve({
         name: bench.name,
         code,

@@ -89,7 +89,7 @@ async function rssRun(modulePath) {
     const c = spawn(process.execPath, [new URL(import.meta.url).pathname, '--rss', modulePath, loopBin], { stdio: ['ignore', 'pipe', 'inherit'] });
     let o = '';
     c.stdout.on('data', (d) => (o += d));
-    c.on('exit', (code) => (code === 0 ? resolve(o) : reject(new Error(`rss run exited ${code}`))));
+    c.on('close', (code) => (code === 0 ? resolve(o) : reject(new Error(`rss run exited ${code}`))));
   });
   return JSON.parse(out);
 }

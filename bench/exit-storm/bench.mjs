@@ -43,7 +43,7 @@ function run(cmd, args, { procs, onStderr } = {}) {
       onStderr?.(String(d));
     });
     child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`${cmd} exited ${code}: ${err}`))));
+    child.on('close', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`${cmd} exited ${code}: ${err}`))));
   });
 }
 

@@ -39,7 +39,7 @@ function forkLoop() {
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.on('error', reject);
-    child.on('exit', () => resolve(Number(out.trim()) + 1));
+    child.on('close', () => resolve(Number(out.trim()) + 1));
     child.stdin.end('g');
   });
 }

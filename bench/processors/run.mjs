@@ -299,7 +299,7 @@ async function runOnce(control = false) {
         new Promise((resolve) => {
           let s = '';
           l.stdout.on('data', (d) => (s += d));
-          l.once('exit', () => resolve(Number(s.trim())));
+          l.once('close', () => resolve(Number(s.trim())));
         }),
     );
     if (benchBase) for (const l of loops) writeFileSync(join(podDirs[podDirs.length - 1], 'cgroup.procs'), String(l.pid));

@@ -57,7 +57,7 @@ function collect(child) {
   return new Promise((resolve) => {
     let s = '';
     child.stdout.on('data', (d) => (s += d));
-    child.once('exit', () => resolve(s.trim()));
+    child.once('close', () => resolve(s.trim()));
   });
 }
 const cpus = readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim();

@@ -222,7 +222,8 @@ describe('zero loss under two fork loops', { timeout: 60_000 }, () => {
             new Promise<number>((resolve) => {
               let out = '';
               l.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-              l.on('exit', () => resolve(Number(out.trim())));
+              // 'close', not 'exit': at 'exit' the count may still be in the pipe (read as 0).
+              l.on('close', () => resolve(Number(out.trim())));
             }),
         ),
       );

@@ -33,7 +33,8 @@ async function runWatchingPort(file: string, port: number, wrapper?: string[]): 
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   let running = true as boolean; // cleared by the exit handler while the loop runs
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => {
+    // 'close': after stdout and stderr are drained ('exit' may come first).
+    child.on('close', (code, signal) => {
       running = false;
       resolve({ code, signal });
     }),
