@@ -643,7 +643,7 @@ function readFields(data: Uint8Array, start: number, end: number, field: (tag: n
  * Decodes an ExportMetricsServiceResponse (1: partial_success {1: rejected_data_points int64,
  * 2: error_message string}) as the library's ProtobufMetricsSerializer.deserializeResponse does,
  * so that the metrics path does not load @opentelemetry/otlp-transformer (and through it
- * sdk-metrics, resources and semantic-conventions: ~1.3 MiB of heap) for these few bytes.
+ * sdk-metrics and resources: ~1.3 MiB of heap) for these few bytes.
  */
 export function decodeMetricsResponse(data: Uint8Array): MetricsResponse {
   const out: MetricsResponse = {};

@@ -47,7 +47,6 @@ async function runWatchingPort(file: string, port: number, wrapper?: string[]): 
   }
   clearTimeout(timer);
   const { code, signal } = await exited;
-  await new Promise((r) => setImmediate(r));
   return { code, signal, stdout, stderr, ms: performance.now() - t0, portWasOpen };
 }
 
