@@ -24,7 +24,7 @@ import { startOtlpDecoder } from '../../dist/test/support/otlp-decoder.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 const SECONDS = Number(process.env.BENCH_STORM_SECONDS ?? 5);
-const RUNS = Number(process.env.BENCH_STORM_RUNS ?? 3);
+const RUNS = Number(process.env.BENCH_STORM_RUNS ?? 5);
 const CPUS = `0-${(await import('node:os')).cpus().length - 1}`;
 
 const floorBin = compileC(readFileSync(join(root, 'bench/receiver/floor.c'), 'utf8'), 'floor');
