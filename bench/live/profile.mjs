@@ -19,7 +19,10 @@ const CYCLES = Number(process.argv[3] ?? 10);
 const INTERVAL_S = Number(process.argv[4] ?? 2);
 const TOP = Number(process.env.PROFILE_TOP ?? 40);
 // PROFILE=0: no --cpu-prof (the profiler's own cost is several times the cycle's); CPU per thread only.
-const PROFILE = process.env.PROFILE !== '0';
+// PROFILE=perf: Linux perf samples every thread of the window instead (JIT frames named through
+// --perf-basic-prof-only-functions; kernel, libc and GC included; a fraction of --cpu-prof's cost).
+const PERF = process.env.PROFILE === 'perf';
+const PROFILE = process.env.PROFILE !== '0' && !PERF;
 
 const crowdBin = compileC(readFileSync(join(root, 'bench', 'curve', 'crowd.c'), 'utf8'), 'crowd', ['-pthread']);
 const crowd = spawn(crowdBin, [String(PROCS), '1', '1', 'pfsleep'], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -35,7 +38,11 @@ try {
   const config = benchAgentConfig({ otlpMetricsUrl: vm.otlpMetricsUrl, collectionInterval: `${INTERVAL_S}s` });
   agent = await startAgent({
     config,
-    nodeArgs: [...nodeCommandLineFlags(), ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=500'] : [])],
+    nodeArgs: [
+      ...nodeCommandLineFlags(),
+      ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=500'] : []),
+      ...(PERF ? ['--perf-basic-prof-only-functions'] : []),
+    ],
   });
   // Each scrape of the agent's own endpoint costs it CPU: scraped only at the window's ends.
   const collections = async () => (await agent.metrics()).sum('taskstats_agent_pipeline_collections_total');
@@ -44,7 +51,15 @@ try {
   const t1 = monoUs();
   const c1 = agent.cpuUs();
   const th1 = threadTicks(agent.pid);
+  const perfData = join(dir, 'perf.data');
+  const perf = PERF
+    ? spawn('perf', ['record', '-q', '-F', '4000', ...(process.env.PERF_CALLERS ? ['-g'] : []), '-p', String(agent.pid), '-o', perfData], { stdio: 'inherit' })
+    : null;
   await sleep(INTERVAL_S * 1000 * CYCLES);
+  if (perf) {
+    perf.kill('SIGINT');
+    await new Promise((resolve) => perf.on('close', resolve));
+  }
   const c2 = agent.cpuUs();
   const th2 = threadTicks(agent.pid);
   const k2 = await collections();
@@ -68,6 +83,24 @@ try {
   );
   await agent.stop();
   agent = undefined;
+  if (PERF) {
+    if (process.env.PERF_CALLERS) console.log(`perf data kept: ${perfData}`);
+    for (const sort of ['dso', 'dso,sym']) {
+      const r = spawn('perf', ['report', '-i', perfData, '--no-children', '--sort', sort, '-g', 'none', '--percent-limit', '0.4'], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let text = '';
+      r.stdout.on('data', (d) => (text += d));
+      await new Promise((resolve) => r.on('close', resolve));
+      console.log(
+        text
+          .split('\n')
+          .filter((l) => l.trim() && !l.startsWith('#'))
+          .slice(0, TOP)
+          .join('\n'),
+      );
+    }
+  }
   if (PROFILE) {
     const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
     summarize(JSON.parse(readFileSync(join(dir, file), 'utf8')), t1, t2, cycles);
