@@ -179,7 +179,11 @@ describe('exit events from the real kernel (root)', { skip, timeout: 180_000 }, 
     assert.equal(event(pids.exit0)['process.exit.code'], 0);
     assert.equal(records(pids.exit3).severityNumber, SeverityNumber.WARN);
     assert.equal(event(pids.exit3)['process.exit.code'], 3);
-    assert.equal(event(pids.exit3)['process.command_line'], `${cases} exit 3`, 'command line (opted in)');
+    // Opted in: read at the exec, while the process lives. A watcher the VM stalls past that half
+    // millisecond misses it, which is counted, never silent.
+    const commandLine = event(pids.exit3)['process.command_line'];
+    if (commandLine === undefined) assert.ok((h.counters.get('exec_metadata_missed') ?? 0) > 0, 'command line absent without a counted miss');
+    else assert.equal(commandLine, `${cases} exit 3`, 'command line (opted in)');
     assert.equal(records(pids.sigkill).severityNumber, SeverityNumber.ERROR);
     assert.equal(event(pids.sigkill)['process.linux.exit.signal'], 'SIGKILL');
     assert.equal(records(pids.segv).severityNumber, SeverityNumber.ERROR);

@@ -296,20 +296,38 @@ describe('capabilities the agent needs (real kernel)', { skip, timeout: 120_000 
     assert.equal(r.rcvbufforce, 'EPERM');
   });
 
-  test('the process-event connector needs no capability on Linux 6.6+ (older kernels: CAP_NET_ADMIN)', (t) => {
+  test('the process-event connector without any capability: refused at bind, or (some Linux 6.6+ builds) events arrive', (t) => {
     if (!nonRootCanRead()) {
       t.skip(nonRootSkip);
       return;
     }
-    const [major, minor] = readFileSync('/proc/sys/kernel/osrelease', 'utf8').split('.').map(Number) as [number, number];
-    if (major < 6 || (major === 6 && minor < 6)) {
-      t.skip(`kernel ${major}.${minor}: joining the connector's group needs CAP_NET_ADMIN there`);
-      return;
-    }
-    const r = probeUnder(['setpriv', '--reuid=1000', '--regid=1000', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--'], otherPid);
+    const nonRoot = ['setpriv', '--reuid=1000', '--regid=1000', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--'];
+    // The kernel's answer, asked by Python's socket module (Debian's python3: a pyenv shim is not
+    // for other users). Linux 6.6 let unprivileged processes join CN_IDX_PROC, and builds differ
+    // (seen on 6.18: one admitted them, 6.18.44 refuses the bind).
+    const py = spawnSync(
+      nonRoot[0]!,
+      [
+        ...nonRoot.slice(1),
+        '/usr/bin/python3',
+        '-c',
+        'import socket\ntry:\n socket.socket(16, 2, 11).bind((0, 1)); print("ok")\nexcept PermissionError: print("EPERM")',
+      ],
+      {
+        encoding: 'utf8',
+      },
+    );
+    const kernel = py.stdout.trim();
+    assert.ok(kernel === 'ok' || kernel === 'EPERM', `python3 bind to CN_IDX_PROC as uid 1000: ${kernel} ${py.stderr}`);
+    const r = probeUnder(nonRoot, otherPid);
     assert.equal(r.register, 'EPERM', 'taskstats still refuses');
-    assert.equal(r.proc_connector_listen, 'ok');
-    assert.equal(r.proc_connector, 'received');
+    if (kernel === 'EPERM') {
+      assert.equal(r.proc_connector, 'bind EPERM');
+    } else {
+      assert.equal(r.proc_connector_listen, 'ok');
+      assert.equal(r.proc_connector, 'received');
+    }
+    t.diagnostic(`unprivileged proc connector on this kernel: ${kernel === 'ok' ? 'admitted' : 'refused (EPERM at bind)'}`);
   });
 
   test('a non-root uid works only with CAP_NET_ADMIN as an ambient capability', (t) => {
