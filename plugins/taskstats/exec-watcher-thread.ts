@@ -70,7 +70,7 @@ function runExecWatcher(data: WatcherThreadData): void {
     Atomics.store(setup, 0, 1);
     Atomics.notify(setup, 0);
   }
-  hello({ t: 'ready', masked: connector.masked, priority: thread.priority, tid: thread.tid });
+  hello({ t: 'ready', masked: connector.masked, priority: thread.priority, tid: thread.tid, portId: connector.portId() });
   const numbers = new ExecNumbers(data.execNumbers);
   const results = new ResultRingWriter(data.ring, shared, () => port.postMessage(0));
   const file = Buffer.alloc(1 << 16);

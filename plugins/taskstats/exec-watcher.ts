@@ -71,6 +71,8 @@ export interface WatcherThreadHello {
   masked?: boolean;
   priority?: string;
   tid?: number;
+  /** The connector socket's netlink port id, for stop() to wake the thread (ProcConnector.wake). */
+  portId?: number;
 }
 
 /** The thread's reason for failing, rebuilt on the main thread with its catalogue code. */
@@ -112,6 +114,7 @@ export class ExecWatcher {
   priority = 'unchanged';
   /** The watcher thread's kernel thread id (for its CPU time in /proc/self/task/TID/schedstat). */
   threadId = 0;
+  private threadPortId = 0;
   /** Time the main thread spent applying results (decoding and caching them), nanoseconds. */
   applyNs = 0;
 
@@ -184,6 +187,7 @@ export class ExecWatcher {
             this.masked = m.masked === true;
             this.priority = m.priority ?? 'unchanged';
             this.threadId = m.tid ?? 0;
+            this.threadPortId = m.portId ?? 0;
             resolve();
           } else {
             reject(threadError(m, 'proc connector thread failed'));
@@ -282,7 +286,9 @@ export class ExecWatcher {
     this.drainTimer = undefined;
     if (worker) {
       Atomics.store(new Int32Array(this.shared.counters.buffer), S_STOP * 2, 1);
-      // The thread notices within one read timeout (200 ms); terminate only if it does not.
+      // Woken now, the thread notices at once; else within one read timeout (1 s). Terminate only
+      // if it does not.
+      if (this.threadPortId !== 0) ProcConnector.wake(this.threadPortId);
       const timer = setTimeout(() => void worker.terminate(), 3000);
       await this.exited;
       clearTimeout(timer);

@@ -52,6 +52,8 @@ export interface Libc {
   socket(domain: number, type: number, protocol: number): number;
   bind(fd: number, addr: Buffer, len: number): number;
   send(fd: number, buf: Buffer, len: number, flags: number): number;
+  sendto(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrLen: number): number;
+  getsockname(fd: number, addr: Buffer, len: Buffer): number;
   recv(fd: number, buf: Buffer, len: number, flags: number): number;
   setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
   getsockopt(fd: number, level: number, name: number, value: Buffer, len: Buffer): number;
@@ -101,6 +103,8 @@ export function libc(): Libc {
   const socket = lib.func('int socket(int domain, int type, int protocol)');
   const bind = lib.func('int bind(int fd, void *addr, uint32_t len)');
   const send = lib.func('intptr_t send(int fd, void *buf, size_t len, int flags)');
+  const sendto = lib.func('intptr_t sendto(int fd, void *buf, size_t len, int flags, void *addr, uint32_t alen)');
+  const getsockname = lib.func('int getsockname(int fd, void *addr, void *len)');
   const recv = lib.func('intptr_t recv(int fd, void *buf, size_t len, int flags)');
   const setsockopt = lib.func('int setsockopt(int fd, int level, int name, void *value, uint32_t len)');
   const getsockopt = lib.func('int getsockopt(int fd, int level, int name, void *value, void *len)');
@@ -122,6 +126,8 @@ export function libc(): Libc {
     socket: (d, t, p) => socket(d, t, p) as number,
     bind: (fd, a, l) => bind(fd, a, l) as number,
     send: (fd, b, l, f) => Number(send(fd, b, l, f)),
+    sendto: (fd, b, l, f, a, al) => Number(sendto(fd, b, l, f, a, al)),
+    getsockname: (fd, a, l) => getsockname(fd, a, l) as number,
     recv: (fd, b, l, f) => Number(recv(fd, b, l, f)),
     setsockopt: (fd, lv, n, v, l) => setsockopt(fd, lv, n, v, l) as number,
     getsockopt: (fd, lv, n, v, l) => getsockopt(fd, lv, n, v, l) as number,

@@ -107,6 +107,37 @@ describe('proc connector (real kernel)', { skip, timeout: 60_000 }, () => {
     }
   });
 
+  test('wake() ends a blocking read at once (an idle watcher sleeps a whole read timeout otherwise)', async () => {
+    const pc = new ProcConnector({ readTimeoutMs: 5000 });
+    pc.open();
+    try {
+      readQueued(pc);
+      assert.ok(pc.portId() !== 0, 'the socket has a port id');
+      assert.equal(ProcConnector.wake(pc.portId()), 0, 'sendto between netlink sockets (CAP_NET_ADMIN)');
+      const execs: number[] = [];
+      const t0 = performance.now();
+      const n = pc.read((_pid, tgid) => execs.push(tgid));
+      assert.ok(performance.now() - t0 < 1000, 'returned before the 5 s timeout');
+      assert.equal(n, 16, 'the wake-up datagram (an NLMSG_NOOP header)');
+      assert.deepEqual(execs, [], 'not taken for an event');
+    } finally {
+      pc.close();
+    }
+    // The watcher thread, stopped while it blocks in recvmmsg() with its 1 s read timeout.
+    const w = new ExecWatcher(
+      { procRoot: '/proc', selector: { kind: 'v2' }, executablePath: false, commandLine: false, maxCommandLineBytes: 4096 },
+      () => {},
+      () => {},
+      () => {},
+      () => {},
+    );
+    await w.start();
+    await new Promise((r) => setTimeout(r, 100));
+    const t1 = performance.now();
+    await w.stop();
+    assert.ok(performance.now() - t1 < 500, `stop() took ${(performance.now() - t1).toFixed(0)} ms`);
+  });
+
   test('with the EXEC mask a fork loop causes no fork or exit events (Linux >= 6.6); without it, it does', () => {
     const forkLoop = 'i=0; while [ $i -lt 300 ]; do (exit 0); i=$((i+1)); done';
     const masked = new ProcConnector();

@@ -55,6 +55,7 @@ export const PROC_EVENT_FORK = 0x1;
 export const PROC_EVENT_EXEC = 0x2;
 export const PROC_EVENT_EXIT = 0x80000000;
 const SO_RCVTIMEO = 20;
+const NLMSG_NOOP = 1;
 const NLMSG_ERROR = 2;
 const NLMSG_DONE = 3;
 const NLMSG_HDRLEN = 16;
@@ -83,7 +84,10 @@ export interface ProcConnectorOptions {
   receiveBufferBytes?: number;
   /** How long open() waits for the kernel's acknowledgement; default 2000 ms. */
   ackTimeoutMs?: number;
-  /** Receive timeout of blocking reads (so a reading thread can notice it should stop); default 200 ms. */
+  /**
+   * Receive timeout of blocking reads, so that a reading thread notices it should stop even when
+   * no wake() reaches it; default 1000 ms (each timeout wakes the thread of an idle agent).
+   */
   readTimeoutMs?: number;
   /** Override kernel version detection: whether the event mask is sent. */
   useEventMask?: boolean;
@@ -166,7 +170,7 @@ export class ProcConnector {
         if (e !== 0) throw connectorError('send failed', c, e);
         this.masked = true;
       }
-      this.setReadTimeout(this.o.readTimeoutMs ?? 200);
+      this.setReadTimeout(this.o.readTimeoutMs ?? 1000);
     } catch (e) {
       this.c.close(fd);
       this.fd = -1;
@@ -193,6 +197,36 @@ export class ProcConnector {
     this.messages++;
     this.dispatch(this.rx, 0, n, onExec, undefined);
     return n;
+  }
+
+  /** The socket's netlink port id (what wake() addresses), 0 when closed or unknown. */
+  portId(): number {
+    if (this.fd < 0) return 0;
+    const addr = Buffer.alloc(12);
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(12, 0);
+    return this.c.getsockname(this.fd, addr, len) === 0 ? addr.readUInt32LE(4) : 0;
+  }
+
+  /**
+   * Ends a blocking read of the socket with port id `portId` in another thread now, instead of at
+   * its next read timeout: one NLMSG_NOOP datagram sent to it (read() ignores it). Unicast
+   * between user sockets needs CAP_NET_ADMIN, as the exit listener does.
+   * @returns 0 or the errno of sendto() (then the read ends at its timeout).
+   */
+  static wake(portId: number): number {
+    const c = libc();
+    const fd = c.socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_CONNECTOR);
+    if (fd < 0) return c.errno();
+    const m = Buffer.alloc(NLMSG_HDRLEN);
+    m.writeUInt32LE(NLMSG_HDRLEN, 0);
+    m.writeUInt16LE(NLMSG_NOOP, 4);
+    const addr = Buffer.alloc(12);
+    addr.writeUInt16LE(AF_NETLINK, 0);
+    addr.writeUInt32LE(portId, 4);
+    const err = c.sendto(fd, m, NLMSG_HDRLEN, 0, addr, 12) < 0 ? c.errno() : 0;
+    c.close(fd);
+    return err;
   }
 
   /** Unsubscribes (kernels before 6.6 count listeners until told) and closes. */

@@ -136,9 +136,15 @@ export class ProcessMetadata {
   private readonly maxCmdline: number;
   private watcher: ExecWatcher | undefined;
   private tick = 0;
-  /** A coarse monotonic clock (ms) refreshed by a timer while started: performance.now() per exit costs. */
-  private coarseNowMs = 0;
-  private clockTimer: NodeJS.Timeout | undefined;
+  /**
+   * A monotonic clock (ms) read at most once per event-loop turn: performance.now() per exit
+   * costs ~80 ns, and a timer refreshing it would wake an idle agent ten times a second.
+   */
+  private clockMs = 0;
+  private clockFresh = false;
+  private readonly clockStale = (): void => {
+    this.clockFresh = false;
+  };
   /** Where the last exit() took its metadata from (diagnostics in tests). */
   lastExitSource: 'entry' | 'zombie' | 'read' | 'parent' | 'none' = 'none';
   readonly stats: ProcessMetadataStats = {
@@ -233,8 +239,8 @@ export class ProcessMetadata {
 
   /**
    * Opens the proc connector (exec events) in its watcher thread. Needs the initial user and PID
-   * namespaces, and before Linux 6.6 CAP_NET_ADMIN: rejects with an error naming CAP_NET_ADMIN
-   * when the kernel refuses (since 6.6 the kernel lets any process listen).
+   * namespaces, and CAP_NET_ADMIN where the kernel admits no unprivileged listener (before 6.6,
+   * and some later builds): rejects with an error naming CAP_NET_ADMIN when the kernel refuses.
    */
   async start(): Promise<void> {
     if (this.watcher) return;
@@ -260,11 +266,6 @@ export class ProcessMetadata {
     );
     await watcher.start();
     this.watcher = watcher;
-    this.coarseNowMs = performance.now();
-    this.clockTimer = setInterval(() => {
-      this.coarseNowMs = performance.now();
-    }, 100);
-    this.clockTimer.unref();
     this.o.logger.info('process metadata: exec events from the proc connector', {
       eventMask: watcher.masked ? 'exec' : 'all (kernel < 6.6)',
       watcherPriority: watcher.priority,
@@ -272,8 +273,6 @@ export class ProcessMetadata {
   }
 
   async shutdown(): Promise<void> {
-    if (this.clockTimer) clearInterval(this.clockTimer);
-    this.clockTimer = undefined;
     const w = this.watcher;
     this.watcher = undefined;
     if (w) await w.stop();
@@ -424,7 +423,12 @@ export class ProcessMetadata {
   }
 
   private now(): number {
-    return this.clockTimer !== undefined ? this.coarseNowMs : performance.now();
+    if (!this.clockFresh) {
+      this.clockMs = performance.now();
+      this.clockFresh = true;
+      setImmediate(this.clockStale);
+    }
+    return this.clockMs;
   }
 
   /** The answer of live() and exit(): an entry's values, copied (entries change as exec results arrive). */
