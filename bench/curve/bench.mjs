@@ -52,6 +52,18 @@ const MIN_CYCLES = 5;
 const NAME = 'cvsleep';
 
 const crowdBin = compileC(readFileSync(join(here, 'crowd.c'), 'utf8'), 'crowd', ['-pthread']);
+// The kernel's own cost of a live cycle (bench/live/get-floor.c): list /proc, one GET by TGID per
+// process, batched, nothing parsed. No agent that lists /proc and queries every process spends less.
+const floorBin = compileC(readFileSync(join(root, 'bench', 'live', 'get-floor.c'), 'utf8'), 'get-floor');
+/** CPU per cycle (ms) of the C floor over the host as it is now; median of 3 runs of 3 sweeps. */
+function kernelFloorMs() {
+  const runs = [];
+  for (let i = 0; i < 3; i++) {
+    const [getUs, , , listUs, np] = execFileSync(floorBin, ['3', '64'], { encoding: 'utf8' }).trim().split(' ').map(Number);
+    runs.push(((getUs + listUs) * np) / 1000);
+  }
+  return median(runs);
+}
 
 const loadNow = () => Number(loadavg()[0].toFixed(2));
 const hostProcesses = () => readdirSync('/proc').filter((d) => /^\d+$/.test(d)).length;
@@ -197,7 +209,7 @@ try {
         m = await measureAgent(vm, { scrapes: tasks >= 20_000 ? 1 : 2 });
         await m.agent.stop();
         const { agent: _agent, ...fig } = m;
-        return { ...p, host, crowdStartS: c.startS, ...fig, load: [load0, loadNow()] };
+        return { ...p, host, crowdStartS: c.startS, ...fig, floorMs: kernelFloorMs(), load: [load0, loadNow()] };
       } catch (e) {
         failures.push(`${p.procs} x ${p.threads}: ${e.message}`);
         log(`curve point ${p.procs} x ${p.threads} failed: ${e.stack}`);
@@ -214,6 +226,7 @@ try {
       `${p.procs} processes x ${p.threads} thread(s) (host: ${point.host.processes} processes, ${point.host.threads} threads): agent ${point.cycleMs.toFixed(1)} ms CPU per cycle` +
         ` (${((point.cycleMs * 1000) / point.host.processes).toFixed(1)} us per process, ${point.cycles} cycles), RSS ${point.rssMb.toFixed(0)} MB (peak ${point.hwmMb.toFixed(0)});` +
         ` first sight ${point.firstSightMs.toFixed(0)} ms; process-exporter ${point.peScrapeMs?.toFixed(0)} ms per scrape = ${(point.peScrapeMs / point.cycleMs).toFixed(1)}x;` +
+        ` kernel floor ${point.floorMs.toFixed(1)} ms per cycle (agent ${(point.cycleMs / point.floorMs).toFixed(2)}x it, process-exporter ${(point.peScrapeMs / point.floorMs).toFixed(0)}x);` +
         ` ${point.sentPointsPerCycle.toFixed(0)} points sent per cycle, ${point.failedPoints} failed; load ${point.load.join(' -> ')}`,
     );
   }
@@ -362,6 +375,16 @@ for (const p of curve) {
       unit: 'x',
       target: '>= 60',
       detail: `process-exporter ${p.peScrapeMs.toFixed(0)} ms per scrape, agent ${p.cycleMs.toFixed(1)} ms per cycle`,
+    });
+  }
+  if (p.floorMs !== undefined) {
+    result({
+      name: `live ${p.procs} procs x ${p.threads} thr: agent cycle / kernel floor (C: list /proc, GET each process)`,
+      value: p.cycleMs / p.floorMs,
+      unit: 'x',
+      detail:
+        `floor ${p.floorMs.toFixed(1)} ms per cycle; process-exporter / floor ${p.peScrapeMs !== undefined ? (p.peScrapeMs / p.floorMs).toFixed(0) : '-'}x: ` +
+        'the most any agent that queries every process can be cheaper than it',
     });
   }
 }

@@ -90,6 +90,7 @@ export function renderSvg(data) {
     panel(0, 0, 'CPU per cycle (scrape)', 'processes', 'ms of CPU', [
       { label: 'agent cycle, all-in', color: '#1f77b4', points: byProcs((p) => p.cycleMs) },
       { label: 'process-exporter scrape', color: '#d62728', points: byProcs((p) => p.peScrapeMs) },
+      { label: 'kernel floor (C: list /proc, GET each)', color: '#7f7f7f', points: byProcs((p) => p.floorMs) },
     ]),
     panel(W, 0, 'agent RSS', 'processes', 'MB (peak)', [{ label: 'agent VmHWM', color: '#2ca02c', points: byProcs((p) => p.hwmMb) }], { linearY: true }),
     panel(2 * W, 0, 'export CPU per cycle', 'series', 'ms of CPU', [
