@@ -360,7 +360,7 @@ describe('proc connector outside the initial user namespace', { skip, timeout: 3
     });
     assert.equal(r.status, 0, r.stderr);
     // The kernel either ignores the request (no acknowledgement) or, where unprivileged listeners
-    // are refused (seen on 6.18.44), refuses the bind: root of a user namespace is not root.
+    // are refused (seen on 6.18.44-fc-v1272), refuses the bind: root of a user namespace is not root.
     assert.match(r.stdout, /error: .*(initial user and PID namespaces.*hostPID|EPERM.*CAP_NET_ADMIN in the initial user namespace)/);
     assert.match(r.stdout, /stopped/);
   });

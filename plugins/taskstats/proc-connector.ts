@@ -12,8 +12,8 @@
  * Subscribing: bind to multicast group CN_IDX_PROC, send PROC_CN_MCAST_LISTEN (4 bytes). The
  * kernel answers with a PROC_EVENT_NONE message whose cn_msg.ack is ours + 1 (it overwrites seq
  * with a per-CPU counter) and whose err is EPERM without CAP_NET_ADMIN (before 6.6; bind fails
- * with EPERM there too; 6.6 admitted unprivileged listeners, but builds differ: seen on 6.18, one
- * admitted them and 6.18.44 refuses the bind); requests from outside
+ * with EPERM there too; 6.6 admitted unprivileged listeners, but builds differ: of two 6.18.44
+ * builds, -fc-v657 admitted them and -fc-v1272 refuses the bind); requests from outside
  * the initial user and PID namespaces get no answer. Since Linux 6.6 a second request may carry
  * struct proc_input {mcast_op, event_type} (8 bytes) to set a per-socket event mask: with EXEC
  * only, fork loops (children that never exec) cause no connector traffic at all. The kernel

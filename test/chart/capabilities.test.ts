@@ -304,7 +304,7 @@ describe('capabilities the agent needs (real kernel)', { skip, timeout: 120_000 
     const nonRoot = ['setpriv', '--reuid=1000', '--regid=1000', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--'];
     // The kernel's answer, asked by Python's socket module (Debian's python3: a pyenv shim is not
     // for other users). Linux 6.6 let unprivileged processes join CN_IDX_PROC, and builds differ
-    // (seen on 6.18: one admitted them, 6.18.44 refuses the bind).
+    // (of two 6.18.44 builds, -fc-v657 admitted them, -fc-v1272 refuses the bind).
     const py = spawnSync(
       nonRoot[0]!,
       [
