@@ -285,10 +285,12 @@ export class ExecWatcher {
     if (this.drainTimer) clearInterval(this.drainTimer);
     this.drainTimer = undefined;
     if (worker) {
-      Atomics.store(new Int32Array(this.shared.counters.buffer), S_STOP * 2, 1);
+      const shared = new Int32Array(this.shared.counters.buffer);
+      Atomics.store(shared, S_STOP * 2, 1);
       // Woken now, the thread notices at once; else within one read timeout (1 s). Terminate only
-      // if it does not.
-      if (this.threadPortId !== 0) ProcConnector.wake(this.threadPortId);
+      // if it does not. Only while its socket is open (S_OPEN_FDS): a closed one's port id may
+      // already name another process's socket.
+      if (this.threadPortId !== 0 && Atomics.load(shared, S_OPEN_FDS * 2) !== 0) ProcConnector.wake(this.threadPortId);
       const timer = setTimeout(() => void worker.terminate(), 3000);
       await this.exited;
       clearTimeout(timer);
