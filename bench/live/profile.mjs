@@ -8,7 +8,7 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAgent } from '../../dist/test/support/agent.js';
-import { compileC, sleep } from '../../dist/test/support/workload.js';
+import { compileC, sleep, threadCpuByName, threadCpuUs } from '../../dist/test/support/workload.js';
 import { nodeCommandLineFlags } from '../../dist/src/v8-flags.js';
 import { benchAgentConfig } from '../lib/agent-config.mjs';
 import { startVictoriaMetrics } from '../lib/vm.mjs';
@@ -50,7 +50,7 @@ try {
   const k1 = await collections();
   const t1 = monoUs();
   const c1 = agent.cpuUs();
-  const th1 = threadTicks(agent.pid);
+  const th1 = threadCpuUs(agent.pid);
   const perfData = join(dir, 'perf.data');
   const perf = PERF
     ? spawn('perf', ['record', '-q', '-F', '4000', ...(process.env.PERF_CALLERS ? ['-g'] : []), '-p', String(agent.pid), '-o', perfData], { stdio: 'inherit' })
@@ -61,7 +61,7 @@ try {
     await new Promise((resolve) => perf.on('close', resolve));
   }
   const c2 = agent.cpuUs();
-  const th2 = threadTicks(agent.pid);
+  const th2 = threadCpuUs(agent.pid);
   const k2 = await collections();
   const t2 = monoUs();
   const cycles = k2 - k1;
@@ -70,15 +70,10 @@ try {
   console.log(
     `${PROCS} sleeping processes (${hostProcs} on the host): ${(cycleUs / 1000).toFixed(1)} ms CPU per cycle, ${(cycleUs / hostProcs).toFixed(1)} us per process (${cycles} cycles)`,
   );
-  const byName = new Map();
-  for (const [tid, v] of th2) {
-    const d = v.ticks - (th1.get(tid)?.ticks ?? 0);
-    byName.set(v.name, (byName.get(v.name) ?? 0) + d);
-  }
   console.log(
-    `per thread (ms CPU per cycle): ${[...byName]
-      .filter(([, d]) => d > 0)
-      .map(([n, d]) => `${n} ${((d * 10) / cycles).toFixed(1)}`)
+    `per thread (ms CPU per cycle): ${[...threadCpuByName(th1, th2)]
+      .filter(([, us]) => us > 0)
+      .map(([n, us]) => `${n} ${(us / 1000 / cycles).toFixed(1)}`)
       .join(', ')}`,
   );
   await agent.stop();
@@ -109,20 +104,6 @@ try {
   await agent?.kill();
   await vm?.stop();
   crowd.stdin.end();
-}
-
-/** utime+stime clock ticks (10 ms) of each thread of `pid`, with its name. */
-function threadTicks(pid) {
-  const m = new Map();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const st = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
-      const name = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
-      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      m.set(tid, { name, ticks: Number(f[11]) + Number(f[12]) });
-    } catch {}
-  }
-  return m;
 }
 
 function summarize(prof, fromUs, toUs, cycles) {

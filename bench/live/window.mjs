@@ -8,10 +8,10 @@
 // Env: PERF=1 also records the window with Linux perf into /tmp/perf.data (PERF_HZ, 1999;
 // add EXTRA=--perf-basic-prof-only-functions to name JIT frames); EXTRA: more node flags.
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { scrape, startAgent } from '../../dist/test/support/agent.js';
-import { compileC, sleep } from '../../dist/test/support/workload.js';
+import { compileC, sleep, threadCpuByName, threadCpuUs } from '../../dist/test/support/workload.js';
 import { nodeCommandLineFlags } from '../../dist/src/v8-flags.js';
 import { benchAgentConfig } from '../lib/agent-config.mjs';
 import { startVictoriaMetrics } from '../lib/vm.mjs';
@@ -34,27 +34,13 @@ const extra = (process.env.EXTRA ?? '').split(' ').filter(Boolean);
 const agent = await startAgent({ config, nodeArgs: [...nodeCommandLineFlags(), ...extra], readyTimeoutMs: 120_000 });
 const pid = agent.child.pid;
 
-/** CPU (us) per thread name, from /proc/PID/task/TID/schedstat (nanoseconds on CPU). */
-function threadCpu() {
-  const m = new Map();
-  for (const t of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const name = readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim();
-      const us = Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]) / 1000;
-      m.set(`${t} ${name}`, us);
-    } catch {
-      /* the thread ended */
-    }
-  }
-  return m;
-}
 const collections = async () => (await scrape(`${agent.baseUrl}/metrics`)).sum('taskstats_agent_pipeline_collections_total');
 
 try {
   // First sight (every process read from /proc) and the code's warm-up stay out of the window.
   await sleep(Math.min(20, intervalS) * 2000 + 3000);
   const k1 = await collections();
-  const before = threadCpu();
+  const before = threadCpuUs(pid);
   const c1 = agent.cpuUs();
   const perf = process.env.PERF
     ? spawn('perf', ['record', '-F', process.env.PERF_HZ ?? '1999', '-g', '-p', String(pid), '-o', '/tmp/perf.data', '--', 'sleep', String(WINDOW_S)], {
@@ -63,7 +49,7 @@ try {
     : undefined;
   await sleep(WINDOW_S * 1000);
   if (perf) await new Promise((resolve) => perf.on('exit', resolve));
-  const after = threadCpu();
+  const after = threadCpuUs(pid);
   const c2 = agent.cpuUs();
   const cycles = (await collections()) - k1;
   const totalMs = (c2 - c1) / 1000;
@@ -73,14 +59,9 @@ try {
       (cycles > 0 ? `, ${(totalMs / cycles).toFixed(1)} ms per cycle` : '') +
       `; RSS ${(agent.rssKb('VmRSS') / 1024).toFixed(1)} MB (peak ${(agent.rssKb('VmHWM') / 1024).toFixed(1)})`,
   );
-  const byName = new Map();
-  for (const [key, us] of after) {
-    const name = key.slice(key.indexOf(' ') + 1);
-    byName.set(name, (byName.get(name) ?? 0) + us - (before.get(key) ?? 0));
-  }
   console.log(
     'per thread: ' +
-      [...byName]
+      [...threadCpuByName(before, after)]
         .filter(([, us]) => us > 0)
         .map(([name, us]) => `${name} ${(us / 1000).toFixed(1)} ms`)
         .join(', '),

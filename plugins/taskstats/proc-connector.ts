@@ -72,6 +72,15 @@ export function kernelSupportsEventMask(osRelease = release()): boolean {
   return major > 6 || (major === 6 && minor >= 6);
 }
 
+/** struct sockaddr_nl (12 bytes): family, pad, port id, multicast groups bitmask. */
+function netlinkAddress(portId: number, groups: number): Buffer {
+  const addr = Buffer.alloc(12);
+  addr.writeUInt16LE(AF_NETLINK, 0);
+  addr.writeUInt32LE(portId >>> 0, 4);
+  addr.writeUInt32LE(groups >>> 0, 8);
+  return addr;
+}
+
 /** A system call of the connector failed: the errno in the message and on the error. */
 function connectorError(what: string, c: Libc, e: number): AgentError {
   return new AgentError(ErrorCode.SYSTEM_ERROR, `proc connector: ${what}: ${c.strerror(e)} (errno ${e})`, { errno: e });
@@ -142,11 +151,8 @@ export class ProcConnector {
     try {
       const bytes = this.o.receiveBufferBytes ?? 4 << 20;
       if (setIntSockopt(c, fd, SOL_SOCKET, SO_RCVBUFFORCE, bytes) !== 0) setIntSockopt(c, fd, SOL_SOCKET, SO_RCVBUF, bytes);
-      const addr = Buffer.alloc(12);
-      addr.writeUInt16LE(AF_NETLINK, 0);
-      addr.writeUInt32LE(0, 4); // port id: assigned by the kernel
-      addr.writeUInt32LE(CN_IDX_PROC, 8); // multicast groups bitmask
-      if (c.bind(fd, addr, 12) !== 0) {
+      // port id 0: assigned by the kernel
+      if (c.bind(fd, netlinkAddress(0, CN_IDX_PROC), 12) !== 0) {
         const e = c.errno();
         if (e === EPERM) throw capNetAdminError('proc connector');
         throw connectorError('bind to CN_IDX_PROC failed', c, e);
@@ -221,10 +227,7 @@ export class ProcConnector {
     const m = Buffer.alloc(NLMSG_HDRLEN);
     m.writeUInt32LE(NLMSG_HDRLEN, 0);
     m.writeUInt16LE(NLMSG_NOOP, 4);
-    const addr = Buffer.alloc(12);
-    addr.writeUInt16LE(AF_NETLINK, 0);
-    addr.writeUInt32LE(portId, 4);
-    const err = c.sendto(fd, m, NLMSG_HDRLEN, 0, addr, 12) < 0 ? c.errno() : 0;
+    const err = c.sendto(fd, m, NLMSG_HDRLEN, 0, netlinkAddress(portId, 0), 12) < 0 ? c.errno() : 0;
     c.close(fd);
     return err;
   }

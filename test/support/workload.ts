@@ -248,6 +248,28 @@ export function processCpuUsPrecise(pid: number): number {
   }
 }
 
+/** CPU time (microseconds, schedstat's sum_exec_runtime) of each thread of a process, by thread id, with its name. */
+export function threadCpuUs(pid: number): Map<string, { name: string; us: number }> {
+  const m = new Map<string, { name: string; us: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const us = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1000;
+      m.set(tid, { name, us });
+    } catch {
+      /* thread ended */
+    }
+  }
+  return m;
+}
+
+/** CPU (microseconds) each thread name used between two threadCpuUs() readings (threads of one name summed). */
+export function threadCpuByName(before: Map<string, { name: string; us: number }>, after: Map<string, { name: string; us: number }>): Map<string, number> {
+  const byName = new Map<string, number>();
+  for (const [tid, t] of after) byName.set(t.name, (byName.get(t.name) ?? 0) + t.us - (before.get(tid)?.us ?? 0));
+  return byName;
+}
+
 /** Resident set size of a process in KiB (VmRSS), or its peak (VmHWM). */
 export function processRssKb(pid: number, which: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
   const m = new RegExp(`^${which}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
