@@ -20,6 +20,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSy
 import { cpus, loadavg, totalmem, release } from 'node:os';
 import { join } from 'node:path';
 import { withLock } from './lib/lock.mjs';
+import { nodeCommandLineFlags } from '../dist/src/v8-flags.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const benchDir = join(root, 'bench');
@@ -114,7 +115,10 @@ async function runOne(bench) {
     console.log(`\n=== bench/${bench.name} (${bench.entry.slice(root.length)}) ===`);
     console.log(`(machine calm after ${settled.waitS.toFixed(0)} s: ${(settled.busy * 100).toFixed(0)}% busy; load average ${loadavg()[0].toFixed(2)})`);
     const env = quick ? { ...process.env, BENCH_QUICK: '1' } : process.env;
-    const child = spawn(process.execPath, [bench.entry], { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
+    // Under node's flags as shipped (bin/node-flags): a benchmark that runs the agent's code in its
+    // own process (the encoder, the metrics stage, the processors) measures the JIT the agent runs
+    // on (Maglev at most), not TurboFan, whose escape analysis hides allocations such as for-of's.
+    const child = spawn(process.execPath, [...nodeCommandLineFlags(), bench.entry], { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
     const results = [];
     let buffered = '';
     let lastLine = '';

@@ -5,10 +5,23 @@
 // in one process, CPU time (garbage collection included), each sweep's batch added to a metrics
 // stage as the pipeline does. No kernel: N synthetic records of sleeping processes in a few
 // workloads, each sweep live() of every one, endSweep, MetricsStage.add.
+// Also prints the bytes each path allocates per process per sweep (V8's total_allocated_bytes),
+// which is what the young generation's collections cost grows with.
+// Runs itself again with node's flags as shipped (bin/node-flags: no TurboFan, where a for-of over
+// a Map allocates per entry, see endSweep) unless they are already given.
 // Usage: node bench/live/accounting-idle.mjs [processes=5000] [sweeps=200] [rounds=7]   (after a build)
 import { ProcessAccounting } from '../../dist/plugins/taskstats/accounting.js';
 import { newTaskRecord } from '../../dist/plugins/taskstats/record.js';
 import { MetricsStage, buildResource } from '../../dist/src/metrics/index.js';
+import { nodeCommandLineFlags } from '../../dist/src/v8-flags.js';
+import { spawnSync } from 'node:child_process';
+import { getHeapStatistics } from 'node:v8';
+
+const shipped = nodeCommandLineFlags();
+if (!shipped.every((f) => process.execArgv.includes(f))) {
+  const r = spawnSync(process.execPath, [...shipped, ...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
 
 const N = Number(process.argv[2] ?? 5000);
 const SWEEPS = Number(process.argv[3] ?? 200);
@@ -41,6 +54,7 @@ function run(perProcess, idle) {
   for (let i = 0; i < N; i++) acc.live(recs[i], infos[i], 0, out, false); // first sight: full path
   acc.endSweep(0, out);
   out.length = 0;
+  const a0 = getHeapStatistics().total_allocated_bytes;
   const c0 = process.cpuUsage();
   for (let s = 1; s <= SWEEPS; s++) {
     for (let i = 0; i < N; i++) acc.live(recs[i], infos[i], s, out, idle);
@@ -49,7 +63,8 @@ function run(perProcess, idle) {
     out.length = 0;
   }
   const c = process.cpuUsage(c0);
-  return ((c.user + c.system) * 1000) / (SWEEPS * N); // ns per process
+  const bytes = (getHeapStatistics().total_allocated_bytes - a0) / (SWEEPS * N);
+  return { ns: ((c.user + c.system) * 1000) / (SWEEPS * N), bytes }; // per process
 }
 
 for (const perProcess of [false, true]) {
@@ -59,9 +74,12 @@ for (const perProcess of [false, true]) {
     full.push(run(perProcess, false));
     fast.push(run(perProcess, true));
   }
-  const med = (a) => a.sort((x, y) => x - y)[a.length >> 1];
+  const med = (a) => a.slice().sort((x, y) => x - y)[a.length >> 1];
+  const ns = (a) => med(a.map((r) => r.ns));
+  const bytes = (a) => med(a.map((r) => r.bytes));
   console.log(
-    `${perProcess ? 'per-process' : 'aggregate'} mode, ${N} idle processes: full path ${med(full).toFixed(0)} ns per process, ` +
-      `idle shortcut ${med(fast).toFixed(0)} ns = ${(med(full) / med(fast)).toFixed(2)}x (medians of ${ROUNDS} alternated rounds)`,
+    `${perProcess ? 'per-process' : 'aggregate'} mode, ${N} idle processes: full path ${ns(full).toFixed(0)} ns and ${bytes(full).toFixed(0)} bytes ` +
+      `per process, idle shortcut ${ns(fast).toFixed(0)} ns and ${bytes(fast).toFixed(0)} bytes = ${(ns(full) / ns(fast)).toFixed(2)}x ` +
+      `(medians of ${ROUNDS} alternated rounds; node ${shipped.join(' ')})`,
   );
 }

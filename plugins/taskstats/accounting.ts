@@ -573,18 +573,18 @@ export class ProcessAccounting {
    * expires their series.
    */
   endSweep(nowMs: number, out: SampleBatch): void {
-    for (const [tgid, st] of this.table) {
-      if (st.sweep < this.sweep) {
-        this.table.delete(tgid);
+    // forEach, not for-of: under Maglev (bin/node-flags' --max-opt=2) for-of over a Map allocates a
+    // [key, value] array and an iterator result per entry, ~230 bytes per process per sweep.
+    // Deleting the current entry is allowed.
+    const sweep = this.sweep;
+    const expire = (st: ProcessState, tgid: number, map: Map<number, ProcessState>): void => {
+      if (st.sweep < sweep) {
+        map.delete(tgid);
         this.forget(st, nowMs, out);
       }
-    }
-    for (const [tgid, st] of this.replaced) {
-      if (st.sweep < this.sweep) {
-        this.replaced.delete(tgid);
-        this.forget(st, nowMs, out);
-      }
-    }
+    };
+    this.table.forEach(expire);
+    this.replaced.forEach(expire);
     this.sweep++;
   }
 
@@ -597,13 +597,13 @@ export class ProcessAccounting {
    * at another time (pid reuse). A process that still runs is kept, however long it lives.
    */
   expireGone(nowMs: number, out: SampleBatch, startOf: ProcessStartLookup): void {
-    for (const map of [this.table, this.replaced]) {
-      for (const [tgid, st] of map) {
-        if (st.sweep >= this.sweep || !this.isGone(st, startOf(tgid))) continue;
-        map.delete(tgid);
-        this.forget(st, nowMs, out);
-      }
-    }
+    const expire = (st: ProcessState, tgid: number, map: Map<number, ProcessState>): void => {
+      if (st.sweep >= this.sweep || !this.isGone(st, startOf(tgid))) return;
+      map.delete(tgid);
+      this.forget(st, nowMs, out);
+    };
+    this.table.forEach(expire);
+    this.replaced.forEach(expire);
     this.sweep++;
   }
 
