@@ -244,10 +244,15 @@ const exportRuns = [];
       const load0 = loadNow();
       let raw;
       try {
-        raw = execFileSync(process.execPath, ['--expose-gc', join(here, 'export.mjs'), String(n), '4', `http://127.0.0.1:${port}/v1/metrics`], {
-          encoding: 'utf8',
-          maxBuffer: 1 << 24,
-        });
+        // Under the agent's node flags (bin/node-flags): the same JIT as the agent's export path.
+        raw = execFileSync(
+          process.execPath,
+          [...nodeCommandLineFlags(), '--expose-gc', join(here, 'export.mjs'), String(n), '4', `http://127.0.0.1:${port}/v1/metrics`],
+          {
+            encoding: 'utf8',
+            maxBuffer: 1 << 24,
+          },
+        );
       } catch (e) {
         failures.push(`export ${n} series: ${e.message}`);
         log(`export of ${n} series failed: ${e.message}`);
