@@ -171,6 +171,9 @@ async function measureAgent(vm, { scrapes, seriesLimit } = {}) {
       sentPointsPerCycle: (snap.sum('taskstats_agent_exporter_sent_points_total') - sent1) / cycles,
       failedPoints: snap.sum('taskstats_agent_exporter_failed_points_total'),
       droppedItems: snap.sum('taskstats_agent_component_dropped_items_total'),
+      droppedQueueFull: snap.sum('taskstats_agent_component_dropped_items_total', { reason: 'queue_full' }),
+      droppedSendFailed: snap.sum('taskstats_agent_component_dropped_items_total', { reason: 'send_failed' }),
+      deliveredPoints: snap.sum('taskstats_agent_exporter_delivered_items_total', { signal: 'metrics' }),
       seriesOverflow: snap.sum(/series_overflow/),
       seriesHeld: snap.sum(/_series$/),
       agent,
@@ -234,57 +237,74 @@ try {
   restorePids();
 }
 
-// 2. Export cost per series (no kernel, no lock needed).
+// 2. Export cost per series (no kernel, no lock needed). A small collection is fast enough for
+// the code to still be warming up after a few rounds, and one run of a few seconds on a shared
+// 2-vCPU VM can be 1.5x or 3x another: so each size runs enough rounds to reach about
+// EXPORT_POINTS_PER_RUN points (at least 4) and its steady state is the median of the later half
+// (rounds 2-4 for 4 rounds); the sizes are run EXPORT_PASSES times, alternated, and each size's
+// figure is the pass with the median total.
+const EXPORT_POINTS_PER_RUN = 2_000_000;
+const EXPORT_PASSES = QUICK ? 1 : 3;
 const exportRuns = [];
 {
   const sink = spawn(process.execPath, [join(here, 'sink.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise((resolve) => sink.stdout.once('data', (d) => resolve(Number(/port (\d+)/.exec(String(d))[1]))));
+  const passes = new Map();
   try {
-    for (const n of PARTS.includes('export') ? SERIES : []) {
-      const load0 = loadNow();
-      let raw;
-      try {
-        // Under the agent's node flags (bin/node-flags): the same JIT as the agent's export path.
-        raw = execFileSync(
-          process.execPath,
-          [...nodeCommandLineFlags(), '--expose-gc', join(here, 'export.mjs'), String(n), '4', `http://127.0.0.1:${port}/v1/metrics`],
-          {
-            encoding: 'utf8',
-            maxBuffer: 1 << 24,
-          },
+    for (let pass = 0; pass < EXPORT_PASSES; pass++) {
+      for (const n of PARTS.includes('export') ? SERIES : []) {
+        const load0 = loadNow();
+        const rounds = Math.max(4, Math.ceil(EXPORT_POINTS_PER_RUN / (n * 33)));
+        let raw;
+        try {
+          // Under the agent's node flags (bin/node-flags): the same JIT as the agent's export path.
+          raw = execFileSync(
+            process.execPath,
+            [...nodeCommandLineFlags(), '--expose-gc', join(here, 'export.mjs'), String(n), String(rounds), `http://127.0.0.1:${port}/v1/metrics`],
+            { encoding: 'utf8', maxBuffer: 1 << 24 },
+          );
+        } catch (e) {
+          failures.push(`export ${n} series: ${e.message}`);
+          log(`export of ${n} series failed: ${e.message}`);
+          continue;
+        }
+        const r = JSON.parse(raw.trim().split('\n').pop());
+        // The first round creates every series (and warms the code).
+        const steady = r.rounds.slice(rounds >= 8 ? Math.floor(rounds / 2) : 1);
+        const perSeries = (k) => median(steady.map((x) => x[k])) / n;
+        const fig = {
+          series: n,
+          points: r.points,
+          rounds,
+          addUsPerSeries: perSeries('addUs'),
+          collectUsPerSeries: perSeries('collectUs'),
+          exportUsPerSeries: perSeries('exportUs'),
+          exportWallMs: median(steady.map((x) => x.exportWallMs)),
+          firstRoundUsPerSeries: (r.rounds[0].addUs + r.rounds[0].collectUs + r.rounds[0].exportUs) / n,
+          heapPerSeriesB: r.heapPerSeriesB,
+          requestsPerExport: r.stats.requests.success / rounds,
+          failed: r.stats.requests.failed + r.stats.requests.retryable,
+          load: [load0, loadNow()],
+        };
+        fig.totalUsPerSeries = fig.addUsPerSeries + fig.collectUsPerSeries + fig.exportUsPerSeries;
+        if (!passes.has(n)) passes.set(n, []);
+        passes.get(n).push(fig);
+        log(
+          `pass ${pass + 1}: ${n} series (${r.points} points, ${rounds} rounds): ${fig.totalUsPerSeries.toFixed(1)} us CPU per series per cycle (stage add ${fig.addUsPerSeries.toFixed(1)},` +
+            ` collect ${fig.collectUsPerSeries.toFixed(1)}, encode + send ${fig.exportUsPerSeries.toFixed(1)}); one export ${((fig.totalUsPerSeries * n) / 1000) | 0} ms CPU,` +
+            ` ${fig.exportWallMs} ms wall in ${fig.requestsPerExport} requests; first round ${fig.firstRoundUsPerSeries.toFixed(1)} us per series; heap ${(fig.heapPerSeriesB / 1024).toFixed(1)} KiB per series;` +
+            ` ${fig.failed} requests failed; load ${fig.load.join(' -> ')}`,
         );
-      } catch (e) {
-        failures.push(`export ${n} series: ${e.message}`);
-        log(`export of ${n} series failed: ${e.message}`);
-        continue;
       }
-      const r = JSON.parse(raw.trim().split('\n').pop());
-      // The first round creates every series (and warms the code): steady state is rounds 2-4.
-      const steady = r.rounds.slice(1);
-      const perSeries = (k) => median(steady.map((x) => x[k])) / n;
-      const fig = {
-        series: n,
-        points: r.points,
-        addUsPerSeries: perSeries('addUs'),
-        collectUsPerSeries: perSeries('collectUs'),
-        exportUsPerSeries: perSeries('exportUs'),
-        exportWallMs: median(steady.map((x) => x.exportWallMs)),
-        firstRoundUsPerSeries: (r.rounds[0].addUs + r.rounds[0].collectUs + r.rounds[0].exportUs) / n,
-        heapPerSeriesB: r.heapPerSeriesB,
-        sent: r.stats.requests.success,
-        load: [load0, loadNow()],
-      };
-      fig.totalUsPerSeries = fig.addUsPerSeries + fig.collectUsPerSeries + fig.exportUsPerSeries;
-      exportRuns.push(fig);
-      log(
-        `${n} series (${r.points} points): ${fig.totalUsPerSeries.toFixed(1)} us CPU per series per cycle (stage add ${fig.addUsPerSeries.toFixed(1)},` +
-          ` collect ${fig.collectUsPerSeries.toFixed(1)}, encode + send ${fig.exportUsPerSeries.toFixed(1)}); one export ${((fig.totalUsPerSeries * n) / 1000) | 0} ms CPU,` +
-          ` ${fig.exportWallMs} ms wall; first round ${fig.firstRoundUsPerSeries.toFixed(1)} us per series; heap ${(fig.heapPerSeriesB / 1024).toFixed(1)} KiB per series;` +
-          ` ${fig.sent}/4 requests accepted; load ${fig.load.join(' -> ')}`,
-      );
     }
   } finally {
     sink.kill('SIGTERM');
+  }
+  for (const [n, figs] of passes) {
+    const sorted = [...figs].sort((a, b) => a.totalUsPerSeries - b.totalUsPerSeries);
+    const fig = { ...sorted[(sorted.length - 1) >> 1], passesUsPerSeries: figs.map((f) => f.totalUsPerSeries) };
+    exportRuns.push(fig);
+    log(`${n} series: ${fig.totalUsPerSeries.toFixed(1)} us per series (passes ${fig.passesUsPerSeries.map((x) => x.toFixed(1)).join(', ')})`);
   }
 }
 
@@ -301,8 +321,10 @@ if (BIG_NODE && PARTS.includes('big')) {
       try {
         vm = await startVictoriaMetrics();
         m = await measureAgent(vm, { scrapes: 0 });
-        const inVm = await vm.vm.query('count(count by ("process.executable.name") ({__name__="process.cpu.time"}))').catch(() => []);
-        const overflowInVm = await vm.vm.query('count({__name__="process.cpu.time", "otel.metric.overflow"="true"})').catch(() => []);
+        // MetricsQL takes dotted label names unquoted in `by (...)` (quoted there is a 422).
+        await vm.vm.flush();
+        const inVm = await vm.vm.query('count(count by (process.executable.name) ({__name__="process.cpu.time"}))');
+        const overflowInVm = await vm.vm.query('count({__name__="process.cpu.time", "otel.metric.overflow"="true"})');
         const warnings = m.agent
           .logRecords()
           .filter((r) => r.level === 'warn' || r.level === 40 || /overflow|limit/i.test(r.msg ?? ''))
@@ -338,6 +360,7 @@ if (bigNode) {
   log(
     `big node: ${bigNode.procs} processes with ${bigNode.names} names, default series_limit: agent ${bigNode.cycleMs.toFixed(0)} ms CPU per cycle, RSS ${bigNode.rssMb.toFixed(0)} MB` +
       ` (peak ${bigNode.hwmMb.toFixed(0)}); ${bigNode.sentPointsPerCycle.toFixed(0)} points sent per cycle, ${bigNode.failedPoints} failed;` +
+      ` ${bigNode.deliveredPoints} points delivered since start, dropped ${bigNode.droppedQueueFull} queue_full and ${bigNode.droppedSendFailed} send_failed;` +
       ` series held ${bigNode.seriesHeld}, samples to overflow ${bigNode.seriesOverflow}; VictoriaMetrics holds ${bigNode.namesInVm} command names` +
       ` (overflow series: ${bigNode.overflowSeriesInVm}); agent logged: ${JSON.stringify(bigNode.warnings)}; load ${bigNode.load.join(' -> ')}`,
   );
@@ -404,7 +427,9 @@ if (exportRuns.length >= 2) {
     target: '<= 1 (linear or better)',
     limit: '<= 1.5',
     pass: growth <= 1.5,
-    detail: exportRuns.map((r) => `${r.series}: ${r.totalUsPerSeries.toFixed(1)} us`).join(', '),
+    detail: exportRuns
+      .map((r) => `${r.series}: ${r.totalUsPerSeries.toFixed(1)} us (passes ${r.passesUsPerSeries.map((x) => x.toFixed(1)).join(', ')})`)
+      .join('; '),
   });
 }
 if (failures.length) {

@@ -5,6 +5,8 @@
 // ResourceMetrics, encode and send; CPU of this process (process.cpuUsage) per step, per series.
 // Prints one JSON line: {"series":N,"rounds":[...],"heapPerSeriesB":...}.
 //
+// The exporter's defaults otherwise: a collection goes as requests of sending_queue.batch.max_size
+// points (BATCH_MAX_SIZE=N sets it, 0 for one request per collection, to compare).
 // Usage: node bench/curve/export.mjs SERIES [ROUNDS=4] OTLP_METRICS_URL
 import { MetricsStage, buildResource } from '../../dist/src/metrics/index.js';
 import { PROCESS_SCHEMA } from '../../dist/plugins/taskstats/schema.js';
@@ -25,7 +27,7 @@ const exporter = await otlpExporterFactory.create(ctx, {
   metrics_endpoint: url,
   timeout: 300_000,
   retry_on_failure: { enabled: false },
-  sending_queue: { enabled: false },
+  sending_queue: { enabled: false, ...(process.env.BATCH_MAX_SIZE ? { batch: { max_size: Number(process.env.BATCH_MAX_SIZE) } } : {}) },
 });
 await exporter.start();
 

@@ -10,6 +10,9 @@ import { toReadableLogRecords } from '../../dist/plugins/otlp/exporter.js';
 import { ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { log, median, result } from '../lib/report.mjs';
+import { rerunUnderShippedFlags } from '../lib/shipped-flags.mjs';
+
+rerunUnderShippedFlags();
 
 const telemetry = { dropped() {}, counter: () => ({ add() {} }), gauge() {} };
 const logger = { debug() {}, info() {}, warn() {}, error() {} };

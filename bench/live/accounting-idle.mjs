@@ -13,15 +13,10 @@
 import { ProcessAccounting } from '../../dist/plugins/taskstats/accounting.js';
 import { newTaskRecord } from '../../dist/plugins/taskstats/record.js';
 import { MetricsStage, buildResource } from '../../dist/src/metrics/index.js';
-import { nodeCommandLineFlags } from '../../dist/src/v8-flags.js';
-import { spawnSync } from 'node:child_process';
+import { rerunUnderShippedFlags } from '../lib/shipped-flags.mjs';
 import { getHeapStatistics } from 'node:v8';
 
-const shipped = nodeCommandLineFlags();
-if (!shipped.every((f) => process.execArgv.includes(f))) {
-  const r = spawnSync(process.execPath, [...shipped, ...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
-  process.exit(r.status ?? 1);
-}
+rerunUnderShippedFlags();
 
 const N = Number(process.argv[2] ?? 5000);
 const SWEEPS = Number(process.argv[3] ?? 200);

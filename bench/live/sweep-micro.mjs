@@ -16,6 +16,9 @@ import { DatagramBatch } from '../../dist/plugins/taskstats/libc.js';
 import { TaskstatsParser, fillRecord } from '../../dist/plugins/taskstats/parser.js';
 import { copyTaskRecord, newTaskRecord } from '../../dist/plugins/taskstats/record.js';
 import { compileC, sleepers } from '../../dist/test/support/workload.js';
+import { rerunUnderShippedFlags } from '../lib/shipped-flags.mjs';
+
+rerunUnderShippedFlags();
 
 const args = process.argv.slice(2);
 const opt = (n, d) => (args.includes(`--${n}`) ? Number(args[args.indexOf(`--${n}`) + 1]) : d);

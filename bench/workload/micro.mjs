@@ -17,6 +17,9 @@ import { defaultExitDistributionsConfig } from '../../dist/plugins/taskstats/exi
 import { newTaskRecord } from '../../dist/plugins/taskstats/record.js';
 import { newSummaryState, summarize } from '../../dist/plugins/debug/exporter.js';
 import { defaultDebugConfig } from '../../dist/plugins/debug/config.js';
+import { rerunUnderShippedFlags } from '../lib/shipped-flags.mjs';
+
+rerunUnderShippedFlags();
 
 const workloads = Number(process.argv[2] ?? 200);
 const perRound = Number(process.argv[3] ?? 100_000);
@@ -70,7 +73,7 @@ function exitRound(acc, stage) {
   for (let i = 0; i < perRound; i++) {
     const r = records[i & 4095];
     r.pid = r.tgid = pid = pid >= 4_000_000 ? 1000 : pid + 1;
-    acc.exit(r, null, now, out);
+    acc.exit(r, null, { cgroup: r.cgroup, exePath: '', cmdline: '' }, now, out);
     if (out.length >= 1000) {
       stage.add(out);
       out.length = 0;

@@ -16,6 +16,7 @@ import {
   resolveExporterHelperSettings,
   type ConfigProblem,
   type ConfigSchema,
+  type ExporterHelperSettings,
   type Signal,
 } from '../../src/api/index.js';
 
@@ -33,6 +34,9 @@ export interface OtlpRetryConfig {
 export interface OtlpQueueConfig {
   enabled?: boolean;
   queue_size?: number;
+  queue_items?: number;
+  /** Items (data points, log records) per request. */
+  batch?: { max_size?: number };
 }
 
 export interface OtlpExporterConfig {
@@ -172,7 +176,7 @@ export interface ResolvedOtlpSettings {
   compression: 'gzip' | 'none';
   timeoutMs: number;
   retry: { enabled: boolean; initialIntervalMs: number; maxIntervalMs: number; maxElapsedTimeMs: number };
-  queue: { enabled: boolean; queueSize: number };
+  queue: ExporterHelperSettings['queue'];
   temporality: 'cumulative' | 'delta';
   /** Files for TLS, each with the key or variable it came from (for error messages). */
   tls: {

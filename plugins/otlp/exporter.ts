@@ -15,11 +15,11 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import { createRequire } from 'node:module';
-import { AgentError, createExporterHelper, DropReason, ErrorCode, LOGS_SCOPE, severityText } from '../../src/api/index.js';
+import { AgentError, createExporterHelper, DEFAULT_BATCH_MAX_SIZE, DropReason, ErrorCode, LOGS_SCOPE, severityText } from '../../src/api/index.js';
 import type { ComponentContext, Exporter, ExporterHelper, LogBatch, LogExporter, Resource, ResourceMetrics, SendResult, Signal } from '../../src/api/index.js';
 import type { OtlpExporterConfig, ResolvedOtlpSettings } from './config.js';
 import { resolveOtlpSettings } from './config.js';
-import { decodeMetricsResponse, encodeMetricsRequest, metricsExporterMetricsHelper } from './protobuf-metrics.js';
+import { continuesBatch, decodeMetricsResponse, encodeMetricsRequest, metricsExporterMetricsHelper } from './protobuf-metrics.js';
 
 // Built-ins through getBuiltinModule and the OpenTelemetry packages through require (their
 // CommonJS builds), not `import`: an ES module import of node:http (ours, or the packages' ESM
@@ -74,6 +74,49 @@ export function countDataPoints(metrics: ResourceMetrics): number {
   let n = 0;
   for (const scope of metrics.scopeMetrics) for (const m of scope.metrics) n += m.dataPoints.length;
   return n;
+}
+
+/**
+ * `metrics` as requests of at most `maxPoints` data points each, in order: the same resource and
+ * scopes, a metric's points cut where a request is full (the metric then appears in two requests,
+ * as OTLP allows). Points and descriptors are shared, not copied.
+ */
+export function splitResourceMetrics(metrics: ResourceMetrics, maxPoints: number): ResourceMetrics[] {
+  const out: ResourceMetrics[] = [];
+  let current: ResourceMetrics['scopeMetrics'] = [];
+  let room = maxPoints;
+  for (const sm of metrics.scopeMetrics) {
+    let scope: ResourceMetrics['scopeMetrics'][number] | undefined;
+    for (const m of sm.metrics) {
+      for (let from = 0; from < m.dataPoints.length;) {
+        if (room === 0) {
+          out.push(
+            out.length === 0 ? { resource: metrics.resource, scopeMetrics: current } : continuesBatch({ resource: metrics.resource, scopeMetrics: current }),
+          );
+          current = [];
+          scope = undefined;
+          room = maxPoints;
+        }
+        const to = Math.min(m.dataPoints.length, from + room);
+        if (scope === undefined) {
+          scope = { scope: sm.scope, metrics: [] };
+          current.push(scope);
+        }
+        scope.metrics.push(from === 0 && to === m.dataPoints.length ? m : ({ ...m, dataPoints: m.dataPoints.slice(from, to) } as typeof m));
+        room -= to - from;
+        from = to;
+      }
+    }
+  }
+  if (current.length > 0)
+    out.push(out.length === 0 ? { resource: metrics.resource, scopeMetrics: current } : continuesBatch({ resource: metrics.resource, scopeMetrics: current }));
+  return out;
+}
+
+function splitArray<T>(batch: T[], max: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < batch.length; i += max) out.push(batch.slice(i, i + max));
+  return out;
 }
 
 /** The URL without credentials, query or fragment: what is safe to log. */
@@ -401,26 +444,28 @@ export class OtlpExporter implements Exporter, LogExporter {
         );
         continue;
       }
-      if (signal === 'metrics') this.metricsPath = this.createPath(s, countDataPoints);
-      else this.logsPath = this.createPath(s, (batch: ReadableLogRecordShape[]) => batch.length);
+      if (signal === 'metrics') this.metricsPath = this.createPath(s, countDataPoints, splitResourceMetrics);
+      else this.logsPath = this.createPath(s, (batch: ReadableLogRecordShape[]) => batch.length, splitArray);
       this.ctx.logger.info('otlp exporter ready', {
         signal,
         endpoint: redactUrl(s.url),
         protocol: s.protocol,
         compression: s.compression,
+        batch_max_size: s.queue.batchMaxSize ?? DEFAULT_BATCH_MAX_SIZE,
         ...(signal === 'metrics' ? { temporality: s.temporality } : {}),
         headers: Object.keys(s.headers), // names only: values are secrets
       });
     }
   }
 
-  private createPath<T>(s: ResolvedOtlpSettings, count: (batch: T) => number): SignalPath<T> {
+  private createPath<T>(s: ResolvedOtlpSettings, count: (batch: T) => number, split: (batch: T, max: number) => T[]): SignalPath<T> {
     const sender = new SignalSender<T>(s, this.requestCounter);
     sender.start();
     const helper = createExporterHelper<T>(this.ctx, {
       signal: s.signal,
       settings: { timeoutMs: s.timeoutMs, queue: s.queue, retry: s.retry },
       count,
+      split,
       send: (batch) => sender.send(batch),
       destination: redactUrl(s.url),
     });

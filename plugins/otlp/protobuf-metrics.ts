@@ -105,8 +105,9 @@ function keyValues(attributes: Attrs, tag: number): Uint8Array {
 // per series and descriptor (33 per process series), and bytes per object would cost ~250 B per
 // point of memory; pairs are bounded by the distinct values (pids, commands, cgroups). The cache
 // starts over when it holds more than MIN_CACHED_PAIRS pairs and twice the pairs the previous
-// request used: a node's churn of pids cannot grow it for good, and a big request's pairs (50,000
-// series) still fit, instead of being encoded again at every export.
+// batch used (a batch: one request, or the requests the exporter split it into): a node's churn
+// of pids cannot grow it for good, and a big batch's pairs (50,000 series) still fit, instead of
+// being encoded again at every export.
 const MIN_CACHED_PAIRS = 65_536;
 interface CachedPair {
   readonly bytes: Uint8Array;
@@ -115,8 +116,9 @@ interface CachedPair {
 }
 let pairCache = new Map<string, Map<unknown, CachedPair>>();
 let cachedPairs = 0;
+/** The batch being encoded (CachedPair.request). */
 let request = 0;
-/** Distinct pairs used by the request being encoded, and by the one before. */
+/** Distinct pairs used by the batch being encoded, and by the one before. */
 let pairsUsed = 0;
 let pairsUsedBefore = 0;
 const NO_BYTES = new Uint8Array(0);
@@ -544,6 +546,15 @@ interface MetricPlan {
   first: number;
 }
 
+/** Requests that continue the batch of the request before them (see continuesBatch). */
+const continuations = new WeakSet<ResourceMetrics>();
+
+/** Marks `rm` as the next request of the batch the previous request began (the exporter split it). */
+export function continuesBatch(rm: ResourceMetrics): ResourceMetrics {
+  continuations.add(rm);
+  return rm;
+}
+
 /** The ExportMetricsServiceRequest holding `rm`, as protobuf bytes. */
 export function encodeMetricsRequest(rm: ResourceMetrics): Uint8Array {
   const resource = resourceBytes(rm.resource);
@@ -555,9 +566,11 @@ export function encodeMetricsRequest(rm: ResourceMetrics): Uint8Array {
     attributeSize = new Int32Array(points);
   }
   pairCount = 0;
-  request++;
-  pairsUsedBefore = pairsUsed;
-  pairsUsed = 0;
+  if (!continuations.has(rm)) {
+    request++;
+    pairsUsedBefore = pairsUsed;
+    pairsUsed = 0;
+  }
 
   // Sizes, inside out.
   const scopes: { head: Uint8Array; tail: Uint8Array; size: number; metrics: MetricPlan[] }[] = [];

@@ -7,6 +7,11 @@
  *    one collection of a big node is ~330,000 points) wait; beyond either, the oldest waiting
  *    batches are dropped (counted `queue_full`). The newest batch is always queued, even alone
  *    above `queue_items`;
+ *  - splitting a batch into requests of at most `sending_queue.batch.max_size` items (the
+ *    Collector's key, items sizer; its default is no limit, ours is not, because here one
+ *    collection is one batch): one collection of a big node is ~330,000 points,
+ *    ~70 MB of protobuf in one request, over what receivers take by default (the Collector's gRPC
+ *    receiver 4 MiB, its HTTP receiver 20 MiB) and slower to encode per point than small ones;
  *  - re-sending a batch that failed for a retryable reason, with exponential backoff and jitter,
  *    waiting at least what the backend's Retry-After asked, until `max_elapsed_time`;
  *  - a flush deadline at shutdown, so a dead backend cannot hold the agent's stop;
@@ -35,8 +40,11 @@ export type SendResult =
 export interface ExporterHelperSettings {
   /** Timeout of one send (the transport enforces it); also the longest flush at shutdown, capped by `flushTimeoutMs`. */
   timeoutMs: number;
-  /** `queueItems`: items (data points, log records) that may wait; default `DEFAULT_QUEUE_ITEMS`. */
-  queue: { enabled: boolean; queueSize: number; queueItems?: number };
+  /**
+   * `queueItems`: items (data points, log records) that may wait; default `DEFAULT_QUEUE_ITEMS`.
+   * `batchMaxSize`: items per request, 0 for no limit; default `DEFAULT_BATCH_MAX_SIZE`.
+   */
+  queue: { enabled: boolean; queueSize: number; queueItems?: number; batchMaxSize?: number };
   retry: { enabled: boolean; initialIntervalMs: number; maxIntervalMs: number; maxElapsedTimeMs: number };
 }
 
@@ -48,6 +56,11 @@ export interface ExporterHelperOptions<T> {
   count(batch: T): number;
   /** One attempt. A throw or rejection counts as a failure that is not retryable. */
   send(batch: T): Promise<SendResult>;
+  /**
+   * Cuts a batch of more than `maxItems` items into batches of at most `maxItems`, in order, each
+   * sent as its own request. Without it a batch is one request whatever its size.
+   */
+  split?(batch: T, maxItems: number): T[];
   /** Where batches go, safe to log (a URL without credentials). */
   destination?: string;
   /** Longest forceFlush; default 3 s (the agent promises to stop within a few seconds). */
@@ -89,6 +102,13 @@ export interface ExporterHelper<T> {
  */
 export const DEFAULT_QUEUE_ITEMS = 200_000;
 
+/**
+ * Items per request unless configured: the Collector's batch size (its `min_size` default). A
+ * data point of the taskstats schema is ~220 bytes of protobuf with a container's cgroup path, so
+ * a request stays near 2 MB, under the 4 MiB a Collector's gRPC receiver takes by default.
+ */
+export const DEFAULT_BATCH_MAX_SIZE = 8192;
+
 /** Settings of an exporter that does not configure any. */
 export const EXPORTER_HELPER_DEFAULTS: ExporterHelperSettings = {
   timeoutMs: 10_000,
@@ -100,7 +120,7 @@ export const EXPORTER_HELPER_DEFAULTS: ExporterHelperSettings = {
 export interface ExporterHelperConfig {
   timeout?: number;
   retry_on_failure?: { enabled?: boolean; initial_interval?: number; max_interval?: number; max_elapsed_time?: number };
-  sending_queue?: { enabled?: boolean; queue_size?: number; queue_items?: number };
+  sending_queue?: { enabled?: boolean; queue_size?: number; queue_items?: number; batch?: { max_size?: number } };
 }
 
 const duration = (minMs: number, description?: string): ConfigSchema => ({ type: 'string', duration: true, minMs, ...(description ? { description } : {}) });
@@ -130,6 +150,16 @@ export const exporterHelperConfigProperties: Record<string, ConfigSchema> = {
         minimum: 1,
         description: `Items (data points, log records) the queue holds, the memory bound (default ${DEFAULT_QUEUE_ITEMS}); the newest batch is always queued.`,
       },
+      batch: {
+        type: 'object',
+        properties: {
+          max_size: {
+            type: 'integer',
+            minimum: 0,
+            description: `Items (data points, log records) per request: a bigger batch is split (default ${DEFAULT_BATCH_MAX_SIZE}; 0: no limit).`,
+          },
+        },
+      },
     },
   },
 };
@@ -148,6 +178,7 @@ export function resolveExporterHelperSettings(
       queueSize: q.queue_size ?? defaults.queue.queueSize,
       // Only when set: the helper applies DEFAULT_QUEUE_ITEMS.
       ...((q.queue_items ?? defaults.queue.queueItems) !== undefined ? { queueItems: q.queue_items ?? defaults.queue.queueItems } : {}),
+      ...((q.batch?.max_size ?? defaults.queue.batchMaxSize) !== undefined ? { batchMaxSize: q.batch?.max_size ?? defaults.queue.batchMaxSize } : {}),
     },
     retry: {
       enabled: r.enabled ?? defaults.retry.enabled,
@@ -182,6 +213,7 @@ class SendingQueue<T> implements ExporterHelper<T> {
   /** Items in `queue`. */
   private waitingItems = 0;
   private readonly queueItems: number;
+  private readonly batchMaxSize: number;
   private pumping: Promise<void> | undefined;
   private closed = false;
   /** While flushing: the current backoff wait is cut short and later ones must end before this. */
@@ -199,6 +231,7 @@ class SendingQueue<T> implements ExporterHelper<T> {
   ) {
     this.settings = options.settings;
     this.queueItems = options.settings.queue.queueItems ?? DEFAULT_QUEUE_ITEMS;
+    this.batchMaxSize = options.settings.queue.batchMaxSize ?? DEFAULT_BATCH_MAX_SIZE;
     this.attrs = { signal: options.signal };
     const t = ctx.telemetry;
     this.sentCounter = t.counter('delivered_items', 'Items (data points, log records) the backend accepted', '{item}');
@@ -224,10 +257,15 @@ class SendingQueue<T> implements ExporterHelper<T> {
     return q;
   }
 
-  private drop(q: Queued<T>, reason: string): void {
-    this.stats.droppedItems[reason] = (this.stats.droppedItems[reason] ?? 0) + q.items;
+  /** Counts `items` of one batch as dropped for `reason`. */
+  private drop(items: number, reason: string): void {
+    this.stats.droppedItems[reason] = (this.stats.droppedItems[reason] ?? 0) + items;
     this.stats.droppedBatches[reason] = (this.stats.droppedBatches[reason] ?? 0) + 1;
-    this.ctx.telemetry.dropped(q.items, reason, this.attrs);
+    this.ctx.telemetry.dropped(items, reason, this.attrs);
+  }
+
+  private dropQueued(q: Queued<T>, reason: string): void {
+    this.drop(q.items, reason);
   }
 
   private fields(extra: Record<string, unknown>): Record<string, unknown> {
@@ -247,7 +285,7 @@ class SendingQueue<T> implements ExporterHelper<T> {
     let droppedItems = 0;
     while (this.queue.length > 0 && (this.queue.length >= this.settings.queue.queueSize || this.waitingItems + q.items > this.queueItems)) {
       const old = this.take()!;
-      this.drop(old, DropReason.QUEUE_FULL);
+      this.dropQueued(old, DropReason.QUEUE_FULL);
       droppedBatches++;
       droppedItems += old.items;
     }
@@ -289,22 +327,55 @@ class SendingQueue<T> implements ExporterHelper<T> {
     }
   }
 
-  /** One batch until sent, given up (counted) or out of time. Never throws. */
+  /**
+   * One batch until sent, given up (counted) or out of time, as requests of at most
+   * `batch.max_size` items when the exporter can split it. Never throws.
+   */
   private async deliver(q: Queued<T>): Promise<boolean> {
-    const r = this.settings.retry;
+    const max = this.batchMaxSize;
+    const parts = this.options.split !== undefined && max > 0 && q.items > max ? this.options.split(q.batch, max) : [q.batch];
     const firstAttemptAt = Date.now();
+    let delivered = true;
+    for (let i = 0; i < parts.length; i++) {
+      const items = parts.length === 1 ? q.items : this.options.count(parts[i]!);
+      const failure = await this.deliverPart(parts[i]!, items, firstAttemptAt);
+      if (failure === null) continue;
+      delivered = false;
+      // A part the backend refuses for good (a 400) says nothing of the others; any other failure
+      // (out of time, retries off, shutting down) would be theirs too: they go with it.
+      let rest = 0;
+      if (failure.why !== 'not retryable') for (let j = i + 1; j < parts.length; j++) rest += this.options.count(parts[j]!);
+      this.drop(items + rest, DropReason.SEND_FAILED);
+      this.ctx.logger.warn(
+        'export failed; batch dropped',
+        this.fields({
+          key: `send_failed:${this.options.signal}`,
+          reason: failure.reason,
+          why: failure.why,
+          items: items + rest,
+          ...(parts.length > 1 ? { requests: parts.length } : {}),
+        }),
+      );
+      if (rest > 0) break;
+    }
+    if (delivered) this.stats.sentBatches++;
+    return delivered;
+  }
+
+  /** One request until accepted (null), or why it was given up. */
+  private async deliverPart(part: T, items: number, firstAttemptAt: number): Promise<{ reason: string; why: string } | null> {
+    const r = this.settings.retry;
     let backoffMs = r.initialIntervalMs;
     for (;;) {
-      const result = await this.attempt(q.batch);
+      const result = await this.attempt(part);
       if (result.ok) {
-        this.stats.sentItems += q.items;
-        this.stats.sentBatches++;
-        this.sentCounter.add(q.items, this.attrs);
+        this.stats.sentItems += items;
+        this.sentCounter.add(items, this.attrs);
         if (this.failingSince) {
           this.ctx.logger.info('backend reachable again', this.fields({ failing_for_ms: Date.now() - this.failingSince }));
           this.failingSince = 0;
         }
-        return true;
+        return null;
       }
       // An answer that refuses the batch for good (a 400) still means the backend is reachable.
       if (!this.failingSince && result.retryable) this.failingSince = Date.now();
@@ -318,7 +389,7 @@ class SendingQueue<T> implements ExporterHelper<T> {
           // Flushing against a backend that just failed: the batches behind this one would fail
           // the same way and only make shutdown wait. Drop them now (counted).
           let rest: Queued<T> | undefined;
-          while ((rest = this.take())) this.drop(rest, DropReason.SEND_FAILED);
+          while ((rest = this.take())) this.dropQueued(rest, DropReason.SEND_FAILED);
         }
         const why = !result.retryable
           ? 'not retryable'
@@ -327,12 +398,7 @@ class SendingQueue<T> implements ExporterHelper<T> {
             : outOfTime
               ? 'max_elapsed_time reached'
               : 'flush or shutdown deadline';
-        this.drop(q, DropReason.SEND_FAILED);
-        this.ctx.logger.warn(
-          'export failed; batch dropped',
-          this.fields({ key: `send_failed:${this.options.signal}`, reason: result.reason, why, items: q.items }),
-        );
-        return false;
+        return { reason: result.reason, why };
       }
       this.stats.retries++;
       this.retryCounter.add(1, this.attrs);
@@ -373,7 +439,7 @@ class SendingQueue<T> implements ExporterHelper<T> {
       clearTimeout(timer);
       if (outcome === 'expired') {
         let q: Queued<T> | undefined;
-        while ((q = this.take())) this.drop(q, DropReason.FLUSH_TIMEOUT);
+        while ((q = this.take())) this.dropQueued(q, DropReason.FLUSH_TIMEOUT);
       }
     } finally {
       this.flushDeadline = 0;
@@ -386,7 +452,7 @@ class SendingQueue<T> implements ExporterHelper<T> {
     this.closed = true;
     this.cancelWait?.();
     let q: Queued<T> | undefined;
-    while ((q = this.take())) this.drop(q, DropReason.SHUTDOWN);
+    while ((q = this.take())) this.dropQueued(q, DropReason.SHUTDOWN);
   }
 }
 
