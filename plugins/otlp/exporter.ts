@@ -85,17 +85,20 @@ export function splitResourceMetrics(metrics: ResourceMetrics, maxPoints: number
   const out: ResourceMetrics[] = [];
   let current: ResourceMetrics['scopeMetrics'] = [];
   let room = maxPoints;
+  // Every request after the first continues the batch (the encoder's pair cache counts one batch).
+  const close = (): void => {
+    const request = { resource: metrics.resource, scopeMetrics: current };
+    out.push(out.length === 0 ? request : continuesBatch(request));
+    current = [];
+    room = maxPoints;
+  };
   for (const sm of metrics.scopeMetrics) {
     let scope: ResourceMetrics['scopeMetrics'][number] | undefined;
     for (const m of sm.metrics) {
       for (let from = 0; from < m.dataPoints.length;) {
         if (room === 0) {
-          out.push(
-            out.length === 0 ? { resource: metrics.resource, scopeMetrics: current } : continuesBatch({ resource: metrics.resource, scopeMetrics: current }),
-          );
-          current = [];
+          close();
           scope = undefined;
-          room = maxPoints;
         }
         const to = Math.min(m.dataPoints.length, from + room);
         if (scope === undefined) {
@@ -108,8 +111,7 @@ export function splitResourceMetrics(metrics: ResourceMetrics, maxPoints: number
       }
     }
   }
-  if (current.length > 0)
-    out.push(out.length === 0 ? { resource: metrics.resource, scopeMetrics: current } : continuesBatch({ resource: metrics.resource, scopeMetrics: current }));
+  if (current.length > 0) close();
   return out;
 }
 

@@ -264,10 +264,6 @@ class SendingQueue<T> implements ExporterHelper<T> {
     this.ctx.telemetry.dropped(items, reason, this.attrs);
   }
 
-  private dropQueued(q: Queued<T>, reason: string): void {
-    this.drop(q.items, reason);
-  }
-
   private fields(extra: Record<string, unknown>): Record<string, unknown> {
     return { signal: this.options.signal, ...(this.options.destination ? { destination: this.options.destination } : {}), ...extra };
   }
@@ -285,7 +281,7 @@ class SendingQueue<T> implements ExporterHelper<T> {
     let droppedItems = 0;
     while (this.queue.length > 0 && (this.queue.length >= this.settings.queue.queueSize || this.waitingItems + q.items > this.queueItems)) {
       const old = this.take()!;
-      this.dropQueued(old, DropReason.QUEUE_FULL);
+      this.drop(old.items, DropReason.QUEUE_FULL);
       droppedBatches++;
       droppedItems += old.items;
     }
@@ -389,7 +385,7 @@ class SendingQueue<T> implements ExporterHelper<T> {
           // Flushing against a backend that just failed: the batches behind this one would fail
           // the same way and only make shutdown wait. Drop them now (counted).
           let rest: Queued<T> | undefined;
-          while ((rest = this.take())) this.dropQueued(rest, DropReason.SEND_FAILED);
+          while ((rest = this.take())) this.drop(rest.items, DropReason.SEND_FAILED);
         }
         const why = !result.retryable
           ? 'not retryable'
@@ -439,7 +435,7 @@ class SendingQueue<T> implements ExporterHelper<T> {
       clearTimeout(timer);
       if (outcome === 'expired') {
         let q: Queued<T> | undefined;
-        while ((q = this.take())) this.dropQueued(q, DropReason.FLUSH_TIMEOUT);
+        while ((q = this.take())) this.drop(q.items, DropReason.FLUSH_TIMEOUT);
       }
     } finally {
       this.flushDeadline = 0;
@@ -452,7 +448,7 @@ class SendingQueue<T> implements ExporterHelper<T> {
     this.closed = true;
     this.cancelWait?.();
     let q: Queued<T> | undefined;
-    while ((q = this.take())) this.dropQueued(q, DropReason.SHUTDOWN);
+    while ((q = this.take())) this.drop(q.items, DropReason.SHUTDOWN);
   }
 }
 
